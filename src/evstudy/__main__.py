@@ -1,0 +1,3 @@
+from evstudy.cli import main
+
+main()

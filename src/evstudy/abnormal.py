@@ -1,0 +1,76 @@
+"""Abnormal returns, cumulative abnormal returns and their variance.
+
+CAR over a window of L2 days is the sum of the ARs. Its variance includes the
+estimation error of the model's parameters (MacKinlay 1997, eq. 10-11):
+
+    S_CAR^2 = s^2 * (L2 + 1' X* (X'X)^-1 X*' 1)
+
+where X* is the event-window design. 1'X* is the column sum v of X*, so the
+correction is the quadratic form v' (X'X)^-1 v, computed for every series and
+window at once. t = CAR / S_CAR, two-sided p from Student's t with the
+model's residual degrees of freedom (L1 - 2 for the market model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from evstudy.config import Window
+from evstudy.models import ModelFit, design, expected_returns
+
+
+@dataclass(frozen=True)
+class AbnormalReturns:
+    """Event-window returns, normal returns and abnormal returns (days x series)."""
+
+    rel_days: np.ndarray  # (W,)
+    actual: np.ndarray
+    expected: np.ndarray
+    abnormal: np.ndarray
+    market: np.ndarray
+
+
+def abnormal_returns(fitted: ModelFit, stock: np.ndarray, market: np.ndarray, rel_days: np.ndarray) -> AbnormalReturns:
+    """AR = actual - expected, for every event-window day and series."""
+    expected = expected_returns(fitted, market)
+    return AbnormalReturns(rel_days, stock, expected, stock - expected, market)
+
+
+@dataclass(frozen=True)
+class CarStats:
+    """CAR, its standard error (with estimation error), t and p per (window, series)."""
+
+    car: np.ndarray  # (n_windows, K)
+    se: np.ndarray
+    t: np.ndarray
+    p_value: np.ndarray
+    days: np.ndarray  # (n_windows,) L2
+
+
+def two_sided_t_pvalue(t: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """Two-sided p-value of a t statistic with ``df`` degrees of freedom."""
+    return 2.0 * stats.t.sf(np.abs(t), df)
+
+
+def car_stats(fitted: ModelFit, ar: AbnormalReturns, windows: list[Window]) -> CarStats:
+    """CAR per window with MacKinlay's variance (eq. 10-11), vectorized over series."""
+    rel = ar.rel_days
+    selector = np.array([(rel >= w.start) & (rel <= w.end) for w in windows], dtype=float)  # (nw, W)
+    car = selector @ ar.abnormal
+    days = selector.sum(axis=1)
+    X = design(fitted.model, ar.market)
+    v = np.einsum("nw,wkp->nkp", selector, X)
+    correction = np.einsum("nkp,kpq,nkq->nk", v, fitted.xtx_inv, v)
+    var = fitted.s2[None, :] * (days[:, None] + correction)
+    se = np.sqrt(var)
+    t = car / se
+    return CarStats(car, se, t, two_sided_t_pvalue(t, fitted.df[None, :]), days)
+
+
+def car_paths(fitted: ModelFit, ar: AbnormalReturns) -> CarStats:
+    """CAR from the first event-window day through each later day, with its SE."""
+    rel = ar.rel_days
+    return car_stats(fitted, ar, [Window(int(rel[0]), int(day)) for day in rel])

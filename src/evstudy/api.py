@@ -1,0 +1,57 @@
+"""The library entry point a notebook or the CLI calls: config in, results out."""
+
+from __future__ import annotations
+
+import os
+
+from evstudy.config import StudyConfig, load_config
+from evstudy.prices import open_source
+from evstudy.prices.base import PriceData, PriceSource
+from evstudy.results import StudyResults
+from evstudy.study import compute_study, required_dates
+
+
+def load_study_prices(
+    config: StudyConfig,
+    *,
+    prices: str | os.PathLike[str] | None = None,
+    source: PriceSource | None = None,
+    offline: bool = False,
+    refresh: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> PriceData:
+    """Fetch the closes a study needs: every ticker and benchmark, over the dates it uses."""
+    source = source or open_source(prices, offline=offline, refresh=refresh, cache_dir=cache_dir, progress=progress)
+    start, end = required_dates(config)
+    return source.load(config.tickers(), start.date(), end.date())
+
+
+def run_study(
+    config: StudyConfig | str | os.PathLike[str],
+    *,
+    prices: str | os.PathLike[str] | None = None,
+    source: PriceSource | None = None,
+    offline: bool = False,
+    refresh: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> StudyResults:
+    """Run an event study and return its results.
+
+    ``config`` is a :class:`StudyConfig` or the path of a TOML config.
+    Prices come from ``source`` if given, else from ``prices`` (a file or
+    folder, see :class:`evstudy.prices.FileSource`), else from Yahoo Finance
+    through the local cache.
+
+    >>> import evstudy
+    >>> res = evstudy.run_study("configs/jpm-sri-2025.toml",
+    ...                         prices="../shared/data/us_equities_daily_2021_2026.parquet")  # doctest: +SKIP
+    >>> res.baskets.query("window_start == 0 and window_end == 0")  # doctest: +SKIP
+    """
+    if not isinstance(config, StudyConfig):
+        config = load_config(config)
+    data = load_study_prices(
+        config, prices=prices, source=source, offline=offline, refresh=refresh, cache_dir=cache_dir, progress=progress
+    )
+    return compute_study(config, data)

@@ -1,0 +1,108 @@
+"""Event time: from "when the news came out" to day 0 on the NYSE calendar.
+
+Day 0 is the first NYSE session in which the market could react. News before
+the open (or on a non-trading day) is priced that session or the next one;
+news after the close is priced the next session. Holidays and early closes
+come from ``exchange_calendars``, not a hand-written list.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import lru_cache
+
+import exchange_calendars as xcals
+import pandas as pd
+
+from evstudy.config import EventSpec
+from evstudy.errors import CalendarError
+
+NEW_YORK = "America/New_York"
+_TIMING_WORDS = {
+    "before_open": "before the open",
+    "during": "during the session",
+    "after_close": "after the close",
+}
+
+
+@lru_cache(maxsize=1)
+def nyse_calendar() -> xcals.ExchangeCalendar:
+    """The NYSE (XNYS) calendar, built once per process."""
+    return xcals.get_calendar("XNYS", start="2000-01-01")
+
+
+@dataclass(frozen=True)
+class DayZero:
+    """Where an event lands on the trading calendar, and the sentence that says so."""
+
+    event_id: str
+    announced: str
+    timing: str
+    day0: pd.Timestamp
+    mapping: str
+
+
+def _fmt(day: dt.date | pd.Timestamp) -> str:
+    return f"{day:%a} {day:%Y-%m-%d}"
+
+
+def _check_range(cal: xcals.ExchangeCalendar, day: pd.Timestamp, event_id: str) -> None:
+    if not cal.first_session <= day <= cal.last_session:
+        raise CalendarError(
+            f"event {event_id!r} on {day.date()} is outside the NYSE calendar "
+            f"({cal.first_session.date()} to {cal.last_session.date()})"
+        )
+
+
+def locate_day_zero(event: EventSpec) -> DayZero:
+    """Map an event's date and timing (or zoned timestamp) to its day 0 session."""
+    cal = nyse_calendar()
+    if event.timestamp is not None:
+        when = pd.Timestamp(event.timestamp).tz_convert(NEW_YORK)
+        local_day = pd.Timestamp(when.date())
+        _check_range(cal, local_day, event.id)
+        if cal.is_session(local_day):
+            opens = cal.session_open(local_day).tz_convert(NEW_YORK)
+            closes = cal.session_close(local_day).tz_convert(NEW_YORK)
+            if when < opens:
+                timing, day0 = "before_open", local_day
+            elif when < closes:
+                timing, day0 = "during", local_day
+            else:
+                timing, day0 = "after_close", cal.next_session(local_day)
+        else:
+            timing, day0 = "non-trading day", cal.date_to_session(local_day, direction="next")
+        words = {"non-trading day": "on a non-trading day"}.get(timing, _TIMING_WORDS.get(timing, timing))
+        announced = f"{when:%a %Y-%m-%d %H:%M} New York time"
+        mapping = f"announced {announced} ({words}) → day 0 {_fmt(day0)}"
+        return DayZero(event.id, announced, timing, day0, mapping)
+
+    day = pd.Timestamp(event.date)
+    _check_range(cal, day, event.id)
+    timing = event.timing or "before_open"
+    assumed = "" if event.timing else " (timing not stated: assumed before the open)"
+    if not cal.is_session(day):
+        day0 = cal.date_to_session(day, direction="next")
+        reason = "a non-trading day"
+        mapping = f"announced {_fmt(day)}, {reason}{assumed} → day 0 {_fmt(day0)}"
+    elif timing == "after_close":
+        day0 = cal.next_session(day)
+        mapping = f"announced {_fmt(day)} after the close → day 0 {_fmt(day0)}"
+    else:
+        day0 = day
+        mapping = f"announced {_fmt(day)} {_TIMING_WORDS[timing]}{assumed} → day 0 {_fmt(day0)}"
+    if day0 > cal.last_session:
+        raise CalendarError(f"event {event.id!r}: day 0 after {day.date()} is beyond the NYSE calendar")
+    return DayZero(event.id, _fmt(day), timing, pd.Timestamp(day0), mapping)
+
+
+def session_offset(day: pd.Timestamp, offset: int) -> pd.Timestamp:
+    """The NYSE session ``offset`` sessions from ``day`` (clipped to the calendar's range)."""
+    cal = nyse_calendar()
+    sessions = cal.sessions
+    position = sessions.get_indexer([day])[0]
+    if position < 0:
+        position = sessions.searchsorted(day)
+    position = min(max(position + offset, 0), len(sessions) - 1)
+    return sessions[position]

@@ -1,0 +1,520 @@
+"""Study configuration: frozen dataclasses, and a strict loader for TOML files.
+
+A config names one or more events, the baskets of tickers to study, the
+benchmark(s), the expected-return model and the windows. Everything is checked
+here, once: an unknown key or a bad value raises :class:`ConfigError` naming
+the key, the file and what is allowed, so later stages can trust their input.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from evstudy.errors import ConfigError
+
+Timing = Literal["before_open", "during", "after_close"]
+ModelName = Literal["market", "market_adjusted", "constant_mean"]
+
+TIMINGS: tuple[str, ...] = get_args(Timing)
+MODELS: tuple[str, ...] = get_args(ModelName)
+
+DEFAULT_BENCHMARK = "SPY"
+DEFAULT_ESTIMATION = (-250, -11)
+DEFAULT_WINDOWS = ((0, 0), (-1, 1), (0, 1), (0, 5), (-5, 5), (-10, 10))
+DEFAULT_AR_SPAN = (-10, 10)
+DEFAULT_MIN_RETURNS = 120
+DEFAULT_MAX_ZERO_SHARE = 0.5
+AD_HOC_BASKET = "all"
+AD_HOC_EVENT = "event"
+
+_TICKER_RE = re.compile(r"^[A-Z0-9^][A-Z0-9.\-^=_]{0,19}$")
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+
+@dataclass(frozen=True, order=True)
+class Window:
+    """An inclusive range of trading days relative to day 0, e.g. [-1, +1]."""
+
+    start: int
+    end: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+    @property
+    def label(self) -> str:
+        return f"[{self.start:+d},{self.end:+d}]".replace("+0", "0")
+
+    def __str__(self) -> str:
+        return self.label
+
+
+@dataclass(frozen=True)
+class Confounder:
+    """Other news on a nearby date that moves the same stocks."""
+
+    date: dt.date
+    label: str
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """When news reached the market: a date plus timing, or a zoned timestamp."""
+
+    id: str
+    date: dt.date
+    timing: Timing | None = None
+    timestamp: dt.datetime | None = None
+    label: str = ""
+    baskets: tuple[str, ...] = ()
+    confounders: tuple[Confounder, ...] = ()
+
+
+@dataclass(frozen=True)
+class Basket:
+    """A named group of tickers, measured against one or more benchmarks."""
+
+    name: str
+    tickers: tuple[str, ...]
+    benchmarks: tuple[str, ...]
+    label: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything that defines a study; results carry it for reproducibility."""
+
+    name: str
+    events: tuple[EventSpec, ...]
+    baskets: tuple[Basket, ...]
+    benchmark: str = DEFAULT_BENCHMARK
+    model: ModelName = "market"
+    estimation_window: Window = Window(*DEFAULT_ESTIMATION)
+    windows: tuple[Window, ...] = tuple(Window(*w) for w in DEFAULT_WINDOWS)
+    ar_span: Window = Window(*DEFAULT_AR_SPAN)
+    min_estimation_returns: int = DEFAULT_MIN_RETURNS
+    max_zero_share: float = DEFAULT_MAX_ZERO_SHARE
+    title: str = ""
+    description: str = ""
+    source_file: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_study(self)
+
+    @property
+    def event_span(self) -> Window:
+        """The smallest window holding the AR span and every event window."""
+        starts = [self.ar_span.start, *(w.start for w in self.windows)]
+        ends = [self.ar_span.end, *(w.end for w in self.windows)]
+        return Window(min(starts), max(ends))
+
+    def baskets_for(self, event: EventSpec) -> tuple[Basket, ...]:
+        if not event.baskets:
+            return self.baskets
+        by_name = {b.name: b for b in self.baskets}
+        return tuple(by_name[name] for name in event.baskets)
+
+    def tickers(self) -> list[str]:
+        """Every ticker and benchmark the study needs, without repeats."""
+        seen: dict[str, None] = {self.benchmark: None}
+        for basket in self.baskets:
+            for ticker in (*basket.tickers, *basket.benchmarks):
+                seen.setdefault(ticker, None)
+        return list(seen)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready echo of the parameters, for results files."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "source_file": self.source_file,
+            "benchmark": self.benchmark,
+            "model": self.model,
+            "estimation_window": [self.estimation_window.start, self.estimation_window.end],
+            "windows": [[w.start, w.end] for w in self.windows],
+            "ar_span": [self.ar_span.start, self.ar_span.end],
+            "min_estimation_returns": self.min_estimation_returns,
+            "max_zero_share": self.max_zero_share,
+            "events": [
+                {
+                    "id": e.id,
+                    "label": e.label,
+                    "date": e.date.isoformat(),
+                    "timing": e.timing,
+                    "timestamp": e.timestamp.isoformat() if e.timestamp else None,
+                    "baskets": list(e.baskets),
+                    "confounders": [{"date": c.date.isoformat(), "label": c.label} for c in e.confounders],
+                }
+                for e in self.events
+            ],
+            "baskets": [
+                {"name": b.name, "label": b.label, "tickers": list(b.tickers), "benchmarks": list(b.benchmarks)}
+                for b in self.baskets
+            ],
+        }
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_study(cfg: StudyConfig) -> None:
+    where = f" in {cfg.source_file}" if cfg.source_file else ""
+    if not cfg.events:
+        raise ConfigError(f"no event given{where}: add an [[events]] table (or --event DATE)")
+    if not cfg.baskets:
+        raise ConfigError(f"no tickers given{where}: add a [[baskets]] table (or --tickers A,B)")
+    if cfg.model not in MODELS:
+        raise ConfigError(f"model {cfg.model!r}{where} is not one of {', '.join(MODELS)}")
+    est = cfg.estimation_window
+    if est.start > est.end:
+        raise ConfigError(f"estimation window [{est.start},{est.end}]{where} is reversed: give [start,end] with start <= end")
+    for window in (*cfg.windows, cfg.ar_span):
+        if window.start > window.end:
+            raise ConfigError(f"event window [{window.start},{window.end}]{where} is reversed: give [start,end] with start <= end")
+    span = cfg.event_span
+    if est.end >= span.start:
+        raise ConfigError(
+            f"estimation window {est.label}{where} overlaps the event windows (earliest day {span.start:+d}): "
+            f"the estimation window must end before day {span.start:+d}"
+        )
+    if cfg.min_estimation_returns < 3:
+        raise ConfigError(f"min_estimation_returns = {cfg.min_estimation_returns}{where}: needs at least 3")
+    if cfg.min_estimation_returns > est.length:
+        raise ConfigError(
+            f"min_estimation_returns = {cfg.min_estimation_returns}{where} exceeds the estimation window's "
+            f"{est.length} days {est.label}"
+        )
+    if not 0.0 < cfg.max_zero_share <= 1.0:
+        raise ConfigError(f"max_zero_share = {cfg.max_zero_share}{where}: give a share in (0, 1]")
+    names = [b.name for b in cfg.baskets]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"basket name {dupes[0]!r} is used twice{where}: basket names must be unique")
+    ids = [e.id for e in cfg.events]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise ConfigError(f"event id {dupes[0]!r} is used twice{where}: event ids must be unique")
+    for event in cfg.events:
+        for name in event.baskets:
+            if name not in names:
+                raise ConfigError(
+                    f"event {event.id!r}{where} names basket {name!r}, which is not defined; "
+                    f"defined baskets: {', '.join(names)}"
+                )
+
+
+def normalize_ticker(raw: object, where: str = "") -> str:
+    """Upper-case a ticker and check it looks like one (``BRK-B``, ``^GSPC``, ``BRK.B``)."""
+    if not isinstance(raw, str):
+        raise ConfigError(f"ticker {raw!r}{where} must be a string such as \"MP\"")
+    ticker = raw.strip().upper()
+    if not _TICKER_RE.match(ticker):
+        raise ConfigError(
+            f"ticker {raw!r}{where} is not a valid symbol: use 1-20 letters, digits, '.', '-', '^', '=' or '_' "
+            f"(e.g. MP, BRK-B, ^GSPC)"
+        )
+    return ticker
+
+
+def parse_tickers(raw: Iterable[object], where: str = "") -> tuple[str, ...]:
+    """Normalize a ticker list, rejecting an empty list and duplicates."""
+    tickers = [normalize_ticker(t, where) for t in raw]
+    if not tickers:
+        raise ConfigError(f"empty ticker list{where}: give at least one ticker")
+    dupes = sorted({t for t in tickers if tickers.count(t) > 1})
+    if dupes:
+        raise ConfigError(f"ticker {dupes[0]} is listed twice{where}: list each ticker once")
+    return tuple(tickers)
+
+
+def parse_window(raw: object, where: str = "") -> Window:
+    """A window from ``[a, b]`` or ``"a,b"``."""
+    values: Sequence[object]
+    if isinstance(raw, str):
+        values = [v.strip() for v in raw.split(",")]
+    elif isinstance(raw, (list, tuple)):
+        values = raw
+    else:
+        values = []
+    try:
+        if len(values) != 2 or any(isinstance(v, (bool, float)) for v in values):
+            raise ValueError
+        start, end = (int(v) for v in values)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"window {raw!r}{where} is not a pair of whole trading-day offsets such as [-1, 1] or \"-1,1\""
+        ) from None
+    if start > end:
+        raise ConfigError(f"window [{start},{end}]{where} is reversed: give [start,end] with start <= end")
+    return Window(start, end)
+
+
+def parse_event(text: str, *, event_id: str = AD_HOC_EVENT, label: str = "") -> EventSpec:
+    """Parse ``DATE[:timing]`` or an ISO timestamp with a time zone (``--event``)."""
+    text = text.strip()
+    match = re.fullmatch(r"(\d{4}-\d{2}-\d{2})(?::([a-z_]+))?", text)
+    if match:
+        date = _parse_date(match.group(1), " in --event")
+        timing = match.group(2)
+        if timing is not None and timing not in TIMINGS:
+            raise ConfigError(f"timing {timing!r} in --event {text!r} is not one of {', '.join(TIMINGS)}")
+        return EventSpec(id=event_id, date=date, timing=timing, label=label)  # type: ignore[arg-type]
+    timestamp = _parse_timestamp(text, " in --event")
+    return EventSpec(id=event_id, date=timestamp.date(), timestamp=timestamp, label=label)
+
+
+def _parse_date(raw: object, where: str) -> dt.date:
+    if isinstance(raw, dt.datetime):
+        raise ConfigError(f"date {raw!r}{where} has a time: use `timestamp` for a time, `date` for a day")
+    if isinstance(raw, dt.date):
+        return raw
+    if isinstance(raw, str):
+        try:
+            return dt.date.fromisoformat(raw.strip())
+        except ValueError:
+            pass
+    raise ConfigError(f"date {raw!r}{where} is not a date in the form YYYY-MM-DD")
+
+
+def _parse_timestamp(raw: object, where: str) -> dt.datetime:
+    value: dt.datetime | None = None
+    if isinstance(raw, dt.datetime):
+        value = raw
+    elif isinstance(raw, str):
+        try:
+            value = dt.datetime.fromisoformat(raw.strip())
+        except ValueError:
+            value = None
+    if value is None:
+        raise ConfigError(
+            f"{raw!r}{where} is neither YYYY-MM-DD[:before_open|during|after_close] nor an ISO timestamp "
+            f"with a time zone such as 2025-10-13T08:00:00-04:00"
+        )
+    if value.tzinfo is None:
+        raise ConfigError(
+            f"timestamp {raw!r}{where} has no time zone: add one, e.g. 2025-10-13T08:00:00-04:00 (New York)"
+        )
+    return value
+
+
+# --------------------------------------------------------------------------- TOML
+
+
+_TOP_KEYS = {
+    "name": str,
+    "title": str,
+    "description": str,
+    "benchmark": str,
+    "model": str,
+    "estimation_window": list,
+    "windows": list,
+    "ar_span": list,
+    "min_estimation_returns": int,
+    "max_zero_share": float,
+    "events": list,
+    "baskets": list,
+    "confounders": list,
+}
+_EVENT_KEYS = {
+    "id": str,
+    "label": str,
+    "date": (str, dt.date),
+    "timing": str,
+    "timestamp": (str, dt.datetime),
+    "baskets": list,
+    "confounders": list,
+}
+_BASKET_KEYS = {"name": str, "label": str, "tickers": list, "benchmarks": list, "benchmark": str}
+_CONFOUNDER_KEYS = {"date": (str, dt.date), "label": str}
+
+
+def _check_keys(table: Mapping[str, Any], allowed: Mapping[str, Any], where: str) -> None:
+    for key, value in table.items():
+        if key not in allowed:
+            close = difflib.get_close_matches(key, list(allowed), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"unknown key {key!r} {where}{hint}; allowed keys: {', '.join(sorted(allowed))}"
+            )
+        expected = allowed[key]
+        types = expected if isinstance(expected, tuple) else (expected,)
+        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if float in types and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            names = " or ".join(
+                {str: "a string", int: "a whole number", float: "a number", list: "a list",
+                 dt.date: "a date", dt.datetime: "a timestamp"}[t] for t in types
+            )
+            raise ConfigError(f"key {key!r} {where} is {value!r}; expected {names}")
+
+
+def _confounders(raw: list[Any], where: str) -> tuple[Confounder, ...]:
+    out = []
+    for i, item in enumerate(raw):
+        here = f"in confounder #{i + 1} {where}"
+        if not isinstance(item, dict):
+            raise ConfigError(f"confounder #{i + 1} {where} must be a table with `date` and `label`")
+        _check_keys(item, _CONFOUNDER_KEYS, here)
+        if "date" not in item:
+            raise ConfigError(f"missing key 'date' {here}")
+        out.append(Confounder(_parse_date(item["date"], f" {here}"), str(item.get("label", ""))))
+    return tuple(out)
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    """Read and validate a TOML study config; every error names the file and key."""
+    path = Path(path)
+    where_file = f"in {path}"
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return config_from_dict(raw, source=str(path), default_name=path.stem)
+
+
+def config_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>", default_name: str = "study") -> StudyConfig:
+    """Validate an already-parsed mapping (the TOML loader and notebooks use this)."""
+    where_file = f"in {source}"
+    _check_keys(raw, _TOP_KEYS, where_file)
+
+    benchmark = normalize_ticker(raw.get("benchmark", DEFAULT_BENCHMARK), f" (key 'benchmark' {where_file})")
+    model = raw.get("model", "market")
+    if model not in MODELS:
+        raise ConfigError(f"key 'model' {where_file} is {model!r}; allowed: {', '.join(MODELS)}")
+
+    shared_confounders = _confounders(raw.get("confounders", []), where_file)
+
+    baskets = []
+    for i, table in enumerate(raw.get("baskets", [])):
+        here = f"in basket #{i + 1} {where_file}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"basket #{i + 1} {where_file} must be a table ([[baskets]])")
+        _check_keys(table, _BASKET_KEYS, here)
+        name = table.get("name")
+        if not name or not _ID_RE.match(name):
+            raise ConfigError(
+                f"key 'name' {here} is {name!r}; give a short id of letters, digits, '_', '-' or '.'"
+            )
+        here = f"in basket {name!r} {where_file}"
+        if "tickers" not in table:
+            raise ConfigError(f"missing key 'tickers' {here}")
+        tickers = parse_tickers(table["tickers"], f" ({here})")
+        if "benchmark" in table and "benchmarks" in table:
+            raise ConfigError(f"{here}: give either 'benchmark' or 'benchmarks', not both")
+        bench_raw = table.get("benchmarks", [table["benchmark"]] if "benchmark" in table else [benchmark])
+        benchmarks = parse_tickers(bench_raw, f" (benchmarks {here})")
+        for bench in benchmarks:
+            if bench in tickers:
+                raise ConfigError(f"{bench} is both a ticker and a benchmark {here}: a stock cannot be its own benchmark")
+        baskets.append(Basket(name=name, tickers=tickers, benchmarks=benchmarks, label=table.get("label", "")))
+
+    events = []
+    for i, table in enumerate(raw.get("events", [])):
+        here = f"in event #{i + 1} {where_file}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"event #{i + 1} {where_file} must be a table ([[events]])")
+        _check_keys(table, _EVENT_KEYS, here)
+        event_id = table.get("id", f"event{i + 1}" if len(raw.get("events", [])) > 1 else AD_HOC_EVENT)
+        if not _ID_RE.match(event_id):
+            raise ConfigError(f"key 'id' {here} is {event_id!r}; give a short id of letters, digits, '_', '-' or '.'")
+        timing = table.get("timing")
+        if timing is not None and timing not in TIMINGS:
+            raise ConfigError(f"key 'timing' {here} is {timing!r}; allowed: {', '.join(TIMINGS)}")
+        timestamp = None
+        if "timestamp" in table:
+            if "timing" in table:
+                raise ConfigError(f"{here}: give either 'timestamp' or 'date' with 'timing', not both")
+            timestamp = _parse_timestamp(table["timestamp"], f" (key 'timestamp' {here})")
+            date = timestamp.date()
+            if "date" in table and _parse_date(table["date"], f" (key 'date' {here})") != date:
+                raise ConfigError(f"{here}: 'date' and 'timestamp' disagree; give only the timestamp")
+        elif "date" in table:
+            date = _parse_date(table["date"], f" (key 'date' {here})")
+        else:
+            raise ConfigError(f"missing key 'date' (or 'timestamp') {here}")
+        events.append(
+            EventSpec(
+                id=event_id,
+                date=date,
+                timing=timing,
+                timestamp=timestamp,
+                label=table.get("label", ""),
+                baskets=tuple(str(b) for b in table.get("baskets", [])),
+                confounders=shared_confounders + _confounders(table.get("confounders", []), here),
+            )
+        )
+
+    def window(key: str, default: tuple[int, int]) -> Window:
+        return parse_window(raw[key], f" (key '{key}' {where_file})") if key in raw else Window(*default)
+
+    windows = tuple(parse_window(w, f" (key 'windows' {where_file})") for w in raw.get("windows", DEFAULT_WINDOWS))
+    if not windows:
+        raise ConfigError(f"key 'windows' {where_file} is empty: give at least one window such as [0, 0]")
+    name = raw.get("name", default_name)
+    if not _ID_RE.match(name):
+        raise ConfigError(f"key 'name' {where_file} is {name!r}; give a short id of letters, digits, '_', '-' or '.'")
+    return StudyConfig(
+        name=name,
+        title=raw.get("title", ""),
+        description=raw.get("description", ""),
+        events=tuple(events),
+        baskets=tuple(baskets),
+        benchmark=benchmark,
+        model=model,
+        estimation_window=window("estimation_window", DEFAULT_ESTIMATION),
+        windows=windows,
+        ar_span=window("ar_span", DEFAULT_AR_SPAN),
+        min_estimation_returns=raw.get("min_estimation_returns", DEFAULT_MIN_RETURNS),
+        max_zero_share=float(raw.get("max_zero_share", DEFAULT_MAX_ZERO_SHARE)),
+        source_file=source,
+    )
+
+
+def ad_hoc_config(
+    *,
+    event: str,
+    tickers: Sequence[str],
+    benchmark: str = DEFAULT_BENCHMARK,
+    model: str = "market",
+    estimation_window: Window | None = None,
+    windows: Sequence[Window] | None = None,
+    min_estimation_returns: int = DEFAULT_MIN_RETURNS,
+    name: str = "adhoc",
+) -> StudyConfig:
+    """A one-event, one-basket (``all``) study, as ``evstudy run --event ... --tickers ...`` builds it."""
+    bench = normalize_ticker(benchmark, " (--benchmark)")
+    members = parse_tickers(tickers, " (--tickers)")
+    if bench in members:
+        raise ConfigError(f"{bench} is both in --tickers and the --benchmark: a stock cannot be its own benchmark")
+    if model not in MODELS:
+        raise ConfigError(f"--model {model!r} is not one of {', '.join(MODELS)}")
+    return StudyConfig(
+        name=name,
+        events=(parse_event(event),),
+        baskets=(Basket(name=AD_HOC_BASKET, tickers=members, benchmarks=(bench,)),),
+        benchmark=bench,
+        model=model,  # type: ignore[arg-type]
+        estimation_window=estimation_window or Window(*DEFAULT_ESTIMATION),
+        windows=tuple(windows) if windows else tuple(Window(*w) for w in DEFAULT_WINDOWS),
+        min_estimation_returns=min_estimation_returns,
+    )

@@ -1,0 +1,147 @@
+"""The results object: everything a study computed, as labelled tidy tables.
+
+No I/O here: writers in :mod:`evstudy.report` turn it into files, HTML and
+terminal tables; a notebook user reads its DataFrames directly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evstudy.config import StudyConfig
+
+FIT_COLUMNS = [
+    "event", "ticker", "benchmark", "model", "alpha", "beta", "r2", "sigma", "n_obs", "df",
+    "zero_share", "invalid_prices", "estimation_start", "estimation_end", "status", "reason",
+]
+AR_COLUMNS = ["event", "ticker", "benchmark", "date", "rel_day", "return", "expected_return", "abnormal_return"]
+CAR_COLUMNS = ["event", "ticker", "benchmark", "window_start", "window_end", "car", "se", "t", "p_value"]
+CAR_PATH_COLUMNS = ["event", "ticker", "benchmark", "rel_day", "car", "se"]
+BASKET_COLUMNS = [
+    "event", "basket", "benchmark", "window_start", "window_end", "n", "caar", "se", "t", "p_value", "note",
+]
+BASKET_PATH_COLUMNS = ["event", "basket", "benchmark", "rel_day", "n", "caar", "se"]
+TEST_COLUMNS = [
+    "event", "basket", "benchmark", "window_start", "window_end", "test", "statistic", "p_value", "n", "note",
+]
+PRICE_COLUMNS = ["event", "ticker", "date", "rel_day", "close", "rebased"]
+MEMBER_COLUMNS = ["event", "basket", "ticker", "benchmark"]
+
+
+@dataclass(frozen=True)
+class EventTimeline:
+    """One event placed on the calendar: day 0, its mapping sentence, the windows' dates."""
+
+    event_id: str
+    label: str
+    announced: str
+    timing: str
+    day0: pd.Timestamp
+    mapping: str
+    estimation_start: pd.Timestamp | None
+    estimation_end: pd.Timestamp | None
+    span_start: pd.Timestamp
+    span_end: pd.Timestamp
+    confounders: tuple[dict[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        def day(value: pd.Timestamp | None) -> str | None:
+            return value.date().isoformat() if value is not None else None
+
+        return {
+            "event": self.event_id,
+            "label": self.label,
+            "announced": self.announced,
+            "timing": self.timing,
+            "day0": day(self.day0),
+            "mapping": self.mapping,
+            "estimation_start": day(self.estimation_start),
+            "estimation_end": day(self.estimation_end),
+            "event_window_start": day(self.span_start),
+            "event_window_end": day(self.span_end),
+            "confounders": list(self.confounders),
+        }
+
+
+@dataclass(frozen=True)
+class StudyResults:
+    """Everything one run produced. Tables are long pandas DataFrames.
+
+    ``fits`` has one row per (event, ticker, benchmark), included or excluded
+    (with its reason); ``cars`` one row per window; ``baskets`` the
+    equal-weighted CAAR with its cross-sectional t; ``tests`` the battery of
+    basket-level tests (one row per test, with a note where undefined).
+    """
+
+    config: StudyConfig
+    version: str
+    provenance: dict[str, Any]
+    timelines: tuple[EventTimeline, ...]
+    fits: pd.DataFrame
+    abnormal_returns: pd.DataFrame
+    cars: pd.DataFrame
+    car_paths: pd.DataFrame
+    baskets: pd.DataFrame
+    basket_paths: pd.DataFrame
+    tests: pd.DataFrame
+    prices: pd.DataFrame
+    memberships: pd.DataFrame
+    notes: tuple[str, ...] = ()
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exclusions(self) -> pd.DataFrame:
+        """Every (event, ticker, benchmark) left out, and why."""
+        excluded = self.fits[self.fits["status"] == "excluded"]
+        return excluded[["event", "ticker", "benchmark", "reason"]].reset_index(drop=True)
+
+    def timeline(self, event_id: str) -> EventTimeline:
+        for timeline in self.timelines:
+            if timeline.event_id == event_id:
+                return timeline
+        raise KeyError(event_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (NaN becomes null) with parameters, provenance and every table."""
+        return {
+            "evstudy_version": self.version,
+            "parameters": self.config.to_dict(),
+            "data": self.provenance,
+            "events": [t.to_dict() for t in self.timelines],
+            "fits": records(self.fits[self.fits["status"] == "included"].drop(columns=["status", "reason"])),
+            "cars": records(self.cars),
+            "baskets": records(self.baskets),
+            "tests": records(self.tests),
+            "exclusions": records(self.exclusions),
+            "notes": list(self.notes),
+        }
+
+    def __repr__(self) -> str:
+        included = int((self.fits["status"] == "included").sum())
+        events = ", ".join(f"{t.event_id} (day 0 {t.day0.date()})" for t in self.timelines)
+        return (
+            f"<StudyResults {self.config.name!r}: {events}; {included} series fitted, "
+            f"{len(self.exclusions)} excluded; model {self.config.model}>"
+        )
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat() if value == value.normalize() else value.isoformat()
+    if value is pd.NaT or (value is not None and not isinstance(value, (str, list, dict, tuple)) and pd.isna(value)):
+        return None
+    return value
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """DataFrame rows as JSON-ready dicts: NaN/inf become None, dates ISO strings."""
+    return [{k: _clean(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]

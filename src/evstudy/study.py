@@ -1,0 +1,379 @@
+"""The study engine: prices in, :class:`StudyResults` out. Pure computation, no I/O.
+
+For each event: place day 0 on the benchmark's trading days, fit the model for
+every (ticker, benchmark) series at once on the estimation window, compute
+ARs over the event span and CARs per window, exclude series that cannot be
+trusted (each with its reason), then aggregate per basket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from evstudy._version import __version__
+from evstudy.abnormal import CarStats, abnormal_returns, car_paths, car_stats
+from evstudy.calendar import locate_day_zero, session_offset
+from evstudy.config import EventSpec, StudyConfig
+from evstudy.errors import CalendarError, DataSourceError, InsufficientDataError
+from evstudy.inference import TestResult, cross_sectional_t
+from evstudy.models import ModelFit, fit
+from evstudy.prices.base import PriceData
+from evstudy.results import (
+    AR_COLUMNS, BASKET_COLUMNS, BASKET_PATH_COLUMNS, CAR_COLUMNS, CAR_PATH_COLUMNS, FIT_COLUMNS,
+    MEMBER_COLUMNS, PRICE_COLUMNS, TEST_COLUMNS, EventTimeline, StudyResults,
+)
+from evstudy.returns import ReturnPanel, simple_returns, trading_days
+
+
+@dataclass(frozen=True)
+class Series:
+    """The (ticker, benchmark) pairs of one event, in a fixed column order."""
+
+    tickers: list[str]
+    benchmarks: list[str]
+
+    def __len__(self) -> int:
+        return len(self.tickers)
+
+
+def _series_and_members(config: StudyConfig, event: EventSpec) -> tuple[Series, pd.DataFrame]:
+    pairs: dict[tuple[str, str], None] = {}
+    members = []
+    for basket in config.baskets_for(event):
+        for bench in basket.benchmarks:
+            for ticker in basket.tickers:
+                pairs.setdefault((ticker, bench), None)
+                members.append((event.id, basket.name, ticker, bench))
+    tickers, benches = (list(x) for x in zip(*pairs)) if pairs else ([], [])
+    return Series(tickers, benches), pd.DataFrame(members, columns=MEMBER_COLUMNS)
+
+
+def _check_present(config: StudyConfig, data: PriceData) -> None:
+    closes = data.closes
+    for bench in dict.fromkeys([config.benchmark, *(b for basket in config.baskets for b in basket.benchmarks)]):
+        if bench not in closes.columns or closes[bench].isna().all():
+            raise DataSourceError(
+                f"benchmark {bench} has no prices in {data.source} data ({data.location}): "
+                f"choose a benchmark the source holds (e.g. SPY)"
+            )
+
+
+def _locate(days: pd.DatetimeIndex, event: EventSpec, config: StudyConfig) -> tuple[int, str, str, str]:
+    zero = locate_day_zero(event)
+    span, est = config.event_span, config.estimation_window
+    first, last = days[0].date(), days[-1].date()
+    if zero.day0 < days[0] or zero.day0 > days[-1]:
+        raise CalendarError(
+            f"event {event.id!r}: day 0 {zero.day0.date()} is outside the price data ({first} to {last}); "
+            f"choose an event inside it or load more data"
+        )
+    i0 = int(days.get_indexer([zero.day0])[0])
+    if i0 < 0:
+        raise CalendarError(
+            f"event {event.id!r}: the benchmark {config.benchmark} has no close on day 0 {zero.day0.date()}; "
+            f"check the benchmark's data or the event date"
+        )
+    if i0 + span.end >= len(days):
+        raise CalendarError(
+            f"event {event.id!r}: the event window runs to day {span.end:+d} but the data ends {last}, "
+            f"{len(days) - 1 - i0} trading days after day 0 {zero.day0.date()}; shorten the windows or load more data"
+        )
+    if i0 + span.start < 1:
+        raise CalendarError(
+            f"event {event.id!r}: the event window starts at day {span.start:+d} but the data starts {first}, "
+            f"only {i0} trading days before day 0 {zero.day0.date()}"
+        )
+    if i0 + est.end < 1:
+        raise InsufficientDataError(
+            f"event {event.id!r}: the estimation window {est.label} ends before the data starts ({first}); "
+            f"every ticker would have 0 estimation returns"
+        )
+    return i0, zero.announced, zero.timing, zero.mapping
+
+
+def _exclusion_reasons(
+    config: StudyConfig,
+    series: Series,
+    fitted: ModelFit,
+    zero_share: np.ndarray,
+    stock_event: np.ndarray,
+    market_event: np.ndarray,
+    event_dates: pd.DatetimeIndex,
+    rel_days: np.ndarray,
+    missing: set[str],
+    never_priced: set[str],
+) -> list[str]:
+    """Why each series cannot be used ("" when it can), checked in a fixed order."""
+    est = config.estimation_window
+    reasons = []
+    for k, ticker in enumerate(series.tickers):
+        bench = series.benchmarks[k]
+        if ticker in missing or ticker in never_priced:
+            reasons.append("no prices in the data source")
+        elif fitted.n[k] < config.min_estimation_returns:
+            reasons.append(
+                f"only {int(fitted.n[k])} valid returns in the estimation window {est.label} "
+                f"(needs {config.min_estimation_returns})"
+            )
+        elif zero_share[k] > config.max_zero_share:
+            reasons.append(
+                f"{zero_share[k]:.0%} of estimation-window returns are exactly zero (allowed: "
+                f"{config.max_zero_share:.0%}): flat, halted or thinly traded"
+            )
+        elif not (np.isfinite(fitted.s2[k]) and fitted.s2[k] > 0 and np.all(np.isfinite(fitted.params[k]))):
+            reasons.append("the model cannot be fitted: no variation in the estimation window")
+        elif not np.all(np.isfinite(market_event[:, k])):
+            gaps = [f"{event_dates[i].date()} (day {rel_days[i]:+d})" for i in np.flatnonzero(~np.isfinite(market_event[:, k]))]
+            reasons.append(f"benchmark {bench} has no return on {', '.join(gaps[:3])} in the event window")
+        elif not np.all(np.isfinite(stock_event[:, k])):
+            gaps = [f"{event_dates[i].date()} (day {rel_days[i]:+d})" for i in np.flatnonzero(~np.isfinite(stock_event[:, k]))]
+            more = f" and {len(gaps) - 3} more" if len(gaps) > 3 else ""
+            reasons.append(f"no return on {', '.join(gaps[:3])}{more} in the event window")
+        else:
+            reasons.append("")
+    return reasons
+
+
+def _basket_tables(
+    config: StudyConfig,
+    event: EventSpec,
+    members: pd.DataFrame,
+    included: pd.DataFrame,
+    stats: CarStats,
+    paths: CarStats,
+    rel_days: np.ndarray,
+) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """Per basket x benchmark: CAAR and cross-sectional t per window, and the CAAR path."""
+    column = {key: i for i, key in enumerate(zip(included["ticker"], included["benchmark"]))}
+    basket_rows, path_rows, test_rows = [], [], []
+    for (basket, bench), group in members.groupby(["basket", "benchmark"], sort=False):
+        cols = [column[key] for key in zip(group["ticker"], group["benchmark"]) if key in column]
+        n = len(cols)
+        cars = stats.car[:, cols]
+        results: list[TestResult] = cross_sectional_t(cars) if n else [
+            TestResult("cs_t", None, None, 0, "every ticker of the basket was excluded")
+        ] * len(config.windows)
+        for w, window in enumerate(config.windows):
+            caar = float(cars[w].mean()) if n else np.nan
+            se = float(cars[w].std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
+            res = results[w]
+            basket_rows.append(
+                (event.id, basket, bench, window.start, window.end, n, caar, se, res.statistic, res.p_value, res.note)
+            )
+            test_rows.append(
+                (event.id, basket, bench, window.start, window.end, res.test, res.statistic, res.p_value, n, res.note)
+            )
+        if n:
+            path = paths.car[:, cols]
+            path_se = path.std(axis=1, ddof=1) / np.sqrt(n) if n > 1 else np.full(len(rel_days), np.nan)
+            for i, day in enumerate(rel_days):
+                path_rows.append((event.id, basket, bench, int(day), n, float(path[i].mean()), float(path_se[i])))
+    return basket_rows, path_rows, test_rows
+
+
+def _study_event(config: StudyConfig, event: EventSpec, data: PriceData, panel: ReturnPanel) -> dict[str, object]:
+    days = panel.returns.index
+    i0, announced, timing, mapping = _locate(days, event, config)
+    span, est = config.event_span, config.estimation_window
+    series, members = _series_and_members(config, event)
+
+    est_rows = slice(max(i0 + est.start, 1), i0 + est.end + 1)
+    ev_rows = slice(i0 + span.start, i0 + span.end + 1)
+    rel_days = np.arange(span.start, span.end + 1)
+    returns = panel.returns
+    stock_est = returns[series.tickers].to_numpy()[est_rows]
+    market_est = returns[series.benchmarks].to_numpy()[est_rows]
+    fitted = fit(config.model, stock_est, market_est)
+
+    valid = np.isfinite(stock_est) & np.isfinite(market_est)
+    zero_share = np.where(valid, stock_est == 0.0, False).sum(axis=0) / np.maximum(valid.sum(axis=0), 1)
+
+    stock_ev = returns[series.tickers].to_numpy()[ev_rows]
+    market_ev = returns[series.benchmarks].to_numpy()[ev_rows]
+    event_dates = days[ev_rows]
+    never_priced = {t for t in series.tickers if panel.closes[t].isna().all()}
+    reasons = _exclusion_reasons(
+        config, series, fitted, zero_share, stock_ev, market_ev, event_dates, rel_days, set(data.missing), never_priced
+    )
+    keep = np.array([r == "" for r in reasons], dtype=bool)
+    if not keep.any():
+        summary = "; ".join(f"{t}: {r}" for t, r in zip(series.tickers, reasons) if r)
+        raise InsufficientDataError(f"event {event.id!r}: every ticker was excluded — {summary}")
+
+    est_dates = days[est_rows]
+    params = fitted.params
+    alpha = params[:, 0] if config.model in ("market", "constant_mean") else np.full(len(series), np.nan)
+    beta = params[:, 1] if config.model == "market" else np.full(len(series), np.nan)
+    fits = pd.DataFrame({
+        "event": event.id,
+        "ticker": series.tickers,
+        "benchmark": series.benchmarks,
+        "model": config.model,
+        "alpha": alpha,
+        "beta": beta,
+        "r2": fitted.r2,
+        "sigma": fitted.sigma,
+        "n_obs": fitted.n.astype(int),
+        "df": fitted.df.astype(int),
+        "zero_share": zero_share,
+        "invalid_prices": panel.invalid_prices.reindex(series.tickers).to_numpy(),
+        "estimation_start": est_dates[0] if len(est_dates) else pd.NaT,
+        "estimation_end": est_dates[-1] if len(est_dates) else pd.NaT,
+        "status": np.where(keep, "included", "excluded"),
+        "reason": reasons,
+    }, columns=FIT_COLUMNS)
+
+    sub = _subset_fit(fitted, keep)
+    ar = abnormal_returns(sub, stock_ev[:, keep], market_ev[:, keep], rel_days)
+    stats = car_stats(sub, ar, list(config.windows))
+    paths = car_paths(sub, ar)
+    included = fits.loc[keep, ["ticker", "benchmark"]].reset_index(drop=True)
+
+    n_keep, n_days, n_win = int(keep.sum()), len(rel_days), len(config.windows)
+    ar_table = pd.DataFrame({
+        "event": event.id,
+        "ticker": np.tile(included["ticker"].to_numpy(), n_days),
+        "benchmark": np.tile(included["benchmark"].to_numpy(), n_days),
+        "date": np.repeat(event_dates.to_numpy(), n_keep),
+        "rel_day": np.repeat(rel_days, n_keep),
+        "return": ar.actual.ravel(),
+        "expected_return": ar.expected.ravel(),
+        "abnormal_return": ar.abnormal.ravel(),
+    }, columns=AR_COLUMNS)
+    car_table = pd.DataFrame({
+        "event": event.id,
+        "ticker": np.tile(included["ticker"].to_numpy(), n_win),
+        "benchmark": np.tile(included["benchmark"].to_numpy(), n_win),
+        "window_start": np.repeat([w.start for w in config.windows], n_keep),
+        "window_end": np.repeat([w.end for w in config.windows], n_keep),
+        "car": stats.car.ravel(),
+        "se": stats.se.ravel(),
+        "t": stats.t.ravel(),
+        "p_value": stats.p_value.ravel(),
+    }, columns=CAR_COLUMNS)
+    path_table = pd.DataFrame({
+        "event": event.id,
+        "ticker": np.tile(included["ticker"].to_numpy(), n_days),
+        "benchmark": np.tile(included["benchmark"].to_numpy(), n_days),
+        "rel_day": np.repeat(rel_days, n_keep),
+        "car": paths.car.ravel(),
+        "se": paths.se.ravel(),
+    }, columns=CAR_PATH_COLUMNS)
+
+    basket_rows, basket_path_rows, test_rows = _basket_tables(
+        config, event, members, included, stats, paths, rel_days
+    )
+
+    price_rows = slice(i0 + span.start - 1, i0 + span.end + 1)
+    shown = list(dict.fromkeys([*series.tickers, *series.benchmarks]))
+    window_closes = panel.closes[shown].iloc[price_rows]
+    base = panel.closes[shown].iloc[i0 - 1]
+    rebased = window_closes / base.where(base > 0) * 100.0
+    price_rel = np.arange(span.start - 1, span.end + 1)
+    prices = pd.DataFrame({
+        "event": event.id,
+        "ticker": np.tile(np.array(shown, dtype=object), len(price_rel)),
+        "date": np.repeat(window_closes.index.to_numpy(), len(shown)),
+        "rel_day": np.repeat(price_rel, len(shown)),
+        "close": window_closes.to_numpy().ravel(),
+        "rebased": rebased.to_numpy().ravel(),
+    }, columns=PRICE_COLUMNS)
+
+    timeline = EventTimeline(
+        event_id=event.id,
+        label=event.label,
+        announced=announced,
+        timing=timing,
+        day0=days[i0],
+        mapping=mapping,
+        estimation_start=est_dates[0] if len(est_dates) else None,
+        estimation_end=est_dates[-1] if len(est_dates) else None,
+        span_start=event_dates[0],
+        span_end=event_dates[-1],
+        confounders=tuple(_place_confounders(event, days, i0)),
+    )
+    return {
+        "timeline": timeline,
+        "fits": fits,
+        "abnormal_returns": ar_table,
+        "cars": car_table,
+        "car_paths": path_table,
+        "baskets": pd.DataFrame(basket_rows, columns=BASKET_COLUMNS),
+        "basket_paths": pd.DataFrame(basket_path_rows, columns=BASKET_PATH_COLUMNS),
+        "tests": pd.DataFrame(test_rows, columns=TEST_COLUMNS),
+        "prices": prices,
+        "memberships": members,
+    }
+
+
+def _place_confounders(event: EventSpec, days: pd.DatetimeIndex, i0: int) -> list[dict[str, object]]:
+    """Each confounder with the trading day it falls on (or first affects), relative to day 0."""
+    placed = []
+    for conf in event.confounders:
+        position = int(days.searchsorted(pd.Timestamp(conf.date)))
+        rel = position - i0 if position < len(days) else None
+        trading = position < len(days) and days[position] == pd.Timestamp(conf.date)
+        placed.append({
+            "date": conf.date.isoformat(),
+            "label": conf.label,
+            "rel_day": rel,
+            "trading_day": bool(trading),
+        })
+    return placed
+
+
+def _subset_fit(fitted: ModelFit, keep: np.ndarray) -> ModelFit:
+    return ModelFit(
+        fitted.model, fitted.params[keep], fitted.xtx_inv[keep], fitted.s2[keep], fitted.n[keep],
+        fitted.df[keep], fitted.r2[keep], fitted.residuals[:, keep],
+    )
+
+
+def compute_study(config: StudyConfig, data: PriceData) -> StudyResults:
+    """Run every event of ``config`` on ``data``; raise typed errors on unusable input."""
+    _check_present(config, data)
+    days = trading_days(data.closes, config.benchmark)
+    needed = list(dict.fromkeys(t for t in config.tickers() if t in data.closes.columns))
+    absent = [t for t in config.tickers() if t not in data.closes.columns]
+    closes = data.closes[needed].reindex(columns=[*needed, *absent])
+    panel = simple_returns(closes, days)
+    parts = [_study_event(config, event, data, panel) for event in config.events]
+
+    def stack(key: str) -> pd.DataFrame:
+        frames = [p[key] for p in parts]
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+    notes = []
+    invalid = panel.invalid_prices[panel.invalid_prices > 0]
+    if len(invalid):
+        listed = ", ".join(f"{t} ({n})" for t, n in invalid.items())
+        notes.append(f"zero or negative closes treated as missing: {listed}")
+    notes.append("returns are close-to-close from adjusted closes; intraday moves quoted in the news can differ")
+    return StudyResults(
+        config=config,
+        version=__version__,
+        provenance=data.provenance(),
+        timelines=tuple(p["timeline"] for p in parts),  # type: ignore[misc]
+        fits=stack("fits"),
+        abnormal_returns=stack("abnormal_returns"),
+        cars=stack("cars"),
+        car_paths=stack("car_paths"),
+        baskets=stack("baskets"),
+        basket_paths=stack("basket_paths"),
+        tests=stack("tests"),
+        prices=stack("prices"),
+        memberships=stack("memberships"),
+        notes=tuple(notes),
+    )
+
+
+def required_dates(config: StudyConfig) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The calendar range of prices a study needs, with a margin for missing days."""
+    day0s = [locate_day_zero(event).day0 for event in config.events]
+    margin = 10
+    start = session_offset(min(day0s), config.estimation_window.start - margin)
+    end = session_offset(max(day0s), config.event_span.end + margin)
+    return start, end
