@@ -1,0 +1,48 @@
+"""The prices stage: adjusted daily closes from local files or from Yahoo Finance.
+
+This is the only stage that reads price files or touches the network; every
+other stage receives a :class:`PriceData`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from evstudy.errors import DataSourceError
+from evstudy.prices.base import PriceData, PriceSource
+from evstudy.prices.cache import cache_file_name, default_cache_dir, normalize_ticker
+from evstudy.prices.files import SHAPES_HELP, FileSource
+from evstudy.prices.yahoo import YahooSource
+
+__all__ = [
+    "FileSource",
+    "PriceData",
+    "PriceSource",
+    "YahooSource",
+    "cache_file_name",
+    "default_cache_dir",
+    "normalize_ticker",
+    "open_source",
+]
+
+
+def open_source(
+    prices: str | os.PathLike | None = None,
+    *,
+    offline: bool = False,
+    refresh: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> PriceSource:
+    """The price source the user chose: Yahoo (cached) when ``prices`` is None, else a local path.
+
+    ``offline``, ``refresh``, ``cache_dir`` and ``progress`` only concern Yahoo;
+    a local path is read as it is.
+    """
+    if prices is None:
+        return YahooSource(cache_dir=cache_dir, offline=offline, refresh=refresh, progress=progress)
+    path = Path(prices).expanduser()
+    if not path.exists():
+        raise DataSourceError(f"--prices {str(path)!r} does not exist; {SHAPES_HELP}")
+    return FileSource(path)

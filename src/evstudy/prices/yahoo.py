@@ -1,0 +1,391 @@
+"""Prices from Yahoo Finance (yfinance), kept in a per-ticker Parquet cache.
+
+A load reads the cache, works out per ticker which calendar range is not yet
+covered, and downloads those ranges in one batched ``yf.download`` call per
+distinct range. Three details keep the cache honest:
+
+* Coverage ends at yesterday at the latest: today's bar may still move.
+* Weekend days at the edges of a missing range are not fetched (US listings
+  have no weekend bars), so a cache filled on Friday still covers a request
+  ending on Sunday.
+* Yahoo's adjusted closes are rescaled after every split and dividend, so
+  closes cached earlier can be on another basis than new ones. Each top-up
+  therefore also asks for one cached day (the anchor) next to the gap; if Yahoo
+  now reports a different close for it, the ticker's whole history is
+  refetched rather than stitched into a fake jump.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evstudy.errors import ConfigError, DataSourceError, DownloadError
+from evstudy.prices.base import PriceData
+from evstudy.prices.cache import (
+    CacheEntry,
+    CacheWriteError,
+    CorruptCacheError,
+    PriceCache,
+    default_cache_dir,
+    normalize_ticker,
+)
+
+_ONE_DAY = dt.timedelta(days=1)
+_PRICE_FIELDS = ("Adj Close", "Close")  # "Adj Close" only exists when Close is not adjusted
+_ANCHOR_RTOL = 1e-6
+
+
+def _today() -> dt.date:
+    """Today's local date (a function so tests can move the clock)."""
+    return dt.date.today()
+
+
+def _without_weekend_edges(first: dt.date, last: dt.date) -> tuple[dt.date, dt.date] | None:
+    """The range with leading and trailing Saturdays/Sundays removed; None if nothing is left."""
+    while first <= last and first.weekday() >= 5:
+        first += _ONE_DAY
+    while last >= first and last.weekday() >= 5:
+        last -= _ONE_DAY
+    return (first, last) if first <= last else None
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A range one ticker lacks: ``gap`` becomes covered once ``fetch`` is downloaded."""
+
+    gap: tuple[dt.date, dt.date]
+    need: tuple[dt.date, dt.date]
+    anchor: pd.Timestamp | None = None
+
+    @property
+    def fetch(self) -> tuple[dt.date, dt.date]:
+        """``need`` widened to include the anchor day."""
+        if self.anchor is None:
+            return self.need
+        day = self.anchor.date()
+        return min(self.need[0], day), max(self.need[1], day)
+
+
+def _plan(entry: CacheEntry | None, first: dt.date, last: dt.date) -> list[_Piece]:
+    """What a ticker with cache ``entry`` must download to cover [first, last].
+
+    Coverage stays one interval: a request that does not touch the cached
+    range also fetches the days between them.
+    """
+    if first > last:
+        return []
+    if entry is None:
+        gaps = [(first, last)]
+    else:
+        gaps = []
+        if first < entry.first:
+            gaps.append((first, entry.first - _ONE_DAY))
+        if last > entry.last:
+            gaps.append((entry.last + _ONE_DAY, last))
+    pieces = []
+    for gap in gaps:
+        need = _without_weekend_edges(*gap)
+        if need is None:
+            continue
+        anchor = None
+        if entry is not None and len(entry.closes):
+            anchor = entry.closes.index[0] if gap[1] < entry.first else entry.closes.index[-1]
+        pieces.append(_Piece(gap, need, anchor))
+    return pieces
+
+
+def _column(frame: pd.DataFrame, key: object) -> pd.Series | None:
+    column = frame.get(key)
+    return column if isinstance(column, pd.Series) else None
+
+
+def _pick(candidates: list[pd.Series | None]) -> pd.Series | None:
+    """The first candidate price column holding any value (failed tickers are all NaN)."""
+    present = [c for c in candidates if c is not None]
+    return next((c for c in present if c.notna().any()), present[0] if present else None)
+
+
+def _closes_by_ticker(
+    frame: pd.DataFrame | None, tickers: Sequence[str], first: dt.date, last: dt.date
+) -> dict[str, pd.Series]:
+    """Adjusted closes per ticker from whatever shape ``yf.download`` returned.
+
+    Handles (Price, Ticker) and (Ticker, Price) MultiIndex columns, flat
+    columns for one ticker, tz-aware or naive indexes, and empty frames.
+    """
+    if frame is None or frame.empty:
+        return {}
+    if not isinstance(frame, pd.DataFrame):
+        raise DownloadError(f"yfinance returned a {type(frame).__name__}, expected a DataFrame")
+    try:
+        index = pd.DatetimeIndex(frame.index)
+    except (TypeError, ValueError) as exc:
+        raise DownloadError(f"yfinance returned an index that is not dates: {exc}") from exc
+    if index.tz is not None:
+        index = index.tz_localize(None)  # wall-clock time: the exchange's own trading day
+    index = index.normalize().astype("datetime64[ns]").rename("date")
+
+    columns = frame.columns
+    picked: dict[str, pd.Series | None] = {}
+    if isinstance(columns, pd.MultiIndex) and columns.nlevels == 2:
+        levels = [set(columns.get_level_values(level)) for level in (0, 1)]
+        price_level = next((lvl for lvl in (0, 1) if levels[lvl] & set(_PRICE_FIELDS)), None)
+        if price_level is None:
+            raise DownloadError(f"yfinance returned no Close column (columns: {list(columns)[:10]})")
+        for ticker in levels[1 - price_level]:
+            keys = [(f, ticker) if price_level == 0 else (ticker, f) for f in _PRICE_FIELDS]
+            picked[str(ticker).upper()] = _pick([_column(frame, key) for key in keys])
+    elif not isinstance(columns, pd.MultiIndex) and len(tickers) == 1:
+        picked[tickers[0]] = _pick([_column(frame, field) for field in _PRICE_FIELDS])
+        if picked[tickers[0]] is None:
+            raise DownloadError(f"yfinance returned no Close column (columns: {list(columns)[:10]})")
+    else:
+        raise DownloadError(f"unexpected yfinance columns for {list(tickers)}: {list(columns)[:10]}")
+
+    low, high = pd.Timestamp(first), pd.Timestamp(last)
+    closes = {}
+    for ticker in tickers:
+        column = picked.get(ticker)
+        if column is None:
+            continue
+        series = pd.Series(pd.to_numeric(column, errors="coerce").to_numpy(np.float64), index=index)
+        series = series[(series.index >= low) & (series.index <= high)].dropna()
+        series = series[~series.index.duplicated(keep="last")].sort_index()
+        if len(series):
+            closes[ticker] = series.rename(ticker)
+    return closes
+
+
+def _basis_moved(entry: CacheEntry, fresh: pd.Series, anchor: pd.Timestamp) -> bool:
+    """Does Yahoo now report another close for a cached day (a split or dividend since)?"""
+    if anchor not in fresh.index or anchor not in entry.closes.index:
+        return False
+    old, new = entry.closes[anchor], fresh[anchor]
+    return bool(np.isfinite(old) and np.isfinite(new) and not np.isclose(new, old, rtol=_ANCHOR_RTOL, atol=0))
+
+
+class YahooSource:
+    """Adjusted closes from Yahoo Finance, cached under ``<cache_dir>/yahoo/``."""
+
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike | None = None,
+        offline: bool = False,
+        refresh: bool = False,
+        progress: bool = False,
+    ):
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        self.offline = offline
+        self.refresh = refresh
+        self.progress = progress
+        self._cache = PriceCache(self.cache_dir)
+
+    def load(self, tickers: Sequence[str], start: dt.date, end: dt.date) -> PriceData:
+        """Closes of ``tickers`` for [start, end], from the cache where it covers them."""
+        wanted = list(dict.fromkeys(normalize_ticker(t) for t in tickers))
+        if start > end:
+            raise ConfigError(f"start date {start} is after end date {end}")
+        run = _Run(self, wanted, start, end)
+        return run.result()
+
+    def download(self, tickers: list[str], first: dt.date, last: dt.date) -> dict[str, pd.Series]:
+        """One batched yfinance call for [first, last]; closes per ticker that returned any."""
+        import yfinance  # imported here: file-only runs never pay for it
+
+        try:
+            frame = yfinance.download(
+                tickers,
+                start=first.isoformat(),
+                end=(last + _ONE_DAY).isoformat(),  # yfinance's end is exclusive
+                auto_adjust=True,
+                actions=False,
+                progress=self.progress,
+                group_by="column",
+                threads=True,
+                multi_level_index=True,
+            )
+        except Exception as exc:  # yfinance surfaces requests/curl/JSON/its own errors alike
+            raise DownloadError(
+                f"yfinance failed downloading {', '.join(tickers)} for {first}..{last}: {exc!r}"
+            ) from exc
+        return _closes_by_ticker(frame, tickers, first, last)
+
+
+class _Run:
+    """One load: cache reads, the download plan, cache writes and the notes about them."""
+
+    def __init__(self, source: YahooSource, wanted: list[str], start: dt.date, end: dt.date):
+        self.source, self.wanted, self.start, self.end = source, wanted, start, end
+        self.cache = source._cache
+        self.yesterday = _today() - _ONE_DAY
+        self.fetch_last = min(end, _today())  # nothing to ask for beyond today
+        self.notes: list[str] = []
+        self.calls = 0
+        self.entries: dict[str, CacheEntry | None] = {}
+        self.corrupted: list[str] = []
+        self.fresh: dict[str, list[pd.Series]] = {}
+        self.downloaded: list[str] = []
+
+    def result(self) -> PriceData:
+        if not self.source.refresh:
+            self._read_cache()
+        plans = {t: _plan(self.entries.get(t), self.start, self.fetch_last) for t in self.wanted}
+        plans = {t: pieces for t, pieces in plans.items() if pieces}
+        if self.source.offline:
+            self._check_offline(plans)
+        else:
+            stale = self._fetch(plans)
+            self._refetch_whole(stale)
+        return self._assemble()
+
+    def _read_cache(self) -> None:
+        for ticker in self.wanted:
+            try:
+                self.entries[ticker] = self.cache.read(ticker)
+            except CorruptCacheError as exc:
+                path = self.cache.path(ticker)
+                message = f"cache file of {ticker} at {path} is unreadable ({exc}); treated as absent"
+                warnings.warn(message, stacklevel=4)
+                self.notes.append(message)
+                self.corrupted.append(ticker)
+
+    def _check_offline(self, plans: dict[str, list[_Piece]]) -> None:
+        """Offline, the cache must cover every past day asked for (today's bar may be absent)."""
+        uncovered = [t for t, pieces in plans.items() if any(p.need[0] <= self.yesterday for p in pieces)]
+        if not uncovered:
+            return
+        broken = [t for t in uncovered if t in self.corrupted]
+        detail = f" (cache files corrupted: {', '.join(broken)})" if broken else ""
+        raise DataSourceError(
+            f"offline: the cache in {self.cache.dir} does not cover {self.start}..{self.end} for "
+            f"{', '.join(uncovered)}{detail}; run `evstudy fetch` for them or drop --offline"
+        )
+
+    def _download(
+        self, jobs: list[tuple[str, tuple[dt.date, dt.date], _Piece]]
+    ) -> Iterator[tuple[str, _Piece, pd.Series | None]]:
+        """Download each (ticker, range) job, one batched call per distinct range.
+
+        Yields each job's closes as soon as its call returns (so what did
+        download gets cached even if a later call fails); None means the whole
+        call came back empty, which says nothing about the ticker.
+        """
+        groups: dict[tuple[dt.date, dt.date], list[tuple[str, _Piece]]] = {}
+        for ticker, span, job in jobs:
+            groups.setdefault(span, []).append((ticker, job))
+        for (first, last), members in groups.items():
+            tickers = [ticker for ticker, _ in members]
+            self.calls += 1
+            self.downloaded.extend(t for t in tickers if t not in self.downloaded)
+            closes = self.source.download(tickers, first, last)
+            if not closes:
+                self.notes.append(
+                    f"Yahoo returned nothing for {', '.join(tickers)} in {first}..{last} "
+                    "(network unreachable, rate-limited, or no trading then); nothing cached for them"
+                )
+            for ticker, job in members:
+                yield ticker, job, (closes.get(ticker, pd.Series(dtype=np.float64)) if closes else None)
+
+    def _fetch(self, plans: dict[str, list[_Piece]]) -> list[str]:
+        """Download the planned pieces, cache them, and return tickers whose basis moved."""
+        stale: list[str] = []
+        jobs = [(ticker, piece.fetch, piece) for ticker, pieces in plans.items() for piece in pieces]
+        for ticker, piece, series in self._download(jobs):
+            if series is None:
+                continue
+            self.fresh.setdefault(ticker, []).append(series)
+            entry = self.entries.get(ticker)
+            if entry is not None and piece.anchor is not None and _basis_moved(entry, series, piece.anchor):
+                if ticker not in stale:
+                    stale.append(ticker)
+                continue
+            self._store(ticker, series, piece.gap, merge=not self.source.refresh)
+        return stale
+
+    def _refetch_whole(self, stale: list[str]) -> None:
+        """Replace the cached history of tickers whose adjusted closes changed since caching."""
+        jobs = []
+        for ticker in stale:
+            entry = self.entries[ticker]
+            span = (min(self.start, entry.first), max(self.fetch_last, entry.last))
+            jobs.append((ticker, _without_weekend_edges(*span) or span, _Piece(span, span)))
+        for ticker, piece, series in self._download(jobs):
+            if series is None or series.empty:
+                self.notes.append(
+                    f"{ticker}: Yahoo's adjusted closes changed since they were cached (split or "
+                    "dividend) but the full history could not be refetched; returns across the "
+                    "cached/new boundary may be wrong: rerun with --refresh"
+                )
+                continue
+            self.notes.append(
+                f"{ticker}: adjusted closes changed since cached (split or dividend); history refetched"
+            )
+            self.entries[ticker] = None
+            self.fresh[ticker] = [series]
+            self._store(ticker, series, piece.gap, merge=False)
+
+    def _store(self, ticker: str, series: pd.Series, gap: tuple[dt.date, dt.date], *, merge: bool) -> None:
+        """Cache ``series`` as covering ``gap`` up to yesterday; a failed write is only noted."""
+        last = min(gap[1], self.yesterday)
+        if last < gap[0]:
+            return
+        try:
+            self.cache.write(ticker, CacheEntry(series, gap[0], last), merge=merge)
+        except CacheWriteError as exc:
+            warnings.warn(str(exc), stacklevel=5)
+            self.notes.append(f"{ticker}: not cached: {exc}")
+
+    def _assemble(self) -> PriceData:
+        cache_hits = [t for t in self.wanted if t not in self.downloaded]
+        low, high = pd.Timestamp(self.start), pd.Timestamp(self.end)
+        columns: dict[str, pd.Series] = {}
+        missing = []
+        for ticker in self.wanted:
+            entry = self.entries.get(ticker)
+            parts = ([entry.closes] if entry is not None else []) + self.fresh.get(ticker, [])
+            series = pd.concat(parts) if parts else pd.Series(dtype=np.float64)
+            series = series[~series.index.duplicated(keep="last")].sort_index()
+            series = series[(series.index >= low) & (series.index <= high)]
+            if series.empty:
+                missing.append(ticker)
+            else:
+                columns[ticker] = series.astype(np.float64)
+        if self.wanted and not columns:
+            raise DownloadError(
+                f"no prices from Yahoo for {', '.join(missing)} in {self.start}..{self.end}: the "
+                "network may be unreachable (or Yahoo rate-limited us), or Yahoo does not know "
+                "these tickers"
+            )
+        if missing:
+            self.notes.append(
+                f"no Yahoo prices for {', '.join(missing)} in {self.start}..{self.end} "
+                "(unknown to Yahoo, delisted, or not trading then)"
+            )
+        topped_up = [t for t in self.downloaded if self.entries.get(t) is not None]
+        self.notes.insert(
+            0,
+            f"Yahoo: {len(cache_hits)} ticker(s) from cache, {len(self.downloaded)} downloaded "
+            f"({len(topped_up)} of them topped up) in {self.calls} call(s); cache {self.cache.dir}",
+        )
+        if columns:
+            closes = pd.concat(columns, axis=1).sort_index()
+        else:
+            closes = pd.DataFrame(index=pd.DatetimeIndex([], dtype="datetime64[ns]"))
+        closes.index = pd.DatetimeIndex(closes.index, name="date").astype("datetime64[ns]")
+        closes.columns = list(closes.columns)
+        return PriceData(
+            closes=closes.astype(np.float64),
+            source="yahoo",
+            location=str(self.source.cache_dir),
+            missing=tuple(missing),
+            notes=tuple(self.notes),
+            details={"cache_hits": cache_hits, "downloaded": list(self.downloaded)},
+        )
