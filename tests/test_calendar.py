@@ -156,14 +156,6 @@ def test_dates_outside_the_calendar_raise_calendar_error(text):
     assert "outside the NYSE calendar" in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "ENGINE BUG (src/evstudy/calendar.py lines 73 and 90): after_close on the calendar's last session "
-        "calls cal.next_session(), which raises exchange_calendars' RequestedSessionOutOfBounds instead of "
-        "CalendarError; the `day0 > cal.last_session` check on line 95 is never reached"
-    ),
-)
 @pytest.mark.parametrize("form", ["{day}:after_close", "{day}T17:00:00-05:00"])
 def test_after_close_on_the_last_calendar_session_raises_calendar_error(form):
     last = nyse_calendar().last_session.date().isoformat()

@@ -47,6 +47,15 @@ def _fmt(day: dt.date | pd.Timestamp) -> str:
     return f"{day:%a} {day:%Y-%m-%d}"
 
 
+def _next_session(cal: xcals.ExchangeCalendar, day: pd.Timestamp, event_id: str) -> pd.Timestamp:
+    if day >= cal.last_session:
+        raise CalendarError(
+            f"event {event_id!r}: day 0 after {day.date()} is beyond the NYSE calendar (last session "
+            f"{cal.last_session.date()})"
+        )
+    return cal.next_session(day)
+
+
 def _check_range(cal: xcals.ExchangeCalendar, day: pd.Timestamp, event_id: str) -> None:
     if not cal.first_session <= day <= cal.last_session:
         raise CalendarError(
@@ -70,7 +79,7 @@ def locate_day_zero(event: EventSpec) -> DayZero:
             elif when < closes:
                 timing, day0 = "during", local_day
             else:
-                timing, day0 = "after_close", cal.next_session(local_day)
+                timing, day0 = "after_close", _next_session(cal, local_day, event.id)
         else:
             timing, day0 = "non-trading day", cal.date_to_session(local_day, direction="next")
         words = {"non-trading day": "on a non-trading day"}.get(timing, _TIMING_WORDS.get(timing, timing))
@@ -87,13 +96,11 @@ def locate_day_zero(event: EventSpec) -> DayZero:
         reason = "a non-trading day"
         mapping = f"announced {_fmt(day)}, {reason}{assumed} → day 0 {_fmt(day0)}"
     elif timing == "after_close":
-        day0 = cal.next_session(day)
+        day0 = _next_session(cal, day, event.id)
         mapping = f"announced {_fmt(day)} after the close → day 0 {_fmt(day0)}"
     else:
         day0 = day
         mapping = f"announced {_fmt(day)} {_TIMING_WORDS[timing]}{assumed} → day 0 {_fmt(day0)}"
-    if day0 > cal.last_session:
-        raise CalendarError(f"event {event.id!r}: day 0 after {day.date()} is beyond the NYSE calendar")
     return DayZero(event.id, _fmt(day), timing, pd.Timestamp(day0), mapping)
 
 

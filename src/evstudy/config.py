@@ -389,7 +389,8 @@ def load_config(path: str | Path) -> StudyConfig:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    return config_from_dict(raw, source=str(path), default_name=path.stem)
+    default_name = re.sub(r"[^A-Za-z0-9_.\-]+", "-", path.stem).strip("-.") or "study"
+    return config_from_dict(raw, source=str(path), default_name=default_name)
 
 
 def config_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>", default_name: str = "study") -> StudyConfig:
@@ -468,6 +469,9 @@ def config_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>", default_
         return parse_window(raw[key], f" (key '{key}' {where_file})") if key in raw else Window(*default)
 
     windows = tuple(parse_window(w, f" (key 'windows' {where_file})") for w in raw.get("windows", DEFAULT_WINDOWS))
+    repeated = sorted({w.label for w in windows if windows.count(w) > 1})
+    if repeated:
+        raise ConfigError(f"window {repeated[0]} is listed twice in key 'windows' {where_file}: list each window once")
     if not windows:
         raise ConfigError(f"key 'windows' {where_file} is empty: give at least one window such as [0, 0]")
     name = raw.get("name", default_name)
