@@ -1,0 +1,183 @@
+"""The ``evstudy`` command: a thin Click shell over the library.
+
+Each command parses its options, calls one library function, and turns the
+library's typed errors into a one-line message and exit status 2 (bad input)
+or 3 (data source unavailable). No computation lives here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from evstudy._version import __version__
+from evstudy.config import MODELS, ad_hoc_config, load_config, parse_tickers, parse_window
+from evstudy.errors import ConfigError, EvstudyError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _friendly_errors(func: F) -> F:
+    """Turn library errors into 'Error: ...' on stderr with the error's exit code."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except EvstudyError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _source_options(func: F) -> F:
+    """Where prices come from: shared by every command that loads prices."""
+    options = [
+        click.option(
+            "--prices",
+            type=click.Path(exists=True, path_type=Path),
+            help="Read prices from a file or folder instead of Yahoo Finance: a folder of TICKER.csv "
+            "(Date,Close or Date,Adj Close), a long CSV/Parquet (date,ticker,close) or a wide one "
+            "(date + one column per ticker).",
+        ),
+        click.option("--offline", is_flag=True, help="Never touch the network: use only the local cache."),
+        click.option("--refresh", is_flag=True, help="Re-download everything from Yahoo Finance, ignoring the cache."),
+        click.option(
+            "--cache-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            envvar="EVSTUDY_CACHE",
+            help="Cache folder for downloaded prices [env: EVSTUDY_CACHE; default: the user cache folder].",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="evstudy")
+def cli() -> None:
+    """Market event studies: did this news move these stocks, by how much, and is it significant?
+
+    \b
+    Typical use:
+      evstudy run configs/jpm-sri-2025.toml
+      evstudy run --event 2025-10-13:before_open --tickers MP,USAR,LAC --benchmark SPY
+      evstudy fetch MP,USAR,SPY --start 2024-01-01 --end 2025-12-31
+    """
+
+
+@cli.command()
+@click.argument("config", required=False, type=click.Path(path_type=Path))
+@_source_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder [default: reports/<config name>/].")
+@click.option("--event", help="Ad hoc event: DATE[:before_open|during|after_close] or an ISO timestamp with zone.")
+@click.option("--tickers", help="Ad hoc tickers, comma-separated (they form one basket named 'all').")
+@click.option("--benchmark", default=None, help="Ad hoc benchmark ticker [default: SPY].")
+@click.option("--estimation-window", help="Ad hoc estimation window as START,END [default: -250,-11].")
+@click.option("--window", "windows", multiple=True,
+              help="Ad hoc event window START,END; repeat for several [default: 0,0 -1,1 0,1 0,5 -5,5 -10,10].")
+@click.option("--model", type=click.Choice(MODELS), default=None, help="Ad hoc expected-return model [default: market].")
+@click.option("--min-returns", type=click.IntRange(min=3), default=None,
+              help="Ad hoc minimum valid estimation-window returns per ticker [default: 120].")
+@click.option("--quiet", is_flag=True, help="Print only where the files went.")
+@_friendly_errors
+def run(
+    config: Path | None,
+    prices: Path | None,
+    offline: bool,
+    refresh: bool,
+    cache_dir: Path | None,
+    out: Path | None,
+    event: str | None,
+    tickers: str | None,
+    benchmark: str | None,
+    estimation_window: str | None,
+    windows: tuple[str, ...],
+    model: str | None,
+    min_returns: int | None,
+    quiet: bool,
+) -> None:
+    """Run an event study from CONFIG (a TOML file) or from --event and --tickers.
+
+    Writes report.html, results.json, abnormal_returns.csv, cars.csv and
+    tests.csv into --out and prints a summary.
+    """
+    from evstudy.api import run_study
+    from evstudy.report.files import write_outputs
+    from evstudy.report.terminal import summary_text
+
+    ad_hoc = {
+        "--event": event, "--tickers": tickers, "--benchmark": benchmark,
+        "--estimation-window": estimation_window, "--window": windows, "--model": model,
+        "--min-returns": min_returns,
+    }
+    given = [flag for flag, value in ad_hoc.items() if value]
+    if config is not None:
+        if given:
+            raise ConfigError(
+                f"{', '.join(given)} cannot be combined with a CONFIG file: put them in the config, "
+                f"or drop CONFIG for an ad hoc run"
+            )
+        study = load_config(config)
+    else:
+        if not event or not tickers:
+            raise ConfigError("give a CONFIG file, or both --event DATE[:timing] and --tickers A,B,C")
+        study = ad_hoc_config(
+            event=event,
+            tickers=[t for t in tickers.split(",") if t.strip()] or [tickers],
+            benchmark=benchmark or "SPY",
+            model=model or "market",
+            estimation_window=parse_window(estimation_window, " (--estimation-window)") if estimation_window else None,
+            windows=[parse_window(w, " (--window)") for w in windows],
+            min_estimation_returns=min_returns or 120,
+        )
+    results = run_study(
+        study, prices=prices, offline=offline, refresh=refresh, cache_dir=cache_dir,
+        progress=sys.stderr.isatty(),
+    )
+    out_dir = out or Path("reports") / study.name
+    paths = write_outputs(results, out_dir)
+    if not quiet:
+        click.echo(summary_text(results))
+        click.echo("")
+    click.echo(f"Wrote {', '.join(p.name for p in paths.values())} to {out_dir}/")
+    click.echo(f"Open the report: {paths['report.html'].resolve().as_uri()}")
+
+
+@cli.command()
+@click.argument("tickers")
+@click.option("--start", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First date, YYYY-MM-DD.")
+@click.option("--end", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Last date (inclusive), YYYY-MM-DD.")
+@click.option("--refresh", is_flag=True, help="Re-download even what the cache already holds.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), envvar="EVSTUDY_CACHE",
+              help="Cache folder [env: EVSTUDY_CACHE; default: the user cache folder].")
+@_friendly_errors
+def fetch(tickers: str, start: dt.datetime, end: dt.datetime, refresh: bool, cache_dir: Path | None) -> None:
+    """Download adjusted closes for TICKERS (comma-separated) into the local cache."""
+    from evstudy.prices import YahooSource
+
+    if end < start:
+        raise ConfigError(f"--end {end.date()} is before --start {start.date()}: give an end on or after the start")
+    names = parse_tickers([t for t in tickers.split(",") if t.strip()] or [tickers], " (TICKERS)")
+    source = YahooSource(cache_dir=cache_dir, refresh=refresh, progress=sys.stderr.isatty())
+    data = source.load(list(names), start.date(), end.date())
+    for note in data.notes:
+        click.echo(note)
+    found = [t for t in names if t not in data.missing]
+    click.echo(f"Cached {len(found)} of {len(names)} tickers in {data.location}")
+    if data.missing:
+        click.echo(f"No data from Yahoo Finance for: {', '.join(data.missing)}", err=True)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="evstudy")

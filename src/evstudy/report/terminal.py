@@ -1,0 +1,54 @@
+"""A compact plain-text summary for the terminal (and for notebooks' print)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from evstudy.results import StudyResults
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{value * 100:+.2f}%"
+
+
+def _stars(p: float | None) -> str:
+    if p is None or not math.isfinite(p):
+        return "  "
+    return "**" if p < 0.01 else "* " if p < 0.05 else "  "
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def summary_text(results: StudyResults, *, top: int = 5) -> str:
+    """Day 0, basket CAARs per window (cross-sectional t stars), top day-0 movers, exclusions."""
+    cfg = results.config
+    lines = [f"{cfg.title or cfg.name} — model: {cfg.model}, estimation window {cfg.estimation_window.label}"]
+    windows = [w.label for w in cfg.windows]
+    for timeline in results.timelines:
+        lines += ["", f"Event {timeline.event_id}: {timeline.mapping}"]
+        baskets = results.baskets[results.baskets["event"] == timeline.event_id]
+        rows = []
+        for (basket, bench), group in baskets.groupby(["basket", "benchmark"], sort=False):
+            cells = [f"{_pct(r.caar)}{_stars(r.p_value)}" for r in group.itertuples()]
+            rows.append([basket, bench, str(int(group["n"].iloc[0])), *cells])
+        lines += _table(["basket", "vs", "N", *windows], rows)
+        ars = results.abnormal_returns
+        day0 = ars[(ars["event"] == timeline.event_id) & (ars["rel_day"] == 0)]
+        day0 = day0[day0["benchmark"] == cfg.benchmark] if (day0["benchmark"] == cfg.benchmark).any() else day0
+        ranked = day0.sort_values("abnormal_return", ascending=False)
+        movers = pd.concat([ranked.head(top), ranked.tail(top)]).drop_duplicates(subset=["ticker", "benchmark"])
+        lines += ["", f"Day-0 abnormal returns, largest and smallest (vs {cfg.benchmark}):"]
+        lines += ["  " + "  ".join(f"{r.ticker} {_pct(r.abnormal_return)}" for r in movers.itertuples())]
+    lines += ["", "CAAR per window; ** p<0.01, * p<0.05 by the cross-sectional t, which over-rejects when"]
+    lines += ["stocks share one event date: read it as a screen, not a verdict."]
+    excluded = results.exclusions
+    if len(excluded):
+        lines += ["", f"Excluded ({len(excluded)}):"]
+        lines += [f"  {r.ticker} vs {r.benchmark} [{r.event}]: {r.reason}" for r in excluded.itertuples()]
+    return "\n".join(lines)

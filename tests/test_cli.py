@@ -1,0 +1,153 @@
+"""The command line as a user meets it: outputs, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from evstudy import __version__
+from evstudy.cli import cli
+
+REPO = Path(__file__).resolve().parents[1]
+JPM_CONFIG = REPO / "configs" / "jpm-sri-2025.toml"
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def assert_one_line_error(code: int, stderr: str, *fragments: str) -> None:
+    assert code == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), stderr
+    assert "Traceback" not in stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def test_version_and_help_on_every_command():
+    code, out, _ = invoke("--version")
+    assert code == 0 and __version__ in out
+    for command in ([], ["run"], ["fetch"]):
+        code, out, _ = invoke(*command, "--help")
+        assert code == 0 and "Usage:" in out and len(out) > 200
+
+
+@pytest.mark.shared_data
+def test_jpm_config_writes_the_contract_quickly(market_parquet, tmp_path):
+    out = tmp_path / "jpm"
+    started = time.perf_counter()
+    code, stdout, stderr = invoke("run", JPM_CONFIG, "--prices", market_parquet, "--out", out)
+    elapsed = time.perf_counter() - started
+    assert code == 0, stderr
+    assert elapsed < 15, f"run took {elapsed:.1f}s"
+    for name in ("report.html", "results.json", "abnormal_returns.csv", "cars.csv"):
+        assert (out / name).stat().st_size > 0, name
+    assert "day 0 Mon 2025-10-13" in stdout
+
+    cars = pd.read_csv(out / "cars.csv")
+    assert list(cars.columns) == ["event", "ticker", "benchmark", "window_start", "window_end", "car", "se", "t", "p_value"]
+    # MP is in critical_minerals, measured against SPY and REMX: a row for each.
+    mp = cars[(cars.ticker == "MP") & (cars.window_start == 0) & (cars.window_end == 0)]
+    assert set(mp.benchmark) == {"SPY", "REMX"}
+    assert cars[["car", "se", "t", "p_value"]].notna().all().all()
+
+    ars = pd.read_csv(out / "abnormal_returns.csv")
+    assert list(ars.columns) == [
+        "event", "ticker", "benchmark", "date", "rel_day", "return", "expected_return", "abnormal_return"
+    ]
+    assert set(ars.rel_day) == set(range(-10, 11))
+
+    doc = json.loads((out / "results.json").read_text())
+    for key in ("parameters", "data", "events", "fits", "cars", "baskets", "exclusions"):
+        assert key in doc
+    assert doc["events"][0]["day0"] == "2025-10-13"
+    assert doc["data"]["source"] == "files"
+
+    def finite(value):
+        if isinstance(value, float):
+            assert math.isfinite(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                finite(v)
+        elif isinstance(value, list):
+            for v in value:
+                finite(v)
+
+    finite(doc)
+
+
+@pytest.mark.shared_data
+def test_ad_hoc_run_forms_basket_all(market_parquet, tmp_path):
+    code, stdout, stderr = invoke(
+        "run", "--event", "2025-10-13:before_open", "--tickers", "MP,USAR,LAC", "--benchmark", "SPY",
+        "--window", "0,0", "--window", "-1,1", "--prices", market_parquet, "--out", tmp_path, "--quiet",
+    )
+    assert code == 0, stderr
+    baskets = json.loads((tmp_path / "results.json").read_text())["baskets"]
+    assert {b["basket"] for b in baskets} == {"all"}
+    assert {b["event"] for b in baskets} == {"event"}
+    assert {(b["window_start"], b["window_end"]) for b in baskets} == {(0, 0), (-1, 1)}
+
+
+@pytest.mark.shared_data
+def test_unknown_ticker_in_prices(market_parquet, tmp_path):
+    code, _, stderr = invoke(
+        "run", "--event", "2025-10-13", "--tickers", "MP,NOSUCHTKR", "--prices", market_parquet, "--out", tmp_path
+    )
+    assert_one_line_error(code, stderr, "NOSUCHTKR")
+
+
+@pytest.mark.shared_data
+def test_event_outside_the_data(market_parquet, tmp_path):
+    code, _, stderr = invoke(
+        "run", "--event", "2027-03-01", "--tickers", "MP,LAC", "--prices", market_parquet, "--out", tmp_path
+    )
+    assert_one_line_error(code, stderr, "2027-03-01", "outside the price data")
+
+
+@pytest.mark.shared_data
+def test_estimation_window_too_short_for_every_ticker(market_parquet, tmp_path):
+    # USAR and CRML only have a short history before 2021-06; a 2021-03 event leaves < 120 returns.
+    code, _, stderr = invoke(
+        "run", "--event", "2021-03-15", "--tickers", "MP,LAC", "--prices", market_parquet, "--out", tmp_path
+    )
+    assert_one_line_error(code, stderr, "every ticker was excluded", "valid returns")
+
+
+def test_malformed_config(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[[events]\ndate = 2025-10-13\n')
+    code, _, stderr = invoke("run", bad, "--out", tmp_path)
+    assert_one_line_error(code, stderr, str(bad), "not valid TOML")
+
+
+def test_unknown_config_key_suggests(tmp_path):
+    bad = tmp_path / "typo.toml"
+    bad.write_text(
+        'benchmak = "SPY"\n[[events]]\ndate = 2025-10-13\n[[baskets]]\nname = "a"\ntickers = ["MP"]\n'
+    )
+    code, _, stderr = invoke("run", bad, "--out", tmp_path)
+    assert_one_line_error(code, stderr, "'benchmak'", "did you mean 'benchmark'", str(bad))
+
+
+def test_config_and_ad_hoc_flags_conflict(tmp_path):
+    code, _, stderr = invoke("run", JPM_CONFIG, "--tickers", "MP", "--out", tmp_path)
+    assert_one_line_error(code, stderr, "--tickers", "CONFIG")
+
+
+def test_ad_hoc_needs_event_and_tickers(tmp_path):
+    code, _, stderr = invoke("run", "--tickers", "MP", "--out", tmp_path)
+    assert_one_line_error(code, stderr, "--event")
+
+
+def test_bad_window_flag(tmp_path):
+    code, _, stderr = invoke("run", "--event", "2025-10-13", "--tickers", "MP", "--window", "1,-1", "--out", tmp_path)
+    assert_one_line_error(code, stderr, "reversed")
