@@ -42,6 +42,8 @@ def open_source(
     """
     if prices is None:
         return YahooSource(cache_dir=cache_dir, offline=offline, refresh=refresh, progress=progress)
+    if not os.fspath(prices):
+        raise DataSourceError(f"--prices is an empty path; {SHAPES_HELP}")
     path = Path(prices).expanduser()
     if not path.exists():
         raise DataSourceError(f"--prices {str(path)!r} does not exist; {SHAPES_HELP}")

@@ -70,19 +70,20 @@ def _plural(count: int, word: str) -> str:
 class _File:
     path: Path
     columns: tuple[str, ...]
-    is_parquet: bool
+    parquet: pq.FileMetaData | None = None
     skip_rows_after_names: int = 0
 
     @classmethod
     def open(cls, path: Path) -> _File:
-        """Read just the header (CSV) or schema (Parquet) of ``path``."""
+        """Read just the header (CSV) or the footer metadata (Parquet) of ``path``."""
         suffix = path.suffix.lower()
         if suffix in (".parquet", ".pq"):
             try:
-                names = pq.read_schema(path).names
+                metadata = pq.read_metadata(path)
+                names = metadata.schema.to_arrow_schema().names
             except (OSError, pa.ArrowException) as exc:
                 raise DataSourceError(f"cannot read Parquet file {path}: {exc}; {SHAPES_HELP}") from exc
-            return cls(path, tuple(names), is_parquet=True)
+            return cls(path, tuple(names), parquet=metadata)
         if suffix != ".csv":
             raise DataSourceError(f"unsupported price file {path}: expected .csv or .parquet; {SHAPES_HELP}")
         try:
@@ -103,45 +104,74 @@ class _File:
             and rows[1][:1] == ["Ticker"]
             and rows[2][:1] == ["Date"]
         ):
-            return cls(path, ("Date", *header[1:]), is_parquet=False, skip_rows_after_names=2)
-        return cls(path, tuple(header), is_parquet=False)
+            return cls(path, ("Date", *header[1:]), skip_rows_after_names=2)
+        return cls(path, tuple(header))
 
-    def read(self, columns: Sequence[str], row_filter: pc.Expression | None = None) -> pa.Table:
-        """The given columns (and only rows matching ``row_filter``)."""
+    def read(
+        self,
+        columns: Sequence[str],
+        row_filter: pc.Expression | None = None,
+        row_groups: list[int] | None = None,
+    ) -> pa.Table:
+        """The given columns, only rows matching ``row_filter`` (of ``row_groups`` if given)."""
         try:
-            if self.is_parquet:
+            if self.parquet is not None and row_groups is not None:
+                table = pq.ParquetFile(self.path).read_row_groups(row_groups, columns=list(columns))
+            elif self.parquet is not None:
                 return pq.read_table(self.path, columns=list(columns), filters=row_filter)
-            table = pa_csv.read_csv(
-                self.path,
-                read_options=pa_csv.ReadOptions(
-                    column_names=list(self.columns),
-                    skip_rows=1,
-                    skip_rows_after_names=self.skip_rows_after_names,
-                ),
-                convert_options=pa_csv.ConvertOptions(
-                    include_columns=list(columns),
-                    column_types={name: pa.string() for name in columns},
-                    strings_can_be_null=False,
-                ),
-            )
+            else:
+                table = pa_csv.read_csv(
+                    self.path,
+                    read_options=pa_csv.ReadOptions(
+                        column_names=list(self.columns),
+                        skip_rows=1,
+                        skip_rows_after_names=self.skip_rows_after_names,
+                    ),
+                    convert_options=pa_csv.ConvertOptions(
+                        include_columns=list(columns),
+                        column_types={name: pa.string() for name in columns},
+                        strings_can_be_null=False,
+                    ),
+                )
             return table.filter(row_filter) if row_filter is not None else table
         except (OSError, pa.ArrowException, ValueError) as exc:
             raise DataSourceError(f"cannot read {self.path}: {exc}; {SHAPES_HELP}") from exc
 
-    def date_filter(self, column: str, start: dt.date, end: dt.date) -> pc.Expression | None:
-        """A pushdown filter on a Parquet date column, where its type allows one."""
-        if not self.is_parquet:
+    def row_groups(self, column: str, values: Sequence[str]) -> list[int] | None:
+        """Parquet row groups whose min/max of ``column`` may hold one of ``values``.
+
+        pyarrow does not prune row groups on a dictionary (category) column by
+        itself; doing it here makes reading 50 tickers of a 12k-ticker file
+        read a few row groups instead of all. None when statistics are missing.
+        """
+        if self.parquet is None:
             return None
-        kind = pq.read_schema(self.path).field(column).type
+        groups = []
+        for group in range(self.parquet.num_row_groups):
+            metadata = self.parquet.row_group(group)
+            chunks = (metadata.column(i) for i in range(metadata.num_columns))
+            chunk = next((c for c in chunks if c.path_in_schema == column), None)
+            stats = chunk.statistics if chunk is not None else None
+            if stats is None or not stats.has_min_max or not isinstance(stats.min, str):
+                return None
+            if any(stats.min <= value <= stats.max for value in values):
+                groups.append(group)
+        return groups
+
+    def date_filter(self, column: str, start: dt.date, end: dt.date) -> pc.Expression | None:
+        """A filter on a Parquet date column for [start, end], where its type allows one."""
+        if self.parquet is None:
+            return None
+        kind = self.parquet.schema.to_arrow_schema().field(column).type
+        after_end = end + dt.timedelta(days=1)
         if pa.types.is_date(kind):
-            low, high = pa.scalar(start, pa.date32()), pa.scalar(end, pa.date32())
+            low, high = pa.scalar(start, pa.date32()), pa.scalar(after_end, pa.date32())
         elif pa.types.is_timestamp(kind) and kind.tz is None:
             low = pa.scalar(dt.datetime.combine(start, dt.time()), kind)
-            high = pa.scalar(dt.datetime.combine(end + dt.timedelta(days=1), dt.time()), kind)
-            return (pc.field(column) >= low) & (pc.field(column) < high)
+            high = pa.scalar(dt.datetime.combine(after_end, dt.time()), kind)
         else:
             return None
-        return (pc.field(column) >= low) & (pc.field(column) <= high)
+        return (pc.field(column) >= low) & (pc.field(column) < high)
 
 
 # ---------------------------------------------------------------------------
@@ -299,6 +329,15 @@ def _try_normalize(raw: object) -> str | None:
         return None
 
 
+def _normalize_used(codes: np.ndarray, raw_names: list) -> list[str | None]:
+    """Normalized name per code, for the codes that occur (a file's dictionary lists all tickers)."""
+    normalized: list[str | None] = [None] * len(raw_names)
+    counts = np.bincount(codes.astype(np.int64) + 1, minlength=len(raw_names) + 1)[1:]
+    for code in np.flatnonzero(counts):
+        normalized[code] = _try_normalize(raw_names[code])
+    return normalized
+
+
 def _normalized_names(raw_names: Iterable[object]) -> dict[str, list]:
     """Normalized ticker -> the raw spellings in the source that map to it (invalid names skipped)."""
     names: dict[str, list] = {}
@@ -421,16 +460,18 @@ class _Long:
 
     def _read(self, raw_names: list[str] | None, start: dt.date, end: dt.date) -> pa.Table:
         row_filter = self.file.date_filter(self.date, start, end)
+        row_groups = None
         if raw_names is not None:
             wanted = pc.field(self.ticker).isin(raw_names)
             row_filter = wanted if row_filter is None else row_filter & wanted
-        return self.file.read([self.date, self.ticker, self.value], row_filter)
+            row_groups = self.file.row_groups(self.ticker, raw_names)
+        return self.file.read([self.date, self.ticker, self.value], row_filter, row_groups)
 
     def pivot(self, tickers: list[str] | None, first: int, last: int) -> tuple[_Wide, list[str]]:
         start, end = _EPOCH + dt.timedelta(days=first), _EPOCH + dt.timedelta(days=last)
         table = self._read(tickers, start, end)
         codes, raw_names = _codes(table.column(self.ticker))
-        normalized = [_try_normalize(raw) for raw in raw_names]
+        normalized = _normalize_used(codes, raw_names)
         if tickers is not None:
             read = set(normalized)
             absent = [t for t in tickers if t not in read]
@@ -446,7 +487,7 @@ class _Long:
                         [table, self._read(respelled, start, end)], promote_options="permissive"
                     )
                     codes, raw_names = _codes(table.column(self.ticker))
-                    normalized = [_try_normalize(raw) for raw in raw_names]
+                    normalized = _normalize_used(codes, raw_names)
         columns = sorted({n for n in normalized if n is not None}) if tickers is None else tickers
         position = {name: i for i, name in enumerate(columns)}
         # One slot per code, plus a last one that code -1 (a null ticker) indexes.
