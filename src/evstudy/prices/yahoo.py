@@ -102,6 +102,10 @@ def _plan(entry: CacheEntry | None, first: dt.date, last: dt.date) -> list[_Piec
     return pieces
 
 
+def _no_closes() -> pd.Series:
+    return pd.Series([], index=pd.DatetimeIndex([], dtype="datetime64[ns]", name="date"), dtype=np.float64)
+
+
 def _column(frame: pd.DataFrame, key: object) -> pd.Series | None:
     column = frame.get(key)
     return column if isinstance(column, pd.Series) else None
@@ -130,8 +134,10 @@ def _closes_by_ticker(
     except (TypeError, ValueError) as exc:
         raise DownloadError(f"yfinance returned an index that is not dates: {exc}") from exc
     if index.tz is not None:
-        index = index.tz_localize(None)  # wall-clock time: the exchange's own trading day
-    index = index.normalize().astype("datetime64[ns]").rename("date")
+        # Daily bars sit at the exchange's midnight; shown in another US zone they land an
+        # hour or three either side of it, so the nearest midnight is the trading day.
+        index = index.tz_localize(None).round("D")
+    index = pd.DatetimeIndex(index.normalize().to_numpy(dtype="datetime64[ns]"), name="date")
 
     columns = frame.columns
     picked: dict[str, pd.Series | None] = {}
@@ -196,7 +202,7 @@ class YahooSource:
         run = _Run(self, wanted, start, end)
         return run.result()
 
-    def download(self, tickers: list[str], first: dt.date, last: dt.date) -> dict[str, pd.Series]:
+    def _download_closes(self, tickers: list[str], first: dt.date, last: dt.date) -> dict[str, pd.Series]:
         """One batched yfinance call for [first, last]; closes per ticker that returned any."""
         import yfinance  # imported here: file-only runs never pay for it
 
@@ -285,14 +291,14 @@ class _Run:
             tickers = [ticker for ticker, _ in members]
             self.calls += 1
             self.downloaded.extend(t for t in tickers if t not in self.downloaded)
-            closes = self.source.download(tickers, first, last)
+            closes = self.source._download_closes(tickers, first, last)
             if not closes:
                 self.notes.append(
                     f"Yahoo returned nothing for {', '.join(tickers)} in {first}..{last} "
                     "(network unreachable, rate-limited, or no trading then); nothing cached for them"
                 )
             for ticker, job in members:
-                yield ticker, job, (closes.get(ticker, pd.Series(dtype=np.float64)) if closes else None)
+                yield ticker, job, (closes.get(ticker, _no_closes()) if closes else None)
 
     def _fetch(self, plans: dict[str, list[_Piece]]) -> list[str]:
         """Download the planned pieces, cache them, and return tickers whose basis moved."""
@@ -351,7 +357,7 @@ class _Run:
         for ticker in self.wanted:
             entry = self.entries.get(ticker)
             parts = ([entry.closes] if entry is not None else []) + self.fresh.get(ticker, [])
-            series = pd.concat(parts) if parts else pd.Series(dtype=np.float64)
+            series = pd.concat(parts) if parts else _no_closes()
             series = series[~series.index.duplicated(keep="last")].sort_index()
             series = series[(series.index >= low) & (series.index <= high)]
             if series.empty:
@@ -376,10 +382,10 @@ class _Run:
             f"({len(topped_up)} of them topped up) in {self.calls} call(s); cache {self.cache.dir}",
         )
         if columns:
-            closes = pd.concat(columns, axis=1).sort_index()
+            closes = pd.concat(columns, axis=1, sort=True)
         else:
             closes = pd.DataFrame(index=pd.DatetimeIndex([], dtype="datetime64[ns]"))
-        closes.index = pd.DatetimeIndex(closes.index, name="date").astype("datetime64[ns]")
+        closes.index = pd.DatetimeIndex(closes.index.to_numpy(dtype="datetime64[ns]"), name="date")
         closes.columns = list(closes.columns)
         return PriceData(
             closes=closes.astype(np.float64),
