@@ -282,6 +282,11 @@ def test_unknown_ticker_in_directory_and_wide(tmp_path, ticker_dir):
         ("empty.csv", "", "empty"),
         ("ragged.csv", "date,ticker,close\n2024-01-02,AAA,1,9\n", "cannot read"),
         ("broken.parquet", "this is not parquet", "cannot read Parquet"),
+        (
+            "export.csv",
+            "Price,Close,Close\nTicker,AAA,BBB\nDate,,\n2024-01-02,1,2\n",
+            "multi-ticker yfinance export",
+        ),
         ("prices.xlsx", "whatever", "unsupported"),
     ],
 )

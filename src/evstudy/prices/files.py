@@ -94,16 +94,22 @@ class _File:
         if not rows or not any(cell.strip() for cell in rows[0]):
             raise DataSourceError(f"empty CSV file {path}; {SHAPES_HELP}")
         header = [cell.strip() for cell in rows[0]]
-        duplicated = sorted({name for name in header if header.count(name) > 1})
-        if duplicated:
-            raise DataSourceError(f"CSV file {path} has duplicate column names {duplicated}")
-        # yfinance >= 0.2.51 writes three header rows: Price,Close / Ticker,MP / Date,
-        if (
+        # yfinance >= 0.2.51 exports three header rows: Price,Close,... / Ticker,MP,... / Date,,...
+        yfinance_export = (
             header[0].lower() == "price"
             and len(rows) == 3
             and rows[1][:1] == ["Ticker"]
             and rows[2][:1] == ["Date"]
-        ):
+        )
+        if yfinance_export and len(set(rows[1][1:])) > 1:
+            raise DataSourceError(
+                f"{path} is a multi-ticker yfinance export (three header rows): save the closes "
+                f"alone, e.g. yf.download(...)['Close'].to_csv(path), which is the wide shape; {SHAPES_HELP}"
+            )
+        duplicated = sorted({name for name in header if header.count(name) > 1})
+        if duplicated:
+            raise DataSourceError(f"CSV file {path} has duplicate column names {duplicated}")
+        if yfinance_export:
             return cls(path, ("Date", *header[1:]), skip_rows_after_names=2)
         return cls(path, tuple(header))
 
