@@ -191,9 +191,11 @@ def test_ticker_returned_empty_goes_to_missing(fake, tmp_path):
     assert data.missing == ("ZZZZ",)
     assert_contract(data.closes, ["AAA", "BBB"])
     assert any("no Yahoo prices for ZZZZ" in note for note in data.notes)
-    # the others answered, so Yahoo has nothing for ZZZZ there: not asked again
+    assert any("Yahoo returned nothing for ZZZZ" in note and "not cached" in note for note in data.notes)
+    # an empty answer may be a per-ticker rate limit: ZZZZ is asked again, alone
     again = YahooSource(cache_dir=tmp_path).load(["AAA", "ZZZZ"], *JAN)
-    assert again.missing == ("ZZZZ",) and len(fake.calls) == 1
+    assert again.missing == ("ZZZZ",)
+    assert [call["tickers"] for call in fake.calls] == [["AAA", "ZZZZ", "BBB"], ["ZZZZ"]]
 
 
 def test_every_ticker_empty_is_a_download_error_and_nothing_cached(fake, tmp_path):

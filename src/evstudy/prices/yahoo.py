@@ -277,12 +277,11 @@ class _Run:
 
     def _download(
         self, jobs: list[tuple[str, tuple[dt.date, dt.date], _Piece]]
-    ) -> Iterator[tuple[str, _Piece, pd.Series | None]]:
+    ) -> Iterator[tuple[str, _Piece, pd.Series]]:
         """Download each (ticker, range) job, one batched call per distinct range.
 
-        Yields each job's closes as soon as its call returns (so what did
-        download gets cached even if a later call fails); None means the whole
-        call came back empty, which says nothing about the ticker.
+        Yields each job's closes as soon as its call returns, so what did
+        download gets cached even if a later call fails.
         """
         groups: dict[tuple[dt.date, dt.date], list[tuple[str, _Piece]]] = {}
         for ticker, span, job in jobs:
@@ -292,20 +291,28 @@ class _Run:
             self.calls += 1
             self.downloaded.extend(t for t in tickers if t not in self.downloaded)
             closes = self.source._download_closes(tickers, first, last)
-            if not closes:
+            empty = [t for t in tickers if t not in closes]
+            if empty:
                 self.notes.append(
-                    f"Yahoo returned nothing for {', '.join(tickers)} in {first}..{last} "
-                    "(network unreachable, rate-limited, or no trading then); nothing cached for them"
+                    f"Yahoo returned nothing for {', '.join(empty)} in {first}..{last} (network "
+                    "unreachable, rate-limited, unknown ticker, or no trading then); not cached"
                 )
             for ticker, job in members:
-                yield ticker, job, (closes.get(ticker, _no_closes()) if closes else None)
+                yield ticker, job, closes.get(ticker, _no_closes())
 
     def _fetch(self, plans: dict[str, list[_Piece]]) -> list[str]:
-        """Download the planned pieces, cache them, and return tickers whose basis moved."""
+        """Download the planned pieces, cache them, and return tickers whose basis moved.
+
+        Only a ticker that returned closes gets its range marked covered: Yahoo
+        rate-limits single tickers inside a batch, so an empty answer proves
+        nothing. A pre-IPO gap is still covered once, by the call that returns
+        the first closes after it; every top-up includes a cached trading day,
+        so a ticker Yahoo knows never comes back empty from one.
+        """
         stale: list[str] = []
         jobs = [(ticker, piece.fetch, piece) for ticker, pieces in plans.items() for piece in pieces]
         for ticker, piece, series in self._download(jobs):
-            if series is None:
+            if series.empty:
                 continue
             self.fresh.setdefault(ticker, []).append(series)
             entry = self.entries.get(ticker)
@@ -324,7 +331,7 @@ class _Run:
             span = (min(self.start, entry.first), max(self.fetch_last, entry.last))
             jobs.append((ticker, _without_weekend_edges(*span) or span, _Piece(span, span)))
         for ticker, piece, series in self._download(jobs):
-            if series is None or series.empty:
+            if series.empty:
                 self.notes.append(
                     f"{ticker}: Yahoo's adjusted closes changed since they were cached (split or "
                     "dividend) but the full history could not be refetched; returns across the "
