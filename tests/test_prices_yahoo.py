@@ -65,18 +65,17 @@ class FakeYahoo:
         self.market = market
         self.calls: list[dict] = []
         self.unreachable = False
-        self.ignore_tz = True
 
     def __call__(self, tickers, start=None, end=None, **kwargs):
         first, after = pd.Timestamp(start), pd.Timestamp(end)
         self.calls.append({"tickers": list(tickers), "start": first.date(), "end": after.date(), **kwargs})
         per_ticker = {}
         for ticker in sorted({t.upper() for t in tickers}):
-            closes = self.market.get(ticker)
-            if closes is not None and not self.unreachable:
+            closes = None if self.unreachable else self.market.get(ticker)
+            if closes is not None:
                 closes = closes[(closes.index >= first) & (closes.index < after)]
-            per_ticker[ticker] = history(closes) if closes is not None and len(closes) and not self.unreachable else None
-        return download_frame(per_ticker, ignore_tz=self.ignore_tz)
+            per_ticker[ticker] = history(closes) if closes is not None and len(closes) else None
+        return download_frame(per_ticker)
 
 
 @pytest.fixture
