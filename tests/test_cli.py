@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -41,13 +40,11 @@ def test_version_and_help_on_every_command():
 
 
 @pytest.mark.shared_data
-def test_jpm_config_writes_the_contract_quickly(market_parquet, tmp_path):
+def test_jpm_config_writes_the_contract(market_parquet, tmp_path):
+    # The run's wall time (< 15 s) is measured in benchmarks/, not asserted here.
     out = tmp_path / "jpm"
-    started = time.perf_counter()
     code, stdout, stderr = invoke("run", JPM_CONFIG, "--prices", market_parquet, "--out", out)
-    elapsed = time.perf_counter() - started
     assert code == 0, stderr
-    assert elapsed < 15, f"run took {elapsed:.1f}s"
     for name in ("report.html", "results.json", "abnormal_returns.csv", "cars.csv"):
         assert (out / name).stat().st_size > 0, name
     assert "day 0 Mon 2025-10-13" in stdout

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from pathlib import Path
 
 import numpy as np
@@ -344,13 +343,11 @@ def test_real_market_equals_coverage_where_both_have_data(coverage_dir, real_mar
 
 
 @pytest.mark.shared_data
-def test_real_market_fifty_tickers_fast_and_suggestions(market_parquet):
+def test_real_market_fifty_tickers_and_suggestions(market_parquet):
     universe = pq.read_table(market_parquet, columns=["ticker"]).column("ticker").unique()
     names = universe.dictionary_decode().to_pylist() if pa.types.is_dictionary(universe.type) else universe.to_pylist()
     fifty = sorted(names)[::250][:50]
-    started = time.perf_counter()
     data = FileSource(market_parquet).load(fifty, *REAL_RANGE)
-    assert time.perf_counter() - started < 2.0
     assert list(data.closes.columns) == [normalize_ticker(n) for n in fifty]
     with pytest.raises(UnknownTickerError, match=r"ticker 'MPP' not found in .*\(12,426 tickers\); did you mean MP,"):
         FileSource(market_parquet).load(["MPP"], *REAL_RANGE)
