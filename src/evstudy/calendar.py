@@ -9,6 +9,7 @@ come from ``exchange_calendars``, not a hand-written list.
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -28,8 +29,14 @@ _TIMING_WORDS = {
 
 @lru_cache(maxsize=1)
 def nyse_calendar() -> xcals.ExchangeCalendar:
-    """The NYSE (XNYS) calendar, built once per process."""
-    return xcals.get_calendar("XNYS", start="2000-01-01")
+    """The NYSE (XNYS) calendar, built once per process.
+
+    exchange_calendars trips a pandas 3 deprecation while building it; that is
+    the library's business, not the user's, so it is silenced here only.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Series\.values returning an ndarray", module="pandas")
+        return xcals.get_calendar("XNYS", start="2000-01-01")
 
 
 @dataclass(frozen=True)
