@@ -33,9 +33,18 @@ class AbnormalReturns:
     market: np.ndarray
 
 
-def abnormal_returns(fitted: ModelFit, stock: np.ndarray, market: np.ndarray, rel_days: np.ndarray) -> AbnormalReturns:
-    """AR = actual - expected, for every event-window day and series."""
+def abnormal_returns(
+    fitted: ModelFit, stock: np.ndarray, market: np.ndarray, rel_days: np.ndarray, offset: np.ndarray | None = None
+) -> AbnormalReturns:
+    """AR = actual - expected, for every event-window day and series.
+
+    ``market`` is the model's regressors (see :func:`evstudy.models.model_inputs`);
+    ``offset`` (days x series) is the part of the normal return outside the
+    regression, the risk-free rate for the factor model: expected = offset + X b.
+    """
     expected = expected_returns(fitted, market)
+    if offset is not None:
+        expected = expected + offset
     return AbnormalReturns(rel_days, stock, expected, stock - expected, market)
 
 
@@ -74,3 +83,32 @@ def car_paths(fitted: ModelFit, ar: AbnormalReturns) -> CarStats:
     """CAR from the first event-window day through each later day, with its SE."""
     rel = ar.rel_days
     return car_stats(fitted, ar, [Window(int(rel[0]), int(day)) for day in rel])
+
+
+
+@dataclass(frozen=True)
+class BuyAndHold:
+    """Compounded actual and normal returns over each window, and their difference (window x series)."""
+
+    bh_return: np.ndarray
+    bh_expected: np.ndarray
+    bhar: np.ndarray
+
+
+def buy_and_hold(ar: AbnormalReturns, windows: list[Window]) -> BuyAndHold:
+    """Buy-and-hold abnormal returns, BHAR_i = prod(1 + R_it) - prod(1 + E[R_it]) over each window.
+
+    Notes
+    -----
+    Barber & Lyon (1997), "Detecting long-run abnormal stock returns", JFE
+    43(3): compounding, unlike summing ARs into a CAR, is what an investor
+    holding the stock over the window earns, which matters over long windows.
+    E[R_it] is the study model's normal return on each day. No standard error
+    is given: BHARs are skewed, and their t-tests are misspecified (Lyon,
+    Barber & Tsai 1999, JF 54(1)).
+    """
+    rel = ar.rel_days
+    selector = np.array([(rel >= w.start) & (rel <= w.end) for w in windows], dtype=bool)[:, :, None]  # (nw, W, 1)
+    grown = np.where(selector, 1.0 + ar.actual[None], 1.0).prod(axis=1) - 1.0
+    normal = np.where(selector, 1.0 + ar.expected[None], 1.0).prod(axis=1) - 1.0
+    return BuyAndHold(grown, normal, grown - normal)

@@ -20,7 +20,8 @@ from typing import Any, Literal, get_args
 from evstudy.errors import ConfigError
 
 Timing = Literal["before_open", "during", "after_close"]
-ModelName = Literal["market", "market_adjusted", "constant_mean"]
+ModelName = Literal["market", "market_adjusted", "constant_mean", "two_index", "factor", "dimson"]
+FactorUnits = Literal["percent", "decimal"]
 
 TIMINGS: tuple[str, ...] = get_args(Timing)
 MODELS: tuple[str, ...] = get_args(ModelName)
@@ -86,10 +87,33 @@ class Basket:
     tickers: tuple[str, ...]
     benchmarks: tuple[str, ...]
     label: str = ""
+    sector: str = ""  # the second index of model "two_index" (e.g. REMX); "" otherwise
 
     @property
     def title(self) -> str:
         return self.label or self.name
+
+
+@dataclass(frozen=True)
+class FactorSpec:
+    """A user-supplied daily factor file for model "factor" (read by :mod:`evstudy.prices.factors`).
+
+    ``file`` is resolved against the config file's folder; ``units`` says
+    whether its numbers are percent (Kenneth French's files: 0.05 = 0.05%)
+    or decimals; ``columns`` picks the factors (empty: every column except the
+    date and ``rf``); ``rf`` names the risk-free column.
+    """
+
+    file: str
+    units: FactorUnits
+    columns: tuple[str, ...] = ()
+    rf: str = "RF"
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        """How results name the factor set in their benchmark column."""
+        return self.name or Path(self.file).stem
 
 
 @dataclass(frozen=True)
@@ -110,6 +134,9 @@ class StudyConfig:
     description: str = ""
     source_file: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    active_from: Mapping[str, dt.date] = field(default_factory=dict)  # ticker -> first day of its active regime
+    accept_breaks: bool = False  # estimate from a detected variance break (see evstudy.diagnostics)
+    factors: FactorSpec | None = None
 
     def __post_init__(self) -> None:
         _check_study(self)
@@ -131,7 +158,7 @@ class StudyConfig:
         """Every ticker and benchmark the study needs, without repeats."""
         seen: dict[str, None] = {self.benchmark: None}
         for basket in self.baskets:
-            for ticker in (*basket.tickers, *basket.benchmarks):
+            for ticker in (*basket.tickers, *basket.benchmarks, *((basket.sector,) if basket.sector else ())):
                 seen.setdefault(ticker, None)
         return list(seen)
 
@@ -148,6 +175,13 @@ class StudyConfig:
             "ar_span": [self.ar_span.start, self.ar_span.end],
             "min_estimation_returns": self.min_estimation_returns,
             "max_zero_share": self.max_zero_share,
+            "active_from": {ticker: day.isoformat() for ticker, day in self.active_from.items()},
+            "accept_breaks": self.accept_breaks,
+            "sectors": {b.name: b.sector for b in self.baskets if b.sector},
+            "factors": None if self.factors is None else {
+                "file": self.factors.file, "units": self.factors.units, "columns": list(self.factors.columns),
+                "rf": self.factors.rf, "name": self.factors.label,
+            },
             "events": [
                 {
                     "id": e.id,
@@ -178,6 +212,7 @@ def _check_study(cfg: StudyConfig) -> None:
         raise ConfigError(f"no tickers given{where}: add a [[baskets]] table (or --tickers A,B)")
     if cfg.model not in MODELS:
         raise ConfigError(f"model {cfg.model!r}{where} is not one of {', '.join(MODELS)}")
+    _check_model_inputs(cfg, where)
     est = cfg.estimation_window
     if est.start > est.end:
         raise ConfigError(f"estimation window [{est.start},{est.end}]{where} is reversed: give [start,end] with start <= end")
@@ -214,6 +249,40 @@ def _check_study(cfg: StudyConfig) -> None:
                     f"event {event.id!r}{where} names basket {name!r}, which is not defined; "
                     f"defined baskets: {', '.join(names)}"
                 )
+
+
+def _check_model_inputs(cfg: StudyConfig, where: str) -> None:
+    """Two-index baskets need a sector index, the factor model a factor file; active_from names basket tickers."""
+    for basket in cfg.baskets:
+        if cfg.model == "two_index" and not basket.sector:
+            raise ConfigError(
+                f"basket {basket.name!r}{where} has no 'sector': model \"two_index\" regresses each stock on its "
+                f"benchmark and a sector index; add e.g. sector = \"REMX\" to the basket"
+            )
+        if basket.sector and cfg.model != "two_index":
+            raise ConfigError(
+                f"key 'sector' in basket {basket.name!r}{where} is used only by model = \"two_index\" "
+                f"(the model is {cfg.model!r}): remove it or change the model"
+            )
+        if basket.sector in basket.benchmarks:
+            raise ConfigError(
+                f"{basket.sector} is both the sector and a benchmark of basket {basket.name!r}{where}: with "
+                f"model \"two_index\" 'benchmarks' are the market indexes and 'sector' the second index"
+            )
+    if cfg.model == "factor" and cfg.factors is None:
+        raise ConfigError(
+            f"model \"factor\"{where} needs a [factors] table with 'file' and 'units' (\"percent\" or \"decimal\")"
+        )
+    if cfg.factors is not None and cfg.model != "factor":
+        raise ConfigError(f"the [factors] table{where} is used only by model = \"factor\" (the model is {cfg.model!r})")
+    known = list(dict.fromkeys(t for b in cfg.baskets for t in b.tickers))
+    for ticker in cfg.active_from:
+        if ticker not in known:
+            shown = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
+            raise ConfigError(
+                f"key 'active_from.{ticker}'{where}: {ticker} is in no basket; active_from takes the baskets' "
+                f"tickers ({shown})"
+            )
 
 
 def normalize_ticker(raw: object, where: str = "") -> str:
@@ -324,6 +393,9 @@ _TOP_KEYS = {
     "ar_span": list,
     "min_estimation_returns": int,
     "max_zero_share": float,
+    "active_from": dict,
+    "accept_breaks": bool,
+    "factors": dict,
     "events": list,
     "baskets": list,
     "confounders": list,
@@ -337,7 +409,8 @@ _EVENT_KEYS = {
     "baskets": list,
     "confounders": list,
 }
-_BASKET_KEYS = {"name": str, "label": str, "tickers": list, "benchmarks": list, "benchmark": str}
+_BASKET_KEYS = {"name": str, "label": str, "tickers": list, "benchmarks": list, "benchmark": str, "sector": str}
+_FACTOR_KEYS = {"file": str, "units": str, "columns": list, "rf": str, "name": str}
 _CONFOUNDER_KEYS = {"date": (str, dt.date), "label": str}
 
 
@@ -357,7 +430,8 @@ def _check_keys(table: Mapping[str, Any], allowed: Mapping[str, Any], where: str
         if not ok:
             names = " or ".join(
                 {str: "a string", int: "a whole number", float: "a number", list: "a list",
-                 dt.date: "a date", dt.datetime: "a timestamp"}[t] for t in types
+                 dt.date: "a date", dt.datetime: "a timestamp", dict: "a table", bool: "true or false"}[t]
+                for t in types
             )
             raise ConfigError(f"key {key!r} {where} is {value!r}; expected {names}")
 
@@ -373,6 +447,38 @@ def _confounders(raw: list[Any], where: str) -> tuple[Confounder, ...]:
             raise ConfigError(f"missing key 'date' {here}")
         out.append(Confounder(_parse_date(item["date"], f" {here}"), str(item.get("label", ""))))
     return tuple(out)
+
+
+def _active_from(table: Mapping[str, Any], where: str) -> dict[str, dt.date]:
+    """``[active_from]``: ticker = first day of the regime to estimate on (e.g. a SPAC's merger date)."""
+    out: dict[str, dt.date] = {}
+    for key, value in table.items():
+        here = f" (key 'active_from.{key}' {where})"
+        out[normalize_ticker(key, here)] = _parse_date(value, here)
+    return out
+
+
+def _factor_spec(table: Mapping[str, Any], source: str, where: str) -> FactorSpec:
+    """``[factors]``: the factor file, its units and columns; a relative path is relative to the config."""
+    here = f"in [factors] {where}"
+    _check_keys(table, _FACTOR_KEYS, here)
+    for key in ("file", "units"):
+        if key not in table:
+            raise ConfigError(
+                f"missing key {key!r} {here}: give file = \"factors.csv\" and units = \"percent\" or \"decimal\""
+            )
+    if table["units"] not in get_args(FactorUnits):
+        raise ConfigError(f"key 'units' {here} is {table['units']!r}; allowed: percent, decimal")
+    columns = table.get("columns", [])
+    if not all(isinstance(c, str) and c for c in columns) or len(set(columns)) != len(columns):
+        raise ConfigError(f"key 'columns' {here} is {columns!r}; give distinct column names such as [\"Mkt-RF\", \"SMB\"]")
+    path = Path(table["file"]).expanduser()
+    if not path.is_absolute() and not source.startswith("<"):
+        path = Path(source).parent / path
+    rf = table.get("rf", "RF")
+    if rf in columns:
+        raise ConfigError(f"key 'columns' {here} lists the risk-free column {rf!r}: it is subtracted, not a factor")
+    return FactorSpec(file=str(path), units=table["units"], columns=tuple(columns), rf=rf, name=table.get("name", ""))
 
 
 def load_config(path: str | Path) -> StudyConfig:
@@ -427,7 +533,12 @@ def config_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>", default_
         for bench in benchmarks:
             if bench in tickers:
                 raise ConfigError(f"{bench} is both a ticker and a benchmark {here}: a stock cannot be its own benchmark")
-        baskets.append(Basket(name=name, tickers=tickers, benchmarks=benchmarks, label=table.get("label", "")))
+        sector = normalize_ticker(table["sector"], f" (key 'sector' {here})") if "sector" in table else ""
+        if sector in tickers:
+            raise ConfigError(f"{sector} is both a ticker and the sector index {here}: a stock cannot be its own index")
+        baskets.append(
+            Basket(name=name, tickers=tickers, benchmarks=benchmarks, label=table.get("label", ""), sector=sector)
+        )
 
     events = []
     for i, table in enumerate(raw.get("events", [])):
@@ -490,6 +601,9 @@ def config_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>", default_
         ar_span=window("ar_span", DEFAULT_AR_SPAN),
         min_estimation_returns=raw.get("min_estimation_returns", DEFAULT_MIN_RETURNS),
         max_zero_share=float(raw.get("max_zero_share", DEFAULT_MAX_ZERO_SHARE)),
+        active_from=_active_from(raw.get("active_from", {}), where_file),
+        accept_breaks=raw.get("accept_breaks", False),
+        factors=_factor_spec(raw["factors"], source, where_file) if "factors" in raw else None,
         source_file=source,
     )
 
@@ -512,6 +626,11 @@ def ad_hoc_config(
         raise ConfigError(f"{bench} is both in --tickers and the --benchmark: a stock cannot be its own benchmark")
     if model not in MODELS:
         raise ConfigError(f"--model {model!r} is not one of {', '.join(MODELS)}")
+    if model in ("two_index", "factor"):
+        raise ConfigError(
+            f"--model {model} needs {'a sector index per basket' if model == 'two_index' else 'a factor file'}, "
+            f"which only a config file can give: use a TOML config"
+        )
     return StudyConfig(
         name=name,
         events=(parse_event(event),),

@@ -2,9 +2,12 @@
 
 Every model is a linear regression of a stock's return on a design X over the
 estimation window (market model: X = [1, R_m]; constant mean: X = [1];
-market-adjusted: no free parameter). Each series has its own set of valid
-days, so the normal equations are built with a (days x series) mask and solved
-as a batch of small p x p systems: no Python loop over tickers.
+market-adjusted: no free parameter; two-index: X = [1, R_m, R_sector];
+factor: R - RF on X = [1, F_1..F_q]; Dimson: X = [1, R_m,t-1, R_m,t, R_m,t+1]).
+Each series has its own set of valid days, so the normal equations are built
+with a (days x series) mask and solved as a batch of small p x p systems: no
+Python loop over tickers. :func:`model_inputs` turns return arrays into what a
+model regresses, once for the whole panel; any window is then a row slice.
 """
 
 from __future__ import annotations
@@ -19,11 +22,28 @@ PARAM_NAMES: dict[str, tuple[str, ...]] = {
     "market": ("alpha", "beta"),
     "constant_mean": ("mean",),
     "market_adjusted": (),
+    "two_index": ("alpha", "beta", "beta_sector"),
+    "dimson": ("alpha", "beta_lag", "beta_0", "beta_lead"),
 }
 
 
+def param_names(model: ModelName, factor_names: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Names of ``model``'s coefficients in the order of :attr:`ModelFit.params`."""
+    if model == "factor":
+        return ("alpha", *factor_names)
+    return PARAM_NAMES[model]
+
+
 def design(model: ModelName, market: np.ndarray) -> np.ndarray:
-    """The regressors X (days x series x p) of ``model`` given market returns (days x series)."""
+    """The regressors X (days x series x p) of ``model``.
+
+    ``market`` holds the non-constant regressors: market returns (days x series)
+    for the market, market-adjusted and constant-mean models, or a (days x
+    series x q) stack from :func:`model_inputs` for the two-index, factor and
+    Dimson models, which get X = [1, regressors].
+    """
+    if market.ndim == 3:
+        return np.concatenate([np.ones(market.shape[:2] + (1,)), market], axis=-1)
     ones = np.ones_like(market)
     if model == "market":
         return np.stack([ones, market], axis=-1)
@@ -59,13 +79,15 @@ class ModelFit:
 def fit(model: ModelName, stock: np.ndarray, market: np.ndarray) -> ModelFit:
     """Fit ``model`` by OLS for every column of ``stock`` (days x series) at once.
 
-    Days where the stock or its market return is missing are dropped series by
+    Days where the stock or any regressor is missing are dropped series by
     series. Series with too few days or a singular design get NaN parameters;
     the study excludes them with a reason before anything is reported.
+    ``market`` is (days x series), or (days x series x q) for the models with
+    several regressors (:func:`model_inputs`).
     """
-    mask = np.isfinite(stock) & np.isfinite(market)
+    mask = np.isfinite(stock) & (np.isfinite(market) if market.ndim == 2 else np.isfinite(market).all(axis=-1))
     y = np.where(mask, stock, 0.0)
-    m = np.where(mask, market, 0.0)
+    m = np.where(mask if market.ndim == 2 else mask[..., None], market, 0.0)
     w = mask.astype(float)
     n = w.sum(axis=0)
 
@@ -82,7 +104,11 @@ def fit(model: ModelName, stock: np.ndarray, market: np.ndarray) -> ModelFit:
     xtx = np.einsum("lkp,lkq->kpq", X, X)
     xty = np.einsum("lkp,lk->kp", X, y)
     p = X.shape[-1]
-    det_ok = np.abs(np.linalg.det(xtx)) > 1e-12 * np.maximum(n, 1) ** p
+    # Singularity on the scale-free (correlation-like) X'X, so that small regressors
+    # such as decimal factor returns are not mistaken for a singular design.
+    scale = np.sqrt(np.einsum("kpp->kp", xtx))
+    scaled = xtx / np.where(scale > 0, scale, 1.0)[:, :, None] / np.where(scale > 0, scale, 1.0)[:, None, :]
+    det_ok = (scale > 0).all(axis=1) & (np.abs(np.linalg.det(scaled)) > 1e-12)
     safe = np.where(det_ok[:, None, None], xtx, np.eye(p))
     xtx_inv = np.linalg.inv(safe)
     params = np.einsum("kpq,kq->kp", xtx_inv, xty)
@@ -94,7 +120,7 @@ def fit(model: ModelName, stock: np.ndarray, market: np.ndarray) -> ModelFit:
     s2 = ssr / np.where(df > 0, df, np.nan)
     ybar = y.sum(axis=0) / np.maximum(n, 1)
     tss = (np.where(mask, y - ybar, 0.0) ** 2).sum(axis=0)
-    r2 = 1.0 - ssr / np.where(tss > 0, tss, np.nan) if model == "market" else np.full(n.shape, np.nan)
+    r2 = 1.0 - ssr / np.where(tss > 0, tss, np.nan) if p > 1 else np.full(n.shape, np.nan)
     return ModelFit(model, params, xtx_inv, s2, n, df, r2, resid)
 
 
@@ -104,3 +130,90 @@ def expected_returns(fitted: ModelFit, market: np.ndarray) -> np.ndarray:
         return market.copy()
     X = design(fitted.model, market)
     return np.einsum("wkp,kp->wk", X, fitted.params)
+
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """What a model regresses, for every trading day of the panel (rows) and series (columns).
+
+    The normal return of a series on a day is ``offset + X b``: ``offset`` is
+    the risk-free rate for the factor model (which regresses R - RF) and 0
+    otherwise, so ``y = return - offset``.
+    """
+
+    y: np.ndarray  # (T, K) dependent variable
+    x: np.ndarray  # (T, K) market returns, or (T, K, q) regressors besides the constant
+    offset: np.ndarray  # (T, K)
+
+
+def model_inputs(
+    model: ModelName,
+    stock: np.ndarray,
+    market: np.ndarray,
+    *,
+    sector: np.ndarray | None = None,
+    factors: np.ndarray | None = None,
+    rf: np.ndarray | None = None,
+) -> ModelInputs:
+    """Dependent variable and regressors of ``model`` over a whole (T x K) panel.
+
+    Build once per study and slice any estimation or event window by rows;
+    a lag or lead then never crosses a window edge by accident.
+
+    Parameters
+    ----------
+    stock, market : (T, K) simple returns of the stocks and of each series' market index.
+    sector : (T, K) returns of each series' sector index (``two_index``).
+    factors : (T, q) factor returns in decimals (``factor``), the same for every series.
+    rf : (T,) risk-free rate in decimals (``factor``).
+
+    Notes
+    -----
+    - two-index: R_it = a + b_m R_mt + b_s R_st + e_it.
+    - factor: R_it - RF_t = a + sum_j b_j F_jt + e_it (Fama & French 1993;
+      Carhart 1997 add momentum; Fama & French 2015 five factors).
+    - Dimson (1979, "Risk measurement when shares are subject to infrequent
+      trading", JFE 7(2), 197-226; aggregated coefficients, one lag and one lead):
+      R_it = a + b_-1 R_m,t-1 + b_0 R_mt + b_+1 R_m,t+1 + e_it; the beta is the
+      sum b_-1 + b_0 + b_+1. Lags and leads are previous/next trading days of
+      the panel, so the event-window design carries them too.
+    """
+    offset = np.zeros_like(stock)
+    if model == "two_index":
+        if sector is None:
+            raise ValueError("the two-index model needs sector returns")
+        return ModelInputs(stock, np.stack([market, sector], axis=-1), offset)
+    if model == "dimson":
+        lag = np.full_like(market, np.nan)
+        lead = np.full_like(market, np.nan)
+        lag[1:] = market[:-1]
+        lead[:-1] = market[1:]
+        return ModelInputs(stock, np.stack([lag, market, lead], axis=-1), offset)
+    if model == "factor":
+        if factors is None or rf is None:
+            raise ValueError("the factor model needs factor returns and the risk-free rate")
+        shape = stock.shape + (factors.shape[1],)
+        offset = np.broadcast_to(rf[:, None], stock.shape).copy()
+        return ModelInputs(stock - offset, np.broadcast_to(factors[:, None, :], shape), offset)
+    return ModelInputs(stock, market, offset)
+
+
+def alpha_beta(fitted: ModelFit) -> tuple[np.ndarray, np.ndarray]:
+    """Per series: the intercept, and the market beta each model reports.
+
+    beta is the market slope for the market and two-index models, the sum of
+    the lag, contemporaneous and lead slopes for Dimson (1979), and the loading
+    on the first factor column (by convention the market factor, Mkt-RF) for
+    the factor model; NaN where a model has no such parameter.
+    """
+    k = len(fitted.s2)
+    none = np.full(k, np.nan)
+    if fitted.model == "market_adjusted":
+        return none, none
+    alpha = fitted.params[:, 0]
+    if fitted.model == "constant_mean":
+        return alpha, none
+    if fitted.model == "dimson":
+        return alpha, fitted.params[:, 1:4].sum(axis=1)
+    return alpha, fitted.params[:, 1]
