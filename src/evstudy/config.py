@@ -32,6 +32,9 @@ DEFAULT_WINDOWS = ((0, 0), (-1, 1), (0, 1), (0, 5), (-5, 5), (-10, 10))
 DEFAULT_AR_SPAN = (-10, 10)
 DEFAULT_MIN_RETURNS = 120
 DEFAULT_MAX_ZERO_SHARE = 0.5
+DEFAULT_PLACEBO_DATES = 1000
+DEFAULT_SEED = 12345
+MAX_PLACEBO_DATES = 100_000
 AD_HOC_BASKET = "all"
 AD_HOC_EVENT = "event"
 
@@ -130,6 +133,8 @@ class StudyConfig:
     ar_span: Window = Window(*DEFAULT_AR_SPAN)
     min_estimation_returns: int = DEFAULT_MIN_RETURNS
     max_zero_share: float = DEFAULT_MAX_ZERO_SHARE
+    placebo_dates: int = DEFAULT_PLACEBO_DATES  # pseudo-event days for the placebo tests; 0 switches them off
+    seed: int = DEFAULT_SEED  # seeds the draw of pseudo-event days
     title: str = ""
     description: str = ""
     source_file: str | None = None
@@ -175,6 +180,8 @@ class StudyConfig:
             "ar_span": [self.ar_span.start, self.ar_span.end],
             "min_estimation_returns": self.min_estimation_returns,
             "max_zero_share": self.max_zero_share,
+            "placebo_dates": self.placebo_dates,
+            "seed": self.seed,
             "active_from": {ticker: day.isoformat() for ticker, day in self.active_from.items()},
             "accept_breaks": self.accept_breaks,
             "sectors": {b.name: b.sector for b in self.baskets if b.sector},
@@ -234,6 +241,14 @@ def _check_study(cfg: StudyConfig) -> None:
         )
     if not 0.0 < cfg.max_zero_share <= 1.0:
         raise ConfigError(f"max_zero_share = {cfg.max_zero_share}{where}: give a share in (0, 1]")
+    if isinstance(cfg.placebo_dates, bool) or not isinstance(cfg.placebo_dates, int) \
+            or not 0 <= cfg.placebo_dates <= MAX_PLACEBO_DATES:
+        raise ConfigError(
+            f"placebo_dates = {cfg.placebo_dates!r}{where}: give a whole number of pseudo-event days from 0 "
+            f"(no placebo tests) to {MAX_PLACEBO_DATES:,}, e.g. 1000"
+        )
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
+        raise ConfigError(f"seed = {cfg.seed!r}{where}: give a whole number >= 0, e.g. 12345")
     names = [b.name for b in cfg.baskets]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -393,6 +408,8 @@ _TOP_KEYS = {
     "ar_span": list,
     "min_estimation_returns": int,
     "max_zero_share": float,
+    "placebo_dates": int,
+    "seed": int,
     "active_from": dict,
     "accept_breaks": bool,
     "factors": dict,
@@ -601,6 +618,8 @@ def config_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>", default_
         ar_span=window("ar_span", DEFAULT_AR_SPAN),
         min_estimation_returns=raw.get("min_estimation_returns", DEFAULT_MIN_RETURNS),
         max_zero_share=float(raw.get("max_zero_share", DEFAULT_MAX_ZERO_SHARE)),
+        placebo_dates=raw.get("placebo_dates", DEFAULT_PLACEBO_DATES),
+        seed=raw.get("seed", DEFAULT_SEED),
         active_from=_active_from(raw.get("active_from", {}), where_file),
         accept_breaks=raw.get("accept_breaks", False),
         factors=_factor_spec(raw["factors"], source, where_file) if "factors" in raw else None,

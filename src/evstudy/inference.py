@@ -1,17 +1,66 @@
 """Basket-level statistics: is the average abnormal return different from zero?
 
-Each test returns :class:`TestResult` objects; a test that cannot be computed
-for the data carries ``statistic=None`` and a ``note`` saying why, so a NaN or
-an infinity is never presented as a result.
+Every test is a pure, vectorized function over arrays whose LAST axis is the
+basket's members (a NaN marks a member absent from that row); any leading axes
+(windows, samples, pseudo-dates) are batch axes. Each returns a
+:class:`TestArrays`: statistic and p-value arrays with NaN where the test is
+undefined, plus a ``note`` array saying why (or giving context), so
+:meth:`TestArrays.results` never presents a NaN or an infinity as a result.
+
+The battery (test ids as in ``tests.csv``):
+
+========================  =========================================================  ====================
+id                        statistic                                                  p-value
+========================  =========================================================  ====================
+``cs_t``                  Brown & Warner (1985) cross-sectional t on CARs            Student t(N-1)
+``patell_z``              Patell (1976) Z on standardized CARs                       standard normal
+``bmp_t``                 Boehmer, Musumeci & Poulsen (1991) t on standardized CARs  Student t(N-1)
+``kp_patell_z``           Patell Z x Kolari & Pynnönen (2010) correction             standard normal
+``kp_bmp_t``              BMP t x Kolari & Pynnönen (2010) correction                Student t(N-1)
+``corrado_rank``          Corrado (1989) rank test, Corrado & Zivney (1992) ranks,   standard normal
+                          Campbell & Wasley (1993) multi-day form
+``generalized_sign``      Cowan (1992) generalized sign test                         standard normal
+``wilcoxon``              Wilcoxon (1945) signed-rank test on CARs                   exact (N <= 50)
+``portfolio_t``           Jaffe (1974) portfolio time-series t                       Student t(model df)
+``placebo_caar``          CAAR against its placebo-date distribution                 empirical
+``placebo_bmp``           BMP t against its placebo-date distribution                empirical
+========================  =========================================================  ====================
+
+All p-values are two-sided. ``scipy.stats`` is imported only inside the rank
+tests: it costs about a second at start-up.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
-from evstudy.abnormal import two_sided_t_pvalue
+from evstudy.abnormal import abnormal_returns, car_stats, two_sided_t_pvalue
+from evstudy.config import ModelName, Window
+from evstudy.models import fit
+
+TEST_IDS: tuple[str, ...] = (
+    "cs_t", "patell_z", "bmp_t", "kp_patell_z", "kp_bmp_t", "corrado_rank",
+    "generalized_sign", "wilcoxon", "portfolio_t", "placebo_caar", "placebo_bmp",
+)
+TEST_LABELS: dict[str, str] = {
+    "cs_t": "cross-sectional t (Brown & Warner 1985)",
+    "patell_z": "Patell Z (1976)",
+    "bmp_t": "BMP t (Boehmer, Musumeci & Poulsen 1991)",
+    "kp_patell_z": "Patell Z with the Kolari & Pynnönen (2010) correction",
+    "kp_bmp_t": "BMP t with the Kolari & Pynnönen (2010) correction",
+    "corrado_rank": "Corrado rank test (1989)",
+    "generalized_sign": "generalized sign test (Cowan 1992)",
+    "wilcoxon": "Wilcoxon signed-rank test",
+    "portfolio_t": "portfolio t (Jaffe 1974)",
+    "placebo_caar": "placebo-date test of the CAAR",
+    "placebo_bmp": "placebo-date test of the BMP t",
+}
+# Below this many tickers the asymptotic (normal / t) approximations are unreliable.
+SMALL_N = 10
 
 
 @dataclass(frozen=True)
@@ -25,28 +74,516 @@ class TestResult:
     note: str = ""
 
 
-def _finite_or_none(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
+@dataclass(frozen=True)
+class TestArrays:
+    """One test over a batch (e.g. windows, or samples x windows).
+
+    ``statistic`` and ``p_value`` are NaN exactly where ``note`` explains why
+    the test is undefined; a defined cell may still carry a context note
+    (e.g. the r̄ of a Kolari-Pynnönen test).
+    """
+
+    test: str
+    statistic: np.ndarray
+    p_value: np.ndarray
+    n: np.ndarray
+    note: np.ndarray  # object array of str
+
+    def results(self) -> list[TestResult]:
+        """One :class:`TestResult` per cell (C order); undefined cells get None and their note."""
+        out = []
+        for stat, p, n, note in zip(
+            np.ravel(self.statistic), np.ravel(self.p_value), np.ravel(self.n), np.ravel(self.note)
+        ):
+            ok = bool(np.isfinite(stat) and np.isfinite(p))
+            out.append(TestResult(
+                self.test, float(stat) if ok else None, float(p) if ok else None, int(n),
+                str(note) if (note or ok) else "the statistic is not finite",
+            ))
+        return out
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _notes(shape: tuple[int, ...]) -> np.ndarray:
+    return np.full(shape, "", dtype=object)
+
+
+def _explain(note: np.ndarray, where: np.ndarray, text: str | Callable[[tuple[int, ...]], str]) -> None:
+    """Write ``text`` into the cells of ``note`` selected by ``where`` that have no reason yet."""
+    mask = np.broadcast_to(where, note.shape) & (note == "")
+    if mask.any():
+        for index in map(tuple, np.argwhere(mask)):
+            note[index] = text(index) if callable(text) else text
+
+
+def _finalize(test: str, stat: np.ndarray, p: np.ndarray, n: np.ndarray, note: np.ndarray) -> TestArrays:
+    """Blank the statistic and p wherever a reason was given or the numbers are not finite."""
+    stat = np.asarray(stat, dtype=float)
+    p = np.asarray(p, dtype=float)
+    _explain(note, ~(np.isfinite(stat) & np.isfinite(p)), "the statistic is not finite")
+    bad = note != ""
+    return TestArrays(test, np.where(bad, np.nan, stat), np.where(bad, np.nan, p), np.asarray(n, dtype=int), note)
+
+
+def _with_context(result: TestArrays, context: np.ndarray) -> TestArrays:
+    """Attach context notes to the defined cells of ``result``."""
+    note = result.note.copy()
+    defined = np.isfinite(result.statistic)
+    note[defined] = np.broadcast_to(context, note.shape)[defined]
+    return TestArrays(result.test, result.statistic, result.p_value, result.n, note)
+
+
+def normal_pvalue(z: np.ndarray) -> np.ndarray:
+    """Two-sided p-value of a standard normal statistic, 2 Φ(-|z|)."""
+    return 2.0 * special.ndtr(-np.abs(z))
+
+
+def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Count, mean, sample sd (ddof=1) and max |x| over the present members (last axis)."""
+    present = np.isfinite(x)
+    n = present.sum(axis=-1)
+    values = np.where(present, x, 0.0)
+    mean = values.sum(axis=-1) / np.maximum(n, 1)
+    dev = np.where(present, x - mean[..., None], 0.0)
+    sd = np.sqrt((dev**2).sum(axis=-1) / np.maximum(n - 1, 1))
+    return n, mean, sd, np.abs(values).max(axis=-1, initial=0.0)
+
+
+def _zero_spread(sd: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """A spread that is zero up to rounding (equal values give sd ~ 1e-18, not 0)."""
+    return ~(sd > 1e-12 * scale)
+
+
+def _mean_t(x: np.ndarray, test: str, what: str) -> TestArrays:
+    """t = mean / (sd / sqrt(n)) over the last axis, Student t(n - 1)."""
+    n, mean, sd, scale = _moments(x)
+    t = mean / np.where(sd > 0, sd, np.nan) * np.sqrt(n)
+    note = _notes(n.shape)
+    _explain(note, n < 2, lambda i: f"needs at least 2 tickers; the basket has {n[i]}")
+    _explain(note, _zero_spread(sd, scale), f"all {what} are equal: zero cross-sectional variance")
+    return _finalize(test, t, two_sided_t_pvalue(t, np.maximum(n - 1, 1)), n, note)
+
+
+# --------------------------------------------------------------------------- parametric tests
+
+
+def cs_t(cars: np.ndarray) -> TestArrays:
+    """Cross-sectional t test of the CAAR (Brown & Warner 1985, "crude dependence"-free form).
+
+    Notes
+    -----
+    t = CAAR / (s(CAR) / sqrt(N)), CAAR = mean_i CAR_i, s with ddof = 1;
+    p from Student's t with N - 1 degrees of freedom. ``cars`` is (..., N).
+    It ignores any cross-correlation of CARs that share an event date, so it
+    over-rejects when many stocks share one day 0.
+    """
+    return _mean_t(cars, "cs_t", "CARs")
 
 
 def cross_sectional_t(cars: np.ndarray) -> list[TestResult]:
-    """Cross-sectional t per window (Brown & Warner 1985).
+    """:func:`cs_t` per window for a (windows x N) array, as :class:`TestResult` objects."""
+    return cs_t(cars).results()
 
-    t = CAAR / (sd(CAR_i) / sqrt(N)), sd with ddof = 1, p-value from Student's
-    t with N - 1 degrees of freedom. ``cars`` is (windows x N). It ignores any
-    cross-correlation of CARs that share an event date, so it over-rejects
-    when many stocks share one day 0.
+
+def standardized_cars(car: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """SCAR_i = CAR_i / S_CAR_i, S_CAR the MacKinlay (1997, eq. 10-11) standard error with estimation error."""
+    return car / np.where(se > 0, se, np.nan)
+
+
+def _patell(scar: np.ndarray, df: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    present = np.isfinite(scar)
+    df = np.broadcast_to(df, scar.shape)
+    n = present.sum(axis=-1)
+    low = (present & ~(df > 2)).sum(axis=-1)
+    var = np.where(present & (df > 2), df / np.where(df > 2, df - 2, 1.0), 0.0).sum(axis=-1)
+    z = np.where(present, scar, 0.0).sum(axis=-1) / np.sqrt(np.where(var > 0, var, np.nan))
+    note = _notes(n.shape)
+    _explain(note, n < 1, "no ticker in the basket")
+    _explain(note, low > 0, lambda i: (
+        f"Patell's variance df/(df-2) needs more than 2 residual degrees of freedom per ticker; "
+        f"{low[i]} ticker(s) have 2 or fewer"
+    ))
+    return z, n, note
+
+
+def patell_z(scar: np.ndarray, df: np.ndarray) -> TestArrays:
+    """Patell (1976) Z on standardized CARs, with MacKinlay's S_CAR.
+
+    Notes
+    -----
+    SCAR_i = CAR_i / S_CAR_i (:func:`standardized_cars`); under H0 each SCAR_i
+    is Student t with df_i = L1_i - p residual degrees of freedom, variance
+    df_i / (df_i - 2) (= (L1_i - 2)/(L1_i - 4) for the market model), so
+
+        Z = sum_i SCAR_i / sqrt( sum_i df_i / (df_i - 2) ),   Z ~ N(0, 1).
+
+    ``scar`` is (..., N); ``df`` broadcasts against it.
     """
-    n = cars.shape[1]
-    results = []
-    for row in cars:
-        if n < 2:
-            results.append(TestResult("cs_t", None, None, n, f"needs at least 2 tickers; the basket has {n}"))
-            continue
-        sd = row.std(ddof=1)
-        if not sd > 0:
-            results.append(TestResult("cs_t", None, None, n, "all CARs are equal: zero cross-sectional variance"))
-            continue
-        t = row.mean() / (sd / np.sqrt(n))
-        results.append(TestResult("cs_t", _finite_or_none(t), _finite_or_none(two_sided_t_pvalue(t, n - 1)), n))
-    return results
+    z, n, note = _patell(scar, df)
+    return _finalize("patell_z", z, normal_pvalue(z), n, note)
+
+
+def bmp_t(scar: np.ndarray) -> TestArrays:
+    """Boehmer, Musumeci & Poulsen (1991) standardized cross-sectional t.
+
+    Notes
+    -----
+    t = mean_i SCAR_i / (s(SCAR) / sqrt(N)), s with ddof = 1, SCAR_i as in
+    :func:`patell_z`; p from Student's t with N - 1 degrees of freedom. Robust
+    to event-induced variance, not to cross-correlation.
+    """
+    return _mean_t(scar, "bmp_t", "standardized CARs")
+
+
+def mean_residual_correlation(residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """r̄: the mean pairwise Pearson correlation of estimation-window residuals (Kolari & Pynnönen 2010).
+
+    Notes
+    -----
+    ``residuals`` is (..., L, N) with NaN on days a series does not use. Each
+    pair (i, j), i < j, is correlated over the days both have, via the sums
+    over common days n_ij, S_i, S_j, S_ii, S_jj, S_ij:
+
+        r_ij = (S_ij - S_i S_j / n_ij) / sqrt((S_ii - S_i^2/n_ij)(S_jj - S_j^2/n_ij)),
+
+    all pairs at once as matrix products. Pairs with fewer than 3 common days or
+    no variation are skipped. Returns (r̄, number of pairs used); r̄ is NaN
+    where no pair is usable.
+    """
+    present = np.isfinite(residuals)
+    m = present.astype(float)
+    x = np.where(present, residuals, 0.0)
+    mt = np.swapaxes(m, -1, -2)
+    xt = np.swapaxes(x, -1, -2)
+    n = mt @ m
+    s = xt @ m  # s[i, j] = sum of x_i over the days i and j share
+    sxx = np.swapaxes(x * x, -1, -2) @ m
+    sxy = xt @ x
+    nn = np.where(n > 0, n, np.nan)
+    cov = sxy - s * np.swapaxes(s, -1, -2) / nn
+    var = sxx - s**2 / nn
+    var_t = np.swapaxes(var, -1, -2)
+    k = residuals.shape[-1]
+    upper = np.triu(np.ones((k, k), dtype=bool), 1)
+    scale = np.maximum(sxx, np.swapaxes(sxx, -1, -2))
+    usable = upper & (n >= 3) & (var > 1e-12 * scale) & (var_t > 1e-12 * scale)
+    r = np.where(usable, cov / np.sqrt(np.where(usable, var * var_t, 1.0)), 0.0)
+    pairs = usable.sum(axis=(-1, -2))
+    return r.sum(axis=(-1, -2)) / np.where(pairs > 0, pairs, np.nan), pairs
+
+
+def _kp_factor(rbar: np.ndarray, pairs: np.ndarray, n: np.ndarray, note: np.ndarray) -> np.ndarray:
+    """sqrt((1 - r̄) / (1 + (N - 1) r̄)), explaining in ``note`` where it is undefined."""
+    rbar = np.broadcast_to(rbar, n.shape)
+    pairs = np.broadcast_to(pairs, n.shape)
+    denominator = 1.0 + (n - 1) * rbar
+    _explain(note, n < 2, lambda i: f"needs at least 2 tickers to measure their correlation; the basket has {n[i]}")
+    _explain(note, pairs < 1, "no pair of tickers shares 3 or more estimation days: r̄ cannot be measured")
+    # 1e-12: a perfect correlation computed in floating point can land a rounding error either side of 1.
+    _explain(note, rbar >= 1 - 1e-12, "the residuals are perfectly correlated (r̄ >= 1): the correction is undefined")
+    _explain(note, denominator <= 1e-12, lambda i: (
+        f"1 + (N-1) r̄ = {denominator[i]:.3f} <= 0 (r̄ = {rbar[i]:.3f}): the correction is undefined"
+    ))
+    ok = (rbar < 1 - 1e-12) & (denominator > 1e-12)
+    return np.sqrt(np.where(ok, (1.0 - rbar) / np.where(ok, denominator, 1.0), np.nan))
+
+
+def _kp_context(rbar: np.ndarray, pairs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    rbar = np.broadcast_to(rbar, shape)
+    pairs = np.broadcast_to(pairs, shape)
+    context = _notes(shape)
+    for index in np.ndindex(shape):
+        if np.isfinite(rbar[index]):
+            context[index] = f"mean residual correlation r̄ = {rbar[index]:.3f} over {pairs[index]} pairs"
+    return context
+
+
+def kp_patell_z(scar: np.ndarray, df: np.ndarray, rbar: np.ndarray, pairs: np.ndarray) -> TestArrays:
+    """Patell Z with the Kolari & Pynnönen (2010) cross-correlation correction.
+
+    Notes
+    -----
+    Z_KP = Z_Patell * sqrt((1 - r̄) / (1 + (N - 1) r̄)), r̄ from
+    :func:`mean_residual_correlation`; p from the standard normal. Undefined
+    for r̄ >= 1 or 1 + (N - 1) r̄ <= 0.
+    """
+    z, n, note = _patell(scar, df)
+    z = z * _kp_factor(rbar, pairs, n, note)
+    result = _finalize("kp_patell_z", z, normal_pvalue(z), n, note)
+    return _with_context(result, _kp_context(rbar, pairs, n.shape))
+
+
+def kp_bmp_t(scar: np.ndarray, rbar: np.ndarray, pairs: np.ndarray) -> TestArrays:
+    """BMP t with the Kolari & Pynnönen (2010) cross-correlation correction (their adjusted BMP).
+
+    Notes
+    -----
+    t_KP = t_BMP * sqrt((1 - r̄) / (1 + (N - 1) r̄)), r̄ from
+    :func:`mean_residual_correlation`; p from Student's t with N - 1 degrees
+    of freedom. Undefined for r̄ >= 1 or 1 + (N - 1) r̄ <= 0.
+    """
+    base = bmp_t(scar)
+    note = base.note.copy()
+    t = base.statistic * _kp_factor(rbar, pairs, base.n, note)
+    result = _finalize("kp_bmp_t", t, two_sided_t_pvalue(t, np.maximum(base.n - 1, 1)), base.n, note)
+    return _with_context(result, _kp_context(rbar, pairs, base.n.shape))
+
+
+# --------------------------------------------------------------------------- rank and sign tests
+
+
+def window_selectors(rel_days: np.ndarray, windows: Sequence[Window]) -> np.ndarray:
+    """(windows x event days) 0/1 matrix: which event-span days each window sums."""
+    rel = np.asarray(rel_days)
+    return np.array([(rel >= w.start) & (rel <= w.end) for w in windows], dtype=float)
+
+
+def corrado_rank(est_ar: np.ndarray, event_ar: np.ndarray, selectors: np.ndarray) -> TestArrays:
+    """Corrado (1989) rank test with Corrado & Zivney (1992) standardized ranks; Campbell & Wasley (1993) windows.
+
+    Notes
+    -----
+    Each series' ARs over the estimation window and the event span together
+    (``est_ar`` (..., L, N) and ``event_ar`` (..., W, N), NaN where missing)
+    are ranked (ties averaged), K_it, and standardized by the number T_i of
+    ARs the series has: U_it = K_it / (T_i + 1), uniform on (0, 1) with mean
+    1/2 under H0 whatever the missing days. With Ū_t the mean of U_it over
+    the N_t series present on day t and
+
+        S_U = sqrt( (1/T) sum_t (Ū_t - 1/2)^2 )   over the T days with N_t >= 1,
+
+    the statistic for a window of L2 days (``selectors``, windows x W) is
+
+        T_rank = sqrt(L2) * (mean_{t in window} Ū_t - 1/2) / S_U  ~  N(0, 1),
+
+    which for day 0 alone is Corrado's (Ū_0 - 1/2) / S_U. S_U is measured on
+    the time series of cross-sectional mean ranks, so it carries the
+    cross-correlation of same-day ranks.
+    """
+    from scipy.stats import rankdata
+
+    combined = np.concatenate([est_ar, event_ar], axis=-2)
+    ranks = rankdata(combined, axis=-2, nan_policy="omit")
+    present = np.isfinite(combined)
+    t_i = present.sum(axis=-2, keepdims=True)
+    u = ranks / (t_i + 1.0)
+    n_t = present.sum(axis=-1)
+    u_bar = np.where(present, u, 0.0).sum(axis=-1) / np.where(n_t > 0, n_t, np.nan)
+    days = (n_t > 0).sum(axis=-1)
+    s_u = np.sqrt(np.nansum((u_bar - 0.5) ** 2, axis=-1) / np.maximum(days, 1))
+    w = event_ar.shape[-2]
+    event_bar = u_bar[..., -w:]
+    event_ok = np.isfinite(event_bar)
+    l2 = event_ok.astype(float) @ selectors.T  # (..., windows)
+    mean_u = np.where(event_ok, event_bar, 0.0) @ selectors.T / np.where(l2 > 0, l2, np.nan)
+    stat = np.sqrt(l2) * (mean_u - 0.5) / np.where(s_u > 0, s_u, np.nan)[..., None]
+    n = np.broadcast_to(np.isfinite(event_ar).any(axis=-2).sum(axis=-1)[..., None], stat.shape)
+    note = _notes(stat.shape)
+    _explain(note, n < 1, "no ticker in the basket")
+    _explain(note, l2 < 1, "no abnormal return in the window")
+    _explain(note, np.broadcast_to(~(s_u > 0)[..., None], stat.shape), "the mean ranks do not vary: S_U = 0")
+    return _finalize("corrado_rank", stat, normal_pvalue(stat), n, note)
+
+
+def generalized_sign(cars: np.ndarray, est_ar: np.ndarray) -> TestArrays:
+    """Cowan (1992) generalized sign test.
+
+    Notes
+    -----
+    p̂ = (1/N) sum_i (1/L_i) sum_t 1[AR_it > 0] over each series' L_i
+    estimation-window ARs (``est_ar`` (..., L, N)) is the share of positive
+    ARs expected without an event; with w the number of the N CARs
+    (``cars`` (..., windows, N)) that are positive,
+
+        Z = (w - N p̂) / sqrt(N p̂ (1 - p̂))  ~  N(0, 1).
+    """
+    valid = np.isfinite(est_ar)
+    days = valid.sum(axis=-2)
+    share = (valid & (est_ar > 0)).sum(axis=-2) / np.where(days > 0, days, np.nan)  # (..., N)
+    share = share[..., None, :]
+    present = np.isfinite(cars) & np.isfinite(share)
+    n = present.sum(axis=-1)
+    p_hat = np.where(present, share, 0.0).sum(axis=-1) / np.maximum(n, 1)
+    w = (present & (cars > 0)).sum(axis=-1)
+    var = n * p_hat * (1.0 - p_hat)
+    z = (w - n * p_hat) / np.sqrt(np.where(var > 0, var, np.nan))
+    note = _notes(n.shape)
+    _explain(note, n < 1, "no ticker in the basket")
+    _explain(note, ~(var > 0), lambda i: (
+        f"the estimation-window share of positive abnormal returns is {p_hat[i]:.0%}: the sign test needs it "
+        f"strictly between 0% and 100%"
+    ))
+    return _finalize("generalized_sign", z, normal_pvalue(z), n, note)
+
+
+def wilcoxon(cars: np.ndarray) -> TestArrays:
+    """Wilcoxon (1945) signed-rank test of H0: the CARs are symmetric about 0.
+
+    Notes
+    -----
+    Statistic W+ = sum of the ranks of |CAR_i| over the positive CARs (zero
+    CARs dropped, ties averaged), mean N(N+1)/4 under H0. p-value from
+    ``scipy.stats.wilcoxon`` (zero_method "wilcox", method "auto"): the exact
+    null distribution for up to 50 non-zero CARs, the normal approximation
+    above that. ``cars`` is (..., N).
+    """
+    from scipy.stats import rankdata
+    from scipy.stats import wilcoxon as scipy_wilcoxon
+
+    present = np.isfinite(cars)
+    nonzero = present & (cars != 0)
+    count = nonzero.sum(axis=-1)
+    ranks = rankdata(np.where(nonzero, np.abs(cars), np.nan), axis=-1, nan_policy="omit")
+    w_plus = np.where(nonzero & (cars > 0), ranks, 0.0).sum(axis=-1)
+    p = np.full(count.shape, np.nan)
+    ok = count >= 1
+    if ok.any():
+        x = np.where(nonzero, cars, np.nan)[ok]
+        policy = "propagate" if nonzero[ok].all() else "omit"
+        p[ok] = scipy_wilcoxon(x, axis=-1, zero_method="wilcox", method="auto", nan_policy=policy).pvalue
+    note = _notes(count.shape)
+    _explain(note, present.sum(axis=-1) < 1, "no ticker in the basket")
+    _explain(note, ~ok, "every CAR is exactly zero")
+    return _finalize("wilcoxon", w_plus, p, present.sum(axis=-1), note)
+
+
+# --------------------------------------------------------------------------- portfolio test
+
+
+def equal_weighted(returns: np.ndarray) -> np.ndarray:
+    """The equal-weighted basket return per row: the mean over the members with a return that day (last axis)."""
+    present = np.isfinite(returns)
+    count = present.sum(axis=-1)
+    return np.where(present, returns, 0.0).sum(axis=-1) / np.where(count > 0, count, np.nan)
+
+
+def portfolio_t(
+    model: ModelName,
+    basket_est: np.ndarray,
+    market_est: np.ndarray,
+    basket_event: np.ndarray,
+    market_event: np.ndarray,
+    rel_days: np.ndarray,
+    windows: Sequence[Window],
+    members: np.ndarray,
+) -> TestArrays:
+    """Portfolio time-series t test (Jaffe 1974), immune to cross-correlation.
+
+    Notes
+    -----
+    The equal-weighted basket return R_p,t (:func:`equal_weighted`) is run
+    through the same model as the stocks: fitted on the estimation window
+    (``basket_est`` (L x B), regressors ``market_est`` (L x B [x q])), its
+    CAR_p over each window has MacKinlay's (1997, eq. 10-11) variance
+    S_p^2 (L2 + v'(X'X)^-1 v), and t = CAR_p / S_p ~ Student t with the
+    portfolio fit's residual degrees of freedom. A shared shock moves R_p on
+    that day only, so S_p, measured on R_p's own history, already contains
+    the stocks' covariance. ``basket_event`` is (W x B) over ``rel_days``;
+    ``members`` (B,) the N of each basket. Returns arrays of shape (B, windows).
+    """
+    fitted = fit(model, basket_est, market_est)
+    ar = abnormal_returns(fitted, basket_event, market_event, rel_days)
+    stats = car_stats(fitted, ar, list(windows))
+    t = (stats.car / stats.se).T
+    df = np.broadcast_to(fitted.df[:, None], t.shape)
+    n = np.broadcast_to(np.asarray(members)[:, None], t.shape)
+    note = _notes(t.shape)
+    fitted_ok = np.isfinite(fitted.s2) & (fitted.s2 > 0) & np.isfinite(fitted.params).all(axis=1) & (fitted.df > 0)
+    _explain(note, n < 1, "no ticker in the basket")
+    _explain(note, ~fitted_ok[:, None], lambda i: (
+        f"the basket's return series cannot be fitted over the estimation window ({int(fitted.n[i[0]])} valid days)"
+    ))
+    _explain(note, ~np.isfinite(stats.car.T), "the basket's return series has a gap in the window")
+    result = _finalize("portfolio_t", t, two_sided_t_pvalue(t, np.where(df > 0, df, 1)), n, note)
+    context = np.array([f"{int(d)} residual degrees of freedom" for d in fitted.df], dtype=object)[:, None]
+    return _with_context(result, context)
+
+
+# --------------------------------------------------------------------------- placebo tests
+
+
+def placebo_test(test: str, actual: np.ndarray, draws: np.ndarray, n: np.ndarray, context: str = "") -> TestArrays:
+    """Empirical two-sided p-value of ``actual`` against its placebo-date distribution.
+
+    Notes
+    -----
+    With K_valid pseudo-event days on which the statistic is defined (NaN
+    draws are skipped), ``draws`` (K, ...):
+
+        p = (1 + #{k : |stat_k| >= |stat_actual|}) / (K_valid + 1),
+
+    the Monte Carlo p-value that counts the actual date as one more draw
+    (Davison & Hinkley 1997, ch. 4), so it is never 0. The reported
+    statistic is the actual one.
+    """
+    actual = np.asarray(actual, dtype=float)
+    valid = np.isfinite(draws)
+    k = valid.sum(axis=0)
+    exceed = (valid & (np.abs(np.where(valid, draws, 0.0)) >= np.abs(actual))).sum(axis=0)
+    p = (1.0 + exceed) / (k + 1.0)
+    note = _notes(actual.shape)
+    n = np.broadcast_to(n, actual.shape)
+    _explain(note, n < 1, "no ticker in the basket")
+    _explain(note, ~np.isfinite(actual), "the actual statistic is undefined (see its own test row)")
+    _explain(note, k < 1, "no usable pseudo-event day")
+    result = _finalize(test, actual, p, n, note)
+    contexts = np.array([f"{context}; {int(v):,} draws usable" if context else f"{int(v):,} usable pseudo-event days"
+                         for v in np.ravel(k)], dtype=object).reshape(np.shape(k))
+    return _with_context(result, contexts)
+
+
+def undefined(test: str, shape: tuple[int, ...], n: np.ndarray | int, reason: str) -> TestArrays:
+    """A test that was not run, e.g. the placebo tests when ``placebo_dates = 0``."""
+    return TestArrays(test, np.full(shape, np.nan), np.full(shape, np.nan), np.broadcast_to(n, shape).astype(int),
+                      np.full(shape, reason, dtype=object))
+
+
+# --------------------------------------------------------------------------- the battery
+
+
+@dataclass(frozen=True)
+class CrossSection:
+    """What the cross-sectional tests need for one basket (or a batch of baskets).
+
+    The last axis is the members (NaN = absent). ``car`` and ``se`` are
+    (..., windows, N); ``df`` (..., N); ``est_ar`` the estimation-window
+    residuals (..., L, N); ``event_ar`` the event-span ARs (..., W, N);
+    ``selectors`` (windows x W) from :func:`window_selectors`.
+    """
+
+    car: np.ndarray
+    se: np.ndarray
+    df: np.ndarray
+    est_ar: np.ndarray
+    event_ar: np.ndarray
+    selectors: np.ndarray
+
+    @property
+    def scar(self) -> np.ndarray:
+        return standardized_cars(self.car, self.se)
+
+
+def cross_section_tests(data: CrossSection) -> dict[str, TestArrays]:
+    """The eight tests computed from the members' own CARs and residuals, each (..., windows)."""
+    scar = data.scar
+    df = data.df[..., None, :]
+    rbar, pairs = mean_residual_correlation(data.est_ar)
+    rbar, pairs = rbar[..., None], pairs[..., None]
+    return {
+        "cs_t": cs_t(data.car),
+        "patell_z": patell_z(scar, df),
+        "bmp_t": bmp_t(scar),
+        "kp_patell_z": kp_patell_z(scar, df, rbar, pairs),
+        "kp_bmp_t": kp_bmp_t(scar, rbar, pairs),
+        "corrado_rank": corrado_rank(data.est_ar, data.event_ar, data.selectors),
+        "generalized_sign": generalized_sign(data.car, data.est_ar),
+        "wilcoxon": wilcoxon(data.car),
+    }
+
+
+def battery_rows(tests: Mapping[str, TestArrays]) -> list[list[TestResult]]:
+    """Per window, the results in :data:`TEST_IDS` order (tests given as (windows,) arrays)."""
+    per_test = {name: tests[name].results() for name in TEST_IDS}
+    return [[per_test[name][w] for name in TEST_IDS] for w in range(len(per_test[TEST_IDS[0]]))]

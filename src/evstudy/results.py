@@ -31,6 +31,7 @@ TEST_COLUMNS = [
 ]
 PRICE_COLUMNS = ["event", "ticker", "date", "rel_day", "close", "rebased"]
 MEMBER_COLUMNS = ["event", "basket", "ticker", "benchmark"]
+PLACEBO_COLUMNS = ["event", "basket", "benchmark", "window_start", "window_end", "draw", "day0", "n", "caar", "bmp"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ class StudyResults:
     (with its reason); ``cars`` one row per window; ``baskets`` the
     equal-weighted CAAR with its cross-sectional t; ``tests`` the battery of
     basket-level tests (one row per test, with a note where undefined).
+    ``placebo`` holds each basket's CAAR and BMP t on every pseudo-event day
+    drawn for the placebo tests (one row per draw and window).
     """
 
     config: StudyConfig
@@ -93,6 +96,7 @@ class StudyResults:
     memberships: pd.DataFrame
     notes: tuple[str, ...] = ()
     extras: dict[str, Any] = field(default_factory=dict)
+    placebo: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PLACEBO_COLUMNS))
 
     @property
     def exclusions(self) -> pd.DataFrame:

@@ -15,11 +15,13 @@ import pandas as pd
 
 from evstudy._version import __version__
 from evstudy.abnormal import CarStats, abnormal_returns, car_paths, car_stats
+from evstudy.battery import EventArrays, event_tests
 from evstudy.calendar import locate_day_zero, session_offset
 from evstudy.config import EventSpec, StudyConfig
 from evstudy.errors import CalendarError, DataSourceError, InsufficientDataError
 from evstudy.inference import TestResult, cross_sectional_t
 from evstudy.models import ModelFit, fit
+from evstudy.placebo import lookback_offset
 from evstudy.prices.base import PriceData
 from evstudy.results import (
     AR_COLUMNS, BASKET_COLUMNS, BASKET_PATH_COLUMNS, CAR_COLUMNS, CAR_PATH_COLUMNS, FIT_COLUMNS,
@@ -145,10 +147,10 @@ def _basket_tables(
     stats: CarStats,
     paths: CarStats,
     rel_days: np.ndarray,
-) -> tuple[list[tuple], list[tuple], list[tuple]]:
+) -> tuple[list[tuple], list[tuple]]:
     """Per basket x benchmark: CAAR and cross-sectional t per window, and the CAAR path."""
     column = {key: i for i, key in enumerate(zip(included["ticker"], included["benchmark"]))}
-    basket_rows, path_rows, test_rows = [], [], []
+    basket_rows, path_rows = [], []
     for (basket, bench), group in members.groupby(["basket", "benchmark"], sort=False):
         cols = [column[key] for key in zip(group["ticker"], group["benchmark"]) if key in column]
         n = len(cols)
@@ -163,15 +165,12 @@ def _basket_tables(
             basket_rows.append(
                 (event.id, basket, bench, window.start, window.end, n, caar, se, res.statistic, res.p_value, res.note)
             )
-            test_rows.append(
-                (event.id, basket, bench, window.start, window.end, res.test, res.statistic, res.p_value, n, res.note)
-            )
         if n:
             path = paths.car[:, cols]
             path_se = path.std(axis=1, ddof=1) / np.sqrt(n) if n > 1 else np.full(len(rel_days), np.nan)
             for i, day in enumerate(rel_days):
                 path_rows.append((event.id, basket, bench, int(day), n, float(path[i].mean()), float(path_se[i])))
-    return basket_rows, path_rows, test_rows
+    return basket_rows, path_rows
 
 
 def _study_event(config: StudyConfig, event: EventSpec, data: PriceData, panel: ReturnPanel) -> dict[str, object]:
@@ -263,9 +262,13 @@ def _study_event(config: StudyConfig, event: EventSpec, data: PriceData, panel: 
         "se": paths.se.ravel(),
     }, columns=CAR_PATH_COLUMNS)
 
-    basket_rows, basket_path_rows, test_rows = _basket_tables(
-        config, event, members, included, stats, paths, rel_days
-    )
+    basket_rows, basket_path_rows = _basket_tables(config, event, members, included, stats, paths, rel_days)
+    test_rows, placebo = event_tests(config, EventArrays(
+        event=event, days=days, i0=i0,
+        stock=returns[included["ticker"].tolist()].to_numpy(),
+        regressors=returns[included["benchmark"].tolist()].to_numpy(),
+        est_rows=est_rows, event_rows=ev_rows, fitted=sub, abnormal=ar, cars=stats, included=included,
+    ), members)
 
     price_rows = slice(i0 + span.start - 1, i0 + span.end + 1)
     shown = list(dict.fromkeys([*series.tickers, *series.benchmarks]))
@@ -306,6 +309,7 @@ def _study_event(config: StudyConfig, event: EventSpec, data: PriceData, panel: 
         "tests": pd.DataFrame(test_rows, columns=TEST_COLUMNS),
         "prices": prices,
         "memberships": members,
+        "placebo": placebo,
     }
 
 
@@ -366,14 +370,20 @@ def compute_study(config: StudyConfig, data: PriceData) -> StudyResults:
         tests=stack("tests"),
         prices=stack("prices"),
         memberships=stack("memberships"),
+        placebo=stack("placebo"),
         notes=tuple(notes),
     )
 
 
 def required_dates(config: StudyConfig) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The calendar range of prices a study needs, with a margin for missing days."""
+    """The calendar range of prices a study needs, with a margin for missing days.
+
+    With placebo tests, back to the estimation window of the earliest pseudo-event
+    day (:func:`evstudy.placebo.lookback_offset`).
+    """
     day0s = [locate_day_zero(event).day0 for event in config.events]
     margin = 10
-    start = session_offset(min(day0s), config.estimation_window.start - margin)
+    first = lookback_offset(config.estimation_window) if config.placebo_dates else config.estimation_window.start
+    start = session_offset(min(day0s), first - margin)
     end = session_offset(max(day0s), config.event_span.end + margin)
     return start, end

@@ -1,0 +1,149 @@
+"""The basket test battery of one event: eleven tests per basket x benchmark x window.
+
+The study engine hands over what it already computed for the included series
+(fits with their estimation residuals, event-span ARs, CARs with MacKinlay
+standard errors) and the return panels; this module runs
+:func:`evstudy.inference.cross_section_tests`, the portfolio test and the
+placebo-date tests for every basket and returns the rows of
+``results.tests`` plus the placebo distributions (``results.placebo``).
+Pure computation, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from evstudy.abnormal import AbnormalReturns, CarStats
+from evstudy.calendar import locate_day_zero
+from evstudy.config import EventSpec, StudyConfig
+from evstudy.inference import (
+    TEST_IDS, CrossSection, TestArrays, battery_rows, cross_section_tests, equal_weighted, placebo_test,
+    portfolio_t, undefined, window_selectors,
+)
+from evstudy.models import ModelFit
+from evstudy.placebo import PLACEBO_LOOKBACK, SeriesPlacebo, basket_placebo, candidate_days, draw_days, series_placebo
+from evstudy.results import PLACEBO_COLUMNS
+
+
+@dataclass(frozen=True)
+class EventArrays:
+    """One event's arrays for the K included series (columns in ``included`` order).
+
+    ``stock`` and ``regressors`` are the whole return panels (days x K [x q])
+    on the study's trading days; ``est_rows`` and ``event_rows`` the slices
+    the study fitted and measured on.
+    """
+
+    event: EventSpec
+    days: pd.DatetimeIndex
+    i0: int
+    stock: np.ndarray
+    regressors: np.ndarray
+    est_rows: slice
+    event_rows: slice
+    fitted: ModelFit
+    abnormal: AbnormalReturns
+    cars: CarStats
+    included: pd.DataFrame
+
+
+def blocked_rows(config: StudyConfig, days: pd.DatetimeIndex) -> list[int]:
+    """Rows of every event's day 0 and every confounder (the first session on or after its date)."""
+    dates = [locate_day_zero(event).day0 for event in config.events]
+    dates += [pd.Timestamp(c.date) for event in config.events for c in event.confounders]
+    rows = days.searchsorted(pd.DatetimeIndex(dates))
+    return [int(r) for r in rows if r < len(days)]
+
+
+def _event_placebo(config: StudyConfig, data: EventArrays) -> tuple[np.ndarray, SeriesPlacebo | None, str]:
+    """Draw the pseudo-event days and compute every included series' placebo CARs; or say why not."""
+    if config.placebo_dates == 0:
+        return np.empty(0, dtype=int), None, "placebo tests switched off (placebo_dates = 0)"
+    est, span = config.estimation_window, config.event_span
+    candidates = candidate_days(data.i0, est, span, blocked_rows(config, data.days))
+    if len(candidates) == 0:
+        return np.empty(0, dtype=int), None, (
+            f"no pseudo-event day available: none of the {PLACEBO_LOOKBACK} sessions before the estimation window "
+            f"is inside the price data with its event span clear of the config's events and confounders"
+        )
+    index = [e.id for e in config.events].index(data.event.id)
+    rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(index,)))
+    draws = draw_days(candidates, config.placebo_dates, rng)
+    k = data.stock.shape[1]
+    series = series_placebo(
+        config.model, data.stock, data.regressors, np.arange(k), np.arange(k), draws,
+        estimation=est, span=span, windows=config.windows,
+        min_returns=config.min_estimation_returns, max_zero_share=config.max_zero_share,
+    )
+    first, last = data.days[candidates.min()].date(), data.days[candidates.max()].date()
+    context = (
+        f"{len(draws):,} pseudo-event days drawn with replacement (seed {config.seed}) from {len(candidates)} "
+        f"sessions {first} to {last}"
+    )
+    return draws, series, context
+
+
+def event_tests(config: StudyConfig, data: EventArrays, members: pd.DataFrame) -> tuple[list[tuple], pd.DataFrame]:
+    """Rows of ``results.tests`` (window-major, tests in :data:`TEST_IDS` order) and the placebo table."""
+    windows = config.windows
+    n_windows = len(windows)
+    column = {key: i for i, key in enumerate(zip(data.included["ticker"], data.included["benchmark"]))}
+    selectors = window_selectors(data.abnormal.rel_days, windows)
+    draws, series, placebo_context = _event_placebo(config, data)
+    stock_est, stock_ev = data.stock[data.est_rows], data.stock[data.event_rows]
+    reg_est, reg_ev = data.regressors[data.est_rows], data.regressors[data.event_rows]
+
+    rows: list[tuple] = []
+    placebo_frames = []
+    for (basket, bench), group in members.groupby(["basket", "benchmark"], sort=False):
+        cols = np.array([column[key] for key in zip(group["ticker"], group["benchmark"]) if key in column], dtype=int)
+        n = len(cols)
+        tests: dict[str, TestArrays]
+        if n == 0:
+            tests = {name: undefined(name, (n_windows,), 0, "every ticker of the basket was excluded") for name in TEST_IDS}
+        else:
+            car = data.cars.car[:, cols]
+            tests = cross_section_tests(CrossSection(
+                car, data.cars.se[:, cols], data.fitted.df[cols], data.fitted.residuals[:, cols],
+                data.abnormal.abnormal[:, cols], selectors,
+            ))
+            portfolio = portfolio_t(
+                config.model,
+                equal_weighted(stock_est[:, cols])[:, None], reg_est[:, cols[:1]],
+                equal_weighted(stock_ev[:, cols])[:, None], reg_ev[:, cols[:1]],
+                data.abnormal.rel_days, windows, np.array([n]),
+            )
+            tests["portfolio_t"] = TestArrays(
+                "portfolio_t", portfolio.statistic[0], portfolio.p_value[0], portfolio.n[0], portfolio.note[0]
+            )
+            if series is None:
+                for name in ("placebo_caar", "placebo_bmp"):
+                    tests[name] = undefined(name, (n_windows,), n, placebo_context)
+            else:
+                dist = basket_placebo(series, cols)
+                context = f"{placebo_context}; median {int(np.median(dist.n))} of {n} tickers usable"
+                tests["placebo_caar"] = placebo_test("placebo_caar", car.mean(axis=1), dist.caar, n, context)
+                tests["placebo_bmp"] = placebo_test("placebo_bmp", tests["bmp_t"].statistic, dist.bmp, n, context)
+                k = len(draws)
+                placebo_frames.append(pd.DataFrame({
+                    "event": data.event.id,
+                    "basket": basket,
+                    "benchmark": bench,
+                    "window_start": np.tile([w.start for w in windows], k),
+                    "window_end": np.tile([w.end for w in windows], k),
+                    "draw": np.repeat(np.arange(k), n_windows),
+                    "day0": np.repeat(data.days[draws].to_numpy(), n_windows),
+                    "n": np.repeat(dist.n, n_windows),
+                    "caar": dist.caar.ravel(),
+                    "bmp": dist.bmp.ravel(),
+                }, columns=PLACEBO_COLUMNS))
+        for window, results in zip(windows, battery_rows(tests)):
+            rows.extend(
+                (data.event.id, basket, bench, window.start, window.end, r.test, r.statistic, r.p_value, r.n, r.note)
+                for r in results
+            )
+    placebo = pd.concat(placebo_frames, ignore_index=True) if placebo_frames else pd.DataFrame(columns=PLACEBO_COLUMNS)
+    return rows, placebo
