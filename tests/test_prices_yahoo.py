@@ -78,6 +78,14 @@ class FakeYahoo:
         return download_frame(per_ticker)
 
 
+@pytest.fixture(autouse=True)
+def waits(monkeypatch) -> list[float]:
+    """Retries back off through ``yahoo._pause``: recorded here, never slept."""
+    slept: list[float] = []
+    monkeypatch.setattr(yahoo_module, "_pause", slept.append)
+    return slept
+
+
 @pytest.fixture
 def fake(monkeypatch) -> FakeYahoo:
     fake = FakeYahoo({"AAA": series(10.0), "BBB": series(200.0), "CCC": series(5.0), "NEW": series(30.0, "2024-01-16")})
@@ -125,7 +133,7 @@ def test_second_load_makes_no_call(fake, tmp_path):
     assert len(fake.calls) == 1
     assert_contract(second.closes, ["BBB", "AAA"])
     pd.testing.assert_frame_equal(second.closes, first.closes.loc["2024-01-03":, ["BBB", "AAA"]])
-    assert second.details == {"cache_hits": ["BBB", "AAA"], "downloaded": []}
+    assert second.details == {"cache_hits": ["BBB", "AAA"], "downloaded": [], "failed": {}}
     assert "2 ticker(s) from cache, 0 downloaded" in second.notes[0]
 
 
@@ -185,35 +193,41 @@ def test_offline_serves_the_cache_and_names_only_uncovered_tickers(fake, tmp_pat
     assert len(fake.calls) == 1
 
 
-def test_ticker_returned_empty_goes_to_missing(fake, tmp_path):
-    data = YahooSource(cache_dir=tmp_path).load(["AAA", "ZZZZ", "BBB"], *JAN)
+def test_ticker_returned_empty_goes_to_missing(fake, tmp_path, waits):
+    with pytest.warns(UserWarning, match="Yahoo gave no prices for ZZZZ"):
+        data = YahooSource(cache_dir=tmp_path, retries=1).load(["AAA", "ZZZZ", "BBB"], *JAN)
     assert data.missing == ("ZZZZ",)
+    assert "answered empty" in data.missing_reasons["ZZZZ"] and "2 attempt(s)" in data.missing_reasons["ZZZZ"]
     assert_contract(data.closes, ["AAA", "BBB"])
     assert any("no Yahoo prices for ZZZZ" in note for note in data.notes)
-    assert any("Yahoo returned nothing for ZZZZ" in note and "not cached" in note for note in data.notes)
-    # an empty answer may be a per-ticker rate limit: ZZZZ is asked again, alone
-    again = YahooSource(cache_dir=tmp_path).load(["AAA", "ZZZZ"], *JAN)
+    assert any("Yahoo gave no prices for ZZZZ" in note and "not cached" in note for note in data.notes)
+    # an empty answer may be a per-ticker rate limit: ZZZZ alone is retried, and asked again next load
+    with pytest.warns(UserWarning, match="ZZZZ"):
+        again = YahooSource(cache_dir=tmp_path, retries=1).load(["AAA", "ZZZZ"], *JAN)
     assert again.missing == ("ZZZZ",)
-    assert [call["tickers"] for call in fake.calls] == [["AAA", "ZZZZ", "BBB"], ["ZZZZ"]]
+    assert [call["tickers"] for call in fake.calls] == [["AAA", "ZZZZ", "BBB"], ["ZZZZ"], ["ZZZZ"], ["ZZZZ"]]
+    assert waits == [1.0, 1.0]
 
 
 def test_every_ticker_empty_is_a_download_error_and_nothing_cached(fake, tmp_path):
     fake.unreachable = True
-    with pytest.raises(DownloadError) as info:
+    with pytest.raises(DownloadError) as info, pytest.warns(UserWarning):
         YahooSource(cache_dir=tmp_path).load(["AAA", "BBB"], *JAN)
     assert "AAA, BBB" in str(info.value) and "network" in str(info.value)
     assert not list((tmp_path / "yahoo").glob("*.parquet"))
     fake.unreachable = False
     YahooSource(cache_dir=tmp_path).load(["AAA", "BBB"], *JAN)
-    assert len(fake.calls) == 2
+    assert len(fake.calls) == 4 + 1  # 1 + 3 retries, then the load that works
 
 
 def test_unreachable_top_up_still_serves_the_cache_with_a_note(fake, tmp_path):
     YahooSource(cache_dir=tmp_path).load(["AAA"], *JAN)
     fake.unreachable = True
-    data = YahooSource(cache_dir=tmp_path).load(["AAA"], D(2024, 1, 1), D(2024, 2, 29))
+    with pytest.warns(UserWarning, match="Yahoo gave no prices for AAA"):
+        data = YahooSource(cache_dir=tmp_path).load(["AAA"], D(2024, 1, 1), D(2024, 2, 29))
     assert data.closes.index.max() == pd.Timestamp("2024-01-31")
-    assert any("Yahoo returned nothing for AAA" in note for note in data.notes)
+    assert data.missing == () and "answered empty" in data.details["failed"]["AAA"]
+    assert any("Yahoo downloads failed for AAA: served what the cache holds" in note for note in data.notes)
 
 
 def test_yfinance_exception_becomes_download_error(monkeypatch, tmp_path):
@@ -221,9 +235,10 @@ def test_yfinance_exception_becomes_download_error(monkeypatch, tmp_path):
         raise ConnectionError("Failed to resolve query2.finance.yahoo.com")
 
     monkeypatch.setattr(yfinance, "download", broken)
-    with pytest.raises(DownloadError, match="Failed to resolve") as info:
+    with pytest.raises(DownloadError, match="Failed to resolve") as info, pytest.warns(UserWarning, match="AAA"):
         YahooSource(cache_dir=tmp_path).load(["AAA"], *JAN)
     assert isinstance(info.value.__cause__, ConnectionError)
+    assert info.value.exit_code == 3
 
 
 def test_refresh_refetches_everything_asked(fake, tmp_path):
@@ -328,7 +343,9 @@ def test_download_shapes(monkeypatch, tmp_path, shape):
     else:
         frame = download_frame({"AAA": history(aaa)})
     monkeypatch.setattr(yfinance, "download", lambda *args, **kwargs: frame)
-    data = YahooSource(cache_dir=tmp_path).load(tickers, *JAN)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a failed ticker warns after its retries
+        data = YahooSource(cache_dir=tmp_path, retries=0).load(tickers, *JAN)
     present = [t for t in tickers if t not in data.missing]
     assert_contract(data.closes, present)
     np.testing.assert_allclose(data.closes["AAA"], aaa.to_numpy())
@@ -341,7 +358,7 @@ def test_all_empty_frame_shape(monkeypatch, tmp_path):
     frame = download_frame({"AAA": None, "BBB": None})
     assert frame.empty
     monkeypatch.setattr(yfinance, "download", lambda *args, **kwargs: frame)
-    with pytest.raises(DownloadError, match="AAA, BBB"):
+    with pytest.raises(DownloadError, match="AAA, BBB"), pytest.warns(UserWarning, match="answered empty"):
         YahooSource(cache_dir=tmp_path).load(["AAA", "BBB"], *JAN)
 
 

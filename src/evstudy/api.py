@@ -20,9 +20,12 @@ def load_study_prices(
     refresh: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    strict: bool = False,
 ) -> PriceData:
     """Fetch the closes a study needs: every ticker and benchmark, over the dates it uses."""
-    source = source or open_source(prices, offline=offline, refresh=refresh, cache_dir=cache_dir, progress=progress)
+    source = source or open_source(
+        prices, offline=offline, refresh=refresh, cache_dir=cache_dir, progress=progress, strict=strict
+    )
     start, end = required_dates(config)
     return source.load(config.tickers(), start.date(), end.date())
 
@@ -30,6 +33,7 @@ def load_study_prices(
 def run_study(
     config: StudyConfig | str | os.PathLike[str],
     *,
+    strict: bool = False,
     prices: str | os.PathLike[str] | None = None,
     source: PriceSource | None = None,
     offline: bool = False,
@@ -42,7 +46,9 @@ def run_study(
     ``config`` is a :class:`StudyConfig` or the path of a TOML config.
     Prices come from ``source`` if given, else from ``prices`` (a file or
     folder, see :class:`evstudy.prices.FileSource`), else from Yahoo Finance
-    through the local cache.
+    through the local cache; a ticker whose download still fails after its
+    retries is excluded with the reason, or with ``strict`` the run stops
+    with a :class:`~evstudy.errors.DownloadError`.
 
     >>> import evstudy
     >>> res = evstudy.run_study("configs/jpm-sri-2025.toml",
@@ -52,6 +58,7 @@ def run_study(
     if not isinstance(config, StudyConfig):
         config = load_config(config)
     data = load_study_prices(
-        config, prices=prices, source=source, offline=offline, refresh=refresh, cache_dir=cache_dir, progress=progress
+        config, prices=prices, source=source, offline=offline, refresh=refresh, cache_dir=cache_dir,
+        progress=progress, strict=strict,
     )
     return compute_study(config, data)

@@ -5,6 +5,7 @@ Every message names the bad value, where it came from and what would be accepted
 
 from __future__ import annotations
 
+EXIT_INTERNAL = 1  # an unexpected exception: a bug, reported in one line by the CLI
 EXIT_BAD_INPUT = 2
 EXIT_DATA_UNAVAILABLE = 3
 

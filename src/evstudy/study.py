@@ -18,7 +18,7 @@ from evstudy.abnormal import CarStats, abnormal_returns, car_paths, car_stats
 from evstudy.battery import EventArrays, event_tests
 from evstudy.calendar import locate_day_zero, session_offset
 from evstudy.config import EventSpec, StudyConfig
-from evstudy.errors import CalendarError, DataSourceError, InsufficientDataError
+from evstudy.errors import CalendarError, DataSourceError, DownloadError, InsufficientDataError
 from evstudy.inference import TestResult, cross_sectional_t
 from evstudy.models import ModelFit, fit
 from evstudy.placebo import lookback_offset
@@ -57,6 +57,12 @@ def _check_present(config: StudyConfig, data: PriceData) -> None:
     closes = data.closes
     for bench in dict.fromkeys([config.benchmark, *(b for basket in config.baskets for b in basket.benchmarks)]):
         if bench not in closes.columns or closes[bench].isna().all():
+            if bench in data.missing:  # a network source could not deliver it: unavailable, not bad input
+                raise DownloadError(
+                    f"benchmark {bench}: no prices from {data.source} "
+                    f"({data.missing_reasons.get(bench) or 'none in the range'}); every ticker is measured "
+                    f"against it: retry later, or read prices from a file with --prices"
+                )
             raise DataSourceError(
                 f"benchmark {bench} has no prices in {data.source} data ({data.location}): "
                 f"choose a benchmark the source holds (e.g. SPY)"
@@ -105,7 +111,7 @@ def _exclusion_reasons(
     market_event: np.ndarray,
     event_dates: pd.DatetimeIndex,
     rel_days: np.ndarray,
-    missing: set[str],
+    missing: dict[str, str],
     never_priced: set[str],
 ) -> list[str]:
     """Why each series cannot be used ("" when it can), checked in a fixed order."""
@@ -114,7 +120,7 @@ def _exclusion_reasons(
     for k, ticker in enumerate(series.tickers):
         bench = series.benchmarks[k]
         if ticker in missing or ticker in never_priced:
-            reasons.append("no prices in the data source")
+            reasons.append(f"no prices: {missing[ticker]}" if missing.get(ticker) else "no prices in the data source")
         elif fitted.n[k] < config.min_estimation_returns:
             reasons.append(
                 f"only {int(fitted.n[k])} valid returns in the estimation window {est.label} "
@@ -195,7 +201,8 @@ def _study_event(config: StudyConfig, event: EventSpec, data: PriceData, panel: 
     event_dates = days[ev_rows]
     never_priced = {t for t in series.tickers if panel.closes[t].isna().all()}
     reasons = _exclusion_reasons(
-        config, series, fitted, zero_share, stock_ev, market_ev, event_dates, rel_days, set(data.missing), never_priced
+        config, series, fitted, zero_share, stock_ev, market_ev, event_dates, rel_days,
+        {t: data.missing_reasons.get(t, "") for t in data.missing}, never_priced,
     )
     keep = np.array([r == "" for r in reasons], dtype=bool)
     if not keep.any():
@@ -355,6 +362,15 @@ def compute_study(config: StudyConfig, data: PriceData) -> StudyResults:
     if len(invalid):
         listed = ", ".join(f"{t} ({n})" for t, n in invalid.items())
         notes.append(f"zero or negative closes treated as missing: {listed}")
+    est = config.estimation_window
+    for timeline in (p["timeline"] for p in parts):
+        start, end = timeline.estimation_start, timeline.estimation_end
+        used = int(((days >= start) & (days <= end)).sum()) if start is not None else 0
+        if used < est.length:
+            notes.append(
+                f"event {timeline.event_id!r}: the estimation window {est.label} reaches before the "
+                f"benchmark's first close ({days[0].date()}): only its last {used} of {est.length} trading days are used"
+            )
     notes.append("returns are close-to-close from adjusted closes; intraday moves quoted in the news can differ")
     return StudyResults(
         config=config,

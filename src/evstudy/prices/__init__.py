@@ -34,14 +34,16 @@ def open_source(
     refresh: bool = False,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = False,
+    strict: bool = False,
 ) -> PriceSource:
     """The price source the user chose: Yahoo (cached) when ``prices`` is None, else a local path.
 
-    ``offline``, ``refresh``, ``cache_dir`` and ``progress`` only concern Yahoo;
-    a local path is read as it is.
+    ``offline``, ``refresh``, ``cache_dir``, ``progress`` and ``strict`` (stop
+    when a download still fails after its retries) only concern Yahoo; a local
+    path is read as it is, and names every ticker it lacks anyway.
     """
     if prices is None:
-        return YahooSource(cache_dir=cache_dir, offline=offline, refresh=refresh, progress=progress)
+        return YahooSource(cache_dir=cache_dir, offline=offline, refresh=refresh, progress=progress, strict=strict)
     if not os.fspath(prices):
         raise DataSourceError(f"--prices is an empty path; {SHAPES_HELP}")
     path = Path(prices).expanduser()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -20,7 +20,9 @@ class PriceData:
     Non-positive closes are passed through untouched: the returns stage
     detects and reports them. ``missing`` lists tickers the source had no data
     for at all (only network sources report this; file sources raise
-    :class:`~evstudy.errors.UnknownTickerError` instead).
+    :class:`~evstudy.errors.UnknownTickerError` instead), and
+    ``missing_reasons`` why, per missing ticker, so the study can exclude it
+    with that reason.
     """
 
     closes: pd.DataFrame
@@ -29,6 +31,7 @@ class PriceData:
     missing: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
+    missing_reasons: Mapping[str, str] = field(default_factory=dict)
 
     def provenance(self) -> dict[str, Any]:
         """A JSON-ready description of the data for results and reports."""

@@ -141,11 +141,15 @@ class PriceCache:
         The current file is re-read under the lock, so an update another
         process made meanwhile is merged rather than lost. Rows outside the
         covered range are not stored. New closes win on overlapping dates.
+        Temp files of this ticker left by a writer that was killed are removed:
+        only the lock holder writes them, so under the lock none is live.
         """
         path = self.path(ticker)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             with filelock.FileLock(str(path.with_suffix(".lock")), timeout=_LOCK_TIMEOUT_S):
+                for orphan in self.dir.glob(f".{path.stem}.*.tmp"):
+                    orphan.unlink(missing_ok=True)
                 if merge:
                     entry = _merged(self._read_quietly(ticker), entry)
                 _atomic_write(path, _table_from_entry(ticker, entry))

@@ -13,14 +13,24 @@ distinct range. Three details keep the cache honest:
   therefore also asks for one cached day (the anchor) next to the gap; if Yahoo
   now reports a different close for it, the ticker's whole history is
   refetched rather than stitched into a fake jump.
+
+The network fails politely: a call that raises (timeout, rate limit, DNS) or
+leaves tickers empty is retried for those tickers with exponential backoff
+(``backoff * 2**k`` seconds, longer after a rate limit) at most ``retries``
+times. What did download is cached as it arrives. Tickers still failing are
+then either left out, each with its reason in :attr:`PriceData.missing_reasons`
+and the notes, or, with ``strict=True``, the load stops with a
+:class:`~evstudy.errors.DownloadError` naming them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
+import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +48,12 @@ from evstudy.prices.cache import (
     normalize_ticker,
 )
 
+logger = logging.getLogger(__name__)
+
 _ONE_DAY = dt.timedelta(days=1)
+DEFAULT_RETRIES = 3
+DEFAULT_BACKOFF_S = 1.0
+_RATE_LIMIT_FACTOR = 5.0  # Yahoo's rate limits last longer than a dropped connection
 _PRICE_FIELDS = ("Adj Close", "Close")  # "Adj Close" only exists when Close is not adjusted
 _ANCHOR_RTOL = 1e-6
 
@@ -46,6 +61,25 @@ _ANCHOR_RTOL = 1e-6
 def _today() -> dt.date:
     """Today's local date (a function so tests can move the clock)."""
     return dt.date.today()
+
+
+def _pause(seconds: float) -> None:
+    """Wait between retries (module level so tests can make it instant)."""
+    time.sleep(seconds)
+
+
+def _is_rate_limit(exc: BaseException) -> bool:
+    """Did Yahoo refuse us for asking too often (yfinance's YFRateLimitError, or an HTTP 429)?"""
+    if type(exc).__name__ == "YFRateLimitError":
+        return True
+    text = str(exc).lower()
+    return "too many requests" in text or "rate limit" in text or " 429" in text
+
+
+def _describe(exc: BaseException) -> str:
+    """``TypeName: message`` on one line, for notes and error messages."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _without_weekend_edges(first: dt.date, last: dt.date) -> tuple[dt.date, dt.date] | None:
@@ -179,7 +213,14 @@ def _basis_moved(entry: CacheEntry, fresh: pd.Series, anchor: pd.Timestamp) -> b
 
 
 class YahooSource:
-    """Adjusted closes from Yahoo Finance, cached under ``<cache_dir>/yahoo/``."""
+    """Adjusted closes from Yahoo Finance, cached under ``<cache_dir>/yahoo/``.
+
+    ``retries`` bounds the extra attempts per failed call, waiting ``backoff``
+    seconds, then twice that, and so on (five times longer after a rate
+    limit), through ``sleep`` (injectable so tests do not wait). With
+    ``strict``, any ticker still failing stops the load; otherwise it is
+    reported in ``missing``/``missing_reasons`` or the notes.
+    """
 
     def __init__(
         self,
@@ -187,11 +228,22 @@ class YahooSource:
         offline: bool = False,
         refresh: bool = False,
         progress: bool = False,
+        *,
+        strict: bool = False,
+        retries: int = DEFAULT_RETRIES,
+        backoff: float = DEFAULT_BACKOFF_S,
+        sleep: Callable[[float], None] | None = None,
     ):
+        if retries < 0 or backoff < 0:
+            raise ConfigError(f"retries ({retries}) and backoff ({backoff}) must not be negative")
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         self.offline = offline
         self.refresh = refresh
         self.progress = progress
+        self.strict = strict
+        self.retries = retries
+        self.backoff = backoff
+        self.sleep = sleep if sleep is not None else _pause
         self._cache = PriceCache(self.cache_dir)
 
     def load(self, tickers: Sequence[str], start: dt.date, end: dt.date) -> PriceData:
@@ -239,6 +291,8 @@ class _Run:
         self.corrupted: list[str] = []
         self.fresh: dict[str, list[pd.Series]] = {}
         self.downloaded: list[str] = []
+        self.failures: dict[str, str] = {}  # ticker -> why its last download failed after every retry
+        self.last_error: BaseException | None = None
 
     def result(self) -> PriceData:
         if not self.source.refresh:
@@ -270,7 +324,7 @@ class _Run:
             return
         broken = [t for t in uncovered if t in self.corrupted]
         detail = f" (cache files corrupted: {', '.join(broken)})" if broken else ""
-        raise DataSourceError(
+        raise DownloadError(
             f"offline: the cache in {self.cache.dir} does not cover {self.start}..{self.end} for "
             f"{', '.join(uncovered)}{detail}; run `evstudy fetch` for them or drop --offline"
         )
@@ -280,7 +334,7 @@ class _Run:
     ) -> Iterator[tuple[str, _Piece, pd.Series]]:
         """Download each (ticker, range) job, one batched call per distinct range.
 
-        Yields each job's closes as soon as its call returns, so what did
+        Yields each job's closes as soon as its range is done, so what did
         download gets cached even if a later call fails.
         """
         groups: dict[tuple[dt.date, dt.date], list[tuple[str, _Piece]]] = {}
@@ -288,17 +342,66 @@ class _Run:
             groups.setdefault(span, []).append((ticker, job))
         for (first, last), members in groups.items():
             tickers = [ticker for ticker, _ in members]
-            self.calls += 1
             self.downloaded.extend(t for t in tickers if t not in self.downloaded)
-            closes = self.source._download_closes(tickers, first, last)
-            empty = [t for t in tickers if t not in closes]
-            if empty:
-                self.notes.append(
-                    f"Yahoo returned nothing for {', '.join(empty)} in {first}..{last} (network "
-                    "unreachable, rate-limited, unknown ticker, or no trading then); not cached"
-                )
+            closes, failed = self._download_with_retries(tickers, first, last)
+            if failed:
+                attempts = self.source.retries + 1
+                for reason, names in _by_reason(failed).items():
+                    message = (
+                        f"Yahoo gave no prices for {', '.join(names)} in {first}..{last} after {attempts} "
+                        f"attempt(s) ({reason}); not cached"
+                    )
+                    warnings.warn(message, stacklevel=5)
+                    self.notes.append(message)
+                for ticker, reason in failed.items():
+                    self.failures[ticker] = f"{reason}, after {attempts} attempt(s)"
             for ticker, job in members:
                 yield ticker, job, closes.get(ticker, _no_closes())
+
+    def _download_with_retries(
+        self, tickers: list[str], first: dt.date, last: dt.date
+    ) -> tuple[dict[str, pd.Series], dict[str, str]]:
+        """Closes per ticker for [first, last], asking again for the tickers that failed.
+
+        A call that raises fails all its tickers; a call that returns leaves
+        out the tickers Yahoo answered empty (rate-limited inside a batch, or
+        unknown: the two look alike). Attempt k + 1 waits ``backoff * 2**(k-1)``
+        seconds, times five after a rate limit. Returns the closes and, for
+        the tickers still without any, the last reason.
+        """
+        source = self.source
+        closes: dict[str, pd.Series] = {}
+        pending = list(tickers)
+        reasons: dict[str, str] = {}
+        rate_limited = False
+        for attempt in range(source.retries + 1):
+            if attempt:
+                delay = source.backoff * 2 ** (attempt - 1) * (_RATE_LIMIT_FACTOR if rate_limited else 1.0)
+                logger.warning(
+                    "Yahoo: %s for %s; retry %d of %d in %g s",
+                    reasons[pending[0]], ", ".join(pending), attempt, source.retries, delay,
+                )
+                source.sleep(delay)
+            self.calls += 1
+            try:
+                got = source._download_closes(pending, first, last)
+            except DownloadError as exc:
+                cause = exc.__cause__ or exc
+                self.last_error = cause
+                rate_limited = _is_rate_limit(cause)
+                reason = ("rate-limited: " if rate_limited else "download failed: ") + _describe(cause)
+                reasons.update({t: reason for t in pending})
+                continue
+            rate_limited = False
+            closes.update(got)
+            pending = [t for t in pending if t not in got]
+            reasons.update({
+                t: "Yahoo answered empty (unknown or delisted ticker, no trading then, or rate-limited)"
+                for t in pending
+            })
+            if not pending:
+                break
+        return closes, {t: reasons[t] for t in pending}
 
     def _fetch(self, plans: dict[str, list[_Piece]]) -> list[str]:
         """Download the planned pieces, cache them, and return tickers whose basis moved.
@@ -372,15 +475,35 @@ class _Run:
             else:
                 columns[ticker] = series.astype(np.float64)
         if self.wanted and not columns:
-            raise DownloadError(
-                f"no prices from Yahoo for {', '.join(missing)} in {self.start}..{self.end}: the "
-                "network may be unreachable (or Yahoo rate-limited us), or Yahoo does not know "
-                "these tickers"
+            reasons = "; ".join(
+                f"{', '.join(names)}: {reason}" for reason, names in _by_reason(self.failures).items()
             )
+            raise DownloadError(
+                f"no prices from Yahoo for {', '.join(missing)} in {self.start}..{self.end}"
+                + (f" ({reasons})" if reasons else "")
+                + ": the network may be unreachable (or Yahoo rate-limited us), or Yahoo does not know "
+                "these tickers; retry later, or use --prices FILE"
+            ) from self.last_error
+        if self.source.strict and self.failures:
+            listed = "; ".join(f"{', '.join(names)}: {reason}" for reason, names in _by_reason(self.failures).items())
+            raise DownloadError(
+                f"--strict: Yahoo could not deliver {', '.join(self.failures)} for {self.start}..{self.end} "
+                f"({listed}); what did download is cached: rerun later, or drop --strict to proceed without them"
+            ) from self.last_error
+        reasons = {
+            ticker: self.failures.get(ticker, "Yahoo has no prices in the range (unknown, delisted, or not trading then)")
+            for ticker in missing
+        }
         if missing:
             self.notes.append(
                 f"no Yahoo prices for {', '.join(missing)} in {self.start}..{self.end} "
-                "(unknown to Yahoo, delisted, or not trading then)"
+                "(unknown to Yahoo, delisted, not trading then, or the download failed)"
+            )
+        partial = [t for t in self.failures if t not in missing]
+        if partial:
+            self.notes.append(
+                f"Yahoo downloads failed for {', '.join(partial)}: served what the cache holds, which does "
+                f"not cover all of {self.start}..{self.end}"
             )
         topped_up = [t for t in self.downloaded if self.entries.get(t) is not None]
         self.notes.insert(
@@ -400,5 +523,18 @@ class _Run:
             location=str(self.source.cache_dir),
             missing=tuple(missing),
             notes=tuple(self.notes),
-            details={"cache_hits": cache_hits, "downloaded": list(self.downloaded)},
+            details={
+                "cache_hits": cache_hits,
+                "downloaded": list(self.downloaded),
+                "failed": dict(self.failures),
+            },
+            missing_reasons=reasons,
         )
+
+
+def _by_reason(reasons: dict[str, str]) -> dict[str, list[str]]:
+    """Tickers grouped by their reason, so one message covers a whole failed batch."""
+    grouped: dict[str, list[str]] = {}
+    for ticker, reason in reasons.items():
+        grouped.setdefault(reason, []).append(ticker)
+    return grouped
