@@ -2,17 +2,13 @@
 
 Each command parses its options, calls one library function, and turns the
 library's typed errors into a one-line message and exit status 2 (bad input)
-or 3 (data source unavailable); anything else is a bug, reported in one line
-with exit status 1 (docs/errors.md lists every case). No computation lives here.
+or 3 (data source unavailable). No computation lives here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
-import traceback
-import warnings
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -22,54 +18,21 @@ import click
 
 from evstudy._version import __version__
 from evstudy.config import MODELS, ad_hoc_config, load_config, parse_tickers, parse_window
-from evstudy.errors import EXIT_INTERNAL, ConfigError, EvstudyError
+from evstudy.errors import ConfigError, EvstudyError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
-def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                  file: Any = None, line: str | None = None) -> None:
-    """A warning as one 'Warning: ...' line on stderr, without Python's file and source line."""
-    click.echo(f"Warning: {_one_line(message)}", err=True)
-
-
 def _friendly_errors(func: F) -> F:
-    """Turn library errors into one 'Error: ...' line on stderr and the error's exit code.
-
-    Warnings print as 'Warning: ...' lines. Any other exception is a bug: one
-    line naming it and where it was raised, exit status 1 (EVSTUDY_DEBUG=1
-    re-raises it for the traceback). Ctrl-C exits with 130, no traceback.
-    """
+    """Turn library errors into 'Error: ...' on stderr with the error's exit code."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
-            try:
-                return func(*args, **kwargs)
-            except EvstudyError as exc:
-                click.echo(f"Error: {_one_line(exc)}", err=True)
-                sys.exit(exc.exit_code)
-            except KeyboardInterrupt:
-                click.echo("Error: interrupted (files are written atomically: none was left half-written)", err=True)
-                sys.exit(130)
-            except (click.ClickException, click.exceptions.Exit, click.Abort):
-                raise
-            except Exception as exc:
-                if os.environ.get("EVSTUDY_DEBUG"):
-                    raise
-                where = traceback.extract_tb(exc.__traceback__)[-1]
-                click.echo(
-                    f"Error: internal error {type(exc).__name__}: {_one_line(exc)} (at {Path(where.filename).name}:"
-                    f"{where.lineno}); this is a bug in evstudy {__version__}: please report it with the command "
-                    f"you ran (EVSTUDY_DEBUG=1 shows the traceback)",
-                    err=True,
-                )
-                sys.exit(EXIT_INTERNAL)
+        try:
+            return func(*args, **kwargs)
+        except EvstudyError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
 
     return wrapper  # type: ignore[return-value]
 
@@ -79,7 +42,7 @@ def _source_options(func: F) -> F:
     options = [
         click.option(
             "--prices",
-            type=click.Path(path_type=Path),
+            type=click.Path(exists=True, path_type=Path),
             help="Read prices from a file or folder instead of Yahoo Finance: a folder of TICKER.csv "
             "(Date,Close or Date,Adj Close), a long CSV/Parquet (date,ticker,close) or a wide one "
             "(date + one column per ticker).",
@@ -126,9 +89,6 @@ def cli() -> None:
 @click.option("--min-returns", type=click.IntRange(min=3), default=None,
               help="Ad hoc minimum valid estimation-window returns per ticker [default: 120].")
 @click.option("--quiet", is_flag=True, help="Print only where the files went.")
-@click.option("--strict", is_flag=True,
-              help="Stop (exit 3) if a Yahoo download still fails after its retries, instead of leaving "
-              "those tickers out with the reason.")
 @_friendly_errors
 def run(
     config: Path | None,
@@ -145,7 +105,6 @@ def run(
     model: str | None,
     min_returns: int | None,
     quiet: bool,
-    strict: bool,
 ) -> None:
     """Run an event study from CONFIG (a TOML file) or from --event and --tickers.
 
@@ -183,7 +142,7 @@ def run(
         )
     results = run_study(
         study, prices=prices, offline=offline, refresh=refresh, cache_dir=cache_dir,
-        progress=sys.stderr.isatty(), strict=strict,
+        progress=sys.stderr.isatty(),
     )
     out_dir = out or Path("reports") / study.name
     paths = write_outputs(results, out_dir)
@@ -201,19 +160,15 @@ def run(
 @click.option("--refresh", is_flag=True, help="Re-download even what the cache already holds.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), envvar="EVSTUDY_CACHE",
               help="Cache folder [env: EVSTUDY_CACHE; default: the user cache folder].")
-@click.option("--strict", is_flag=True,
-              help="Exit 3 if any ticker still fails after its retries (what did download is cached).")
 @_friendly_errors
-def fetch(
-    tickers: str, start: dt.datetime, end: dt.datetime, refresh: bool, cache_dir: Path | None, strict: bool
-) -> None:
+def fetch(tickers: str, start: dt.datetime, end: dt.datetime, refresh: bool, cache_dir: Path | None) -> None:
     """Download adjusted closes for TICKERS (comma-separated) into the local cache."""
     from evstudy.prices import YahooSource
 
     if end < start:
         raise ConfigError(f"--end {end.date()} is before --start {start.date()}: give an end on or after the start")
     names = parse_tickers([t for t in tickers.split(",") if t.strip()] or [tickers], " (TICKERS)")
-    source = YahooSource(cache_dir=cache_dir, refresh=refresh, progress=sys.stderr.isatty(), strict=strict)
+    source = YahooSource(cache_dir=cache_dir, refresh=refresh, progress=sys.stderr.isatty())
     data = source.load(list(names), start.date(), end.date())
     for note in data.notes:
         click.echo(note)
@@ -221,6 +176,86 @@ def fetch(
     click.echo(f"Cached {len(found)} of {len(names)} tickers in {data.location}")
     if data.missing:
         click.echo(f"No data from Yahoo Finance for: {', '.join(data.missing)}", err=True)
+
+
+@cli.command()
+@click.option("--event", required=True,
+              help="The event: DATE[:before_open|during|after_close] or an ISO timestamp with zone.")
+@click.option("--prices", required=True, type=click.Path(exists=True, path_type=Path),
+              help="The whole market: a long Parquet/CSV (date,ticker,close), a wide file or a folder of TICKER.csv.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder [default: reports/scan-<date>/].")
+@click.option("--benchmark", default="SPY", show_default=True, help="Benchmark ticker of the model.")
+@click.option("--model", default="market", show_default=True,
+              help="Expected-return model: market, constant_mean or market_adjusted.")
+@click.option("--estimation-window", help="Estimation window as START,END [default: -250,-11].")
+@click.option("--window", "windows", multiple=True,
+              help="Event window START,END; repeat for several [default: 0,0 -1,1 0,1 0,5 -5,5 -10,10].")
+@click.option("--top", type=click.IntRange(min=1), default=50, show_default=True,
+              help="How many top and bottom movers the report lists.")
+@click.option("--min-price", type=float, default=1.0, show_default=True,
+              help="Price floor: the last close before day 0 and the median estimation-window close must reach it.")
+@click.option("--min-returns", type=click.IntRange(min=3), default=120, show_default=True,
+              help="Minimum valid returns in the estimation window.")
+@click.option("--max-zero-share", type=float, default=0.5, show_default=True,
+              help="Maximum share of exactly-zero returns in the estimation window.")
+@click.option("--highlight", "--tickers-of-interest", "highlight",
+              help="Covered tickers to locate in the ranking, comma-separated (e.g. MP,USAR,LAC).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Also highlight every basket ticker of this study config.")
+@click.option("--quiet", is_flag=True, help="Print only where the files went.")
+@_friendly_errors
+def scan(
+    event: str,
+    prices: Path,
+    out: Path | None,
+    benchmark: str,
+    model: str,
+    estimation_window: str | None,
+    windows: tuple[str, ...],
+    top: int,
+    min_price: float,
+    min_returns: int,
+    max_zero_share: float,
+    highlight: str | None,
+    config_path: Path | None,
+    quiet: bool,
+) -> None:
+    """Rank every ticker in --prices by its abnormal return around --event.
+
+    Filters out dirty series (invalid or penny prices, too few or too many
+    zero returns, gaps in the event window) and counts what each filter
+    removed; writes scan.csv (every ranked ticker with CAR, t, p and the
+    Benjamini-Hochberg q-value per window), scan.json and scan.html into --out.
+    """
+    from evstudy.config import Window, parse_event
+    from evstudy.report.scan_files import scan_summary_text, write_scan_outputs
+    from evstudy.scan import ScanConfig, scan_market
+
+    marked = [t for t in (highlight or "").split(",") if t.strip()]
+    if config_path is not None:
+        marked += [t for basket in load_config(config_path).baskets for t in basket.tickers]
+    settings = ScanConfig(
+        event=parse_event(event),
+        benchmark=benchmark,
+        model=model,  # type: ignore[arg-type]
+        estimation_window=parse_window(estimation_window, " (--estimation-window)") if estimation_window
+        else Window(-250, -11),
+        windows=tuple(parse_window(w, " (--window)") for w in windows) if windows else ScanConfig.windows,
+        top=top,
+        min_price=min_price,
+        min_returns=min_returns,
+        max_zero_share=max_zero_share,
+        highlight=tuple(marked),
+    )
+    results = scan_market(settings, prices)
+    out_dir = out or Path("reports") / f"scan-{results.timeline.day0:%Y-%m-%d}"
+    paths = write_scan_outputs(results, out_dir)
+    if not quiet:
+        click.echo(scan_summary_text(results))
+        click.echo("")
+    click.echo(f"Wrote {', '.join(p.name for p in paths.values())} to {out_dir}/")
+    click.echo(f"Open the report: {paths['scan.html'].resolve().as_uri()}")
 
 
 def main() -> None:
