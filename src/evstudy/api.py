@@ -7,6 +7,7 @@ import os
 from evstudy.config import StudyConfig, load_config
 from evstudy.prices import open_source
 from evstudy.prices.base import PriceData, PriceSource
+from evstudy.prices.factors import FactorData, read_factors
 from evstudy.results import StudyResults
 from evstudy.study import compute_study, required_dates
 
@@ -28,6 +29,13 @@ def load_study_prices(
     )
     start, end = required_dates(config)
     return source.load(config.tickers(), start.date(), end.date())
+
+
+def load_study_factors(config: StudyConfig) -> FactorData | None:
+    """The factor file of a model \"factor\" study, in decimals (None for every other model)."""
+    if config.model != "factor" or config.factors is None:
+        return None
+    return read_factors(config.factors)
 
 
 def run_study(
@@ -61,4 +69,4 @@ def run_study(
         config, prices=prices, source=source, offline=offline, refresh=refresh, cache_dir=cache_dir,
         progress=progress, strict=strict,
     )
-    return compute_study(config, data)
+    return compute_study(config, data, factors=load_study_factors(config))

@@ -132,7 +132,6 @@ def expected_returns(fitted: ModelFit, market: np.ndarray) -> np.ndarray:
     return np.einsum("wkp,kp->wk", X, fitted.params)
 
 
-
 @dataclass(frozen=True)
 class ModelInputs:
     """What a model regresses, for every trading day of the panel (rows) and series (columns).

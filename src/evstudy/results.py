@@ -14,6 +14,9 @@ import numpy as np
 import pandas as pd
 
 from evstudy.config import StudyConfig
+from evstudy.diagnostics import (
+    BHAR_COLUMNS, DIAGNOSTIC_COLUMNS, FIT_COMPARISON_COLUMNS, PARAMETER_COLUMNS, ROBUSTNESS_COLUMNS,
+)
 
 FIT_COLUMNS = [
     "event", "ticker", "benchmark", "model", "alpha", "beta", "r2", "sigma", "n_obs", "df",
@@ -79,6 +82,12 @@ class StudyResults:
     basket-level tests (one row per test, with a note where undefined).
     ``placebo`` holds each basket's CAAR and BMP t on every pseudo-event day
     drawn for the placebo tests (one row per draw and window).
+    ``diagnostics`` flags untrustworthy estimation windows (event, ticker,
+    benchmark, flag, detail, date; see :mod:`evstudy.diagnostics`);
+    ``fit_comparison`` puts the full-window and active-part fits of flagged or
+    trimmed series side by side; ``robustness`` has market-adjusted CARs;
+    ``bhars`` buy-and-hold abnormal returns for windows over 10 days;
+    ``parameters`` every model coefficient with its standard error.
     """
 
     config: StudyConfig
@@ -97,6 +106,11 @@ class StudyResults:
     notes: tuple[str, ...] = ()
     extras: dict[str, Any] = field(default_factory=dict)
     placebo: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PLACEBO_COLUMNS))
+    diagnostics: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DIAGNOSTIC_COLUMNS))
+    fit_comparison: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FIT_COMPARISON_COLUMNS))
+    robustness: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ROBUSTNESS_COLUMNS))
+    bhars: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=BHAR_COLUMNS))
+    parameters: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PARAMETER_COLUMNS))
 
     @property
     def exclusions(self) -> pd.DataFrame:
@@ -122,6 +136,11 @@ class StudyResults:
             "baskets": records(self.baskets),
             "tests": records(self.tests),
             "exclusions": records(self.exclusions),
+            "diagnostics": records(self.diagnostics),
+            "fit_comparison": records(self.fit_comparison),
+            "robustness": records(self.robustness),
+            "bhars": records(self.bhars),
+            "parameters": records(self.parameters),
             "notes": list(self.notes),
         }
 

@@ -8,7 +8,7 @@ trusted (each with its reason), then aggregate per basket.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -18,11 +18,16 @@ from evstudy.abnormal import CarStats, abnormal_returns, car_paths, car_stats
 from evstudy.battery import EventArrays, event_tests
 from evstudy.calendar import locate_day_zero, session_offset
 from evstudy.config import EventSpec, StudyConfig
-from evstudy.errors import CalendarError, DataSourceError, DownloadError, InsufficientDataError
+from evstudy.diagnostics import (
+    EventWindowInputs, bhar_table, comparison_table, estimation_hygiene, flag_table, parameter_table,
+    robustness_table, trim_reasons,
+)
+from evstudy.errors import CalendarError, ConfigError, DataSourceError, DownloadError, InsufficientDataError
 from evstudy.inference import TestResult, cross_sectional_t
-from evstudy.models import ModelFit, fit
+from evstudy.models import ModelFit, ModelInputs, alpha_beta, model_inputs
 from evstudy.placebo import lookback_offset
 from evstudy.prices.base import PriceData
+from evstudy.prices.factors import FactorData
 from evstudy.results import (
     AR_COLUMNS, BASKET_COLUMNS, BASKET_PATH_COLUMNS, CAR_COLUMNS, CAR_PATH_COLUMNS, FIT_COLUMNS,
     MEMBER_COLUMNS, PRICE_COLUMNS, TEST_COLUMNS, EventTimeline, StudyResults,
@@ -32,30 +37,90 @@ from evstudy.returns import ReturnPanel, simple_returns, trading_days
 
 @dataclass(frozen=True)
 class Series:
-    """The (ticker, benchmark) pairs of one event, in a fixed column order."""
+    """The (ticker, benchmark) pairs of one event, in a fixed column order.
+
+    ``benchmarks`` are the labels results show (a ticker; "SPY+REMX" for the
+    two-index model; the factor set's name for the factor model); ``markets``
+    and ``sectors`` are the tickers whose returns the model uses.
+    """
 
     tickers: list[str]
     benchmarks: list[str]
+    markets: list[str] = field(default_factory=list)
+    sectors: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.tickers)
 
 
 def _series_and_members(config: StudyConfig, event: EventSpec) -> tuple[Series, pd.DataFrame]:
-    pairs: dict[tuple[str, str], None] = {}
+    pairs: dict[tuple[str, str], tuple[str, str]] = {}
     members = []
     for basket in config.baskets_for(event):
-        for bench in basket.benchmarks:
+        if config.model == "factor" and config.factors is not None:
+            labels = [(config.factors.label, config.benchmark, "")]
+        elif config.model == "two_index":
+            labels = [(f"{bench}+{basket.sector}", bench, basket.sector) for bench in basket.benchmarks]
+        else:
+            labels = [(bench, bench, "") for bench in basket.benchmarks]
+        for label, market, sector in labels:
             for ticker in basket.tickers:
-                pairs.setdefault((ticker, bench), None)
-                members.append((event.id, basket.name, ticker, bench))
+                pairs.setdefault((ticker, label), (market, sector))
+                members.append((event.id, basket.name, ticker, label))
     tickers, benches = (list(x) for x in zip(*pairs)) if pairs else ([], [])
-    return Series(tickers, benches), pd.DataFrame(members, columns=MEMBER_COLUMNS)
+    markets, sectors = (list(x) for x in zip(*pairs.values())) if pairs else ([], [])
+    return Series(tickers, benches, markets, sectors), pd.DataFrame(members, columns=MEMBER_COLUMNS)
+
+
+def _regressors_present(x: np.ndarray) -> np.ndarray:
+    """(days x series): the market returns, or for several regressors 0 where all are present and NaN where not."""
+    return x if x.ndim == 2 else np.where(np.isfinite(x).all(axis=-1), 0.0, np.nan)
+
+
+def _model_inputs(
+    config: StudyConfig, returns: pd.DataFrame, series: Series, factors: FactorData | None, event: EventSpec,
+    est_rows: slice, ev_rows: slice,
+) -> tuple[ModelInputs, np.ndarray, list[str]]:
+    """The model's arrays over every trading day, each series' market returns, and notes on factor gaps."""
+    days = returns.index
+    stock = returns[series.tickers].to_numpy()
+    market = returns[series.markets].to_numpy()
+    if config.model == "dimson" and ev_rows.stop >= len(days):
+        raise CalendarError(
+            f"event {event.id!r}: the Dimson model needs the market return of the day after the event window, "
+            f"but the data ends {days[-1].date()}; shorten the windows or load more data"
+        )
+    if config.model == "two_index":
+        return model_inputs("two_index", stock, market, sector=returns[series.sectors].to_numpy()), market, []
+    if config.model != "factor":
+        return model_inputs(config.model, stock, market), market, []
+    if factors is None or config.factors is None:
+        raise ConfigError("model \"factor\" needs factor data: pass factors=read_factors(config.factors)")
+    table = factors.factors.reindex(days)
+    rf = factors.rf.reindex(days)
+    have = (table.notna().all(axis=1) & rf.notna()).to_numpy()
+    gaps = days[ev_rows][~have[ev_rows]]
+    if len(gaps):
+        listed = ", ".join(str(d.date()) for d in gaps[:3]) + (f" and {len(gaps) - 3} more" if len(gaps) > 3 else "")
+        raise ConfigError(
+            f"factor file {factors.file} (key 'file' in [factors]) has no factors for {listed}, in the event "
+            f"window of event {event.id!r}; the file covers {factors.first_last()}: use a file that covers it"
+        )
+    notes = []
+    est_gaps = days[est_rows][~have[est_rows]]
+    if len(est_gaps):
+        notes.append(
+            f"event {event.id!r}: the factor file lacks {len(est_gaps)} trading days of the estimation window "
+            f"(first {est_gaps[0].date()}); those days are left out of the fit"
+        )
+    inputs = model_inputs("factor", stock, market, factors=table.to_numpy(), rf=rf.to_numpy())
+    return inputs, market, notes
 
 
 def _check_present(config: StudyConfig, data: PriceData) -> None:
     closes = data.closes
-    for bench in dict.fromkeys([config.benchmark, *(b for basket in config.baskets for b in basket.benchmarks)]):
+    indexes = (b for basket in config.baskets for b in (*basket.benchmarks, *((basket.sector,) if basket.sector else ())))
+    for bench in dict.fromkeys([config.benchmark, *indexes]):
         if bench not in closes.columns or closes[bench].isna().all():
             if bench in data.missing:  # a network source could not deliver it: unavailable, not bad input
                 raise DownloadError(
@@ -179,7 +244,9 @@ def _basket_tables(
     return basket_rows, path_rows
 
 
-def _study_event(config: StudyConfig, event: EventSpec, data: PriceData, panel: ReturnPanel) -> dict[str, object]:
+def _study_event(
+    config: StudyConfig, event: EventSpec, data: PriceData, panel: ReturnPanel, factors: FactorData | None = None
+) -> dict[str, object]:
     days = panel.returns.index
     i0, announced, timing, mapping = _locate(days, event, config)
     span, est = config.event_span, config.estimation_window
@@ -189,30 +256,33 @@ def _study_event(config: StudyConfig, event: EventSpec, data: PriceData, panel: 
     ev_rows = slice(i0 + span.start, i0 + span.end + 1)
     rel_days = np.arange(span.start, span.end + 1)
     returns = panel.returns
-    stock_est = returns[series.tickers].to_numpy()[est_rows]
-    market_est = returns[series.benchmarks].to_numpy()[est_rows]
-    fitted = fit(config.model, stock_est, market_est)
+    inputs, market_all, model_notes = _model_inputs(config, returns, series, factors, event, est_rows, ev_rows)
+    stock_all = returns[series.tickers].to_numpy()
+    hyg = estimation_hygiene(
+        config, series.tickers, inputs.y[est_rows], inputs.x[est_rows], stock_all[est_rows], days[est_rows]
+    )
+    fitted = hyg.fitted
 
-    valid = np.isfinite(stock_est) & np.isfinite(market_est)
-    zero_share = np.where(valid, stock_est == 0.0, False).sum(axis=0) / np.maximum(valid.sum(axis=0), 1)
+    valid = np.isfinite(hyg.used_stock) & np.isfinite(_regressors_present(inputs.x[est_rows]))
+    zero_share = np.where(valid, hyg.used_stock == 0.0, False).sum(axis=0) / np.maximum(valid.sum(axis=0), 1)
 
-    stock_ev = returns[series.tickers].to_numpy()[ev_rows]
-    market_ev = returns[series.benchmarks].to_numpy()[ev_rows]
+    stock_ev = stock_all[ev_rows]
+    x_ev = inputs.x[ev_rows]
+    market_ev = _regressors_present(x_ev)
     event_dates = days[ev_rows]
     never_priced = {t for t in series.tickers if panel.closes[t].isna().all()}
     reasons = _exclusion_reasons(
         config, series, fitted, zero_share, stock_ev, market_ev, event_dates, rel_days,
         {t: data.missing_reasons.get(t, "") for t in data.missing}, never_priced,
     )
+    reasons = [t if t and not r.startswith("no prices") else r for t, r in zip(trim_reasons(config, hyg), reasons)]
     keep = np.array([r == "" for r in reasons], dtype=bool)
     if not keep.any():
         summary = "; ".join(f"{t}: {r}" for t, r in zip(series.tickers, reasons) if r)
         raise InsufficientDataError(f"event {event.id!r}: every ticker was excluded — {summary}")
 
     est_dates = days[est_rows]
-    params = fitted.params
-    alpha = params[:, 0] if config.model in ("market", "constant_mean") else np.full(len(series), np.nan)
-    beta = params[:, 1] if config.model == "market" else np.full(len(series), np.nan)
+    alpha, beta = alpha_beta(fitted)
     fits = pd.DataFrame({
         "event": event.id,
         "ticker": series.tickers,
@@ -226,14 +296,14 @@ def _study_event(config: StudyConfig, event: EventSpec, data: PriceData, panel: 
         "df": fitted.df.astype(int),
         "zero_share": zero_share,
         "invalid_prices": panel.invalid_prices.reindex(series.tickers).to_numpy(),
-        "estimation_start": est_dates[0] if len(est_dates) else pd.NaT,
+        "estimation_start": _estimation_starts(est_dates, hyg.first_row),
         "estimation_end": est_dates[-1] if len(est_dates) else pd.NaT,
         "status": np.where(keep, "included", "excluded"),
         "reason": reasons,
     }, columns=FIT_COLUMNS)
 
     sub = _subset_fit(fitted, keep)
-    ar = abnormal_returns(sub, stock_ev[:, keep], market_ev[:, keep], rel_days)
+    ar = abnormal_returns(sub, stock_ev[:, keep], x_ev[:, keep], rel_days, offset=inputs.offset[ev_rows][:, keep])
     stats = car_stats(sub, ar, list(config.windows))
     paths = car_paths(sub, ar)
     included = fits.loc[keep, ["ticker", "benchmark"]].reset_index(drop=True)
@@ -272,13 +342,28 @@ def _study_event(config: StudyConfig, event: EventSpec, data: PriceData, panel: 
     basket_rows, basket_path_rows = _basket_tables(config, event, members, included, stats, paths, rel_days)
     test_rows, placebo = event_tests(config, EventArrays(
         event=event, days=days, i0=i0,
-        stock=returns[included["ticker"].tolist()].to_numpy(),
-        regressors=returns[included["benchmark"].tolist()].to_numpy(),
+        stock=hyg.panel(inputs.y, est_rows.start)[:, keep],  # the model's y: R, or R - RF; trimmed days NaN
+        regressors=inputs.x[:, keep],
         est_rows=est_rows, event_rows=ev_rows, fitted=sub, abnormal=ar, cars=stats, included=included,
     ), members)
 
+    kept_tickers, kept_benches = included["ticker"].tolist(), included["benchmark"].tolist()
+    every = EventWindowInputs(stock_ev, x_ev, inputs.offset[ev_rows], market_all[ev_rows], rel_days)
+    kept = EventWindowInputs(stock_ev[:, keep], x_ev[:, keep], every.offset[:, keep], every.market[:, keep], rel_days)
+    hygiene_tables = {
+        "diagnostics": flag_table(config, event.id, series.tickers, series.benchmarks, hyg),
+        "fit_comparison": comparison_table(config, event.id, series.tickers, series.benchmarks, hyg, every),
+        "robustness": robustness_table(
+            config, event.id, kept_tickers, kept_benches, hyg.used_stock[:, keep], market_all[est_rows][:, keep], kept
+        ),
+        "bhars": bhar_table(config, event.id, kept_tickers, kept_benches, ar),
+        "parameters": parameter_table(
+            event.id, kept_tickers, kept_benches, sub, factors.names if factors is not None else ()
+        ),
+    }
+
     price_rows = slice(i0 + span.start - 1, i0 + span.end + 1)
-    shown = list(dict.fromkeys([*series.tickers, *series.benchmarks]))
+    shown = list(dict.fromkeys([*series.tickers, *series.markets, *filter(None, series.sectors)]))
     window_closes = panel.closes[shown].iloc[price_rows]
     base = panel.closes[shown].iloc[i0 - 1]
     rebased = window_closes / base.where(base > 0) * 100.0
@@ -316,6 +401,8 @@ def _study_event(config: StudyConfig, event: EventSpec, data: PriceData, panel: 
         "tests": pd.DataFrame(test_rows, columns=TEST_COLUMNS),
         "prices": prices,
         "memberships": members,
+        **hygiene_tables,
+        "model_notes": model_notes,
         "placebo": placebo,
     }
 
@@ -336,6 +423,14 @@ def _place_confounders(event: EventSpec, days: pd.DatetimeIndex, i0: int) -> lis
     return placed
 
 
+def _estimation_starts(est_dates: pd.DatetimeIndex, first_row: np.ndarray) -> np.ndarray | pd.Timestamp:
+    """Per series, the first estimation-window date used (later than the window's start where trimmed)."""
+    if not len(est_dates):
+        return pd.NaT
+    dates = np.asarray(est_dates)
+    return np.where(first_row < len(dates), dates[np.minimum(first_row, len(dates) - 1)], np.datetime64("NaT"))
+
+
 def _subset_fit(fitted: ModelFit, keep: np.ndarray) -> ModelFit:
     return ModelFit(
         fitted.model, fitted.params[keep], fitted.xtx_inv[keep], fitted.s2[keep], fitted.n[keep],
@@ -343,15 +438,18 @@ def _subset_fit(fitted: ModelFit, keep: np.ndarray) -> ModelFit:
     )
 
 
-def compute_study(config: StudyConfig, data: PriceData) -> StudyResults:
-    """Run every event of ``config`` on ``data``; raise typed errors on unusable input."""
+def compute_study(config: StudyConfig, data: PriceData, factors: FactorData | None = None) -> StudyResults:
+    """Run every event of ``config`` on ``data``; raise typed errors on unusable input.
+
+    ``factors`` (from :func:`evstudy.prices.factors.read_factors`) is needed by model "factor" only.
+    """
     _check_present(config, data)
     days = trading_days(data.closes, config.benchmark)
     needed = list(dict.fromkeys(t for t in config.tickers() if t in data.closes.columns))
     absent = [t for t in config.tickers() if t not in data.closes.columns]
     closes = data.closes[needed].reindex(columns=[*needed, *absent])
     panel = simple_returns(closes, days)
-    parts = [_study_event(config, event, data, panel) for event in config.events]
+    parts = [_study_event(config, event, data, panel, factors) for event in config.events]
 
     def stack(key: str) -> pd.DataFrame:
         frames = [p[key] for p in parts]
@@ -372,6 +470,7 @@ def compute_study(config: StudyConfig, data: PriceData) -> StudyResults:
                 f"benchmark's first close ({days[0].date()}): only its last {used} of {est.length} trading days are used"
             )
     notes.append("returns are close-to-close from adjusted closes; intraday moves quoted in the news can differ")
+    notes.extend(note for part in parts for note in part["model_notes"])  # type: ignore[attr-defined]
     return StudyResults(
         config=config,
         version=__version__,
@@ -386,6 +485,11 @@ def compute_study(config: StudyConfig, data: PriceData) -> StudyResults:
         tests=stack("tests"),
         prices=stack("prices"),
         memberships=stack("memberships"),
+        diagnostics=stack("diagnostics"),
+        fit_comparison=stack("fit_comparison"),
+        robustness=stack("robustness"),
+        bhars=stack("bhars"),
+        parameters=stack("parameters"),
         placebo=stack("placebo"),
         notes=tuple(notes),
     )
