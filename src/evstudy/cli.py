@@ -2,14 +2,17 @@
 
 Each command parses its options, calls one library function, and turns the
 library's typed errors into a one-line message and exit status 2 (bad input)
-or 3 (data source unavailable). No computation lives here.
+or 3 (data source unavailable); anything else is a bug, reported in one line
+with exit status 1 (docs/errors.md lists every case). No computation lives here.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
+import os
 import sys
+import traceback
+import warnings
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -19,21 +22,54 @@ import click
 
 from evstudy._version import __version__
 from evstudy.config import MODELS, ad_hoc_config, load_config, parse_tickers, parse_window
-from evstudy.errors import ConfigError, EvstudyError
+from evstudy.errors import EXIT_INTERNAL, ConfigError, EvstudyError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """A warning as one 'Warning: ...' line on stderr, without Python's file and source line."""
+    click.echo(f"Warning: {_one_line(message)}", err=True)
+
+
 def _friendly_errors(func: F) -> F:
-    """Turn library errors into 'Error: ...' on stderr with the error's exit code."""
+    """Turn library errors into one 'Error: ...' line on stderr and the error's exit code.
+
+    Warnings print as 'Warning: ...' lines. Any other exception is a bug: one
+    line naming it and where it was raised, exit status 1 (EVSTUDY_DEBUG=1
+    re-raises it for the traceback). Ctrl-C exits with 130, no traceback.
+    """
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except EvstudyError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            try:
+                return func(*args, **kwargs)
+            except EvstudyError as exc:
+                click.echo(f"Error: {_one_line(exc)}", err=True)
+                sys.exit(exc.exit_code)
+            except KeyboardInterrupt:
+                click.echo("Error: interrupted (files are written atomically: none was left half-written)", err=True)
+                sys.exit(130)
+            except (click.ClickException, click.exceptions.Exit, click.Abort):
+                raise
+            except Exception as exc:
+                if os.environ.get("EVSTUDY_DEBUG"):
+                    raise
+                where = traceback.extract_tb(exc.__traceback__)[-1]
+                click.echo(
+                    f"Error: internal error {type(exc).__name__}: {_one_line(exc)} (at {Path(where.filename).name}:"
+                    f"{where.lineno}); this is a bug in evstudy {__version__}: please report it with the command "
+                    f"you ran (EVSTUDY_DEBUG=1 shows the traceback)",
+                    err=True,
+                )
+                sys.exit(EXIT_INTERNAL)
 
     return wrapper  # type: ignore[return-value]
 
@@ -43,7 +79,7 @@ def _source_options(func: F) -> F:
     options = [
         click.option(
             "--prices",
-            type=click.Path(exists=True, path_type=Path),
+            type=click.Path(path_type=Path),
             help="Read prices from a file or folder instead of Yahoo Finance: a folder of TICKER.csv "
             "(Date,Close or Date,Adj Close), a long CSV/Parquet (date,ticker,close) or a wide one "
             "(date + one column per ticker).",
@@ -89,10 +125,10 @@ def cli() -> None:
 @click.option("--model", type=click.Choice(MODELS), default=None, help="Ad hoc expected-return model [default: market].")
 @click.option("--min-returns", type=click.IntRange(min=3), default=None,
               help="Ad hoc minimum valid estimation-window returns per ticker [default: 120].")
-@click.option("--accept-breaks", is_flag=True,
-              help="Estimate each stock whose estimation window has a detected variance break (e.g. a SPAC "
-              "merger) on the returns from the break on; without it, breaks are only flagged.")
 @click.option("--quiet", is_flag=True, help="Print only where the files went.")
+@click.option("--strict", is_flag=True,
+              help="Stop (exit 3) if a Yahoo download still fails after its retries, instead of leaving "
+              "those tickers out with the reason.")
 @_friendly_errors
 def run(
     config: Path | None,
@@ -108,8 +144,8 @@ def run(
     windows: tuple[str, ...],
     model: str | None,
     min_returns: int | None,
-    accept_breaks: bool,
     quiet: bool,
+    strict: bool,
 ) -> None:
     """Run an event study from CONFIG (a TOML file) or from --event and --tickers.
 
@@ -145,11 +181,9 @@ def run(
             windows=[parse_window(w, " (--window)") for w in windows],
             min_estimation_returns=min_returns or 120,
         )
-    if accept_breaks:
-        study = dataclasses.replace(study, accept_breaks=True)
     results = run_study(
         study, prices=prices, offline=offline, refresh=refresh, cache_dir=cache_dir,
-        progress=sys.stderr.isatty(),
+        progress=sys.stderr.isatty(), strict=strict,
     )
     out_dir = out or Path("reports") / study.name
     paths = write_outputs(results, out_dir)
@@ -167,15 +201,19 @@ def run(
 @click.option("--refresh", is_flag=True, help="Re-download even what the cache already holds.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), envvar="EVSTUDY_CACHE",
               help="Cache folder [env: EVSTUDY_CACHE; default: the user cache folder].")
+@click.option("--strict", is_flag=True,
+              help="Exit 3 if any ticker still fails after its retries (what did download is cached).")
 @_friendly_errors
-def fetch(tickers: str, start: dt.datetime, end: dt.datetime, refresh: bool, cache_dir: Path | None) -> None:
+def fetch(
+    tickers: str, start: dt.datetime, end: dt.datetime, refresh: bool, cache_dir: Path | None, strict: bool
+) -> None:
     """Download adjusted closes for TICKERS (comma-separated) into the local cache."""
     from evstudy.prices import YahooSource
 
     if end < start:
         raise ConfigError(f"--end {end.date()} is before --start {start.date()}: give an end on or after the start")
     names = parse_tickers([t for t in tickers.split(",") if t.strip()] or [tickers], " (TICKERS)")
-    source = YahooSource(cache_dir=cache_dir, refresh=refresh, progress=sys.stderr.isatty())
+    source = YahooSource(cache_dir=cache_dir, refresh=refresh, progress=sys.stderr.isatty(), strict=strict)
     data = source.load(list(names), start.date(), end.date())
     for note in data.notes:
         click.echo(note)
