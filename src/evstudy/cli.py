@@ -8,6 +8,7 @@ with exit status 1 (docs/errors.md lists every case). No computation lives here.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import sys
@@ -125,6 +126,9 @@ def cli() -> None:
 @click.option("--model", type=click.Choice(MODELS), default=None, help="Ad hoc expected-return model [default: market].")
 @click.option("--min-returns", type=click.IntRange(min=3), default=None,
               help="Ad hoc minimum valid estimation-window returns per ticker [default: 120].")
+@click.option("--accept-breaks", is_flag=True,
+              help="Estimate each stock whose estimation window has a detected variance break (e.g. a SPAC "
+              "merger) on the returns from the break on; without it, breaks are only flagged.")
 @click.option("--quiet", is_flag=True, help="Print only where the files went.")
 @click.option("--strict", is_flag=True,
               help="Stop (exit 3) if a Yahoo download still fails after its retries, instead of leaving "
@@ -144,6 +148,7 @@ def run(
     windows: tuple[str, ...],
     model: str | None,
     min_returns: int | None,
+    accept_breaks: bool,
     quiet: bool,
     strict: bool,
 ) -> None:
@@ -181,6 +186,8 @@ def run(
             windows=[parse_window(w, " (--window)") for w in windows],
             min_estimation_returns=min_returns or 120,
         )
+    if accept_breaks:
+        study = dataclasses.replace(study, accept_breaks=True)
     results = run_study(
         study, prices=prices, offline=offline, refresh=refresh, cache_dir=cache_dir,
         progress=sys.stderr.isatty(), strict=strict,
