@@ -129,6 +129,12 @@ def cli() -> None:
 @click.option("--accept-breaks", is_flag=True,
               help="Estimate each stock whose estimation window has a detected variance break (e.g. a SPAC "
               "merger) on the returns from the break on; without it, breaks are only flagged.")
+@click.option("--placebo", "placebo_dates", type=click.IntRange(min=0, max=100_000), default=None,
+              help="Pseudo-event days drawn for the placebo tests; 0 switches them off "
+              "[default: the config's placebo_dates, else 1000].")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Seed of the pseudo-event-day draw, for reproducible placebo p-values "
+              "[default: the config's seed, else 12345].")
 @click.option("--quiet", is_flag=True, help="Print only where the files went.")
 @click.option("--strict", is_flag=True,
               help="Stop (exit 3) if a Yahoo download still fails after its retries, instead of leaving "
@@ -149,6 +155,8 @@ def run(
     model: str | None,
     min_returns: int | None,
     accept_breaks: bool,
+    placebo_dates: int | None,
+    seed: int | None,
     quiet: bool,
     strict: bool,
 ) -> None:
@@ -188,6 +196,9 @@ def run(
         )
     if accept_breaks:
         study = dataclasses.replace(study, accept_breaks=True)
+    placebo = {"placebo_dates": placebo_dates, "seed": seed}
+    if any(value is not None for value in placebo.values()):
+        study = dataclasses.replace(study, **{key: value for key, value in placebo.items() if value is not None})
     results = run_study(
         study, prices=prices, offline=offline, refresh=refresh, cache_dir=cache_dir,
         progress=sys.stderr.isatty(), strict=strict,

@@ -490,7 +490,11 @@ def portfolio_t(
     df = np.broadcast_to(fitted.df[:, None], t.shape)
     n = np.broadcast_to(np.asarray(members)[:, None], t.shape)
     note = _notes(t.shape)
-    fitted_ok = np.isfinite(fitted.s2) & (fitted.s2 > 0) & np.isfinite(fitted.params).all(axis=1) & (fitted.df > 0)
+    # A residual variance that is zero up to rounding (a flat basket) is no variance.
+    size = np.nanmean(np.where(np.isfinite(basket_est), basket_est, np.nan) ** 2, axis=0)
+    fitted_ok = (
+        np.isfinite(fitted.s2) & (fitted.s2 > 1e-20 * size) & np.isfinite(fitted.params).all(axis=1) & (fitted.df > 0)
+    )
     _explain(note, n < 1, "no ticker in the basket")
     _explain(note, ~fitted_ok[:, None], lambda i: (
         f"the basket's return series cannot be fitted over the estimation window ({int(fitted.n[i[0]])} valid days)"
@@ -527,7 +531,10 @@ def placebo_test(test: str, actual: np.ndarray, draws: np.ndarray, n: np.ndarray
     n = np.broadcast_to(n, actual.shape)
     _explain(note, n < 1, "no ticker in the basket")
     _explain(note, ~np.isfinite(actual), "the actual statistic is undefined (see its own test row)")
-    _explain(note, k < 1, "no usable pseudo-event day")
+    _explain(note, k < 1, (
+        "no usable pseudo-event day: on none of the days drawn did the basket have tickers with enough clean "
+        "data (the prices may not reach far enough back)"
+    ))
     result = _finalize(test, actual, p, n, note)
     contexts = np.array([f"{context}; {int(v):,} draws usable" if context else f"{int(v):,} usable pseudo-event days"
                          for v in np.ravel(k)], dtype=object).reshape(np.shape(k))

@@ -1,0 +1,327 @@
+"""The test battery: known answers on real data, undefined cases, and size and power on synthetic markets.
+
+Known answers: the JPMorgan event (day 0 = 2025-10-13) for eight real
+critical-minerals stocks vs SPY and REMX, with a few closes knocked out of the
+estimation window (so that pairs of series share only some days). The
+reference below never calls evstudy's returns, models, abnormal or inference
+code: fits are ``statsmodels.api.OLS``, correlations ``pandas.DataFrame.corr``
+(pairwise complete), t tests ``scipy.stats.ttest_1samp``, ranks
+``scipy.stats.rankdata``, and the exact Wilcoxon p-value is counted over all
+2^N sign patterns.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from scipy import stats
+
+from evstudy.abnormal import abnormal_returns, car_stats
+from evstudy.config import Window, config_from_dict
+from evstudy.inference import (
+    TEST_IDS, CrossSection, bmp_t, cross_section_tests, cs_t, equal_weighted, generalized_sign, kp_bmp_t,
+    mean_residual_correlation, patell_z, portfolio_t, wilcoxon, window_selectors,
+)
+from evstudy.models import fit
+from evstudy.report.files import results_json
+from evstudy.study import compute_study
+
+from helpers import price_data, read_parquet_closes, simple_returns_reference
+
+DAY0 = pd.Timestamp("2025-10-13")
+STOCKS = ["MP", "USAR", "LAC", "TMQ", "UAMY", "ALB", "FCX", "SGML"]
+BENCHES = ["SPY", "REMX"]
+EST = (-250, -11)
+SPAN = (-10, 10)
+WINDOWS = [(0, 0), (-1, 1), (0, 1), (0, 5), (-5, 5), (-10, 10)]
+# Closes knocked out (each removes two returns): LAC and TMQ then share fewer estimation days with the others.
+HOLES = {"LAC": ["2025-03-03", "2025-06-10", "2025-06-11"], "TMQ": ["2025-01-15"]}
+# Every compared statistic is O(0.1) or larger and both sides are double-precision
+# least squares and sums, so 1e-8 relative is a formula check, not a rounding one.
+RTOL = 1e-8
+
+
+@pytest.fixture(scope="module")
+def closes(market_parquet) -> pd.DataFrame:
+    wide = read_parquet_closes(market_parquet, [*STOCKS, *BENCHES])
+    for ticker, dates in HOLES.items():
+        wide.loc[pd.DatetimeIndex(dates), ticker] = np.nan
+    return wide
+
+
+@pytest.fixture(scope="module")
+def results(closes):
+    cfg = config_from_dict({
+        "estimation_window": list(EST), "windows": [list(w) for w in WINDOWS], "ar_span": list(SPAN),
+        "placebo_dates": 0,
+        "events": [{"id": "jpm", "date": "2025-10-13", "timing": "before_open"}],
+        "baskets": [{"name": "minerals", "tickers": STOCKS, "benchmarks": BENCHES},
+                    {"name": "alone", "tickers": ["MP"]}],
+    })
+    return compute_study(cfg, price_data(closes, location="market parquet"))
+
+
+def _reference(closes: pd.DataFrame, bench: str) -> dict:
+    """Independent per-ticker fits, CARs, MacKinlay S_CARs, residuals and event ARs around DAY0."""
+    spy = closes["SPY"]
+    days = closes.index[spy.notna() & (spy > 0)]
+    rets = simple_returns_reference(closes.reindex(days))
+    i0 = days.get_loc(DAY0)
+    est = rets.iloc[i0 + EST[0]: i0 + EST[1] + 1]
+    ev = rets.iloc[i0 + SPAN[0]: i0 + SPAN[1] + 1]
+    rel = np.arange(SPAN[0], SPAN[1] + 1)
+    out = {"cars": [], "se": [], "df": [], "resid": {}, "ar": {}, "est": est, "ev": ev, "rel": rel}
+    for ticker in STOCKS:
+        pair = est[[ticker, bench]].dropna()
+        ols = sm.OLS(pair[ticker].to_numpy(), sm.add_constant(pair[bench].to_numpy())).fit()
+        alpha, beta = ols.params
+        ar = ev[ticker] - (alpha + beta * ev[bench])
+        cars, ses = [], []
+        for start, end in WINDOWS:
+            inside = (rel >= start) & (rel <= end)
+            v = np.array([inside.sum(), ev[bench].to_numpy()[inside].sum()])
+            cars.append(ar.to_numpy()[inside].sum())
+            ses.append(np.sqrt(ols.scale * (inside.sum() + v @ ols.normalized_cov_params @ v)))
+        out["cars"].append(cars)
+        out["se"].append(ses)
+        out["df"].append(ols.df_resid)
+        out["resid"][ticker] = pd.Series(ols.resid, index=pair.index)
+        out["ar"][ticker] = ar
+    out["cars"] = np.array(out["cars"]).T  # windows x N
+    out["se"] = np.array(out["se"]).T
+    out["df"] = np.array(out["df"])
+    out["resid"] = pd.DataFrame(out["resid"])
+    return out
+
+
+@pytest.fixture(scope="module", params=BENCHES)
+def reference(request, closes):
+    return request.param, _reference(closes, request.param)
+
+
+def _row(results, bench: str, window: tuple[int, int], test: str, basket: str = "minerals") -> pd.Series:
+    t = results.tests
+    row = t[(t["basket"] == basket) & (t["benchmark"] == bench) & (t["test"] == test)
+            & (t["window_start"] == window[0]) & (t["window_end"] == window[1])]
+    assert len(row) == 1
+    return row.iloc[0]
+
+
+def _check(results, bench, window, test, statistic, p_value):
+    row = _row(results, bench, window, test)
+    assert row["statistic"] == pytest.approx(statistic, rel=RTOL), test
+    assert row["p_value"] == pytest.approx(p_value, rel=RTOL, abs=1e-300), test
+    assert row["n"] == len(STOCKS)
+
+
+@pytest.mark.shared_data
+def test_every_test_id_per_basket_and_window(results):
+    t = results.tests
+    assert list(t.columns) == ["event", "basket", "benchmark", "window_start", "window_end", "test", "statistic",
+                               "p_value", "n", "note"]
+    groups = t.groupby(["basket", "benchmark", "window_start", "window_end"], sort=False)["test"]
+    assert len(groups) == 3 * len(WINDOWS)
+    assert all(list(tests) == list(TEST_IDS) for _, tests in groups)
+
+
+@pytest.mark.shared_data
+def test_cs_t_bmp_and_patell_match_their_formulas(results, reference):
+    bench, ref = reference
+    scar = ref["cars"] / ref["se"]
+    for w, window in enumerate(WINDOWS):
+        cs = stats.ttest_1samp(ref["cars"][w], 0.0)
+        _check(results, bench, window, "cs_t", cs.statistic, cs.pvalue)
+        bmp = stats.ttest_1samp(scar[w], 0.0)
+        _check(results, bench, window, "bmp_t", bmp.statistic, bmp.pvalue)
+        z = scar[w].sum() / np.sqrt((ref["df"] / (ref["df"] - 2)).sum())
+        _check(results, bench, window, "patell_z", z, 2 * stats.norm.sf(abs(z)))
+
+
+@pytest.mark.shared_data
+def test_kolari_pynnonen_uses_the_pairwise_residual_correlation(results, reference):
+    bench, ref = reference
+    corr = ref["resid"].corr().to_numpy()  # pandas: each pair over the days both have
+    assert np.isnan(ref["resid"].to_numpy()).any()  # the holes make the pairs' day sets differ
+    n = len(STOCKS)
+    rbar = corr[np.triu_indices(n, 1)].mean()
+    factor = np.sqrt((1 - rbar) / (1 + (n - 1) * rbar))
+    scar = ref["cars"] / ref["se"]
+    for w, window in enumerate(WINDOWS):
+        bmp = stats.ttest_1samp(scar[w], 0.0).statistic * factor
+        _check(results, bench, window, "kp_bmp_t", bmp, 2 * stats.t.sf(abs(bmp), n - 1))
+        z = scar[w].sum() / np.sqrt((ref["df"] / (ref["df"] - 2)).sum()) * factor
+        _check(results, bench, window, "kp_patell_z", z, 2 * stats.norm.sf(abs(z)))
+        assert f"r̄ = {rbar:.3f}" in _row(results, bench, window, "kp_bmp_t")["note"]
+
+
+@pytest.mark.shared_data
+def test_corrado_rank_with_standardized_ranks(results, reference):
+    bench, ref = reference
+    uniform = {}
+    for ticker in STOCKS:
+        series = pd.concat([ref["resid"][ticker].dropna(), ref["ar"][ticker]])
+        uniform[ticker] = pd.Series(stats.rankdata(series.to_numpy()) / (len(series) + 1), index=series.index)
+    u_bar = pd.DataFrame(uniform).mean(axis=1)  # over the tickers present that day
+    s_u = np.sqrt(((u_bar - 0.5) ** 2).mean())
+    event_u = u_bar.loc[ref["ev"].index].to_numpy()
+    for window in WINDOWS:
+        inside = (ref["rel"] >= window[0]) & (ref["rel"] <= window[1])
+        t = np.sqrt(inside.sum()) * (event_u[inside].mean() - 0.5) / s_u
+        _check(results, bench, window, "corrado_rank", t, 2 * stats.norm.sf(abs(t)))
+
+
+@pytest.mark.shared_data
+def test_generalized_sign_and_wilcoxon(results, reference):
+    bench, ref = reference
+    n = len(STOCKS)
+    p_hat = np.mean([(ref["resid"][t].dropna() > 0).mean() for t in STOCKS])
+    patterns = np.array(list(itertools.product([0, 1], repeat=n)))  # every sign assignment, for the exact null
+    for w, window in enumerate(WINDOWS):
+        cars = ref["cars"][w]
+        z = ((cars > 0).sum() - n * p_hat) / np.sqrt(n * p_hat * (1 - p_hat))
+        _check(results, bench, window, "generalized_sign", z, 2 * stats.norm.sf(abs(z)))
+        ranks = stats.rankdata(np.abs(cars))
+        w_plus = ranks[cars > 0].sum()
+        null = patterns @ ranks
+        p = min(1.0, 2 * min((null <= w_plus).mean(), (null >= w_plus).mean()))
+        _check(results, bench, window, "wilcoxon", w_plus, p)
+
+
+@pytest.mark.shared_data
+def test_portfolio_t_is_an_ols_of_the_basket_series(results, reference):
+    bench, ref = reference
+    est, ev = ref["est"], ref["ev"]
+    basket_est = est[STOCKS].mean(axis=1)  # equal weights over the stocks with a return that day
+    ols = sm.OLS(basket_est.to_numpy(), sm.add_constant(est[bench].to_numpy())).fit()
+    ar = ev[STOCKS].mean(axis=1) - (ols.params[0] + ols.params[1] * ev[bench])
+    for window in WINDOWS:
+        inside = (ref["rel"] >= window[0]) & (ref["rel"] <= window[1])
+        v = np.array([inside.sum(), ev[bench].to_numpy()[inside].sum()])
+        se = np.sqrt(ols.scale * (inside.sum() + v @ ols.normalized_cov_params @ v))
+        t = ar.to_numpy()[inside].sum() / se
+        _check(results, bench, window, "portfolio_t", t, 2 * stats.t.sf(abs(t), ols.df_resid))
+        assert _row(results, bench, window, "portfolio_t")["note"] == f"{int(ols.df_resid)} residual degrees of freedom"
+
+
+@pytest.mark.shared_data
+def test_one_ticker_basket_gives_reasons_not_nan(results):
+    t = results.tests[results.tests["basket"] == "alone"]
+    assert len(t) == len(WINDOWS) * len(TEST_IDS)
+    undefined = t[t["statistic"].isna()]
+    assert set(undefined["test"]) == {"cs_t", "bmp_t", "kp_patell_z", "kp_bmp_t", "placebo_caar", "placebo_bmp"}
+    assert (undefined["p_value"].isna()).all() and (undefined["note"].str.len() > 10).all()
+    assert undefined.loc[undefined["test"] == "cs_t", "note"].iloc[0] == "needs at least 2 tickers; the basket has 1"
+    assert undefined.loc[undefined["test"] == "placebo_bmp", "note"].iloc[0].startswith("placebo tests switched off")
+    defined = t[t["statistic"].notna()]
+    assert np.isfinite(defined[["statistic", "p_value"]].to_numpy(dtype=float)).all()
+    assert "NaN" not in results_json(results)  # allow_nan=False would raise on any NaN
+
+
+# --------------------------------------------------------------------------- undefined cases, directly
+
+
+def test_zero_variance_and_too_few_tickers():
+    equal = cs_t(np.array([[0.02, 0.02, 0.02], [0.01, -0.01, 0.03]]))
+    assert np.isnan(equal.statistic[0]) and equal.note[0] == "all CARs are equal: zero cross-sectional variance"
+    assert np.isfinite(equal.statistic[1]) and equal.note[1] == ""
+    single = bmp_t(np.array([1.3, np.nan, np.nan]))  # one present member: NaN marks absent ones
+    assert single.results()[0].statistic is None and single.note[()] == "needs at least 2 tickers; the basket has 1"
+
+
+def test_patell_needs_more_than_two_degrees_of_freedom():
+    result = patell_z(np.array([1.0, 0.5, -0.2]), np.array([238.0, 2.0, 100.0])).results()[0]
+    assert result.statistic is None and "1 ticker(s) have 2 or fewer" in result.note
+
+
+def test_kolari_pynnonen_undefined_correlations():
+    rng = np.random.default_rng(5)
+    e = rng.normal(size=(60, 1))
+    same = np.hstack([e, 2 * e, 3 * e + 0.1])  # perfectly correlated: r̄ = 1
+    rbar, pairs = mean_residual_correlation(same)
+    assert pairs == 3 and rbar == pytest.approx(1.0)
+    result = kp_bmp_t(np.array([1.0, 2.0, 0.5]), rbar, pairs).results()[0]
+    assert result.statistic is None and "perfectly correlated" in result.note
+    opposite = np.hstack([e, -e])  # r̄ = -1: 1 + (N-1) r̄ = 0
+    rbar, pairs = mean_residual_correlation(opposite)
+    result = kp_bmp_t(np.array([1.0, 2.0]), rbar, pairs).results()[0]
+    assert result.statistic is None and "<= 0" in result.note
+    apart = np.full((10, 2), np.nan)
+    apart[:5, 0], apart[5:, 1] = rng.normal(size=5), rng.normal(size=5)  # no common day
+    rbar, pairs = mean_residual_correlation(apart)
+    assert pairs == 0 and np.isnan(rbar)
+    assert "no pair of tickers" in kp_bmp_t(np.array([1.0, 2.0]), rbar, pairs).note[()]
+
+
+def test_sign_test_needs_a_share_strictly_inside_0_1():
+    est = np.full((50, 3), -0.01)  # no positive estimation-window AR: p̂ = 0
+    result = generalized_sign(np.array([[0.1, 0.2, -0.1]]), est).results()[0]
+    assert result.statistic is None and "share of positive abnormal returns is 0%" in result.note
+
+
+def test_wilcoxon_all_zero_and_portfolio_flat():
+    assert wilcoxon(np.zeros((1, 4))).results()[0].note == "every CAR is exactly zero"
+    flat = np.full((60, 1), 0.001)  # a basket that never varies: s^2 = 0
+    market = np.random.default_rng(1).normal(0, 0.01, (60, 1))
+    res = portfolio_t("constant_mean", flat, market, np.full((3, 1), 0.001), market[:3], np.arange(-1, 2),
+                      [Window(0, 0)], np.array([3])).results()[0]
+    assert res.statistic is None and "cannot be fitted" in res.note
+
+
+# --------------------------------------------------------------------------- synthetic size and power
+
+DRAWS = 2000
+N_SYNTH = 20
+ALPHA = 0.05
+
+
+def _synthetic_battery(rng: np.random.Generator, effect_sigmas: float) -> dict[str, np.ndarray]:
+    """Rejection indicators (draws,) at 5% on day 0 for every non-placebo test, on DRAWS synthetic baskets.
+
+    Each draw: its own market path and N_SYNTH stocks with known alpha, beta and
+    sigma and independent normal residuals; ``effect_sigmas`` * sigma_i added to
+    each stock's day-0 return. Everything is batched: draws x stocks become the
+    columns of one fit, as in the size/power benchmark.
+    """
+    l1, span = 240, (-10, 10)
+    w = span[1] - span[0] + 1
+    days = l1 + w
+    alpha = rng.normal(0.0003, 0.0005, (DRAWS, N_SYNTH))
+    beta = rng.uniform(0.5, 1.5, (DRAWS, N_SYNTH))
+    sigma = rng.uniform(0.01, 0.03, (DRAWS, N_SYNTH))
+    market = rng.normal(0.0004, 0.01, (days, DRAWS, 1))
+    stock = alpha + beta * market + sigma * rng.normal(size=(days, DRAWS, N_SYNTH))
+    stock[l1 - span[0]] += effect_sigmas * sigma  # day 0
+    market = np.broadcast_to(market, stock.shape)
+    cols = DRAWS * N_SYNTH
+    est_y, est_m = stock[:l1].reshape(l1, cols), market[:l1].reshape(l1, cols)
+    ev_y, ev_m = stock[l1:].reshape(w, cols), market[l1:].reshape(w, cols)
+    rel = np.arange(span[0], span[1] + 1)
+    windows = [Window(0, 0)]
+    fitted = fit("market", est_y, est_m)
+    ar = abnormal_returns(fitted, ev_y, ev_m, rel)
+    cs = car_stats(fitted, ar, windows)
+    section = CrossSection(
+        cs.car.reshape(1, DRAWS, N_SYNTH).transpose(1, 0, 2), cs.se.reshape(1, DRAWS, N_SYNTH).transpose(1, 0, 2),
+        fitted.df.reshape(DRAWS, N_SYNTH), fitted.residuals.reshape(l1, DRAWS, N_SYNTH).transpose(1, 0, 2),
+        ar.abnormal.reshape(w, DRAWS, N_SYNTH).transpose(1, 0, 2), window_selectors(rel, windows),
+    )
+    tests = cross_section_tests(section)
+    tests["portfolio_t"] = portfolio_t(
+        "market", equal_weighted(stock[:l1]), market[:l1, :, 0], equal_weighted(stock[l1:]), market[l1:, :, 0],
+        rel, windows, np.full(DRAWS, N_SYNTH),
+    )
+    return {name: test.p_value[:, 0] <= ALPHA for name, test in tests.items()}
+
+
+def test_every_test_holds_its_size_and_detects_a_three_sigma_effect():
+    rng = np.random.default_rng(20240613)
+    null = _synthetic_battery(rng, 0.0)
+    assert set(null) == set(TEST_IDS) - {"placebo_caar", "placebo_bmp"}
+    rates = {name: float(rejected.mean()) for name, rejected in null.items()}
+    assert all(0.03 <= rate <= 0.07 for rate in rates.values()), rates
+    power = {name: float(rejected.mean()) for name, rejected in _synthetic_battery(rng, 3.0).items()}
+    assert all(rate >= 0.95 for rate in power.values()), power

@@ -1,0 +1,241 @@
+"""Placebo-date inference: the same procedure on pseudo-event days, reproducible, and correctly sized.
+
+Real data: the JPMorgan event (day 0 = 2025-10-13) for a few critical-minerals
+stocks vs SPY. The independent reference refits one pseudo-event day with
+``statsmodels.api.OLS`` on pandas returns; the empirical p-value is recounted
+from the stored placebo distribution.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+from evstudy.config import Window, config_from_dict
+from evstudy.errors import ConfigError
+from evstudy.inference import bmp_t, placebo_test
+from evstudy.placebo import PLACEBO_LOOKBACK, basket_placebo, candidate_days, draw_days, series_placebo
+from evstudy.study import compute_study, required_dates
+
+from helpers import price_data, read_parquet_closes, simple_returns_reference
+
+STOCKS = ["MP", "LAC", "TMQ", "UAMY", "ALB", "FCX"]
+EST = (-250, -11)
+WINDOWS = [(0, 0), (-1, 1), (-10, 10)]
+BASE = {
+    "estimation_window": list(EST), "windows": [list(w) for w in WINDOWS],
+    "events": [{"id": "jpm", "date": "2025-10-13", "timing": "before_open"}],
+    "baskets": [{"name": "minerals", "tickers": STOCKS}, {"name": "pair", "tickers": ["ALB", "FCX"]}],
+    "confounders": [{"date": "2025-10-09", "label": "export controls"},
+                    {"date": "2023-06-05", "label": "an old confounder inside the placebo lookback"}],
+}
+
+
+@pytest.fixture(scope="module")
+def closes(market_parquet) -> pd.DataFrame:
+    return read_parquet_closes(market_parquet, [*STOCKS, "SPY"])
+
+
+def _run(closes, **overrides):
+    return compute_study(config_from_dict({**BASE, **overrides}), price_data(closes))
+
+
+@pytest.fixture(scope="module")
+def results(closes):
+    return _run(closes, placebo_dates=300, seed=7)
+
+
+def _tests(res, test: str, basket: str = "minerals") -> pd.DataFrame:
+    t = res.tests
+    return t[(t["test"] == test) & (t["basket"] == basket)].reset_index(drop=True)
+
+
+@pytest.mark.shared_data
+def test_seed_reproduces_and_another_seed_changes(closes, results):
+    again = _run(closes, placebo_dates=300, seed=7)
+    pd.testing.assert_frame_equal(results.tests, again.tests)
+    pd.testing.assert_frame_equal(results.placebo, again.placebo)
+    other = _run(closes, placebo_dates=300, seed=8)
+    assert not results.placebo["day0"].equals(other.placebo["day0"])
+    mine = pd.concat([_tests(results, "placebo_caar"), _tests(results, "placebo_bmp")])
+    theirs = pd.concat([_tests(other, "placebo_caar"), _tests(other, "placebo_bmp")])
+    assert (mine["p_value"].to_numpy() != theirs["p_value"].to_numpy()).any()
+    assert (mine["statistic"].to_numpy() == theirs["statistic"].to_numpy()).all()  # the actual statistic is fixed
+
+
+@pytest.mark.shared_data
+def test_empirical_p_value_recounted_from_the_distribution(results):
+    draws = results.placebo[results.placebo["basket"] == "minerals"]
+    assert len(draws) == 300 * len(WINDOWS)
+    for test, column in (("placebo_caar", "caar"), ("placebo_bmp", "bmp")):
+        for row in _tests(results, test).itertuples():
+            values = draws.loc[(draws["window_start"] == row.window_start)
+                               & (draws["window_end"] == row.window_end), column].dropna().to_numpy()
+            expected = (1 + (np.abs(values) >= abs(row.statistic)).sum()) / (len(values) + 1)
+            assert row.p_value == pytest.approx(expected, rel=1e-12)
+            assert f"{len(values):,} draws usable" in row.note and "seed 7" in row.note
+    caar = _tests(results, "cs_t")  # the actual CAAR of the placebo row is the basket's CAAR
+    baskets = results.baskets[results.baskets["basket"] == "minerals"].reset_index(drop=True)
+    np.testing.assert_allclose(_tests(results, "placebo_caar")["statistic"], baskets["caar"], rtol=1e-12)
+    np.testing.assert_allclose(_tests(results, "placebo_bmp")["statistic"], _tests(results, "bmp_t")["statistic"],
+                               rtol=1e-12)
+    assert len(caar) == len(WINDOWS)
+
+
+@pytest.mark.shared_data
+def test_a_pseudo_day_matches_an_independent_refit(closes, results):
+    spy = closes["SPY"]
+    days = closes.index[spy.notna() & (spy > 0)]
+    rets = simple_returns_reference(closes.reindex(days))
+    draws = results.placebo[(results.placebo["basket"] == "minerals") & (results.placebo["n"] == len(STOCKS))]
+    day0 = pd.Timestamp(draws["day0"].iloc[0])
+    d = days.get_loc(day0)
+    est = rets.iloc[d + EST[0]: d + EST[1] + 1]
+    ev = rets.iloc[d - 10: d + 11]
+    rel = np.arange(-10, 11)
+    cars = []
+    for ticker in STOCKS:
+        pair = est[[ticker, "SPY"]].dropna()
+        ols = sm.OLS(pair[ticker].to_numpy(), sm.add_constant(pair["SPY"].to_numpy())).fit()
+        ar = ev[ticker].to_numpy() - (ols.params[0] + ols.params[1] * ev["SPY"].to_numpy())
+        cars.append([ar[(rel >= a) & (rel <= b)].sum() for a, b in WINDOWS])
+    expected = np.array(cars).mean(axis=0)
+    stored = draws[draws["day0"] == day0].drop_duplicates(["window_start", "window_end"])
+    np.testing.assert_allclose(stored["caar"].to_numpy(), expected, rtol=1e-8)
+
+
+@pytest.mark.shared_data
+def test_the_engine_at_day_0_is_the_study(closes, results):
+    """Run on the actual day 0, the placebo engine reproduces the study's CARs, SCARs, CAAR and BMP t."""
+    spy = closes["SPY"]
+    days = closes.index[spy.notna() & (spy > 0)]
+    stock = simple_returns_reference(closes.reindex(days))[STOCKS].to_numpy()
+    market = np.repeat(simple_returns_reference(closes.reindex(days))[["SPY"]].to_numpy(), len(STOCKS), axis=1)
+    i0 = days.get_loc(pd.Timestamp("2025-10-13"))
+    cols = np.arange(len(STOCKS))
+    windows = [Window(*w) for w in WINDOWS]
+    series = series_placebo("market", stock, market, cols, cols, np.array([i0]), estimation=Window(*EST),
+                            span=Window(-10, 10), windows=windows, min_returns=120, max_zero_share=0.5)
+    cars = results.cars[results.cars["ticker"].isin(STOCKS)]
+    for w, (start, end) in enumerate(WINDOWS):
+        at = cars[(cars["window_start"] == start) & (cars["window_end"] == end)].set_index("ticker").loc[STOCKS]
+        np.testing.assert_allclose(series.car[0, w], at["car"], rtol=1e-10)
+        np.testing.assert_allclose(series.scar[0, w], at["car"] / at["se"], rtol=1e-10)
+    dist = basket_placebo(series, cols)
+    np.testing.assert_allclose(dist.caar[0], results.baskets.query("basket == 'minerals'")["caar"], rtol=1e-10)
+    np.testing.assert_allclose(dist.bmp[0], _tests(results, "bmp_t")["statistic"], rtol=1e-10)
+
+
+@pytest.mark.shared_data
+def test_pseudo_days_avoid_events_and_confounders(closes, results):
+    timeline = results.timelines[0]
+    days = closes.index[closes["SPY"].notna()]
+    i0 = days.get_loc(timeline.day0)
+    drawn = pd.DatetimeIndex(results.placebo["day0"].unique())
+    rows = days.get_indexer(drawn)
+    assert (rows >= i0 + EST[0] - PLACEBO_LOOKBACK).all() and (rows < i0 + EST[0]).all()
+    confounder = days.searchsorted(pd.Timestamp("2023-06-05"))
+    assert i0 + EST[0] - PLACEBO_LOOKBACK + 10 < confounder < i0 + EST[0] - 10  # inside the lookback
+    assert not (np.abs(rows - confounder) <= 10).any()  # no pseudo event span holds it
+    assert len(drawn) > 200
+
+
+def test_candidate_days_and_draws():
+    est, span = Window(-250, -11), Window(-10, 10)
+    rows = candidate_days(2000, est, span, blocked=[1500, 1600])
+    assert rows.min() == 2000 - 250 - PLACEBO_LOOKBACK and rows.max() == 2000 - 251
+    assert not np.isin(np.arange(1490, 1511), rows).any() and not np.isin(np.arange(1590, 1611), rows).any()
+    assert len(rows) == PLACEBO_LOOKBACK - 2 * 21
+    assert np.isin(1489, rows) and np.isin(1511, rows)
+    early = candidate_days(300, est, span, blocked=[])  # the data start cuts the lookback: event spans must fit
+    assert early.min() == 1 - span.start and early.max() == 300 - 251
+    first = draw_days(rows, 1000, np.random.default_rng(np.random.SeedSequence(1, spawn_key=(0,))))
+    again = draw_days(rows, 1000, np.random.default_rng(np.random.SeedSequence(1, spawn_key=(0,))))
+    other = draw_days(rows, 1000, np.random.default_rng(np.random.SeedSequence(1, spawn_key=(1,))))
+    assert (first == again).all() and not (first == other).all() and np.isin(first, rows).all()
+
+
+@pytest.mark.shared_data
+def test_placebo_settings_reach_the_notes(closes):
+    off = _run(closes, placebo_dates=0)
+    rows = off.tests[off.tests["test"].isin(["placebo_caar", "placebo_bmp"])]
+    assert rows["statistic"].isna().all()
+    assert (rows["note"] == "placebo tests switched off (placebo_dates = 0)").all()
+    assert off.placebo.empty
+    cfg = config_from_dict({**BASE, "placebo_dates": 50})
+    rows = compute_study(cfg, price_data(closes.loc["2024-10-10":])).tests  # the lookback is before the data
+    assert rows.loc[rows["test"] == "placebo_caar", "note"].str.startswith("no pseudo-event day available").all()
+    rows = compute_study(cfg, price_data(closes.loc["2024-05-01":])).tests  # pseudo-days without estimation data
+    assert rows.loc[rows["test"] == "placebo_bmp", "note"].str.startswith("no usable pseudo-event day").all()
+
+
+def test_required_dates_reach_back_for_the_placebo():
+    cfg = config_from_dict({**BASE, "placebo_dates": 1000})
+    start, _ = required_dates(cfg)
+    start_off, _ = required_dates(dataclasses.replace(cfg, placebo_dates=0))
+    sessions = pd.bdate_range(start, "2025-10-13")
+    assert len(pd.bdate_range(start_off, "2025-10-13")) < 300 < 2 * 250 + PLACEBO_LOOKBACK < len(sessions)
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("placebo_dates", -1, "placebo_dates = -1"),
+    ("placebo_dates", 10**6, "to 100,000"),
+    ("placebo_dates", 2.5, "expected a whole number"),
+    ("seed", -3, "seed = -3"),
+    ("seed", "abc", "expected a whole number"),
+])
+def test_bad_placebo_settings_are_config_errors(key, value, words):
+    with pytest.raises(ConfigError, match=words):
+        config_from_dict({**BASE, key: value})
+
+
+def test_placebo_holds_its_size_on_a_synthetic_market():
+    """1,000 synthetic baskets of 6 stocks, 19 pseudo-days each: P(p <= 5%) is 1/20 under H0, ~1 at +3 sigma."""
+    rng = np.random.default_rng(99)
+    reps, n, k = 1000, 6, 19
+    est, span = Window(-250, -11), Window(-10, 10)
+    windows = [Window(0, 0), Window(-1, 1)]
+    i0 = -2 * est.start + PLACEBO_LOOKBACK + 5
+    rows = i0 + span.end + 1
+    market = rng.normal(0.0004, 0.01, (rows, reps))
+    sigma = rng.uniform(0.01, 0.03, reps * n)
+    stock = (0.0002 + rng.uniform(0.5, 1.5, reps * n) * np.repeat(market, n, axis=1)
+             + sigma * rng.normal(size=(rows, reps * n)))
+    regressors = np.repeat(market, n, axis=1)
+    cols = np.arange(reps * n)
+    settings = dict(estimation=est, span=span, windows=windows, min_returns=120, max_zero_share=0.5)
+    candidates = candidate_days(i0, est, span, blocked=[])
+    pseudo = np.repeat(candidates[rng.integers(0, len(candidates), (k, reps))], n, axis=1)  # a basket shares its days
+    placebo = series_placebo("market", stock, regressors, cols, cols, pseudo, **settings)
+    dist_caar = placebo.car.reshape(k, len(windows), reps, n).mean(axis=-1)
+    dist_bmp = bmp_t(placebo.scar.reshape(k, len(windows), reps, n)).statistic
+    for effect, check in ((0.0, lambda r: 0.03 <= r <= 0.07), (3.0, lambda r: r >= 0.95)):
+        shocked = stock.copy()
+        shocked[i0] += effect * sigma
+        actual = series_placebo("market", shocked, regressors, cols, cols, np.array([i0]), **settings)
+        caar = actual.car[0].reshape(len(windows), reps, n).mean(axis=-1)
+        bmp = bmp_t(actual.scar[0].reshape(len(windows), reps, n)).statistic
+        for name, stat, dist in (("placebo_caar", caar, dist_caar), ("placebo_bmp", bmp, dist_bmp)):
+            rate = float((placebo_test(name, stat[0], dist[:, 0], np.full(reps, n)).p_value <= 0.05).mean())
+            assert check(rate), (effect, name, rate)
+
+
+@pytest.mark.shared_data
+def test_cli_placebo_and_seed_flags(market_parquet, tmp_path):
+    from click.testing import CliRunner
+
+    from evstudy.cli import cli
+
+    args = ["run", "--event", "2025-10-13:before_open", "--tickers", "MP,LAC,ALB", "--prices", str(market_parquet),
+            "--quiet", "--placebo", "40", "--seed", "3", "--out", str(tmp_path / "a")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.stderr
+    tests = pd.read_csv(tmp_path / "a" / "tests.csv")
+    notes = tests.loc[tests["test"] == "placebo_caar", "note"]
+    assert notes.str.startswith("40 pseudo-event days drawn with replacement (seed 3)").all()
+    bad = CliRunner().invoke(cli, [*args[:-2], "--placebo", "-5"])
+    assert bad.exit_code == 2 and "--placebo" in bad.stderr
