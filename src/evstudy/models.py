@@ -76,6 +76,28 @@ class ModelFit:
         return np.sqrt(self.s2)
 
 
+def _moments_one_regressor(
+    model: ModelName, n: np.ndarray, m: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """X'X (K x p x p) and X'y (K x p) of the market or constant-mean model from column sums.
+
+    With X = [1, R_m] (or [1]) on each series' valid days, X'X = [[n, sum R_m],
+    [sum R_m, sum R_m^2]] and X'y = [sum R, sum R_m R]: a few passes over the
+    (days x series) matrices instead of building the (days x series x p)
+    design, which is most of the fit's time at 9,000 series. ``m`` and ``y``
+    are already zero on invalid days.
+    """
+    if model == "constant_mean":
+        return n[:, None, None].astype(float), y.sum(axis=0)[:, None]
+    sum_m = m.sum(axis=0)
+    xtx = np.empty((m.shape[1], 2, 2))
+    xtx[:, 0, 0] = n
+    xtx[:, 0, 1] = xtx[:, 1, 0] = sum_m
+    xtx[:, 1, 1] = np.einsum("lk,lk->k", m, m)
+    xty = np.stack([y.sum(axis=0), np.einsum("lk,lk->k", m, y)], axis=-1)
+    return xtx, xty
+
+
 def fit(model: ModelName, stock: np.ndarray, market: np.ndarray) -> ModelFit:
     """Fit ``model`` by OLS for every column of ``stock`` (days x series) at once.
 
@@ -100,10 +122,14 @@ def fit(model: ModelName, stock: np.ndarray, market: np.ndarray) -> ModelFit:
         k = stock.shape[1]
         return ModelFit(model, np.empty((k, 0)), np.empty((k, 0, 0)), s2, n, df, np.full(k, np.nan), resid)
 
-    X = design(model, m) * w[..., None]
-    xtx = np.einsum("lkp,lkq->kpq", X, X)
-    xty = np.einsum("lkp,lk->kp", X, y)
-    p = X.shape[-1]
+    one_regressor = market.ndim == 2 and model in ("market", "constant_mean")
+    if one_regressor:
+        xtx, xty = _moments_one_regressor(model, n, m, y)
+    else:
+        X = design(model, m) * w[..., None]
+        xtx = np.einsum("lkp,lkq->kpq", X, X)
+        xty = np.einsum("lkp,lk->kp", X, y)
+    p = xtx.shape[-1]
     # Singularity on the scale-free (correlation-like) X'X, so that small regressors
     # such as decimal factor returns are not mistaken for a singular design.
     scale = np.sqrt(np.einsum("kpp->kp", xtx))
@@ -113,7 +139,10 @@ def fit(model: ModelName, stock: np.ndarray, market: np.ndarray) -> ModelFit:
     xtx_inv = np.linalg.inv(safe)
     params = np.einsum("kpq,kq->kp", xtx_inv, xty)
     params[~det_ok] = np.nan
-    fitted = np.einsum("lkp,kp->lk", X, params)
+    if one_regressor:
+        fitted = params[:, 0] + params[:, 1] * m if model == "market" else np.broadcast_to(params[:, 0], y.shape)
+    else:
+        fitted = np.einsum("lkp,kp->lk", X, params)
     resid = np.where(mask, y - fitted, np.nan)
     ssr = np.nansum(resid**2, axis=0)
     df = n - p
