@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
+from evstudy.catalogue import attach_catalogue
+from evstudy.compare import (
+    DEFAULT_PERMUTATIONS, attach_comparison, check_comparable, check_permutations, restrict_baskets,
+)
 from evstudy.config import StudyConfig, load_config
 from evstudy.prices import open_source
 from evstudy.prices.base import PriceData, PriceSource
@@ -48,6 +53,8 @@ def run_study(
     refresh: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    n_permutations: int = DEFAULT_PERMUTATIONS,
+    seed: int | None = None,
 ) -> StudyResults:
     """Run an event study and return its results.
 
@@ -56,7 +63,10 @@ def run_study(
     folder, see :class:`evstudy.prices.FileSource`), else from Yahoo Finance
     through the local cache; a ticker whose download still fails after its
     retries is excluded with the reason, or with ``strict`` the run stops
-    with a :class:`~evstudy.errors.DownloadError`.
+    with a :class:`~evstudy.errors.DownloadError`. The results carry the pre-event drift summary,
+    the event catalogue (two events or more) and the basket comparison (two
+    baskets under one benchmark; ``n_permutations`` label shuffles drawn
+    from ``seed``, by default the config's ``seed``) in ``results.extras``.
 
     >>> import evstudy
     >>> res = evstudy.run_study("configs/jpm-sri-2025.toml",
@@ -69,4 +79,35 @@ def run_study(
         config, prices=prices, source=source, offline=offline, refresh=refresh, cache_dir=cache_dir,
         progress=progress, strict=strict,
     )
-    return compute_study(config, data, factors=load_study_factors(config))
+    results = attach_catalogue(compute_study(config, data, factors=load_study_factors(config)))
+    return attach_comparison(results, n_permutations=n_permutations, seed=seed)
+
+
+def compare_study(
+    config: StudyConfig | str | os.PathLike[str],
+    *,
+    baskets: Sequence[str] | None = None,
+    n_permutations: int = DEFAULT_PERMUTATIONS,
+    seed: int | None = None,
+    prices: str | os.PathLike[str] | None = None,
+    source: PriceSource | None = None,
+    offline: bool = False,
+    refresh: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> StudyResults:
+    """Run a study of ``baskets`` (default: all) and compare them pairwise (``results.extras["comparisons"]``).
+
+    Raises :class:`~evstudy.errors.ConfigError` before loading any price when
+    no event has two of the baskets under a common benchmark.
+    """
+    if not isinstance(config, StudyConfig):
+        config = load_config(config)
+    if baskets:
+        config = restrict_baskets(config, baskets)
+    check_permutations(n_permutations, config.seed if seed is None else seed)
+    check_comparable(config, " (--baskets)" if baskets else "")
+    return run_study(
+        config, prices=prices, source=source, offline=offline, refresh=refresh, cache_dir=cache_dir,
+        progress=progress, n_permutations=n_permutations, seed=seed,
+    )

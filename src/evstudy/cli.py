@@ -166,6 +166,8 @@ def run(
     tests.csv into --out and prints a summary.
     """
     from evstudy.api import run_study
+    from evstudy.report.catalogue_section import catalogue_text
+    from evstudy.report.compare_section import comparison_text
     from evstudy.report.files import write_outputs
     from evstudy.report.terminal import summary_text
 
@@ -207,6 +209,58 @@ def run(
     paths = write_outputs(results, out_dir)
     if not quiet:
         click.echo(summary_text(results))
+        click.echo("")
+        for text in (catalogue_text(results), comparison_text(results, top=5)):
+            if text:
+                click.echo(text + "\n")
+    click.echo(f"Wrote {', '.join(p.name for p in paths.values())} to {out_dir}/")
+    click.echo(f"Open the report: {paths['report.html'].resolve().as_uri()}")
+
+
+@cli.command()
+@click.argument("config", type=click.Path(path_type=Path))
+@_source_options
+@click.option("--baskets", help="Baskets to compare, comma-separated names from CONFIG [default: every basket].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder [default: reports/<config name>-compare/].")
+@click.option("--permutations", type=click.IntRange(min=1), default=None,
+              help="Label shuffles of the permutation test [default: 10000].")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Seed of the permutation test, for reproducible p-values [default: the config's seed, else 12345].")
+@click.option("--quiet", is_flag=True, help="Print only where the files went.")
+@_friendly_errors
+def compare(
+    config: Path,
+    prices: Path | None,
+    offline: bool,
+    refresh: bool,
+    cache_dir: Path | None,
+    baskets: str | None,
+    out: Path | None,
+    permutations: int | None,
+    seed: int | None,
+    quiet: bool,
+) -> None:
+    """Compare the baskets of CONFIG: CAAR with 95% CI, ranking, pairwise Welch and permutation tests.
+
+    Writes comparisons.csv (event, basket_a, basket_b, window_start,
+    window_end, diff, t, p_welch, p_permutation, ...) and the study's usual
+    outputs, whose report.html has a "Baskets compared" section, into --out.
+    """
+    from evstudy.api import compare_study
+    from evstudy.report.compare_section import comparison_text
+    from evstudy.report.files import write_outputs
+
+    names = [b.strip() for b in baskets.split(",") if b.strip()] if baskets is not None else None
+    chosen = {"n_permutations": permutations, "seed": seed}
+    results = compare_study(
+        config, baskets=names, prices=prices, offline=offline, refresh=refresh, cache_dir=cache_dir,
+        progress=sys.stderr.isatty(), **{key: value for key, value in chosen.items() if value is not None},
+    )
+    out_dir = out or Path("reports") / f"{results.config.name}-compare"
+    paths = write_outputs(results, out_dir)
+    if not quiet:
+        click.echo(comparison_text(results))
         click.echo("")
     click.echo(f"Wrote {', '.join(p.name for p in paths.values())} to {out_dir}/")
     click.echo(f"Open the report: {paths['report.html'].resolve().as_uri()}")

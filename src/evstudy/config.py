@@ -35,6 +35,7 @@ DEFAULT_MAX_ZERO_SHARE = 0.5
 DEFAULT_PLACEBO_DATES = 1000
 DEFAULT_SEED = 12345
 MAX_PLACEBO_DATES = 100_000
+DEFAULT_DRIFT = (-20, -1)
 AD_HOC_BASKET = "all"
 AD_HOC_EVENT = "event"
 
@@ -90,6 +91,7 @@ class Basket:
     tickers: tuple[str, ...]
     benchmarks: tuple[str, ...]
     label: str = ""
+    event: str = ""  # the event whose own `tickers` formed this basket; "" for a shared basket
     sector: str = ""  # the second index of model "two_index" (e.g. REMX); "" otherwise
 
     @property
@@ -135,6 +137,7 @@ class StudyConfig:
     max_zero_share: float = DEFAULT_MAX_ZERO_SHARE
     placebo_dates: int = DEFAULT_PLACEBO_DATES  # pseudo-event days for the placebo tests; 0 switches them off
     seed: int = DEFAULT_SEED  # seeds the draw of pseudo-event days
+    drift_window: Window = Window(*DEFAULT_DRIFT)
     title: str = ""
     description: str = ""
     source_file: str | None = None
@@ -154,10 +157,18 @@ class StudyConfig:
         return Window(min(starts), max(ends))
 
     def baskets_for(self, event: EventSpec) -> tuple[Basket, ...]:
+        """The event's named baskets, or else every shared basket (not another event's own tickers)."""
         if not event.baskets:
-            return self.baskets
+            return tuple(b for b in self.baskets if not b.event)
         by_name = {b.name: b for b in self.baskets}
         return tuple(by_name[name] for name in event.baskets)
+
+    @property
+    def drift_overlap(self) -> Window | None:
+        """The days the drift window shares with the estimation window (their ARs are in-sample), if any."""
+        start = max(self.drift_window.start, self.estimation_window.start)
+        end = min(self.drift_window.end, self.estimation_window.end)
+        return Window(start, end) if start <= end else None
 
     def tickers(self) -> list[str]:
         """Every ticker and benchmark the study needs, without repeats."""
@@ -189,6 +200,7 @@ class StudyConfig:
                 "file": self.factors.file, "units": self.factors.units, "columns": list(self.factors.columns),
                 "rf": self.factors.rf, "name": self.factors.label,
             },
+            "drift_window": [self.drift_window.start, self.drift_window.end],
             "events": [
                 {
                     "id": e.id,
@@ -202,7 +214,8 @@ class StudyConfig:
                 for e in self.events
             ],
             "baskets": [
-                {"name": b.name, "label": b.label, "tickers": list(b.tickers), "benchmarks": list(b.benchmarks)}
+                {"name": b.name, "label": b.label, "tickers": list(b.tickers), "benchmarks": list(b.benchmarks),
+                 "event": b.event or None}
                 for b in self.baskets
             ],
         }
@@ -231,6 +244,12 @@ def _check_study(cfg: StudyConfig) -> None:
         raise ConfigError(
             f"estimation window {est.label}{where} overlaps the event windows (earliest day {span.start:+d}): "
             f"the estimation window must end before day {span.start:+d}"
+        )
+    drift = cfg.drift_window
+    if drift.start > drift.end or drift.end >= 0:
+        raise ConfigError(
+            f"drift_window {drift.label}{where} must be a pre-event window [start,end] with start <= end < 0, "
+            f"e.g. [-20, -1]"
         )
     if cfg.min_estimation_returns < 3:
         raise ConfigError(f"min_estimation_returns = {cfg.min_estimation_returns}{where}: needs at least 3")
@@ -264,6 +283,18 @@ def _check_study(cfg: StudyConfig) -> None:
                     f"event {event.id!r}{where} names basket {name!r}, which is not defined; "
                     f"defined baskets: {', '.join(names)}"
                 )
+        if not cfg.baskets_for(event):
+            raise ConfigError(
+                f"event {event.id!r}{where} has no tickers: give it `tickers = [...]` or `baskets = [...]`, "
+                f"or add a shared [[baskets]] table"
+            )
+    event_ids = set(ids)
+    for basket in cfg.baskets:
+        if basket.event and basket.event not in event_ids:
+            raise ConfigError(
+                f"basket {basket.name!r}{where} belongs to event {basket.event!r}, which is not defined; "
+                f"defined events: {', '.join(ids)}"
+            )
 
 
 def _check_model_inputs(cfg: StudyConfig, where: str) -> None:
@@ -413,6 +444,7 @@ _TOP_KEYS = {
     "active_from": dict,
     "accept_breaks": bool,
     "factors": dict,
+    "drift_window": list,
     "events": list,
     "baskets": list,
     "confounders": list,
@@ -425,6 +457,9 @@ _EVENT_KEYS = {
     "timestamp": (str, dt.datetime),
     "baskets": list,
     "confounders": list,
+    "tickers": list,
+    "benchmark": str,
+    "benchmarks": list,
 }
 _BASKET_KEYS = {"name": str, "label": str, "tickers": list, "benchmarks": list, "benchmark": str, "sector": str}
 _FACTOR_KEYS = {"file": str, "units": str, "columns": list, "rf": str, "name": str}
@@ -464,6 +499,35 @@ def _confounders(raw: list[Any], where: str) -> tuple[Confounder, ...]:
             raise ConfigError(f"missing key 'date' {here}")
         out.append(Confounder(_parse_date(item["date"], f" {here}"), str(item.get("label", ""))))
     return tuple(out)
+
+
+def _event_basket(
+    table: Mapping[str, Any], event_id: str, default_benchmark: str, baskets: Sequence[Basket], here: str
+) -> Basket | None:
+    """The basket an event's own `tickers` form, named after the event and measured against its benchmark(s)."""
+    bench_keys = [k for k in ("benchmark", "benchmarks") if k in table]
+    if "tickers" not in table:
+        if bench_keys:
+            raise ConfigError(
+                f"key {bench_keys[0]!r} {here} applies only to the event's own `tickers`, and it has none: "
+                f"add `tickers = [...]`, or set the benchmark on the [[baskets]] it uses"
+            )
+        return None
+    if len(bench_keys) == 2:
+        raise ConfigError(f"{here}: give either 'benchmark' or 'benchmarks', not both")
+    if any(b.name == event_id for b in baskets):
+        raise ConfigError(
+            f"the tickers {here} form a basket named after the event, {event_id!r}, but a [[baskets]] table "
+            f"already has that name: rename the event id or the basket"
+        )
+    tickers = parse_tickers(table["tickers"], f" (key 'tickers' {here})")
+    bench_raw = table.get("benchmarks", [table["benchmark"]] if "benchmark" in table else [default_benchmark])
+    benchmarks = parse_tickers(bench_raw, f" (benchmarks {here})")
+    for bench in benchmarks:
+        if bench in tickers:
+            raise ConfigError(f"{bench} is both a ticker and a benchmark {here}: a stock cannot be its own benchmark")
+    shown = ", ".join(tickers[:6]) + (f" and {len(tickers) - 6} more" if len(tickers) > 6 else "")
+    return Basket(name=event_id, tickers=tickers, benchmarks=benchmarks, label=shown, event=event_id)
 
 
 def _active_from(table: Mapping[str, Any], where: str) -> dict[str, dt.date]:
@@ -581,6 +645,9 @@ def config_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>", default_
             date = _parse_date(table["date"], f" (key 'date' {here})")
         else:
             raise ConfigError(f"missing key 'date' (or 'timestamp') {here}")
+        own = _event_basket(table, event_id, benchmark, baskets, here)
+        if own is not None:
+            baskets.append(own)
         events.append(
             EventSpec(
                 id=event_id,
@@ -588,7 +655,7 @@ def config_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>", default_
                 timing=timing,
                 timestamp=timestamp,
                 label=table.get("label", ""),
-                baskets=tuple(str(b) for b in table.get("baskets", [])),
+                baskets=((own.name,) if own else ()) + tuple(str(b) for b in table.get("baskets", [])),
                 confounders=shared_confounders + _confounders(table.get("confounders", []), here),
             )
         )
@@ -623,6 +690,7 @@ def config_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>", default_
         active_from=_active_from(raw.get("active_from", {}), where_file),
         accept_breaks=raw.get("accept_breaks", False),
         factors=_factor_spec(raw["factors"], source, where_file) if "factors" in raw else None,
+        drift_window=window("drift_window", DEFAULT_DRIFT),
         source_file=source,
     )
 
@@ -649,6 +717,19 @@ def ad_hoc_config(
         raise ConfigError(
             f"--model {model} needs {'a sector index per basket' if model == 'two_index' else 'a factor file'}, "
             f"which only a config file can give: use a TOML config"
+        )
+    est = estimation_window or Window(*DEFAULT_ESTIMATION)
+    earliest = min([DEFAULT_AR_SPAN[0], *(w.start for w in windows or ())])
+    if est.end >= earliest:
+        raise ConfigError(
+            f"--estimation-window {est.start},{est.end} overlaps the event windows: it must end before day "
+            f"{earliest:+d}, the earliest day of --window and of the {DEFAULT_AR_SPAN[0]:+d}..{DEFAULT_AR_SPAN[1]:+d} "
+            f"day abnormal-return span, e.g. --estimation-window={earliest - 240},{earliest - 1}"
+        )
+    if min_estimation_returns > est.length:
+        raise ConfigError(
+            f"--min-returns {min_estimation_returns} exceeds the {est.length} days of the estimation window "
+            f"{est.label}: give at most {est.length}, or a longer --estimation-window"
         )
     return StudyConfig(
         name=name,

@@ -35,6 +35,7 @@ TEST_COLUMNS = [
 PRICE_COLUMNS = ["event", "ticker", "date", "rel_day", "close", "rebased"]
 MEMBER_COLUMNS = ["event", "basket", "ticker", "benchmark"]
 PLACEBO_COLUMNS = ["event", "basket", "benchmark", "window_start", "window_end", "draw", "day0", "n", "caar", "bmp"]
+DRIFT_COLUMNS = ["event", "ticker", "benchmark", "window_start", "window_end", "car", "se", "t", "p_value", "note"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,10 @@ class StudyResults:
     trimmed series side by side; ``robustness`` has market-adjusted CARs;
     ``bhars`` buy-and-hold abnormal returns for windows over 10 days;
     ``parameters`` every model coefficient with its standard error.
+    ``drift`` is each included series' CAR over the pre-event drift window
+    (``drift_returns`` its daily ARs). ``extras`` holds analyses attached
+    after the study (basket comparison, drift summary, event catalogue), each
+    with a ``to_dict()`` that results.json carries under the same key.
     """
 
     config: StudyConfig
@@ -111,6 +116,8 @@ class StudyResults:
     robustness: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ROBUSTNESS_COLUMNS))
     bhars: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=BHAR_COLUMNS))
     parameters: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PARAMETER_COLUMNS))
+    drift: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DRIFT_COLUMNS))
+    drift_returns: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=AR_COLUMNS))
 
     @property
     def exclusions(self) -> pd.DataFrame:
@@ -142,6 +149,7 @@ class StudyResults:
             "bhars": records(self.bhars),
             "parameters": records(self.parameters),
             "notes": list(self.notes),
+            **{key: extra.to_dict() for key, extra in self.extras.items()},
         }
 
     def __repr__(self) -> str:

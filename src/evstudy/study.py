@@ -22,6 +22,7 @@ from evstudy.diagnostics import (
     EventWindowInputs, bhar_table, comparison_table, estimation_hygiene, flag_table, parameter_table,
     robustness_table, trim_reasons,
 )
+from evstudy.drift import pre_event_drift
 from evstudy.errors import CalendarError, ConfigError, DataSourceError, DownloadError, InsufficientDataError
 from evstudy.inference import TestResult, cross_sectional_t
 from evstudy.models import ModelFit, ModelInputs, alpha_beta, model_inputs
@@ -346,6 +347,10 @@ def _study_event(
         regressors=inputs.x[:, keep],
         est_rows=est_rows, event_rows=ev_rows, fitted=sub, abnormal=ar, cars=stats, included=included,
     ), members)
+    drift_returns, drift = pre_event_drift(
+        event.id, config.drift_window, sub, stock_all[:, keep], inputs.x[:, keep], inputs.offset[:, keep],
+        days, i0, included["ticker"].tolist(), included["benchmark"].tolist(),
+    )
 
     kept_tickers, kept_benches = included["ticker"].tolist(), included["benchmark"].tolist()
     every = EventWindowInputs(stock_ev, x_ev, inputs.offset[ev_rows], market_all[ev_rows], rel_days)
@@ -404,6 +409,8 @@ def _study_event(
         **hygiene_tables,
         "model_notes": model_notes,
         "placebo": placebo,
+        "drift": drift,
+        "drift_returns": drift_returns,
     }
 
 
@@ -492,6 +499,8 @@ def compute_study(config: StudyConfig, data: PriceData, factors: FactorData | No
         parameters=stack("parameters"),
         placebo=stack("placebo"),
         notes=tuple(notes),
+        drift=stack("drift"),
+        drift_returns=stack("drift_returns"),
     )
 
 

@@ -11,6 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from evstudy.compare import COMPARISON_COLUMNS
 from evstudy.errors import ConfigError
 from evstudy.report.html import render_html
 from evstudy.results import AR_COLUMNS, CAR_COLUMNS, TEST_COLUMNS, StudyResults
@@ -62,6 +63,9 @@ def write_outputs(results: StudyResults, out_dir: str | os.PathLike[str]) -> dic
         "tests.csv": results.tests[TEST_COLUMNS].to_csv(index=False),
         "report.html": render_html(results),
     }
+    comparison = results.extras.get("comparisons")
+    if comparison is not None:  # multi-basket studies: the pairwise basket comparison
+        contents["comparisons.csv"] = comparison.pairs[COMPARISON_COLUMNS].to_csv(index=False)
     paths = {}
     for name, text in contents.items():
         paths[name] = out / name

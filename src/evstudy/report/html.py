@@ -435,5 +435,14 @@ def render_html(results: StudyResults, *, generated_at: dt.datetime | None = Non
         ],
         reproduce=_reproduce(results),
         est_window=f"{cfg.estimation_window.start:+d} to {cfg.estimation_window.end:+d}",
+        sections=_analysis_sections(results),
         plotly_js=Markup(get_plotlyjs().replace("</script", "<\\/script")),
     )
+
+
+def _analysis_sections(results: StudyResults) -> list[Any]:
+    """Sections of the analyses attached to the results (event catalogue, basket comparison, pre-event drift)."""
+    from evstudy.report import catalogue_section, compare_section  # they use this module's formatters
+
+    built = (catalogue_section.render(results), compare_section.render(results), catalogue_section.render_drift(results))
+    return [section for section in built if section is not None]

@@ -1,0 +1,334 @@
+"""The report's event-catalogue and pre-event-drift sections, and their terminal summary.
+
+Drawn from ``results.extras["catalogue"]`` and ``results.extras["drift"]``
+(:mod:`evstudy.catalogue`); nothing is re-estimated. The catalogue section
+gives each event's day 0 with the sentence that maps the announcement to it
+and its day-0 abnormal returns, then the stacked multi-event CAAR with its
+tests and its path. The drift section shows each series' CAR over the drift
+window and the day it moved most, where leaks show.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from scipy import special
+
+from evstudy.catalogue import Catalogue, DriftSummary
+from evstudy.report import charts
+from evstudy.report.compare_section import sort_key
+from evstudy.report.html import figure_json, fmt_int, fmt_num, fmt_p, fmt_pct, verdict, window_words
+from evstudy.report.sections import Section, render_section
+from evstudy.results import StudyResults
+
+CATALOGUE_TEMPLATE = "catalogue_section.html.j2"
+DRIFT_TEMPLATE = "drift_section.html.j2"
+STOCKS_SHOWN = 10  # a basket with more stocks shows only its day-0 average in the catalogue table
+DRIFT_TOP = 15  # drift rows shown before "show all"
+DRIFT_LINES = 8  # series drawn in the drift chart
+TEST_WORDS = {
+    "cs_t": "cross-sectional t",
+    "bmp_t": "BMP t (standardized)",
+    "event_t": "t across event means",
+}
+
+
+def _style(fig: go.Figure, title: str, height: int, y_title: str) -> None:
+    fig.update_layout(
+        template="plotly_white",
+        title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 17}},
+        height=height,
+        font={"family": charts.FONT, "size": 12, "color": "#1e293b"},
+        margin={"l": 64, "r": 20, "t": 80, "b": 60},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0.0},
+        hoverlabel={"font": {"family": charts.FONT}},
+    )
+    fig.update_yaxes(title_text=y_title, ticksuffix="%", zeroline=True, zerolinecolor="#94a3b8")
+
+
+def _date(value: Any) -> str:
+    return "—" if value is None or pd.isna(value) else f"{pd.Timestamp(value):%a %Y-%m-%d}"
+
+
+# --------------------------------------------------------------------------- catalogue
+
+
+def stacked_figure(results: StudyResults, cat: Catalogue, stack: str, bench: str) -> go.Figure | None:
+    """The stacked CAAR path with its 95% band, over each event's own CAR path (thin lines)."""
+    path = cat.paths[(cat.paths["stack"] == stack) & (cat.paths["benchmark"] == bench)].sort_values("rel_day")
+    if path.empty:
+        return None
+    members = cat.day0[cat.day0["benchmark"] == bench]
+    fig = go.Figure()
+    for i, timeline in enumerate(results.timelines):
+        cars = results.car_paths
+        tickers = set(members.loc[members["event"] == timeline.event_id, "ticker"])
+        part = cars[(cars["event"] == timeline.event_id) & (cars["benchmark"] == bench) & cars["ticker"].isin(tickers)]
+        if part.empty:
+            continue
+        mean = part.groupby("rel_day")["car"].mean().sort_index()
+        fig.add_trace(go.Scatter(
+            x=mean.index.tolist(), y=mean.to_numpy() * 100, mode="lines",
+            name=charts.esc(f"{timeline.event_id} (day 0 {timeline.day0:%Y-%m-%d})"),
+            line={"color": charts.TICKER_COLORS[i % len(charts.TICKER_COLORS)], "width": 1.3},
+            opacity=0.75, hovertemplate=charts.esc(timeline.event_id) + ": %{y:+.2f}%<extra></extra>",
+        ))
+    x = path["rel_day"].tolist()
+    caar = path["caar"].to_numpy(dtype=float) * 100
+    n = path["n"].to_numpy(dtype=float)
+    half = np.where(n > 1, special.stdtrit(np.maximum(n - 1, 1), 0.975), np.nan) * path["se"].to_numpy(dtype=float) * 100
+    if np.isfinite(half).any():
+        fig.add_trace(go.Scatter(
+            x=x + x[::-1], y=np.concatenate([caar + half, (caar - half)[::-1]]), fill="toself",
+            fillcolor="rgba(15,23,42,0.10)", line={"width": 0}, hoverinfo="skip", showlegend=False,
+        ))
+    fig.add_trace(go.Scatter(
+        x=x, y=caar, mode="lines+markers", name="stacked CAAR", line={"color": "#0f172a", "width": 3},
+        marker={"size": 5}, hovertemplate="stacked CAAR %{y:+.2f}%<extra></extra>",
+    ))
+    fig.add_vline(x=0, line={"color": "#0f172a", "width": 1.5, "dash": "dash"})
+    _style(fig, f"Stacked CAAR over {len(results.timelines)} events, vs {charts.esc(bench)}", 500, "CAR (%)")
+    fig.update_xaxes(title_text="trading day relative to each event's day 0", showgrid=False, dtick=2)
+    fig.update_layout(hovermode="x unified")
+    return fig
+
+
+def _event_blocks(results: StudyResults, cat: Catalogue) -> list[dict[str, Any]]:
+    titles = charts.basket_titles(results)
+    blocks = []
+    for timeline in results.timelines:
+        groups = []
+        rows = cat.events[cat.events["event"] == timeline.event_id]
+        for row in rows.itertuples(index=False):
+            words, css = verdict(row.p_value, row.aar)
+            stocks = cat.day0[(cat.day0["event"] == row.event) & (cat.day0["basket"] == row.basket)
+                              & (cat.day0["benchmark"] == row.benchmark)]
+            groups.append({
+                "basket": titles.get(row.basket, row.basket),
+                "benchmark": row.benchmark,
+                "n": fmt_int(row.n),
+                "aar": fmt_pct(row.aar),
+                "t": fmt_num(row.t),
+                "p": fmt_p(row.p_value),
+                "test": TEST_WORDS.get(row.test, row.test),
+                "verdict": words,
+                "css": css,
+                "note": row.note or "",
+                "stocks": [
+                    {"ticker": s["ticker"], "return": fmt_pct(s["return"]), "ar": fmt_pct(s["abnormal_return"]),
+                     "t": fmt_num(s["t"]), "p": fmt_p(s["p_value"])}
+                    for s in stocks.to_dict("records")
+                ] if 1 < len(stocks) <= STOCKS_SHOWN else [],
+                "single_return": fmt_pct(stocks["return"].iloc[0]) if len(stocks) == 1 else "",
+            })
+        blocks.append({
+            "id": timeline.event_id,
+            "label": timeline.label or timeline.event_id,
+            "mapping": timeline.mapping,
+            "day0": _date(timeline.day0),
+            "groups": groups,
+        })
+    return blocks
+
+
+def _stack_blocks(results: StudyResults, cat: Catalogue) -> list[dict[str, Any]]:
+    blocks = []
+    for index, ((stack, bench), part) in enumerate(cat.stacked.groupby(["stack", "benchmark"], sort=False)):
+        tests = cat.tests[(cat.tests["stack"] == stack) & (cat.tests["benchmark"] == bench)]
+        names = list(dict.fromkeys(tests["test"]))
+        rows = []
+        for row in part.itertuples(index=False):
+            cells = []
+            for name in names:
+                hit = tests[(tests["test"] == name) & (tests["window_start"] == row.window_start)
+                            & (tests["window_end"] == row.window_end)]
+                test = hit.iloc[0] if len(hit) else None
+                words, css = verdict(None if test is None else test["p_value"], row.caar)
+                cells.append({
+                    "statistic": fmt_num(None if test is None else test["statistic"]),
+                    "p": fmt_p(None if test is None else test["p_value"]),
+                    "verdict": words, "css": css,
+                    "note": "" if test is None else (test["note"] or ""),
+                })
+            rows.append({
+                "window": window_words(row.window_start, row.window_end),
+                "n": fmt_int(row.n),
+                "caar": fmt_pct(row.caar),
+                "cells": cells,
+            })
+        fig = stacked_figure(results, cat, stack, bench)
+        blocks.append({
+            "label": part["label"].iloc[0],
+            "benchmark": bench,
+            "events": part["events"].iloc[0],
+            "n_events": int(part["n_events"].iloc[0]),
+            "tests": [TEST_WORDS.get(n, n) for n in names],
+            "rows": rows,
+            "chart": None if fig is None else {"id": f"catalogue-stack-{index}", "json": figure_json(fig)},
+        })
+    return blocks
+
+
+def render(results: StudyResults) -> Section | None:
+    """The event-catalogue section, or None for a one-event study."""
+    cat: Catalogue | None = results.extras.get("catalogue")
+    if cat is None:
+        return None
+    html = render_section(
+        CATALOGUE_TEMPLATE, events=_event_blocks(results, cat), stacks=_stack_blocks(results, cat),
+        notes=list(cat.notes),
+    )
+    return Section("catalogue", "Event catalogue", html)
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def drift_figure(results: StudyResults, drift: DriftSummary) -> go.Figure | None:
+    """Cumulative abnormal return through the drift window for the series that drifted most, peak day marked."""
+    series = drift.series.dropna(subset=["car"])
+    if series.empty:
+        return None
+    top = series.reindex(series["car"].abs().sort_values(ascending=False).index).head(DRIFT_LINES)
+    daily = results.drift_returns
+    multi = len(results.timelines) > 1
+    window = drift.window
+    fig = go.Figure()
+    for i, row in enumerate(top.itertuples(index=False)):
+        part = daily[(daily["event"] == row.event) & (daily["ticker"] == row.ticker)
+                     & (daily["benchmark"] == row.benchmark)].sort_values("rel_day")
+        cum = part["abnormal_return"].cumsum().to_numpy(dtype=float) * 100
+        name = charts.esc(f"{row.ticker} vs {row.benchmark}" + (f" ({row.event})" if multi else ""))
+        color = charts.TICKER_COLORS[i % len(charts.TICKER_COLORS)]
+        custom = np.column_stack([
+            [f"{pd.Timestamp(d):%a %Y-%m-%d}" if pd.notna(d) else "" for d in part["date"]],
+            part["return"].to_numpy(dtype=float) * 100, part["abnormal_return"].to_numpy(dtype=float) * 100,
+        ])
+        fig.add_trace(go.Scatter(
+            x=part["rel_day"].tolist(), y=cum, mode="lines", name=name, line={"color": color, "width": 2},
+            customdata=custom,
+            hovertemplate=name + "<br>day %{x:+d}, %{customdata[0]}<br>return %{customdata[1]:+.2f}%, "
+            "AR %{customdata[2]:+.2f}%<br>cumulative AR %{y:+.2f}%<extra></extra>",
+        ))
+        peak = part[part["rel_day"] == row.peak_rel_day]
+        if len(peak):
+            k = int(np.flatnonzero(part["rel_day"].to_numpy() == row.peak_rel_day)[0])
+            fig.add_trace(go.Scatter(
+                x=[row.peak_rel_day], y=[cum[k]], mode="markers+text", showlegend=False,
+                marker={"color": color, "size": 10, "symbol": "diamond"},
+                text=[f"{row.ticker} {row.peak_return * 100:+.1f}% on {pd.Timestamp(row.peak_date):%b %d}"],
+                textposition="top left" if row.peak_rel_day > (window.start + window.end) / 2 else "top right",
+                textfont={"size": 11, "color": color}, hoverinfo="skip",
+            ))
+    _style(fig, f"Cumulative abnormal return before day 0, days {window.start:+d} to {window.end:+d}", 480,
+           "cumulative AR (%)")
+    fig.update_xaxes(title_text="trading day relative to day 0", showgrid=False, dtick=2)
+    return fig
+
+
+def _drift_rows(drift: DriftSummary, multi: bool) -> list[dict[str, Any]]:
+    series = drift.series.assign(_key=drift.series["car"].astype(float)).sort_values(
+        "_key", ascending=False, na_position="last", kind="stable"
+    )
+    rows = []
+    for row in series.itertuples(index=False):
+        words, css = verdict(row.p_value, row.car)
+        rows.append({
+            "event": row.event if multi else "",
+            "ticker": row.ticker,
+            "benchmark": row.benchmark,
+            "cells": [
+                (fmt_pct(row.car), sort_key(row.car)),
+                (fmt_num(row.t), sort_key(row.t)),
+                (fmt_p(row.p_value), sort_key(row.p_value)),
+            ],
+            "peak": _date(row.peak_date),
+            "peak_day": "—" if pd.isna(row.peak_rel_day) else f"{int(row.peak_rel_day):+d}",
+            "peak_cells": [
+                (fmt_pct(row.peak_return), sort_key(row.peak_return)),
+                (fmt_pct(row.peak_abnormal_return), sort_key(row.peak_abnormal_return)),
+            ],
+            "verdict": words,
+            "css": css,
+            "note": row.note or "",
+        })
+    return rows
+
+
+def render_drift(results: StudyResults) -> Section | None:
+    """The pre-event drift section, or None when the study has no drift summary."""
+    drift: DriftSummary | None = results.extras.get("drift")
+    if drift is None or drift.series.empty:
+        return None
+    multi = len(results.timelines) > 1
+    titles = charts.basket_titles(results)
+    daily = results.drift_returns.dropna(subset=["date"])
+    spans = [
+        {"event": t.label or t.event_id,
+         "first": _date(daily.loc[daily["event"] == t.event_id, "date"].min()),
+         "last": _date(daily.loc[daily["event"] == t.event_id, "date"].max())}
+        for t in results.timelines
+    ]
+    baskets = []
+    for row in drift.baskets.itertuples(index=False):
+        words, css = verdict(row.p_value, row.caar)
+        baskets.append({
+            "event": row.event if multi else "", "basket": titles.get(row.basket, row.basket),
+            "benchmark": row.benchmark, "n": fmt_int(row.n), "caar": fmt_pct(row.caar), "t": fmt_num(row.t),
+            "p": fmt_p(row.p_value), "verdict": words, "css": css, "note": row.note or "",
+        })
+    fig = drift_figure(results, drift)
+    rows = _drift_rows(drift, multi)
+    html = render_section(
+        DRIFT_TEMPLATE,
+        window=window_words(drift.window.start, drift.window.end),
+        caveat=drift.caveat,
+        spans=spans,
+        multi=multi,
+        rows=rows[:DRIFT_TOP],
+        more=rows[DRIFT_TOP:],
+        baskets=baskets,
+        chart=None if fig is None else {"id": "drift-chart", "json": figure_json(fig)},
+        lines=DRIFT_LINES,
+    )
+    return Section("drift", "Pre-event drift", html)
+
+
+# --------------------------------------------------------------------------- terminal
+
+
+def catalogue_text(results: StudyResults, *, top: int = 5) -> str:
+    """Terminal lines: the stacked CAAR with its tests (multi-event) and the largest pre-event drifts."""
+    lines: list[str] = []
+    cat: Catalogue | None = results.extras.get("catalogue")
+    if cat is not None and not cat.stacked.empty:
+        lines.append("Stacked CAAR over the events (tests: p-values):")
+        for row in cat.stacked.itertuples(index=False):
+            tests = cat.tests[(cat.tests["stack"] == row.stack) & (cat.tests["benchmark"] == row.benchmark)
+                              & (cat.tests["window_start"] == row.window_start)
+                              & (cat.tests["window_end"] == row.window_end)]
+            words = ", ".join(f"{t.test} p {fmt_p(t.p_value)}" for t in tests.itertuples(index=False))
+            lines.append(
+                f"  {row.label} vs {row.benchmark}, {window_words(row.window_start, row.window_end)}: "
+                f"CAAR {fmt_pct(row.caar)} (N={row.n}, {row.n_events} events; {words})"
+            )
+        lines += [f"  note: {note}" for note in cat.notes]
+    drift: DriftSummary | None = results.extras.get("drift")
+    if drift is not None and not drift.series.empty:
+        series = drift.series.dropna(subset=["car"])
+        series = series.reindex(series["car"].abs().sort_values(ascending=False).index).head(top)
+        if lines:
+            lines.append("")
+        lines.append(f"Largest pre-event drifts, CAR over {window_words(drift.window.start, drift.window.end)}:")
+        for row in series.itertuples(index=False):
+            lines.append(
+                f"  {row.ticker} vs {row.benchmark} [{row.event}]: {fmt_pct(row.car)} (p {fmt_p(row.p_value)}); "
+                f"largest day {_date(row.peak_date)} (day {int(row.peak_rel_day):+d}): return "
+                f"{fmt_pct(row.peak_return)}, AR {fmt_pct(row.peak_abnormal_return)}"
+            )
+        if drift.caveat:
+            lines.append(f"  caveat: {drift.caveat}")
+    return "\n".join(lines)
