@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from scipy import stats
 
-from evstudy.catalogue import attach_catalogue, drift_summary
+from evstudy.catalogue import attach_catalogue, catalogue, drift_summary
 from evstudy.cli import cli
 from evstudy.config import config_from_dict, load_config
 from evstudy.errors import ConfigError
@@ -265,3 +265,29 @@ def test_jpm_first_investment_runs_with_a_peer_comparison(market_parquet, tmp_pa
     ars = pd.read_csv(tmp_path / "abnormal_returns.csv")
     ppta = ars[(ars.ticker == "PPTA") & (ars.rel_day == 0)].iloc[0]
     assert ppta["return"] == pytest.approx(0.0661, abs=5e-4)  # EVENTS.md: PPTA +6.6%
+
+
+def test_a_shared_basket_on_two_dates_stacks_by_basket_with_an_event_level_t(planted):
+    """Two events, one shared basket of three stocks: stacked N = 6, and a t across the two event means."""
+    dates, closes = planted
+    cfg = config_from_dict({
+        "name": "two-dates", "benchmark": "MKT", "estimation_window": [-270, -21],
+        "windows": [[0, 0], [0, 1], [-10, 10]], "ar_span": [-10, 10],
+        "events": [{"id": "a", "date": dates[I0].date().isoformat()},
+                   {"id": "b", "date": dates[I0 - 12].date().isoformat()}],
+        "baskets": [{"name": "trio", "tickers": ["LEAK", "CALM", "GAPPY"]}],
+    })
+    results = compute_study(cfg, price_data(closes.ffill()))
+    cat = catalogue(results)
+    assert set(cat.stacked["stack"]) == {"trio"} and set(cat.stacked["n"]) == {6}
+    cars = results.cars[(results.cars.window_start == 0) & (results.cars.window_end == 1)]
+    row = cat.stacked[(cat.stacked.window_start == 0) & (cat.stacked.window_end == 1)].iloc[0]
+    assert row.caar == pytest.approx(cars["car"].mean(), abs=1e-14) and row.events == "a, b"
+    tests = cat.tests[(cat.tests.window_start == 0) & (cat.tests.window_end == 1)].set_index("test")
+    means = cars.groupby("event")["car"].mean()
+    ref = stats.ttest_1samp(means, 0.0)
+    assert tests.loc["event_t", "statistic"] == pytest.approx(ref.statistic, rel=1e-10)
+    assert tests.loc["event_t", "p_value"] == pytest.approx(ref.pvalue, rel=1e-8)
+    assert tests.loc["cs_t", "statistic"] == pytest.approx(stats.ttest_1samp(cars["car"], 0.0).statistic, rel=1e-10)
+    (note,) = cat.notes  # 12 sessions apart: only [-10,+10] shares calendar days
+    assert "share calendar days in the window(s) [-10,+10]:" in note

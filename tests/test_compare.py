@@ -327,3 +327,10 @@ def test_compare_needs_two_baskets(tmp_path):
     )
     code, _, stderr = invoke("compare", config, "--out", tmp_path / "out", "--offline")
     assert code == 2 and "nothing to compare" in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_compare_help_names_every_option():
+    code, out, _ = invoke("compare", "--help")
+    assert code == 0
+    for option in ("--baskets", "--prices", "--offline", "--out", "--permutations", "--seed"):
+        assert option in out

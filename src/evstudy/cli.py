@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import os
 import sys
 import traceback
@@ -38,16 +39,27 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
     click.echo(f"Warning: {_one_line(message)}", err=True)
 
 
+class _EchoHandler(logging.Handler):
+    """Progress logged by the library (e.g. a download retry) as plain lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(_one_line(record.getMessage()), err=True)
+
+
 def _friendly_errors(func: F) -> F:
     """Turn library errors into one 'Error: ...' line on stderr and the error's exit code.
 
-    Warnings print as 'Warning: ...' lines. Any other exception is a bug: one
+    Warnings print as 'Warning: ...' lines, the library's log records at
+    level WARNING as plain lines. Any other exception is a bug: one
     line naming it and where it was raised, exit status 1 (EVSTUDY_DEBUG=1
     re-raises it for the traceback). Ctrl-C exits with 130, no traceback.
     """
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        log = logging.getLogger("evstudy")
+        handler = _EchoHandler(logging.WARNING)
+        log.addHandler(handler)
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             try:
@@ -71,6 +83,8 @@ def _friendly_errors(func: F) -> F:
                     err=True,
                 )
                 sys.exit(EXIT_INTERNAL)
+            finally:
+                log.removeHandler(handler)
 
     return wrapper  # type: ignore[return-value]
 
@@ -163,7 +177,8 @@ def run(
     """Run an event study from CONFIG (a TOML file) or from --event and --tickers.
 
     Writes report.html, results.json, abnormal_returns.csv, cars.csv and
-    tests.csv into --out and prints a summary.
+    tests.csv into --out (and comparisons.csv when two baskets share a
+    benchmark) and prints a summary.
     """
     from evstudy.api import run_study
     from evstudy.report.catalogue_section import catalogue_text

@@ -1,4 +1,4 @@
-"""Write a run's outputs: report.html, results.json, abnormal_returns.csv, cars.csv.
+"""Write a run's outputs: report.html, results.json, abnormal_returns.csv, cars.csv, tests.csv (+ comparisons.csv).
 
 Each file is written to a temporary name in the output folder and renamed into
 place, so an interrupted run never leaves a half-written file behind.
