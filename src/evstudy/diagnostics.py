@@ -44,6 +44,7 @@ FLAT_RUN_DAYS = 10  # this many consecutive exactly-zero returns is a flat run
 MIN_BREAK_OBS = 30  # fewer valid residuals: no break test
 MAD_TO_SIGMA = 1.4826  # sigma = 1.4826 x MAD for a normal distribution
 BHAR_MIN_DAYS = 11  # buy-and-hold abnormal returns for windows longer than 10 days
+NOT_ACTED_ON = "; not acted on: set active_from or use --accept-breaks to estimate from this date"
 
 DIAGNOSTIC_COLUMNS = ["event", "ticker", "benchmark", "flag", "detail", "date"]
 FIT_COMPARISON_COLUMNS = [
@@ -402,8 +403,7 @@ def flag_table(
         for prefix, diag, fitted in scopes:
             var, mean = diag.variance, diag.mean
             if var.significant[i]:
-                hint = "" if trimmed[i] or config.accept_breaks else \
-                    "; not acted on: set active_from or use --accept-breaks to estimate from this date"
+                hint = "" if trimmed[i] or config.accept_breaks else NOT_ACTED_ON
                 add(i, "variance_break",
                     f"{prefix}residual s.d. {var.before[i]:.2%} before, {var.after[i]:.2%} from this date "
                     f"(kappa_1 = {var.statistic[i]:.2f} > {BREAK_CRITICAL_5PCT}, 5%){'' if prefix else hint}",
@@ -421,8 +421,7 @@ def flag_table(
             for row in np.flatnonzero(diag.outliers[:, i]):
                 resid = fitted.residuals[row, i]
                 z = (resid - diag.center[i]) / diag.scale[i]
-                add(i, "outlier", f"{prefix}residual {_pct(resid)} = {z:+.1f} robust sigmas "
-                    f"(1.4826 x MAD; limit {OUTLIER_SIGMAS:g})", int(row))
+                add(i, "outlier", f"{prefix}residual {_pct(resid)}, {z:+.1f} robust sigmas", int(row))
     return pd.DataFrame(rows, columns=DIAGNOSTIC_COLUMNS)
 
 

@@ -244,6 +244,8 @@ def _ticker_rows(results: StudyResults, event_id: str) -> list[dict[str, Any]]:
     window = _car_window(results)
     titles = charts.basket_titles(results)
     members = results.memberships[results.memberships["event"] == event_id]
+    robust = diagnostics_section().robust_cells(results, event_id, window)
+    marks = diagnostics_section().flag_marks(results, event_id)
     baskets = members.drop_duplicates(["ticker", "basket"]).groupby("ticker", sort=False)["basket"].agg(
         lambda names: ", ".join(titles.get(n, n) for n in names)
     )
@@ -273,7 +275,9 @@ def _ticker_rows(results: StudyResults, event_id: str) -> list[dict[str, Any]]:
                 (fmt_pct(row.car), _sort_key(row.car)),
                 (fmt_num(row.t), _sort_key(row.t)),
                 (fmt_p(row.p_value), _sort_key(row.p_value)),
+                *robust.get(key, []),
             ],
+            "flag": marks.get(key, ""),
             "verdict": words,
             "css": css,
         })
@@ -407,6 +411,13 @@ def _events(results: StudyResults) -> list[dict[str, Any]]:
     return events
 
 
+def diagnostics_section() -> Any:
+    """The estimation-window checks module (imported late: it uses this module's formatters)."""
+    from evstudy.report import diagnostics_section as section
+
+    return section
+
+
 def render_html(results: StudyResults, *, generated_at: dt.datetime | None = None) -> str:
     """The full report as one HTML document (plotly.js inline, no external URL).
 
@@ -435,6 +446,8 @@ def render_html(results: StudyResults, *, generated_at: dt.datetime | None = Non
         ],
         reproduce=_reproduce(results),
         est_window=f"{cfg.estimation_window.start:+d} to {cfg.estimation_window.end:+d}",
+        robust_columns=cfg.model != "market_adjusted" and not results.robustness.empty,
+        hygiene=diagnostics_section().render(results, _car_window(results)),
         sections=_analysis_sections(results),
         plotly_js=Markup(get_plotlyjs().replace("</script", "<\\/script")),
     )
