@@ -102,7 +102,7 @@ def test_shipped_catalogue_configs_state_their_timing():
         "lac-doe": ("2025-09-30", "after_close"),
         "tmq-stake": ("2025-10-06", "after_close"),
     }
-    assert "judgment" not in events["intc-stake"].label  # the label states the judgment in plain words
+    # the label states the day-0 judgment: the remarks came in trading hours, Intel's own release is day +1
     assert "during the session" in events["intc-stake"].label and "day +1" in events["intc-stake"].label
     (ppta,) = load_config(PPTA).events
     assert (str(ppta.date), ppta.timing, ppta.baskets[0]) == ("2025-10-27", "before_open", "ppta")
