@@ -36,6 +36,9 @@ MODEL_WORDS = {
     "market": "market model",
     "market_adjusted": "market-adjusted model",
     "constant_mean": "constant-mean model",
+    "two_index": "two-index model (market and sector index)",
+    "factor": "factor model",
+    "dimson": "market model with Dimson (1979) lag/lead betas",
 }
 _JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 
@@ -143,6 +146,18 @@ def _model_sentence(results: StudyResults, timeline: EventTimeline) -> str:
     if cfg.model == "market_adjusted":
         return (f"Model: market-adjusted returns vs {benches} (abnormal return = stock return minus benchmark "
                 f"return); {span} are used only to measure each stock's normal volatility.")
+    if cfg.model == "two_index":
+        return (f"Model: two-index model vs {benches} (market index + sector index), estimated over {span}. A "
+                "stock's expected return is what its usual relation to both indexes predicts from their moves that day.")
+    if cfg.model == "dimson":
+        return (f"Model: market model vs {benches} with Dimson (1979) betas, estimated over {span}: the stock is "
+                "related to the benchmark's move the day before, the same day and the day after, so a thinly traded "
+                "stock's late reaction counts; its beta is the sum of the three.")
+    if cfg.model == "factor":
+        names = ", ".join(p for p in dict.fromkeys(results.parameters["param"]) if p != "alpha")
+        return (f"Model: factor model ({benches}: {names or 'the factor file'}), estimated over {span}: a stock's "
+                "return above the risk-free rate is what its usual exposure to the factors predicts from their "
+                "returns that day.")
     return f"Model: constant mean, where a stock's expected return is its average daily return over {span}."
 
 

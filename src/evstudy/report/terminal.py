@@ -51,4 +51,14 @@ def summary_text(results: StudyResults, *, top: int = 5) -> str:
     if len(excluded):
         lines += ["", f"Excluded ({len(excluded)}):"]
         lines += [f"  {r.ticker} vs {r.benchmark} [{r.event}]: {r.reason}" for r in excluded.itertuples()]
+    flags = results.diagnostics
+    trimmed = flags[flags["flag"] == "trimmed"]
+    if len(trimmed):
+        lines += ["", "Estimated on the active part only:"]
+        lines += [f"  {r.ticker} vs {r.benchmark} [{r.event}]: {r.detail}" for r in trimmed.itertuples()]
+    breaks = flags[(flags["flag"] == "variance_break") & ~flags["ticker"].isin(trimmed["ticker"])]
+    if len(breaks):
+        named = ", ".join(f"{t} ({pd.Timestamp(d):%Y-%m-%d})" for t, d in dict(zip(breaks["ticker"], breaks["date"])).items())
+        lines += ["", f"Volatility changed inside the estimation window of {breaks['ticker'].nunique()} stocks (not acted on; "
+                  f"see the report, set active_from or use --accept-breaks): {named}"]
     return "\n".join(lines)
