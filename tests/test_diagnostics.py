@@ -24,6 +24,7 @@ from evstudy.diagnostics import (
     BREAK_CRITICAL_5PCT, longest_zero_run, mean_break, robust_scale, variance_break,
 )
 from evstudy.errors import ConfigError
+from evstudy.report.terminal import summary_text
 from evstudy.study import compute_study
 
 from helpers import closes_from_returns, nyse_dates, price_data, read_parquet_closes, simple_returns_reference
@@ -220,6 +221,8 @@ def test_usar_variance_break_is_found_near_its_merger(usar_closes):
     assert "not acted on" in brk["detail"].iloc[0]
     assert MERGER in set(flags.loc[flags.flag == "outlier", "date"])  # the +72% day
     assert "trimmed" not in set(results.diagnostics.flag)
+    text = summary_text(results)
+    assert "Volatility changed inside the estimation window" in text and "USAR (2025-03-" in text
 
 
 @pytest.mark.shared_data
@@ -260,6 +263,8 @@ def test_active_from_fits_usar_on_its_post_merger_returns_only(usar_closes):
     assert_allclose(cmp["beta"].to_numpy(), [ols_full.params[1], ols.params[1]], rtol=1e-8)
     trimmed = results.diagnostics[results.diagnostics.flag == "trimmed"]
     assert list(trimmed.ticker) == ["USAR"] and "active_from 2025-03-14" in trimmed["detail"].iloc[0]
+    assert "Estimated on the active part only:\n  USAR vs SPY [jpm]: estimated on returns from 2025-03-17" in \
+        summary_text(results)
 
 
 @pytest.mark.shared_data
