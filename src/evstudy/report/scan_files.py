@@ -71,7 +71,7 @@ def write_scan_outputs(results: ScanResults, out_dir: str | os.PathLike[str]) ->
     return paths
 
 
-def scan_summary_text(results: ScanResults, *, top: int = 10) -> str:
+def scan_summary_text(results: ScanResults, *, top: int = 10, highlights: int = 15) -> str:
     """Day 0, the filter funnel, the highlighted tickers' ranks and the top day-0 movers, as plain text."""
     n = results.n_ranked
     lines = [
@@ -85,7 +85,7 @@ def scan_summary_text(results: ScanResults, *, top: int = 10) -> str:
         lines.append(f"  {row['filter']:<15} removed {row['removed']:>6,}   left {row['remaining']:>6,}")
     if len(results.highlights):
         lines += ["", "Highlighted tickers:"]
-        for row in results.highlights.to_dict(orient="records"):
+        for row in results.highlights.head(highlights).to_dict(orient="records"):
             if row["status"] == "ranked":
                 lines.append(
                     f"  {row['ticker']:<8} rank {int(row['rank']):>6,} of {n:,} (top {row['percentile']:.2f}%), "
@@ -93,6 +93,8 @@ def scan_summary_text(results: ScanResults, *, top: int = 10) -> str:
                 )
             else:
                 lines.append(f"  {row['ticker']:<8} not ranked: {row['reason']}")
+        if len(results.highlights) > highlights:
+            lines.append(f"  ... and {len(results.highlights) - highlights} more (scan.json, scan.html)")
     lines += ["", f"Top {min(top, n)} by day-0 abnormal return:"]
     has_q = "q_0_0" in results.table
     for row in results.table.head(top).to_dict(orient="records"):

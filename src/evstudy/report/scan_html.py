@@ -35,6 +35,8 @@ BINS = 80
 TAIL = 0.005  # histogram range: the 0.5% and 99.5% quantiles (plus highlighted tickers); the rest counted
 BARS_PER_SIDE = 20
 Q_LEVEL = 0.05
+MAX_MARKERS = 8  # highlighted tickers marked on the histogram (more would hide each other)
+MAX_TILES = 12  # more highlighted tickers than this: a table instead of tiles
 ERRATIC_SIGMA = 0.5  # a residual sd above 50% a day: the estimation window likely holds a data error
 
 
@@ -119,7 +121,7 @@ def _distributions(results: ScanResults) -> list[tuple[str, str]]:
 def histogram_figure(results: ScanResults) -> dict[str, Any]:
     """Binned distribution (counts only) of day-0 AR and each window's CAR, highlighted tickers marked."""
     table = results.table
-    marked = table[table["highlighted"]]
+    marked = table[table["highlighted"]].head(MAX_MARKERS)
     traces, panels = [], []
     for i, (label, column) in enumerate(_distributions(results)):
         values = table[column].to_numpy()
@@ -329,8 +331,10 @@ def _highlight_rows(results: ScanResults) -> list[dict[str, Any]]:
             rank = int(record["rank"])
             row.update({
                 "rank": f"{rank:,} of {n:,}",
+                "rank_sort": rank,
+                "ar_sort": record["ar_day0"],
                 "top": f"top {record['percentile']:.2f}%",
-                "css": "sig" if record["percentile"] <= 5 else "",
+                "css": "sig up" if record["percentile"] <= 5 else "",
                 "ar": fmt_pct(record["ar_day0"]),
                 "ret": fmt_pct(table.at[record["ticker"], "return_day0"]),
                 "q": fmt_p(table.at[record["ticker"], "q_0_0"]) if "q_0_0" in table else "—",
@@ -402,7 +406,9 @@ def render_scan_html(results: ScanResults, *, generated_at: dt.datetime | None =
     charts = [
         {"id": "scan-hist", "json": _json(histogram_figure(results)),
          "caption": "How the whole market moved: counts of tickers per bin of abnormal return (choose the "
-                    "window in the menu). Dotted lines mark the highlighted tickers and their rank."},
+                    "window in the menu). Dotted lines mark the highlighted tickers and their rank"
+                    + (f" (the {MAX_MARKERS} best-ranked of {int(table['highlighted'].sum())})."
+                       if table["highlighted"].sum() > MAX_MARKERS else ".")},
         {"id": "scan-movers", "json": _json(movers_figure(results)),
          "caption": f"The {min(BARS_PER_SIDE, top)} largest and smallest day-0 abnormal returns. Faded bars: "
                     f"Benjamini–Hochberg q-value of 5% or more (not a discovery once {len(table):,} tests are "
@@ -428,6 +434,7 @@ def render_scan_html(results: ScanResults, *, generated_at: dt.datetime | None =
         "estimation": f"{est.label} ({timeline.estimation_start:%Y-%m-%d} to {timeline.estimation_end:%Y-%m-%d})",
         "windows": ", ".join(w.label for w in cfg.windows),
         "highlights": _highlight_rows(results),
+        "tiles": len(results.highlights) <= MAX_TILES,
         "top_n": top,
         "window_labels": [w.label for w in _car_windows(results)],
         "top_rows": _mover_rows(results, table.head(top)),
