@@ -10,6 +10,7 @@ from evstudy.compare import (
     DEFAULT_PERMUTATIONS, attach_comparison, check_comparable, check_permutations, restrict_baskets,
 )
 from evstudy.config import StudyConfig, load_config
+from evstudy.errors import UnknownTickerError
 from evstudy.prices import open_source
 from evstudy.prices.base import PriceData, PriceSource
 from evstudy.prices.factors import FactorData, read_factors
@@ -33,7 +34,27 @@ def load_study_prices(
         prices, offline=offline, refresh=refresh, cache_dir=cache_dir, progress=progress, strict=strict
     )
     start, end = required_dates(config)
-    return source.load(config.tickers(), start.date(), end.date())
+    try:
+        return source.load(config.tickers(), start.date(), end.date())
+    except UnknownTickerError as exc:
+        raise UnknownTickerError(f"{exc}; {_named_in(config, exc.tickers)}", exc.tickers) from None
+
+
+def _named_in(config: StudyConfig, tickers: list[str]) -> str:
+    """Where the study names ``tickers``: the flags of an ad hoc run, else the config file and its tables."""
+    if config.source_file is None:
+        flags = dict.fromkeys("--benchmark" if t == config.benchmark else "--tickers" for t in tickers)
+        return f"named by {' and '.join(flags)}"
+    places: dict[str, None] = {}
+    for ticker in tickers:
+        for basket in config.baskets:
+            if ticker in basket.tickers:
+                places[f"{ticker} in basket {basket.name!r}"] = None
+            elif ticker in basket.benchmarks:
+                places[f"{ticker} as a benchmark of basket {basket.name!r}"] = None
+        if ticker == config.benchmark:
+            places[f"{ticker} as key 'benchmark'"] = None
+    return f"named in {config.source_file}: {'; '.join(places)}"
 
 
 def load_study_factors(config: StudyConfig) -> FactorData | None:

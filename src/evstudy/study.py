@@ -168,6 +168,11 @@ def _locate(days: pd.DatetimeIndex, event: EventSpec, config: StudyConfig) -> tu
     return i0, zero.announced, zero.timing, zero.mapping
 
 
+def _day(offset: int) -> str:
+    """A day relative to day 0 as the rest of the output writes it: -1, 0, +1."""
+    return f"{offset:+d}" if offset else "0"
+
+
 def _exclusion_reasons(
     config: StudyConfig,
     series: Series,
@@ -200,10 +205,10 @@ def _exclusion_reasons(
         elif not (np.isfinite(fitted.s2[k]) and fitted.s2[k] > 0 and np.all(np.isfinite(fitted.params[k]))):
             reasons.append("the model cannot be fitted: no variation in the estimation window")
         elif not np.all(np.isfinite(market_event[:, k])):
-            gaps = [f"{event_dates[i].date()} (day {rel_days[i]:+d})" for i in np.flatnonzero(~np.isfinite(market_event[:, k]))]
+            gaps = [f"{event_dates[i].date()} (day {_day(rel_days[i])})" for i in np.flatnonzero(~np.isfinite(market_event[:, k]))]
             reasons.append(f"benchmark {bench} has no return on {', '.join(gaps[:3])} in the event window")
         elif not np.all(np.isfinite(stock_event[:, k])):
-            gaps = [f"{event_dates[i].date()} (day {rel_days[i]:+d})" for i in np.flatnonzero(~np.isfinite(stock_event[:, k]))]
+            gaps = [f"{event_dates[i].date()} (day {_day(rel_days[i])})" for i in np.flatnonzero(~np.isfinite(stock_event[:, k]))]
             more = f" and {len(gaps) - 3} more" if len(gaps) > 3 else ""
             reasons.append(f"no return on {', '.join(gaps[:3])}{more} in the event window")
         else:

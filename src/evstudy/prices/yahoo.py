@@ -378,8 +378,8 @@ class _Run:
             if attempt:
                 delay = source.backoff * 2 ** (attempt - 1) * (_RATE_LIMIT_FACTOR if rate_limited else 1.0)
                 logger.warning(
-                    "Yahoo: %s for %s; retry %d of %d in %g s",
-                    reasons[pending[0]], ", ".join(pending), attempt, source.retries, delay,
+                    "Yahoo: retry %d of %d in %g s for %s (%s)",
+                    attempt, source.retries, delay, ", ".join(pending), reasons[pending[0]],
                 )
                 source.sleep(delay)
             self.calls += 1
@@ -389,7 +389,7 @@ class _Run:
                 cause = exc.__cause__ or exc
                 self.last_error = cause
                 rate_limited = _is_rate_limit(cause)
-                reason = ("rate-limited: " if rate_limited else "download failed: ") + _describe(cause)
+                reason = ("rate-limited by Yahoo: " if rate_limited else "download failed: ") + _describe(cause)
                 reasons.update({t: reason for t in pending})
                 continue
             rate_limited = False
