@@ -170,7 +170,7 @@ def _mean_t(x: np.ndarray, test: str, what: str) -> TestArrays:
 
 
 def cs_t(cars: np.ndarray) -> TestArrays:
-    """Cross-sectional t test of the CAAR (Brown & Warner 1985, "crude dependence"-free form).
+    """Cross-sectional t test of the CAAR (Brown & Warner 1985), which assumes independent CARs.
 
     Notes
     -----

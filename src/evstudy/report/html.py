@@ -230,31 +230,6 @@ def _headlines(results: StudyResults, event_id: str) -> list[dict[str, str]]:
     return out
 
 
-def _test_tables(results: StudyResults, event_id: str) -> list[dict[str, Any]]:
-    """Every basket-level test, per basket × benchmark, when more than the cross-sectional t was run."""
-    tests = results.tests[results.tests["event"] == event_id]
-    if set(tests["test"]) <= {"cs_t"}:
-        return []
-    titles = charts.basket_titles(results)
-    tables = []
-    for (basket, bench), group in tests.groupby(["basket", "benchmark"], sort=False):
-        rows = []
-        for row in group.itertuples(index=False):
-            words, css = verdict(row.p_value, row.statistic)
-            rows.append({
-                "window": window_words(row.window_start, row.window_end),
-                "test": row.test,
-                "statistic": fmt_num(row.statistic),
-                "p": fmt_p(row.p_value),
-                "n": fmt_int(row.n),
-                "verdict": words,
-                "css": css,
-                "note": row.note or "",
-            })
-        tables.append({"basket": titles.get(basket, basket), "benchmark": bench, "rows": rows})
-    return tables
-
-
 def _ticker_rows(results: StudyResults, event_id: str) -> list[dict[str, Any]]:
     window = _car_window(results)
     titles = charts.basket_titles(results)
@@ -417,7 +392,7 @@ def _events(results: StudyResults) -> list[dict[str, Any]]:
             "headline_window": window_words(headline.start, headline.end),
             "headlines": _headlines(results, event_id),
             "baskets": _basket_groups(results, event_id),
-            "tests": _test_tables(results, event_id),
+            "tests": not set(results.tests.loc[results.tests["event"] == event_id, "test"]) <= {"cs_t"},
             "car_window": window_words(car.start, car.end),
             "tickers": _ticker_rows(results, event_id),
             "charts": _charts(results, timeline, index),
@@ -470,7 +445,10 @@ def render_html(results: StudyResults, *, generated_at: dt.datetime | None = Non
 
 def _analysis_sections(results: StudyResults) -> list[Any]:
     """Sections of the analyses attached to the results (event catalogue, basket comparison, pre-event drift)."""
-    from evstudy.report import catalogue_section, compare_section  # they use this module's formatters
+    from evstudy.report import catalogue_section, compare_section, inference_charts  # they use this module's formatters
 
-    built = (catalogue_section.render(results), compare_section.render(results), catalogue_section.render_drift(results))
+    built = (
+        inference_charts.render(results), catalogue_section.render(results), compare_section.render(results),
+        catalogue_section.render_drift(results),
+    )
     return [section for section in built if section is not None]

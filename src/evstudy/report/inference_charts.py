@@ -1,0 +1,190 @@
+"""The report's "Which test to trust" section: every basket test, the one to read, and the placebo chart.
+
+Drawn from ``results.tests`` and ``results.placebo``; nothing is re-estimated.
+Per event and basket x benchmark: a compact table (tests x windows:
+statistic and p-value), the row of the test the measured size/power table
+supports highlighted with its one-sentence reason (:mod:`evstudy.report.trust`),
+the notes of undefined tests, and one chart per event of each basket's placebo
+CAAR distribution with the actual CAAR marked (a menu picks the basket).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from evstudy.inference import SMALL_N, TEST_IDS, TEST_LABELS
+from evstudy.report import charts
+from evstudy.report.html import MISSING, figure_json, fmt_num, fmt_p, fmt_pct, verdict, window_words
+from evstudy.report.sections import Section, render_section
+from evstudy.report.trust import advise, load_evidence
+from evstudy.results import StudyResults
+
+TEMPLATE = "inference_section.html.j2"
+SECTION_ID = "tests"
+BINS = 30
+ACTUAL_COLOR = "#dc2626"
+
+
+def _groups(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    return list(dict.fromkeys(zip(frame["basket"], frame["benchmark"])))
+
+
+def _statistic(test: str, value: Any) -> str:
+    """The placebo CAAR test's statistic is a CAAR (a return), Wilcoxon's a rank sum; every other a z or t."""
+    if test == "placebo_caar":
+        return fmt_pct(value)
+    return fmt_num(value, 1) if test == "wilcoxon" else fmt_num(value)
+
+
+def _table(results: StudyResults, group: pd.DataFrame, evidence: Any) -> dict[str, Any]:
+    windows = list(dict.fromkeys(zip(group["window_start"], group["window_end"])))
+    n = int(group["n"].max()) if len(group) else 0
+    available = set(group.loc[group["statistic"].notna(), "test"])
+    advice = advise(evidence, n, shared=True, available=available)
+    cells = group.set_index(["test", "window_start", "window_end"])
+    rows, notes = [], {}
+    for test in [t for t in TEST_IDS if t in set(group["test"])]:
+        row_cells = []
+        for start, end in windows:
+            rec = cells.loc[(test, start, end)]
+            words, css = verdict(rec["p_value"])
+            stat = MISSING if pd.isna(rec["statistic"]) else _statistic(test, rec["statistic"])
+            row_cells.append({"stat": stat, "p": fmt_p(rec["p_value"]), "css": css, "title": words})
+            note = str(rec["note"]) if isinstance(rec["note"], str) else ""
+            if note and test not in notes.setdefault(note, []):
+                notes[note].append(test)
+        rows.append({"id": test, "label": TEST_LABELS[test], "cells": row_cells, "trusted": test == advice.test})
+    return {
+        "n": n,
+        "windows": [window_words(s, e) for s, e in windows],
+        "rows": rows,
+        "reason": advice.reason,
+        "small": advice.small_n,
+        "notes": [{"tests": tests, "note": note} for note, tests in notes.items()],
+    }
+
+
+def placebo_figure(results: StudyResults, event_id: str) -> go.Figure | None:
+    """Each basket's CAAR on the placebo days (histogram per window) with the actual CAAR as a red line.
+
+    One panel per window; a menu picks the basket x benchmark. Histograms are
+    binned here, so the page carries bar heights, not every draw.
+    """
+    draws = results.placebo[results.placebo["event"] == event_id]
+    tests = results.tests[(results.tests["event"] == event_id) & (results.tests["test"] == "placebo_caar")]
+    if draws.empty:
+        return None
+    titles = charts.basket_titles(results)
+    windows = list(dict.fromkeys(zip(draws["window_start"], draws["window_end"])))
+    cols = min(3, len(windows))
+    nrows = math.ceil(len(windows) / cols)
+    fig = make_subplots(rows=nrows, cols=cols, subplot_titles=[window_words(s, e) for s, e in windows],
+                        horizontal_spacing=0.06, vertical_spacing=0.16)
+    groups = _groups(draws)
+    per_group, ranges = [], []
+    for g, (basket, bench) in enumerate(groups):
+        count, axis_ranges = 0, {}
+        for w, (start, end) in enumerate(windows):
+            values = draws.loc[(draws["basket"] == basket) & (draws["benchmark"] == bench)
+                               & (draws["window_start"] == start) & (draws["window_end"] == end), "caar"]
+            values = values.to_numpy(dtype=float)
+            values = values[np.isfinite(values)] * 100
+            row = tests[(tests["basket"] == basket) & (tests["benchmark"] == bench)
+                        & (tests["window_start"] == start) & (tests["window_end"] == end)]
+            actual = float(row["statistic"].iloc[0]) * 100 if len(row) and pd.notna(row["statistic"].iloc[0]) else None
+            p_text = fmt_p(row["p_value"].iloc[0]) if len(row) else MISSING
+            where = {"row": w // cols + 1, "col": w % cols + 1}
+            first = g == 0
+            top = 1.0
+            if len(values):
+                heights, edges = np.histogram(values, bins=BINS)
+                fig.add_trace(go.Bar(
+                    x=(edges[:-1] + edges[1:]) / 2, y=heights, width=np.diff(edges), visible=first,
+                    marker={"color": "#94a3b8"}, name="CAAR on a placebo day", legendgroup="placebo",
+                    showlegend=w == 0, hovertemplate="CAAR %{x:+.2f}%: %{y} pseudo-days<extra></extra>",
+                ), **where)
+                top = float(heights.max())
+                count += 1
+            if actual is not None:
+                side = "middle left" if len(values) == 0 or actual >= np.median(values) else "middle right"
+                fig.add_trace(go.Scatter(
+                    x=[actual, actual, actual], y=[0, top * 0.6, top * 1.1], mode="lines+text",
+                    text=["", f" {actual:+.1f}% ", ""], textposition=side, textfont={"color": ACTUAL_COLOR},
+                    visible=first,
+                    line={"color": ACTUAL_COLOR, "width": 3}, name="actual CAAR (event)", legendgroup="actual",
+                    showlegend=w == 0,
+                    hovertemplate=f"actual CAAR {actual:+.2f}%<br>placebo p {p_text}<extra></extra>",
+                ), **where)
+                count += 1
+            shown = np.concatenate([values, [actual] if actual is not None else []])
+            if len(shown):
+                low, high = float(shown.min()), float(shown.max())
+                pad = 0.06 * (high - low) or 1.0
+                axis_ranges[f"xaxis{'' if w == 0 else w + 1}.range"] = [low - pad, high + 2 * pad]
+        per_group.append(count)
+        ranges.append(axis_ranges)
+    visible_sets = []
+    for g in range(len(groups)):
+        visible_sets.append([i == g for i, count in enumerate(per_group) for _ in range(count)])
+    for key, value in (ranges[0] if ranges else {}).items():
+        fig.layout[key.split(".")[0]].range = value
+    if len(groups) > 1:
+        fig.update_layout(updatemenus=[{
+            "buttons": [
+                {"label": charts.esc(f"{titles.get(b, b)} vs {bench}"), "method": "update",
+                 "args": [{"visible": visible}, axis_ranges]}
+                for (b, bench), visible, axis_ranges in zip(groups, visible_sets, ranges)
+            ],
+            "x": 0.0, "xanchor": "left", "y": 1.09, "yanchor": "bottom", "showactive": True,
+        }])
+    k = int(draws["draw"].max()) + 1 if len(draws) else 0
+    fig.update_layout(
+        template="plotly_white",
+        title={"text": f"Placebo test: the basket's CAAR on {k:,} days without news, and on the event (red)",
+               "x": 0.0, "xanchor": "left", "y": 0.98, "yanchor": "top", "font": {"size": 16}},
+        height=170 + 250 * nrows, bargap=0.02,
+        font={"family": charts.FONT, "size": 12, "color": "#1e293b"},
+        margin={"l": 56, "r": 20, "t": 150, "b": 50},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.08, "x": 0.0},
+        hoverlabel={"font": {"family": charts.FONT}},
+    )
+    fig.update_xaxes(ticksuffix="%", zeroline=True, zerolinecolor="#cbd5e1")
+    fig.update_yaxes(title_text="pseudo-days", col=1)
+    return fig
+
+
+def render(results: StudyResults) -> Section | None:
+    """The section, or None when the results hold no basket test beyond the cross-sectional t."""
+    if set(results.tests["test"]) <= {"cs_t"}:
+        return None
+    evidence = load_evidence()
+    events = []
+    for index, timeline in enumerate(results.timelines):
+        event_tests = results.tests[results.tests["event"] == timeline.event_id]
+        titles = charts.basket_titles(results)
+        groups = []
+        for basket, bench in _groups(event_tests):
+            group = event_tests[(event_tests["basket"] == basket) & (event_tests["benchmark"] == bench)]
+            groups.append({"basket": titles.get(basket, basket), "benchmark": bench,
+                           **_table(results, group, evidence)})
+        fig = placebo_figure(results, timeline.event_id)
+        chart = None if fig is None else {"id": f"chart-{index}-placebo", "json": figure_json(fig)}
+        events.append({"label": timeline.label or timeline.event_id, "groups": groups, "chart": chart})
+    method = (evidence or {}).get("method", {})
+    html = render_section(
+        TEMPLATE,
+        events=events,
+        multi_event=len(results.timelines) > 1,
+        small_n=SMALL_N,
+        evidence=bool(evidence),
+        samples=f"{int(method.get('samples_per_cell', 0)):,}",
+        placebo_dates=f"{results.config.placebo_dates:,}",
+        seed=results.config.seed,
+    )
+    return Section(SECTION_ID, "Which test to trust", html)

@@ -1,0 +1,130 @@
+"""Which basket test to trust, decided by measured size and power, not by a fixed favourite.
+
+``benchmarks/size_power.py`` measures, on random samples of real US stocks,
+how often each test rejects a true null at 5% and how often it detects a
++1% / +2% day-0 effect, with the stocks sharing one event day or not, for
+N = 10 and 50. It ships the numbers as package data (``evstudy/data/size_power.json``,
+identical to ``docs/inference.json``). For a basket, :func:`advise` looks up
+the cells of its design (shared date or not) and the measured N nearest to
+its own, keeps the tests whose null rejection rate stayed within 5% plus two
+binomial standard errors, and picks the one with the highest power at the
+smallest effect. Below :data:`~evstudy.inference.SMALL_N` tickers the normal
+and t approximations are unreliable, so it leans on the placebo tests.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from evstudy.inference import SMALL_N, TEST_IDS, TEST_LABELS
+
+PLACEBO_TESTS = ("placebo_caar", "placebo_bmp")
+HEADLINE_WINDOW = [0, 0]  # the evidence is read on day 0, where the effect is injected
+
+
+@lru_cache(maxsize=1)
+def load_evidence() -> Mapping[str, Any] | None:
+    """The shipped size/power measurements, or None if the package has none."""
+    try:
+        text = resources.files("evstudy").joinpath("data", "size_power.json").read_text(encoding="utf-8")
+    except (FileNotFoundError, OSError):
+        return None
+    return json.loads(text)
+
+
+@dataclass(frozen=True)
+class Advice:
+    """The test to read for one basket, and the one sentence that says why."""
+
+    test: str | None
+    reason: str
+    small_n: bool = False
+
+
+def _nearest(sizes: Iterable[int], n: int) -> int:
+    """The measured N closest to ``n`` on a log scale (10 and 50 split at about 22)."""
+    return min(sizes, key=lambda size: (abs(math.log(size) - math.log(max(n, 1))), size))
+
+
+def _cell(evidence: Mapping[str, Any], design: str, n: int, effect: float) -> Mapping[str, Any] | None:
+    for cell in evidence["cells"]:
+        if cell["design"] == design and cell["n"] == n and cell["window"] == HEADLINE_WINDOW \
+                and math.isclose(cell["effect"], effect):
+            return cell
+    return None
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def advise(evidence: Mapping[str, Any] | None, n: int, *, shared: bool = True,
+           available: Iterable[str] = TEST_IDS) -> Advice:
+    """The test the measured evidence supports for a basket of ``n`` tickers, and why, in one sentence.
+
+    ``available`` are the tests that produced a number for this basket (a
+    test with only notes cannot be recommended).
+    """
+    available = [t for t in TEST_IDS if t in set(available)]
+    small = n < SMALL_N
+    if evidence is None or not evidence.get("cells") or not available:
+        why = "no size/power measurements are installed" if evidence is None else "no test could be computed"
+        return Advice(None, f"No test is singled out: {why}.", small)
+    design = "shared" if shared else "separate"
+    method = evidence["method"]
+    sizes = sorted({c["n"] for c in evidence["cells"] if c["design"] == design})
+    bucket = min(sizes) if small else _nearest(sizes, n)
+    effects = sorted(e for e in method["effects"] if e > 0)
+    null = _cell(evidence, design, bucket, 0.0)
+    power = [_cell(evidence, design, bucket, e) for e in effects]
+    if null is None or any(p is None for p in power):
+        return Advice(None, "No test is singled out: the size/power table lacks this design.", small)
+    samples = int(null["samples"])
+    alpha = float(method["alpha"])
+    band = alpha + 2 * math.sqrt(alpha * (1 - alpha) / samples)
+
+    def rate(cell: Mapping[str, Any] | None, test: str) -> float:
+        value = cell["rates"].get(test) if cell else None
+        return float("nan") if value is None else float(value)
+
+    pool = [t for t in available if t in PLACEBO_TESTS] if small else available
+    pool = pool or available
+    measured = [t for t in pool if not math.isnan(rate(null, t))]
+    if not measured:
+        return Advice(None, "No test is singled out: none of this basket's tests was measured.", small)
+    held = [t for t in measured if rate(null, t) <= band]
+    where = "sharing one event day" if shared else "each on its own event day"
+    sample = f"in {samples:,} random samples of {bucket} real US stocks {where}"
+    effect = f"+{100 * effects[0]:.0f}%"
+    if held:
+        best = max(held, key=lambda t: tuple(rate(p, t) for p in power))
+        label = TEST_LABELS[best]
+        if small:
+            reason = (
+                f"With only {n} ticker{'s' if n != 1 else ''}, the normal and t approximations behind the other "
+                f"p-values are unreliable, so lean on the {label}: it compares the basket with itself on days "
+                f"without news and, {sample}, it rejected a true “no effect” {_pct(rate(null, best))} of the "
+                f"time at the 5% level."
+            )
+        else:
+            contrast = ""
+            if "cs_t" in available and best != "cs_t" and rate(null, "cs_t") > band:
+                contrast = f", while the cross-sectional t did so {_pct(rate(null, 'cs_t'))} of the time"
+            reason = (
+                f"Trust the {label} here: {sample}, it rejected a true “no effect” {_pct(rate(null, best))} of "
+                f"the time at the 5% level and caught a {effect} day-0 move in {_pct(rate(power[0], best))} of "
+                f"them, the most of the tests that kept their 5% promise{contrast}."
+            )
+        return Advice(best, reason, small)
+    best = min(measured, key=lambda t: rate(null, t))
+    reason = (
+        f"No test kept its 5% promise {sample}; the {TEST_LABELS[best]} came closest, rejecting a true "
+        f"“no effect” {_pct(rate(null, best))} of the time, so read its p-values as too optimistic."
+    )
+    return Advice(best, reason, small)
