@@ -55,6 +55,7 @@ def test_advice_below_ten_leans_on_the_placebo():
     assert advice.reason.startswith("With only 6 tickers") and "unreliable" in advice.reason
     off = advise(evidence, 6, available=set(TEST_IDS) - {"placebo_bmp", "placebo_caar"})
     assert off.small_n and off.test not in ("placebo_bmp", "placebo_caar")
+    assert "placebo tests, which do not need them, were not computed" in off.reason
 
 
 def test_advice_when_nothing_holds_or_nothing_is_known():

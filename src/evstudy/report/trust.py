@@ -105,12 +105,19 @@ def advise(evidence: Mapping[str, Any] | None, n: int, *, shared: bool = True,
     if held:
         best = max(held, key=lambda t: tuple(rate(p, t) for p in power))
         label = TEST_LABELS[best]
-        if small:
+        tickers = f"{n} ticker{'s' if n != 1 else ''}"
+        if small and best in PLACEBO_TESTS:
             reason = (
-                f"With only {n} ticker{'s' if n != 1 else ''}, the normal and t approximations behind the other "
-                f"p-values are unreliable, so lean on the {label}: it compares the basket with itself on days "
-                f"without news and, {sample}, it rejected a true “no effect” {_pct(rate(null, best))} of the "
-                f"time at the 5% level."
+                f"With only {tickers}, the normal and t approximations behind the other p-values are unreliable, "
+                f"so lean on the {label}: it compares the basket with itself on days without news and, {sample}, "
+                f"it rejected a true “no effect” {_pct(rate(null, best))} of the time at the 5% level."
+            )
+        elif small:
+            reason = (
+                f"With only {tickers}, the normal and t approximations behind every p-value here are unreliable "
+                f"and the placebo tests, which do not need them, were not computed; the {label} is the least bad "
+                f"guide: {sample}, it rejected a true “no effect” {_pct(rate(null, best))} of the time at the "
+                f"5% level."
             )
         else:
             contrast = ""
