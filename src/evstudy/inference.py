@@ -485,8 +485,9 @@ def portfolio_t(
     """
     fitted = fit(model, basket_est, market_est)
     ar = abnormal_returns(fitted, basket_event, market_event, rel_days)
-    stats = car_stats(fitted, ar, list(windows))
-    t = (stats.car / stats.se).T
+    with np.errstate(divide="ignore", invalid="ignore"):  # an unfittable basket: explained in its note below
+        stats = car_stats(fitted, ar, list(windows))
+        t = (stats.car / stats.se).T
     df = np.broadcast_to(fitted.df[:, None], t.shape)
     n = np.broadcast_to(np.asarray(members)[:, None], t.shape)
     note = _notes(t.shape)
