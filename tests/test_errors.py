@@ -294,7 +294,7 @@ def test_duplicate_ticker_config(files, tmp_path):
      "`Error: ticker '../x' (--tickers) is not a valid symbol: use 1-20 letters, digits, '.', '-', '^', '=' or '_' "
      "(e.g. MP, BRK-B, ^GSPC)`", 2)
 def test_invalid_ticker(files, tmp_path):
-    for bad in ("../x", "a/b", "A\x00B", "BR K", "<b>X", "X" * 21):
+    for bad in ("../x", "a/b", "A\x00B", "BR  K", "<b>X", "X" * 21):
         outcome = run_cli("run", "--event", EVENT, "--tickers", f"AAA,{bad}", "--prices", files / "wide.csv",
                           "--out", tmp_path / "out")
         assert_error(outcome, "invalid-ticker", repr(bad), "(--tickers)", "is not a valid symbol", "BRK-B")

@@ -30,7 +30,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+    """``text`` on one line: line breaks become spaces, other spacing (part of a quoted value) is kept."""
+    return " ".join(str(text).splitlines())
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,

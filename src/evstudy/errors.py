@@ -11,9 +11,17 @@ EXIT_DATA_UNAVAILABLE = 3
 
 
 class EvstudyError(Exception):
-    """Base class of every error evstudy raises on purpose."""
+    """Base class of every error evstudy raises on purpose.
+
+    The message is kept to one line (a line break, e.g. quoted from a bad
+    file, becomes a space; other spacing is kept, as it may be part of the
+    bad value): the CLI prints it as one ``Error: ...`` line.
+    """
 
     exit_code: int = EXIT_BAD_INPUT
+
+    def __init__(self, message: object = "", *args: object):
+        super().__init__(" ".join(str(message).splitlines()), *args)
 
 
 class ConfigError(EvstudyError):

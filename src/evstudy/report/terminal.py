@@ -6,6 +6,7 @@ import math
 
 import pandas as pd
 
+from evstudy.report import trust
 from evstudy.results import StudyResults
 
 
@@ -26,8 +27,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def summary_text(results: StudyResults, *, top: int = 5) -> str:
-    """Day 0, basket CAARs per window (cross-sectional t stars), top day-0 movers, exclusions."""
+    """Day 0, basket CAARs per window (stars from the trusted test), top day-0 movers, exclusions."""
     cfg = results.config
+    advice, trusted = trust.trusted_tests(results), trust.trusted_p_values(results)
     lines = [f"{cfg.title or cfg.name} — model: {cfg.model}, estimation window {cfg.estimation_window.label}"]
     windows = [w.label for w in cfg.windows]
     for timeline in results.timelines:
@@ -35,9 +37,14 @@ def summary_text(results: StudyResults, *, top: int = 5) -> str:
         baskets = results.baskets[results.baskets["event"] == timeline.event_id]
         rows = []
         for (basket, bench), group in baskets.groupby(["basket", "benchmark"], sort=False):
-            cells = [f"{_pct(r.caar)}{_stars(r.p_value)}" for r in group.itertuples()]
-            rows.append([basket, bench, str(int(group["n"].iloc[0])), *cells])
-        lines += _table(["basket", "vs", "N", *windows], rows)
+            cells = []
+            for r in group.itertuples():
+                key = (timeline.event_id, basket, bench, r.window_start, r.window_end)
+                test, p_value = trusted.get(key, (None, r.p_value))
+                cells.append(f"{_pct(r.caar)}{_stars(p_value)}")
+            chosen = advice.get((timeline.event_id, basket, bench))
+            rows.append([basket, bench, str(int(group["n"].iloc[0])), chosen.test if chosen and chosen.test else "cs_t", *cells])
+        lines += _table(["basket", "vs", "N", "test", *windows], rows)
         ars = results.abnormal_returns
         day0 = ars[(ars["event"] == timeline.event_id) & (ars["rel_day"] == 0)]
         day0 = day0[day0["benchmark"] == cfg.benchmark] if (day0["benchmark"] == cfg.benchmark).any() else day0
@@ -45,8 +52,9 @@ def summary_text(results: StudyResults, *, top: int = 5) -> str:
         movers = pd.concat([ranked.head(top), ranked.tail(top)]).drop_duplicates(subset=["ticker", "benchmark"])
         lines += ["", f"Day-0 abnormal returns, largest and smallest (vs {cfg.benchmark}):"]
         lines += ["  " + "  ".join(f"{r.ticker} {_pct(r.abnormal_return)}" for r in movers.itertuples())]
-    lines += ["", "CAAR per window; ** p<0.01, * p<0.05 by the cross-sectional t, which over-rejects when"]
-    lines += ["stocks share one event date: read it as a screen, not a verdict."]
+    lines += ["", "CAAR per window; ** p<0.01, * p<0.05 by the test in the 'test' column: the one that kept its"]
+    lines += ["5% error rate in the size/power measurements of docs/inference.md for a basket of this size"]
+    lines += ["sharing one event day (the report's 'Which test to trust' says why)."]
     excluded = results.exclusions
     if len(excluded):
         lines += ["", f"Excluded ({len(excluded)}):"]

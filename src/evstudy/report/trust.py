@@ -135,3 +135,33 @@ def advise(evidence: Mapping[str, Any] | None, n: int, *, shared: bool = True,
         f"“no effect” {_pct(rate(null, best))} of the time, so read its p-values as too optimistic."
     )
     return Advice(best, reason, small)
+
+
+def trusted_tests(results: Any) -> dict[tuple[str, str, str], Advice]:
+    """The advised test of every (event, basket, benchmark) of a run, from the run's own tests table.
+
+    The headline verdicts (report summary, basket table, terminal) read their
+    p-value from this test, so they agree with the "Which test to trust" section.
+    """
+    tests = results.tests
+    evidence = load_evidence()
+    advice = {}
+    for key, group in tests.groupby(["event", "basket", "benchmark"], sort=False):
+        n = int(group["n"].max()) if len(group) else 0
+        available = set(group.loc[group["statistic"].notna(), "test"])
+        advice[key] = advise(evidence, n, shared=True, available=available)
+    return advice
+
+
+def trusted_p_values(results: Any) -> dict[tuple[str, str, str, int, int], tuple[str, float | None]]:
+    """(event, basket, benchmark, window_start, window_end) → (advised test id, its p-value or None)."""
+    advice = trusted_tests(results)
+    tests = results.tests
+    out: dict[tuple[str, str, str, int, int], tuple[str, float | None]] = {}
+    for row in tests.itertuples(index=False):
+        chosen = advice.get((row.event, row.basket, row.benchmark))
+        if chosen is None or chosen.test is None or row.test != chosen.test:
+            continue
+        p = None if row.p_value is None or not math.isfinite(float(row.p_value)) else float(row.p_value)
+        out[(row.event, row.basket, row.benchmark, int(row.window_start), int(row.window_end))] = (row.test, p)
+    return out
