@@ -829,6 +829,17 @@ def test_benchmark_download_failed(flaky, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@row("every-download-failed", "Network and cache", "the benchmark downloads but no ticker of an event does",
+     "`Error: event 'event': no ticker has prices from yahoo — AAA: no prices: Yahoo answered empty (…), after 4 "
+     "attempt(s); BBB: …`", 3)
+def test_every_ticker_download_failed(flaky, tmp_path):
+    flaky(lambda tickers, n: [t for t in tickers if t != "SPY"])
+    outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA,BBB", "--cache-dir", tmp_path, "--out", tmp_path / "out")
+    assert_error(outcome, "every-download-failed", "no ticker has prices from yahoo", "AAA: no prices: Yahoo answered",
+                 "BBB: no prices")
+    assert not (tmp_path / "out").exists()
+
+
 @row("offline-cache-miss", "Network and cache", "`--offline` when the cache does not cover the study",
      "``Error: offline: the cache in DIR does not cover FIRST..LAST for SPY, AAA; run `evstudy fetch` for them or "
      "drop --offline``", 3)

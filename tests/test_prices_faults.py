@@ -115,6 +115,18 @@ def test_an_all_empty_answer_is_retried(monkeypatch, waits, tmp_path):
     assert len(fake.calls) == 2 and list(data.closes.columns) == ["AAA", "BBB"]
 
 
+def test_what_arrived_is_cached_before_the_retries_wait(monkeypatch, tmp_path):
+    install(monkeypatch, lambda tickers, n: ["BBB"])
+    cached_while_waiting: list[list[str]] = []
+
+    def sleep(seconds: float) -> None:  # a kill during this wait must not lose AAA
+        cached_while_waiting.append(sorted(p.name for p in (tmp_path / "yahoo").glob("*.parquet")))
+
+    with pytest.warns(UserWarning, match="BBB"):
+        YahooSource(cache_dir=tmp_path, sleep=sleep).load(["AAA", "BBB"], *JAN)
+    assert cached_while_waiting == [["AAA.parquet"]] * 3
+
+
 @pytest.mark.parametrize("strict", [False, True])
 def test_what_downloaded_is_cached_when_another_call_fails(monkeypatch, waits, tmp_path, strict):
     install(monkeypatch)

@@ -285,6 +285,8 @@ def _study_event(
     keep = np.array([r == "" for r in reasons], dtype=bool)
     if not keep.any():
         summary = "; ".join(f"{t}: {r}" for t, r in zip(series.tickers, reasons) if r)
+        if set(series.tickers) <= set(data.missing):  # nothing delivered: the source is unavailable, not the input bad
+            raise DownloadError(f"event {event.id!r}: no ticker has prices from {data.source} — {summary}")
         raise InsufficientDataError(f"event {event.id!r}: every ticker was excluded — {summary}")
 
     est_dates = days[est_rows]

@@ -334,43 +334,42 @@ class _Run:
     ) -> Iterator[tuple[str, _Piece, pd.Series]]:
         """Download each (ticker, range) job, one batched call per distinct range.
 
-        Yields each job's closes as soon as its range is done, so what did
-        download gets cached even if a later call fails.
+        Yields each job's closes as soon as the call that got them returns
+        (a failed job, with no closes, after its last retry), so what did
+        download gets cached even if a retry or a later call fails.
         """
-        groups: dict[tuple[dt.date, dt.date], list[tuple[str, _Piece]]] = {}
+        groups: dict[tuple[dt.date, dt.date], dict[str, _Piece]] = {}
         for ticker, span, job in jobs:
-            groups.setdefault(span, []).append((ticker, job))
+            groups.setdefault(span, {})[ticker] = job  # _plan gives a ticker one job per range
+        attempts = self.source.retries + 1
         for (first, last), members in groups.items():
-            tickers = [ticker for ticker, _ in members]
-            self.downloaded.extend(t for t in tickers if t not in self.downloaded)
-            closes, failed = self._download_with_retries(tickers, first, last)
-            if failed:
-                attempts = self.source.retries + 1
-                for reason, names in _by_reason(failed).items():
-                    message = (
-                        f"Yahoo gave no prices for {', '.join(names)} in {first}..{last} after {attempts} "
-                        f"attempt(s) ({reason}); not cached"
-                    )
-                    warnings.warn(message, stacklevel=5)
-                    self.notes.append(message)
-                for ticker, reason in failed.items():
+            self.downloaded.extend(t for t in members if t not in self.downloaded)
+            failed: dict[str, str] = {}
+            for ticker, closes, reason in self._download_with_retries(list(members), first, last):
+                if reason:
+                    failed[ticker] = reason
                     self.failures[ticker] = f"{reason}, after {attempts} attempt(s)"
-            for ticker, job in members:
-                yield ticker, job, closes.get(ticker, _no_closes())
+                yield ticker, members[ticker], closes
+            for reason, names in _by_reason(failed).items():
+                message = (
+                    f"Yahoo gave no prices for {', '.join(names)} in {first}..{last} after {attempts} "
+                    f"attempt(s) ({reason}); not cached"
+                )
+                warnings.warn(message, stacklevel=5)
+                self.notes.append(message)
 
     def _download_with_retries(
         self, tickers: list[str], first: dt.date, last: dt.date
-    ) -> tuple[dict[str, pd.Series], dict[str, str]]:
-        """Closes per ticker for [first, last], asking again for the tickers that failed.
+    ) -> Iterator[tuple[str, pd.Series, str]]:
+        """(ticker, closes, "") for [first, last] as each call returns them, retrying the tickers that failed.
 
         A call that raises fails all its tickers; a call that returns leaves
         out the tickers Yahoo answered empty (rate-limited inside a batch, or
         unknown: the two look alike). Attempt k + 1 waits ``backoff * 2**(k-1)``
-        seconds, times five after a rate limit. Returns the closes and, for
-        the tickers still without any, the last reason.
+        seconds, times five after a rate limit. Tickers still without closes
+        come last, as (ticker, no closes, the last reason).
         """
         source = self.source
-        closes: dict[str, pd.Series] = {}
         pending = list(tickers)
         reasons: dict[str, str] = {}
         rate_limited = False
@@ -393,7 +392,9 @@ class _Run:
                 reasons.update({t: reason for t in pending})
                 continue
             rate_limited = False
-            closes.update(got)
+            for ticker in pending:
+                if ticker in got:
+                    yield ticker, got[ticker], ""
             pending = [t for t in pending if t not in got]
             reasons.update({
                 t: "Yahoo answered empty (unknown or delisted ticker, no trading then, or rate-limited)"
@@ -401,7 +402,8 @@ class _Run:
             })
             if not pending:
                 break
-        return closes, {t: reasons[t] for t in pending}
+        for ticker in pending:
+            yield ticker, _no_closes(), reasons[ticker]
 
     def _fetch(self, plans: dict[str, list[_Piece]]) -> list[str]:
         """Download the planned pieces, cache them, and return tickers whose basis moved.
