@@ -217,6 +217,21 @@ class _Page(HTMLParser):
             self._script = None
 
 
+def test_trading_days_place_dated_events_like_the_nyse_calendar():
+    """The scan places day 0 on the data's trading days; on the NYSE sessions that is the calendar's rule."""
+    from evstudy.calendar import TradingDays, locate_day_zero, nyse_calendar
+
+    sessions = nyse_calendar().sessions
+    days = TradingDays(sessions[(sessions >= "2024-11-01") & (sessions <= "2026-02-27")])
+    dates = pd.date_range("2024-11-01", "2026-02-20", freq="D")  # weekends, holidays, early closes
+    for date in dates[::3]:
+        for timing in ("", ":before_open", ":during", ":after_close"):
+            event = parse_event(f"{date.date()}{timing}")
+            assert locate_day_zero(event, days) == locate_day_zero(event), (date, timing)
+    with pytest.raises(CalendarError, match="outside the trading days given"):
+        locate_day_zero(parse_event("2026-06-01"), days)
+
+
 # --------------------------------------------------------------------------- the real market
 
 

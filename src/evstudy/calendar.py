@@ -12,12 +12,15 @@ import datetime as dt
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import exchange_calendars as xcals
 import pandas as pd
 
 from evstudy.config import EventSpec
 from evstudy.errors import CalendarError
+
+if TYPE_CHECKING:
+    import exchange_calendars as xcals
 
 NEW_YORK = "America/New_York"
 _TIMING_WORDS = {
@@ -34,9 +37,45 @@ def nyse_calendar() -> xcals.ExchangeCalendar:
     exchange_calendars trips a pandas 3 deprecation while building it; that is
     the library's business, not the user's, so it is silenced here only.
     """
+    import exchange_calendars as xcals  # ~0.2 s with the build: only when a calendar is needed
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"Series\.values returning an ndarray", module="pandas")
         return xcals.get_calendar("XNYS", start="2000-01-01")
+
+
+class TradingDays:
+    """A list of trading days standing in for the NYSE calendar where only "is it a session?" matters.
+
+    A caller that already holds the market's trading days (a scan reads the
+    benchmark's) can place a dated event on them without building the NYSE
+    calendar. Same interface as the few ExchangeCalendar methods used below.
+    """
+
+    def __init__(self, days: pd.DatetimeIndex, name: str = "the trading days given"):
+        self.sessions = pd.DatetimeIndex(days).sort_values()
+        self.name = name
+        if not len(self.sessions):
+            raise CalendarError(f"{name} are empty: no day to place day 0 on")
+
+    @property
+    def first_session(self) -> pd.Timestamp:
+        return self.sessions[0]
+
+    @property
+    def last_session(self) -> pd.Timestamp:
+        return self.sessions[-1]
+
+    def is_session(self, day: pd.Timestamp) -> bool:
+        return day in self.sessions
+
+    def next_session(self, day: pd.Timestamp) -> pd.Timestamp:
+        """The first trading day after ``day`` (callers check ``day`` is before the last one)."""
+        return self.sessions[int(self.sessions.searchsorted(day, side="right"))]
+
+    def date_to_session(self, day: pd.Timestamp, direction: str = "next") -> pd.Timestamp:
+        """``day`` if it is a trading day, else the next one (only ``direction="next"`` is used here)."""
+        return self.sessions[int(self.sessions.searchsorted(day, side="left"))]
 
 
 @dataclass(frozen=True)
@@ -54,26 +93,36 @@ def _fmt(day: dt.date | pd.Timestamp) -> str:
     return f"{day:%a} {day:%Y-%m-%d}"
 
 
-def _next_session(cal: xcals.ExchangeCalendar, day: pd.Timestamp, event_id: str) -> pd.Timestamp:
+def _name(cal: xcals.ExchangeCalendar | TradingDays) -> str:
+    return cal.name if isinstance(cal, TradingDays) else "the NYSE calendar"
+
+
+def _next_session(cal: xcals.ExchangeCalendar | TradingDays, day: pd.Timestamp, event_id: str) -> pd.Timestamp:
     if day >= cal.last_session:
         raise CalendarError(
-            f"event {event_id!r}: day 0 after {day.date()} is beyond the NYSE calendar (last session "
+            f"event {event_id!r}: day 0 after {day.date()} is beyond {_name(cal)} (last session "
             f"{cal.last_session.date()})"
         )
     return cal.next_session(day)
 
 
-def _check_range(cal: xcals.ExchangeCalendar, day: pd.Timestamp, event_id: str) -> None:
+def _check_range(cal: xcals.ExchangeCalendar | TradingDays, day: pd.Timestamp, event_id: str) -> None:
     if not cal.first_session <= day <= cal.last_session:
         raise CalendarError(
-            f"event {event_id!r} on {day.date()} is outside the NYSE calendar "
+            f"event {event_id!r} on {day.date()} is outside {_name(cal)} "
             f"({cal.first_session.date()} to {cal.last_session.date()})"
         )
 
 
-def locate_day_zero(event: EventSpec) -> DayZero:
-    """Map an event's date and timing (or zoned timestamp) to its day 0 session."""
-    cal = nyse_calendar()
+def locate_day_zero(event: EventSpec, trading_days: TradingDays | None = None) -> DayZero:
+    """Map an event's date and timing (or zoned timestamp) to its day 0 session.
+
+    ``trading_days``, if given, places an event given as a date (with or
+    without timing) on those days instead of the NYSE calendar, which then
+    need not be built; a zoned timestamp always uses the NYSE calendar, for
+    the session's open and close times (early closes included).
+    """
+    cal = trading_days if trading_days is not None and event.timestamp is None else nyse_calendar()
     if event.timestamp is not None:
         when = pd.Timestamp(event.timestamp).tz_convert(NEW_YORK)
         local_day = pd.Timestamp(when.date())

@@ -53,9 +53,10 @@ from evstudy.returns import simple_returns, trading_days
 if TYPE_CHECKING:
     from evstudy.results import EventTimeline
 
-# evstudy.abnormal (scipy.special), evstudy.calendar (exchange_calendars) and evstudy.results
-# are imported where they are used: scan_market imports and builds them while the price file
-# is read in another thread, which hides ~0.4 s of start-up on two cores.
+# evstudy.abnormal (scipy.special) and evstudy.results are imported where they are used:
+# scan_market imports them while the price file is read in another thread. A dated event is
+# placed on the data's trading days, so exchange_calendars (~0.2 s to import and build the
+# NYSE calendar) is only loaded for a timestamped event.
 
 SCAN_MODELS: tuple[str, ...] = ("market", "constant_mean", "market_adjusted")  # need only the benchmark
 DEFAULT_TOP = 50
@@ -305,11 +306,13 @@ def scan_dates(config: ScanConfig) -> tuple[dt.date, dt.date]:
 
 def _locate(days: pd.DatetimeIndex, config: ScanConfig) -> tuple[int, EventTimeline, slice, slice]:
     """Day 0's row in the benchmark's trading days, and the estimation and event rows."""
-    from evstudy.calendar import locate_day_zero
+    from evstudy.calendar import TradingDays, locate_day_zero
     from evstudy.results import EventTimeline
 
     event, est, span = config.event, config.estimation_window, config.span
-    zero = locate_day_zero(event)
+    # A dated event is placed on the benchmark's trading days (the NYSE sessions in the data), by the
+    # study's own rule, without building the NYSE calendar; a timestamp needs the calendar's hours.
+    zero = locate_day_zero(event, TradingDays(days, f"the trading days of {config.benchmark} in the price data"))
     first, last = days[0].date(), days[-1].date()
     i0 = int(days.get_indexer([zero.day0])[0])
     if i0 < 0:
@@ -597,24 +600,26 @@ def load_scan_prices(config: ScanConfig, prices: str | os.PathLike[str]) -> Pric
     return FileSource(prices).load_all(*scan_dates(config))
 
 
-def _prepare_statistics() -> None:
-    """Import the statistics stage (scipy.special) and build the NYSE calendar, both needed by run_scan."""
-    from evstudy.calendar import nyse_calendar
+def _prepare_statistics(config: ScanConfig) -> None:
+    """Import what run_scan needs (scipy.special for the p-values), and the NYSE calendar for a timestamp."""
     from evstudy import abnormal, results  # noqa: F401
 
-    nyse_calendar()
+    if config.event.timestamp is not None:
+        from evstudy.calendar import nyse_calendar
+
+        nyse_calendar()
 
 
 def scan_market(config: ScanConfig, prices: str | os.PathLike[str]) -> ScanResults:
     """Load the whole market from ``prices`` and scan it (the CLI's one library call).
 
     The file is read in a worker thread — Arrow decodes it in C++ threads
-    that release the GIL — while this thread imports scipy.special and
-    builds the NYSE calendar, so on an idle two-core machine the two costs
-    overlap instead of adding up.
+    that release the GIL — while this thread imports scipy.special (and
+    builds the NYSE calendar for a timestamped event), so on an idle
+    two-core machine the two costs overlap instead of adding up.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evstudy-read") as pool:
         loading = pool.submit(load_scan_prices, config, prices)
-        _prepare_statistics()
+        _prepare_statistics(config)
         data = loading.result()
     return run_scan(config, data)
