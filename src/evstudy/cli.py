@@ -362,6 +362,10 @@ def scan(
     removed; writes scan.csv (every ranked ticker with CAR, t, p and the
     Benjamini-Hochberg q-value per window), scan.json and scan.html into --out.
     """
+    # A short-lived process with hundreds of MB of temporaries: numpy's transparent huge pages fault in
+    # slower and less predictably than 4 KB pages here (benchmarks/README.md). Set before numpy loads;
+    # the user's own NUMPY_MADVISE_HUGEPAGE wins.
+    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
     from evstudy.config import Window, parse_event
     from evstudy.report.scan_files import scan_summary_text, write_scan_outputs
     from evstudy.scan import ScanConfig, scan_market

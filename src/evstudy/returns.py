@@ -31,15 +31,20 @@ def trading_days(closes: pd.DataFrame, benchmark: str) -> pd.DatetimeIndex:
 
 def simple_returns(closes: pd.DataFrame, days: pd.DatetimeIndex) -> ReturnPanel:
     """r_t = P_t / P_{t-1} - 1 on ``days``; invalid closes become gaps, never fills."""
-    aligned = closes.reindex(days)
-    values = aligned.to_numpy(dtype=float, copy=True)
+    # One copy of the closes and one array of returns, no other (days x tickers) temporary:
+    # at 10,000 tickers each is ~25 MB of fresh memory.
+    rows = closes.index.get_indexer(days)
+    values = closes.to_numpy(dtype=float)[np.maximum(rows, 0)]
+    values[rows < 0] = np.nan
     present = ~np.isnan(values)
     invalid = present & ~(np.isfinite(values) & (values > 0))
     values[invalid] = np.nan
-    returns = np.full_like(values, np.nan)
-    returns[1:] = values[1:] / values[:-1] - 1.0
-    return ReturnPanel(
-        returns=pd.DataFrame(returns, index=days, columns=closes.columns),
-        closes=pd.DataFrame(values, index=days, columns=closes.columns),
+    returns = np.empty_like(values)
+    returns[:1] = np.nan
+    np.divide(values[1:], values[:-1], out=returns[1:])
+    returns[1:] -= 1.0
+    return ReturnPanel(  # copy=False: pandas 3 would copy each (days x tickers) array again
+        returns=pd.DataFrame(returns, index=days, columns=closes.columns, copy=False),
+        closes=pd.DataFrame(values, index=days, columns=closes.columns, copy=False),
         invalid_prices=pd.Series(invalid.sum(axis=0), index=closes.columns, dtype=int),
     )
