@@ -261,7 +261,7 @@ def funnel_figure(results: ScanResults) -> dict[str, Any]:
         "type": "funnel",
         "y": labels,
         "x": values,
-        "textinfo": "value+percent initial",
+        "texttemplate": "%{value:,} (%{percentInitial:.0%})",
         "marker": {"color": "#2563eb"},
         "connector": {"line": {"color": "#cbd5e1"}},
     }
