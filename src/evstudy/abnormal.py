@@ -80,7 +80,10 @@ def car_stats(fitted: ModelFit, ar: AbnormalReturns, windows: list[Window]) -> C
     correction = np.einsum("nkp,kpq,nkq->nk", v, fitted.xtx_inv, v)
     var = fitted.s2[None, :] * (days[:, None] + correction)
     se = np.sqrt(var)
-    t = car / se
+    # A series with no residual variance (a flat price) gives 0/0 here; it is NaN by design and the
+    # study and scan exclude such series with a stated reason before anything is reported.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = car / se
     return CarStats(car, se, t, two_sided_t_pvalue(t, fitted.df[None, :]), days)
 
 
@@ -88,7 +91,6 @@ def car_paths(fitted: ModelFit, ar: AbnormalReturns) -> CarStats:
     """CAR from the first event-window day through each later day, with its SE."""
     rel = ar.rel_days
     return car_stats(fitted, ar, [Window(int(rel[0]), int(day)) for day in rel])
-
 
 
 @dataclass(frozen=True)
