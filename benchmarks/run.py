@@ -14,8 +14,9 @@ Targets (issue #4, section 4):
               tickers) at least 50x faster than a per-ticker statsmodels OLS loop
               computing the same ARs, CARs, t and p from the same return panel; the
               loop runs on an evenly spaced sample of tickers and is extrapolated
-              per ticker; the numbers must agree to 1e-8. The whole ``run_scan``
-              (returns from closes, filters, ranks, q-values, table) is timed too.
+              per ticker; fastest repetition on each side; the numbers must agree
+              to 1e-8. The whole ``run_scan`` (returns from closes, filters, ranks,
+              q-values, table) is timed too.
   placebo     1,000 distinct placebo dates over a 100-ticker basket (market model,
               default windows, the study's exclusion rules) in under 5 s, with
               ``evstudy.placebo``; a loop over dates with the same primitives is
@@ -223,22 +224,28 @@ def bench_engine(prices: Path, reps: int, sample: int) -> Result:
             got = engine.at[ticker, key]
             scale = max(1.0, abs(value)) if key.startswith("t_") else 1.0  # t can be ~100: compare relatively
             worst = max(worst, abs(got - value) / scale)
-    engine_s, scan_s = _median(engine_times), _median(scan_times)
-    per_ticker = _median(loop_times) / len(picks)
+    # Fastest repetition on each side (timeit's rule: other processes only ever add time). The engine
+    # is memory-bound (~80 MB of temporaries per call), so a busy neighbour slows it far more than the
+    # loop's small arrays; medians are reported alongside.
+    engine_s, scan_s = min(engine_times), min(scan_times)
+    per_ticker = min(loop_times) / len(picks)
     loop_total = per_ticker * n
     speedup = loop_total / engine_s
+    median_speedup = _median(loop_times) / len(picks) * n / _median(engine_times)
     passed = speedup >= ENGINE_SPEEDUP_MIN and worst <= AGREEMENT
     print(f"  whole run_scan (returns from closes, 7 filters on {results.funnel['start'].iloc[0]:,} tickers, "
           f"ranks, BH q-values, table): {scan_s:.3f} s = {loop_total / scan_s:.0f}x faster than the loop", flush=True)
     return Result(
         "engine",
         f"statsmodels loop / engine >= {ENGINE_SPEEDUP_MIN:g}, agree to {AGREEMENT:g}",
-        f"engine {engine_s * 1e3:.0f} ms for {n:,} tickers (max diff {worst:.1e})",
+        f"engine {engine_s * 1e3:.0f} ms for {n:,} tickers (median {_median(engine_times) * 1e3:.0f} ms; "
+        f"ratio of medians {median_speedup:.0f}x; max diff {worst:.1e})",
         f"statsmodels {per_ticker * 1e3:.2f} ms/ticker x {n:,} = {loop_total:.1f} s "
         f"(measured on {len(picks)}, extrapolated)",
         speedup,
         passed,
         {"engine_s": engine_times, "run_scan_s": scan_times, "run_scan_speedup": loop_total / scan_s,
+         "speedup_of_medians": median_speedup,
          "loop_s": loop_times, "sample": len(picks), "tickers": n, "max_difference": worst},
     )
 
