@@ -148,3 +148,28 @@ def test_ad_hoc_needs_event_and_tickers(tmp_path):
 def test_bad_window_flag(tmp_path):
     code, _, stderr = invoke("run", "--event", "2025-10-13", "--tickers", "MP", "--window", "1,-1", "--out", tmp_path)
     assert_one_line_error(code, stderr, "reversed")
+
+
+def test_scan_missing_price_file_is_one_line(tmp_path):
+    code, _, stderr = invoke("scan", "--event", "2025-10-13", "--prices", tmp_path / "nope.parquet", "--out", tmp_path)
+    assert_one_line_error(code, stderr, "nope.parquet", "does not exist")
+
+
+@pytest.mark.shared_data
+def test_output_piped_into_a_closed_reader_is_not_an_error(market_parquet, tmp_path):
+    """`evstudy run ... | head -1`: the reader leaves early; the files are written and the exit is clean."""
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("evstudy")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "evstudy"]
+    process = subprocess.Popen(
+        [*command, "run", "--event", "2025-10-13", "--tickers", "MP,USAR,LAC", "--prices", str(market_parquet),
+         "--out", str(tmp_path), "--placebo", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    process.stdout.close()  # the reader is gone before the first line is written, like `| head -0`
+    stderr = process.stderr.read().decode()
+    assert process.wait() == 0, stderr
+    assert "BrokenPipe" not in stderr and "Traceback" not in stderr
+    assert (tmp_path / "results.json").is_file()

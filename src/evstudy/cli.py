@@ -74,6 +74,11 @@ def _friendly_errors(func: F) -> F:
                 sys.exit(130)
             except (click.ClickException, click.exceptions.Exit, click.Abort):
                 raise
+            except BrokenPipeError:
+                # The reader of our output went away (e.g. `| head`): the files are already written;
+                # point stdout at /dev/null so the interpreter's final flush cannot fail again.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                sys.exit(0)
             except Exception as exc:
                 if os.environ.get("EVSTUDY_DEBUG"):
                     raise
@@ -315,7 +320,7 @@ def fetch(
 @cli.command()
 @click.option("--event", required=True,
               help="The event: DATE[:before_open|during|after_close] or an ISO timestamp with zone.")
-@click.option("--prices", required=True, type=click.Path(exists=True, path_type=Path),
+@click.option("--prices", required=True, type=click.Path(path_type=Path),
               help="The whole market: a long Parquet/CSV (date,ticker,close), a wide file or a folder of TICKER.csv.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder [default: reports/scan-<date>/].")

@@ -276,7 +276,8 @@ def _study_event(
     x_ev = inputs.x[ev_rows]
     market_ev = _regressors_present(x_ev)
     event_dates = days[ev_rows]
-    never_priced = {t for t in series.tickers if panel.closes[t].isna().all()}
+    unpriced = panel.closes.columns[panel.closes.isna().all().to_numpy()]
+    never_priced = set(unpriced.intersection(series.tickers))
     reasons = _exclusion_reasons(
         config, series, fitted, zero_share, stock_ev, market_ev, event_dates, rel_days,
         {t: data.missing_reasons.get(t, "") for t in data.missing}, never_priced,
