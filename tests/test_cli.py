@@ -66,6 +66,10 @@ def test_jpm_config_writes_the_contract(market_parquet, tmp_path):
     for key in ("parameters", "data", "events", "fits", "cars", "baskets", "exclusions"):
         assert key in doc
     assert doc["events"][0]["day0"] == "2025-10-13"
+    # The study's parameters, not the per-series model coefficients, sit under "parameters".
+    assert doc["parameters"]["estimation_window"] == [-250, -11]
+    assert doc["parameters"]["name"] == "jpm-sri-2025"
+    assert {"ticker", "benchmark"} <= set(doc["model_parameters"][0])
     assert doc["data"]["source"] == "files"
 
     def finite(value):

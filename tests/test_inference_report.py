@@ -108,7 +108,7 @@ def test_section_highlights_the_advised_test_with_its_reason(study):
         available = set(study.tests.loc[(study.tests["basket"] == basket) & study.tests["statistic"].notna(), "test"])
         advice = advise(evidence, n, available=available)
         assert str(escape(advice.reason)) in section
-        assert f'<tr class="trusted"><td>' in section
+        assert '<tr class="trusted"><td>' in section
         trusted = re.findall(r'<tr class="trusted"><td>[^<]*<code>([a-z_]+)</code>', section)
         assert advice.test in trusted
     assert "Small basket (fewer than 10 stocks)" in section

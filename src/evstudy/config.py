@@ -565,7 +565,6 @@ def _factor_spec(table: Mapping[str, Any], source: str, where: str) -> FactorSpe
 def load_config(path: str | Path) -> StudyConfig:
     """Read and validate a TOML study config; every error names the file and key."""
     path = Path(path)
-    where_file = f"in {path}"
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

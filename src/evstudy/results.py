@@ -147,7 +147,7 @@ class StudyResults:
             "fit_comparison": records(self.fit_comparison),
             "robustness": records(self.robustness),
             "bhars": records(self.bhars),
-            "parameters": records(self.parameters),
+            "model_parameters": records(self.parameters),
             "notes": list(self.notes),
             **{key: extra.to_dict() for key, extra in self.extras.items()},
         }

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evstudy.errors import ConfigError, DataSourceError, DownloadError
+from evstudy.errors import ConfigError, DownloadError
 from evstudy.prices.base import PriceData
 from evstudy.prices.cache import (
     CacheEntry,

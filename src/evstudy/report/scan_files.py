@@ -10,31 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from evstudy.errors import ConfigError
 from evstudy.report.scan_html import render_scan_html
+from evstudy.report.writing import atomic_write, prepare_out_dir
 from evstudy.scan import ScanResults
 
 SCAN_FILES = ("scan.csv", "scan.json", "scan.html")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(handle, 0o666 & ~umask)  # mkstemp's 0600 would hide the report from other users
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def scan_csv(results: ScanResults) -> bytes:
@@ -52,13 +37,7 @@ def scan_json(results: ScanResults) -> str:
 
 def write_scan_outputs(results: ScanResults, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write scan.csv, scan.json and scan.html into ``out_dir`` (created if needed); return their paths."""
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"--out {out}: cannot create the output folder ({exc.strerror})") from None
-    if not out.is_dir():
-        raise ConfigError(f"--out {out} is not a folder")
+    out = prepare_out_dir(out_dir)
     contents = {
         "scan.csv": scan_csv(results),
         "scan.json": scan_json(results).encode("utf-8"),
@@ -67,7 +46,7 @@ def write_scan_outputs(results: ScanResults, out_dir: str | os.PathLike[str]) ->
     paths = {}
     for name, data in contents.items():
         paths[name] = out / name
-        _atomic_write(paths[name], data)
+        atomic_write(paths[name], data)
     return paths
 
 
