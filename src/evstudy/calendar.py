@@ -169,3 +169,52 @@ def session_offset(day: pd.Timestamp, offset: int) -> pd.Timestamp:
         position = sessions.searchsorted(day)
     position = min(max(position + offset, 0), len(sessions) - 1)
     return sessions[position]
+
+
+def day_zero_row(
+    days: pd.DatetimeIndex,
+    day0: pd.Timestamp,
+    *,
+    span_start: int,
+    span_end: int,
+    estimation_end: int,
+    who: str,
+    benchmark: str,
+) -> int:
+    """The row of ``day0`` in the benchmark's trading days, checked so every window fits the data.
+
+    ``who`` names the event in messages (``event 'jpm-sri'`` or ``--event
+    2025-10-13``). Day 0 outside the data, a benchmark without a close on day
+    0, or event windows running past either end are a CalendarError; an
+    estimation window ending before the data starts is an InsufficientDataError.
+    """
+    from evstudy.errors import InsufficientDataError
+
+    first, last = days[0].date(), days[-1].date()
+    if day0 < days[0] or day0 > days[-1]:
+        raise CalendarError(
+            f"{who}: day 0 {day0.date()} is outside the price data ({first} to {last}); "
+            f"choose an event inside it or load more data"
+        )
+    row = int(days.get_indexer([day0])[0])
+    if row < 0:
+        raise CalendarError(
+            f"{who}: the benchmark {benchmark} has no close on day 0 {day0.date()}; "
+            f"check the benchmark's data or the event date"
+        )
+    if row + span_end >= len(days):
+        raise CalendarError(
+            f"{who}: the event window runs to day {span_end:+d} but the data ends {last}, "
+            f"{len(days) - 1 - row} trading days after day 0 {day0.date()}; shorten the windows or load more data"
+        )
+    if row + span_start < 1:
+        raise CalendarError(
+            f"{who}: the event window starts at day {span_start:+d} but the data starts {first}, "
+            f"only {row} trading days before day 0 {day0.date()}"
+        )
+    if row + estimation_end < 1:
+        raise InsufficientDataError(
+            f"{who}: the estimation window ends before the data starts ({first}); "
+            f"every ticker would have 0 estimation returns"
+        )
+    return row

@@ -96,6 +96,12 @@ def _friendly_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _echo_written(paths: dict[str, Path], out_dir: Path, report: str) -> None:
+    """Where every output went, and the report's address to open in a browser."""
+    click.echo(f"Wrote {', '.join(p.name for p in paths.values())} to {out_dir}/")
+    click.echo(f"Open the report: {paths[report].resolve().as_uri()}")
+
+
 def _source_options(func: F) -> F:
     """Where prices come from: shared by every command that loads prices."""
     options = [
@@ -235,8 +241,7 @@ def run(
         for text in (catalogue_text(results), comparison_text(results, top=5)):
             if text:
                 click.echo(text + "\n")
-    click.echo(f"Wrote {', '.join(p.name for p in paths.values())} to {out_dir}/")
-    click.echo(f"Open the report: {paths['report.html'].resolve().as_uri()}")
+    _echo_written(paths, out_dir, "report.html")
 
 
 @cli.command()
@@ -284,8 +289,7 @@ def compare(
     if not quiet:
         click.echo(comparison_text(results))
         click.echo("")
-    click.echo(f"Wrote {', '.join(p.name for p in paths.values())} to {out_dir}/")
-    click.echo(f"Open the report: {paths['report.html'].resolve().as_uri()}")
+    _echo_written(paths, out_dir, "report.html")
 
 
 @cli.command()
@@ -397,8 +401,7 @@ def scan(
     if not quiet:
         click.echo(scan_summary_text(results))
         click.echo("")
-    click.echo(f"Wrote {', '.join(p.name for p in paths.values())} to {out_dir}/")
-    click.echo(f"Open the report: {paths['scan.html'].resolve().as_uri()}")
+    _echo_written(paths, out_dir, "scan.html")
 
 
 def main() -> None:

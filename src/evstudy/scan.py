@@ -45,7 +45,7 @@ from evstudy.config import (
     DEFAULT_BENCHMARK, DEFAULT_ESTIMATION, DEFAULT_MAX_ZERO_SHARE, DEFAULT_MIN_RETURNS, DEFAULT_WINDOWS,
     EventSpec, ModelName, Window, normalize_ticker,
 )
-from evstudy.errors import CalendarError, ConfigError, DataSourceError, InsufficientDataError
+from evstudy.errors import ConfigError, DataSourceError, InsufficientDataError
 from evstudy.models import ModelFit, fit
 from evstudy.prices.base import PriceData
 from evstudy.returns import simple_returns, trading_days
@@ -306,35 +306,18 @@ def scan_dates(config: ScanConfig) -> tuple[dt.date, dt.date]:
 
 def _locate(days: pd.DatetimeIndex, config: ScanConfig) -> tuple[int, EventTimeline, slice, slice]:
     """Day 0's row in the benchmark's trading days, and the estimation and event rows."""
-    from evstudy.calendar import TradingDays, locate_day_zero
+    from evstudy.calendar import TradingDays, day_zero_row, locate_day_zero
     from evstudy.results import EventTimeline
 
     event, est, span = config.event, config.estimation_window, config.span
     # A dated event is placed on the benchmark's trading days (the NYSE sessions in the data), by the
     # study's own rule, without building the NYSE calendar; a timestamp needs the calendar's hours.
     zero = locate_day_zero(event, TradingDays(days, f"the trading days of {config.benchmark} in the price data"))
-    first, last = days[0].date(), days[-1].date()
-    i0 = int(days.get_indexer([zero.day0])[0])
-    if i0 < 0:
-        where = "outside" if not days[0] <= zero.day0 <= days[-1] else "a day without a benchmark close in"
-        raise CalendarError(
-            f"--event {event.date}: day 0 {zero.day0.date()} is {where} the price data ({first} to {last}, "
-            f"benchmark {config.benchmark}); choose an event inside it"
-        )
-    if i0 + span.end >= len(days):
-        raise CalendarError(
-            f"--event {event.date}: the event windows run to day {span.end:+d} but the data ends {last}, "
-            f"{len(days) - 1 - i0} trading days after day 0 {zero.day0.date()}; shorten --window or load more data"
-        )
-    if i0 + span.start < 1:
-        raise CalendarError(
-            f"--event {event.date}: the event windows start at day {span.start:+d} but the data starts {first}, "
-            f"only {i0} trading days before day 0 {zero.day0.date()}"
-        )
-    if i0 + est.end < 1:
-        raise InsufficientDataError(
-            f"--event {event.date}: the estimation window {est.label} ends before the data starts ({first})"
-        )
+    first = days[0].date()
+    i0 = day_zero_row(
+        days, zero.day0, span_start=span.start, span_end=span.end, estimation_end=est.end,
+        who=f"--event {event.date}", benchmark=config.benchmark,
+    )
     est_rows = slice(max(i0 + est.start, 1), i0 + est.end + 1)
     ev_rows = slice(i0 + span.start, i0 + span.end + 1)
     available = est_rows.stop - est_rows.start

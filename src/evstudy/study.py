@@ -16,7 +16,7 @@ import pandas as pd
 from evstudy._version import __version__
 from evstudy.abnormal import CarStats, abnormal_returns, car_paths, car_stats
 from evstudy.battery import EventArrays, event_tests
-from evstudy.calendar import locate_day_zero, session_offset
+from evstudy.calendar import day_zero_row, locate_day_zero, session_offset
 from evstudy.config import EventSpec, StudyConfig
 from evstudy.diagnostics import (
     EventWindowInputs, bhar_table, comparison_table, estimation_hygiene, flag_table, parameter_table,
@@ -138,33 +138,10 @@ def _check_present(config: StudyConfig, data: PriceData) -> None:
 def _locate(days: pd.DatetimeIndex, event: EventSpec, config: StudyConfig) -> tuple[int, str, str, str]:
     zero = locate_day_zero(event)
     span, est = config.event_span, config.estimation_window
-    first, last = days[0].date(), days[-1].date()
-    if zero.day0 < days[0] or zero.day0 > days[-1]:
-        raise CalendarError(
-            f"event {event.id!r}: day 0 {zero.day0.date()} is outside the price data ({first} to {last}); "
-            f"choose an event inside it or load more data"
-        )
-    i0 = int(days.get_indexer([zero.day0])[0])
-    if i0 < 0:
-        raise CalendarError(
-            f"event {event.id!r}: the benchmark {config.benchmark} has no close on day 0 {zero.day0.date()}; "
-            f"check the benchmark's data or the event date"
-        )
-    if i0 + span.end >= len(days):
-        raise CalendarError(
-            f"event {event.id!r}: the event window runs to day {span.end:+d} but the data ends {last}, "
-            f"{len(days) - 1 - i0} trading days after day 0 {zero.day0.date()}; shorten the windows or load more data"
-        )
-    if i0 + span.start < 1:
-        raise CalendarError(
-            f"event {event.id!r}: the event window starts at day {span.start:+d} but the data starts {first}, "
-            f"only {i0} trading days before day 0 {zero.day0.date()}"
-        )
-    if i0 + est.end < 1:
-        raise InsufficientDataError(
-            f"event {event.id!r}: the estimation window {est.label} ends before the data starts ({first}); "
-            f"every ticker would have 0 estimation returns"
-        )
+    i0 = day_zero_row(
+        days, zero.day0, span_start=span.start, span_end=span.end, estimation_end=est.end,
+        who=f"event {event.id!r}", benchmark=config.benchmark,
+    )
     return i0, zero.announced, zero.timing, zero.mapping
 
 
