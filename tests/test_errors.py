@@ -761,16 +761,17 @@ def test_prices_wrong_shape(tmp_path):
 
 
 @row("network-down", "Network and cache", "Yahoo unreachable: every call raises (DNS, timeout), after 3 retries",
-     "`Error: no prices from Yahoo for SPY, AAA in FIRST..LAST (SPY, AAA: download failed: ConnectionError: …, "
-     "after 4 attempt(s)): the network may be unreachable (or Yahoo rate-limited us), …; retry later, or use "
-     "--prices FILE`", 3)
+     "`Error: no prices from Yahoo for any of the 2 tickers (SPY, AAA) in FIRST..LAST: download failed: "
+     "ConnectionError: …, after 4 attempt(s); the network may be unreachable (or Yahoo rate-limited us), …; retry "
+     "later, or use --prices FILE` (long ticker lists show the first 8 and how many more)", 3)
 def test_network_down(flaky, tmp_path):
     def unreachable(*_):
         raise ConnectionError("Failed to resolve query2.finance.yahoo.com")
 
     fake = flaky(unreachable)
     outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA", "--cache-dir", tmp_path / "cache", "--out", tmp_path / "out")
-    assert_error(outcome, "network-down", "no prices from Yahoo for SPY, AAA", "ConnectionError: Failed to resolve",
+    assert_error(outcome, "network-down", "no prices from Yahoo for any of the 2 tickers (SPY, AAA)",
+                 "ConnectionError: Failed to resolve",
                  "4 attempt(s)", "--prices FILE")
     assert len(fake.calls) == 4 and outcome.err.count("Yahoo: retry ") == 3
     assert not (tmp_path / "out").exists()

@@ -37,7 +37,14 @@ def _one_line(text: object) -> str:
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: Any = None, line: str | None = None) -> None:
-    """A warning as one 'Warning: ...' line on stderr, without Python's file and source line."""
+    """A warning as one 'Warning: ...' line on stderr, without Python's file and source line.
+
+    Deprecation notices raised inside third-party libraries (pandas inside
+    yfinance, say) are for their maintainers, not for evstudy's users: dropped.
+    """
+    ours = Path(filename).resolve().is_relative_to(Path(__file__).resolve().parent)
+    if not ours and issubclass(category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning)):
+        return
     click.echo(f"Warning: {_one_line(message)}", err=True)
 
 

@@ -31,6 +31,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -259,22 +260,51 @@ class YahooSource:
         import yfinance  # imported here: file-only runs never pay for it
 
         try:
-            frame = yfinance.download(
-                tickers,
-                start=first.isoformat(),
-                end=(last + _ONE_DAY).isoformat(),  # yfinance's end is exclusive
-                auto_adjust=True,
-                actions=False,
-                progress=self.progress,
-                group_by="column",
-                threads=True,
-                multi_level_index=True,
-            )
+            with _quiet_yfinance():
+                frame = yfinance.download(
+                    tickers,
+                    start=first.isoformat(),
+                    end=(last + _ONE_DAY).isoformat(),  # yfinance's end is exclusive
+                    auto_adjust=True,
+                    actions=False,
+                    progress=self.progress,
+                    group_by="column",
+                    threads=True,
+                    multi_level_index=True,
+                )
         except Exception as exc:  # yfinance surfaces requests/curl/JSON/its own errors alike
             raise DownloadError(
                 f"yfinance failed downloading {', '.join(tickers)} for {first}..{last}: {exc!r}"
             ) from exc
         return _closes_by_ticker(frame, tickers, first, last)
+
+
+def _some(names: Sequence[str], shown: int = 8) -> str:
+    """A ticker list short enough for a one-line message: the first few, then how many more."""
+    names = list(names)
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+@contextmanager
+def _quiet_yfinance() -> Iterator[None]:
+    """Mute yfinance's own chatter during a download: evstudy reports every failed ticker itself.
+
+    yfinance logs each empty ticker ("possibly delisted") and a summary list at
+    ERROR level, and its code trips pandas deprecation warnings; neither is
+    the user's business. The filters are process-wide, so they also cover
+    yfinance's download threads.
+    """
+    yf_logger = logging.getLogger("yfinance")
+    level = yf_logger.level
+    yf_logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        yf_logger.setLevel(level)
 
 
 class _Run:
@@ -477,14 +507,16 @@ class _Run:
             else:
                 columns[ticker] = series.astype(np.float64)
         if self.wanted and not columns:
-            reasons = "; ".join(
-                f"{', '.join(names)}: {reason}" for reason, names in _by_reason(self.failures).items()
-            )
+            by_reason = _by_reason(self.failures)
+            if len(by_reason) == 1:
+                why = f": {next(iter(by_reason))}"
+            else:
+                why = " (" + "; ".join(f"{_some(names)}: {reason}" for reason, names in by_reason.items()) + ")"
+            named = f"any of the {len(missing)} tickers ({_some(missing)})" if len(missing) > 1 else ", ".join(missing)
             raise DownloadError(
-                f"no prices from Yahoo for {', '.join(missing)} in {self.start}..{self.end}"
-                + (f" ({reasons})" if reasons else "")
-                + ": the network may be unreachable (or Yahoo rate-limited us), or Yahoo does not know "
-                "these tickers; retry later, or use --prices FILE"
+                f"no prices from Yahoo for {named} in {self.start}..{self.end}{why if by_reason else ''}; the network may be "
+                "unreachable (or Yahoo rate-limited us), or Yahoo does not know these tickers; retry later, "
+                "or use --prices FILE"
             ) from self.last_error
         if self.source.strict and self.failures:
             listed = "; ".join(f"{', '.join(names)}: {reason}" for reason, names in _by_reason(self.failures).items())
