@@ -227,6 +227,29 @@ def _basket_tables(
     return basket_rows, path_rows
 
 
+def _long_table(
+    event_id: str,
+    included: pd.DataFrame,
+    row_labels: dict[str, object],
+    values: dict[str, np.ndarray],
+    columns: list[str],
+) -> pd.DataFrame:
+    """A tidy table from (rows x series) matrices: one line per row label and included series.
+
+    ``row_labels`` label the matrices' rows (days or windows), ``included``
+    their columns (ticker, benchmark); the matrices are raveled row-major.
+    """
+    n_series = len(included)
+    n_rows = len(next(iter(values.values())))
+    return pd.DataFrame({
+        "event": event_id,
+        "ticker": np.tile(included["ticker"].to_numpy(), n_rows),
+        "benchmark": np.tile(included["benchmark"].to_numpy(), n_rows),
+        **{name: np.repeat(np.asarray(labels), n_series) for name, labels in row_labels.items()},
+        **{name: matrix.ravel() for name, matrix in values.items()},
+    }, columns=columns)
+
+
 def _study_event(
     config: StudyConfig, event: EventSpec, data: PriceData, panel: ReturnPanel, factors: FactorData | None = None
 ) -> dict[str, object]:
@@ -294,36 +317,15 @@ def _study_event(
     paths = car_paths(sub, ar)
     included = fits.loc[keep, ["ticker", "benchmark"]].reset_index(drop=True)
 
-    n_keep, n_days, n_win = int(keep.sum()), len(rel_days), len(config.windows)
-    ar_table = pd.DataFrame({
-        "event": event.id,
-        "ticker": np.tile(included["ticker"].to_numpy(), n_days),
-        "benchmark": np.tile(included["benchmark"].to_numpy(), n_days),
-        "date": np.repeat(event_dates.to_numpy(), n_keep),
-        "rel_day": np.repeat(rel_days, n_keep),
-        "return": ar.actual.ravel(),
-        "expected_return": ar.expected.ravel(),
-        "abnormal_return": ar.abnormal.ravel(),
-    }, columns=AR_COLUMNS)
-    car_table = pd.DataFrame({
-        "event": event.id,
-        "ticker": np.tile(included["ticker"].to_numpy(), n_win),
-        "benchmark": np.tile(included["benchmark"].to_numpy(), n_win),
-        "window_start": np.repeat([w.start for w in config.windows], n_keep),
-        "window_end": np.repeat([w.end for w in config.windows], n_keep),
-        "car": stats.car.ravel(),
-        "se": stats.se.ravel(),
-        "t": stats.t.ravel(),
-        "p_value": stats.p_value.ravel(),
-    }, columns=CAR_COLUMNS)
-    path_table = pd.DataFrame({
-        "event": event.id,
-        "ticker": np.tile(included["ticker"].to_numpy(), n_days),
-        "benchmark": np.tile(included["benchmark"].to_numpy(), n_days),
-        "rel_day": np.repeat(rel_days, n_keep),
-        "car": paths.car.ravel(),
-        "se": paths.se.ravel(),
-    }, columns=CAR_PATH_COLUMNS)
+    windows = config.windows
+    ar_table = _long_table(event.id, included, {"date": event_dates.to_numpy(), "rel_day": rel_days}, {
+        "return": ar.actual, "expected_return": ar.expected, "abnormal_return": ar.abnormal,
+    }, AR_COLUMNS)
+    car_table = _long_table(event.id, included, {
+        "window_start": [w.start for w in windows], "window_end": [w.end for w in windows],
+    }, {"car": stats.car, "se": stats.se, "t": stats.t, "p_value": stats.p_value}, CAR_COLUMNS)
+    path_table = _long_table(event.id, included, {"rel_day": rel_days}, {"car": paths.car, "se": paths.se},
+                             CAR_PATH_COLUMNS)
 
     basket_rows, basket_path_rows = _basket_tables(config, event, members, included, stats, paths, rel_days)
     test_rows, placebo = event_tests(config, EventArrays(
