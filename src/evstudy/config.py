@@ -488,6 +488,13 @@ def _check_keys(table: Mapping[str, Any], allowed: Mapping[str, Any], where: str
             raise ConfigError(f"key {key!r} {where} is {value!r}; expected {names}")
 
 
+def _check_id(value: object, key: str, where: str) -> str:
+    """A study, basket or event id: short, of letters, digits, '_', '-' or '.' (it names files and rows)."""
+    if not isinstance(value, str) or not _ID_RE.match(value):
+        raise ConfigError(f"key {key!r} {where} is {value!r}; give a short id of letters, digits, '_', '-' or '.'")
+    return value
+
+
 def _confounders(raw: list[Any], where: str) -> tuple[Confounder, ...]:
     out = []
     for i, item in enumerate(raw):
@@ -597,11 +604,7 @@ def config_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>", default_
         if not isinstance(table, dict):
             raise ConfigError(f"basket #{i + 1} {where_file} must be a table ([[baskets]])")
         _check_keys(table, _BASKET_KEYS, here)
-        name = table.get("name")
-        if not name or not _ID_RE.match(name):
-            raise ConfigError(
-                f"key 'name' {here} is {name!r}; give a short id of letters, digits, '_', '-' or '.'"
-            )
+        name = _check_id(table.get("name"), "name", here)
         here = f"in basket {name!r} {where_file}"
         if "tickers" not in table:
             raise ConfigError(f"missing key 'tickers' {here}")
@@ -626,9 +629,8 @@ def config_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>", default_
         if not isinstance(table, dict):
             raise ConfigError(f"event #{i + 1} {where_file} must be a table ([[events]])")
         _check_keys(table, _EVENT_KEYS, here)
-        event_id = table.get("id", f"event{i + 1}" if len(raw.get("events", [])) > 1 else AD_HOC_EVENT)
-        if not _ID_RE.match(event_id):
-            raise ConfigError(f"key 'id' {here} is {event_id!r}; give a short id of letters, digits, '_', '-' or '.'")
+        default_id = f"event{i + 1}" if len(raw.get("events", [])) > 1 else AD_HOC_EVENT
+        event_id = _check_id(table.get("id", default_id), "id", here)
         timing = table.get("timing")
         if timing is not None and timing not in TIMINGS:
             raise ConfigError(f"key 'timing' {here} is {timing!r}; allowed: {', '.join(TIMINGS)}")
@@ -668,9 +670,7 @@ def config_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>", default_
         raise ConfigError(f"window {repeated[0]} is listed twice in key 'windows' {where_file}: list each window once")
     if not windows:
         raise ConfigError(f"key 'windows' {where_file} is empty: give at least one window such as [0, 0]")
-    name = raw.get("name", default_name)
-    if not _ID_RE.match(name):
-        raise ConfigError(f"key 'name' {where_file} is {name!r}; give a short id of letters, digits, '_', '-' or '.'")
+    name = _check_id(raw.get("name", default_name), "name", where_file)
     return StudyConfig(
         name=name,
         title=raw.get("title", ""),
