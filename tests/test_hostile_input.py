@@ -27,6 +27,7 @@ import evstudy.prices.yahoo as yahoo_module
 from evstudy.cli import cli
 from evstudy.errors import ConfigError
 from evstudy.prices import YahooSource, cache_file_name
+from evstudy.report.writing import MANIFEST
 from market_fakes import EVENT, FlakyYahoo, market, write_wide_csv
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
@@ -115,7 +116,8 @@ def test_cli_writes_only_into_the_cache_and_out(yahoo, tmp_path, monkeypatch):
     assert {p.name for p in new if p.parent == Path("cache/yahoo") and p.suffix == ".parquet"} == {
         "%5EGSPC.parquet", "BRK-B.parquet", "BRK%2EB.parquet"}
     assert {p.name for p in new if p.parent == Path("out")} == {
-        p.name for p in out.iterdir()} and all(not p.name.startswith(".") for p in out.iterdir())
+        p.name for p in out.iterdir()} and all(not p.name.startswith(".") for p in out.iterdir() if p.name != MANIFEST)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left beside --out
     code, _, err = run_cli("fetch", "../X,AAA", "--start", "2024-01-02", "--end", "2024-01-31", "--cache-dir", cache)
     assert code == 2 and "'../X' (TICKERS) is not a valid symbol" in err
     assert snapshot(tmp_path) - before == new

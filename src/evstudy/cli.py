@@ -77,7 +77,11 @@ def _friendly_errors(func: F) -> F:
                 click.echo(f"Error: {_one_line(exc)}", err=True)
                 sys.exit(exc.exit_code)
             except KeyboardInterrupt:
-                click.echo("Error: interrupted (files are written atomically: none was left half-written)", err=True)
+                click.echo(
+                    "Error: interrupted (outputs and cache files are replaced whole: --out holds the previous "
+                    "complete set or this run's, never a mix)",
+                    err=True,
+                )
                 sys.exit(130)
             except (click.ClickException, click.exceptions.Exit, click.Abort):
                 raise
@@ -133,6 +137,15 @@ def _source_options(func: F) -> F:
     return func
 
 
+def _max_report_option(func: F) -> F:
+    """The report size cap shared by run and compare."""
+    return click.option(
+        "--max-report-mb", type=click.FloatRange(min=0, min_open=True), default=50.0, show_default=True,
+        help="Largest report.html to write, in MB; a larger one (thousands of tickers) is replaced by a "
+        "summary-only page, as browsers need minutes to open it. The CSVs and results.json always hold everything.",
+    )(func)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="evstudy")
 def cli() -> None:
@@ -173,6 +186,7 @@ def cli() -> None:
 @click.option("--strict", is_flag=True,
               help="Stop (exit 3) if a Yahoo download still fails after its retries, instead of leaving "
               "those tickers out with the reason.")
+@_max_report_option
 @_friendly_errors
 def run(
     config: Path | None,
@@ -193,6 +207,7 @@ def run(
     seed: int | None,
     quiet: bool,
     strict: bool,
+    max_report_mb: float,
 ) -> None:
     """Run an event study from CONFIG (a TOML file) or from --event and --tickers.
 
@@ -205,6 +220,7 @@ def run(
     from evstudy.report.compare_section import comparison_text
     from evstudy.report.files import write_outputs
     from evstudy.report.terminal import summary_text
+    from evstudy.report.writing import check_output_folder
 
     ad_hoc = {
         "--event": event, "--tickers": tickers, "--benchmark": benchmark,
@@ -236,12 +252,13 @@ def run(
     placebo = {"placebo_dates": placebo_dates, "seed": seed}
     if any(value is not None for value in placebo.values()):
         study = dataclasses.replace(study, **{key: value for key, value in placebo.items() if value is not None})
+    out_dir = out or Path("reports") / study.name
+    check_output_folder(out_dir)
     results = run_study(
         study, prices=prices, offline=offline, refresh=refresh, cache_dir=cache_dir,
         progress=sys.stderr.isatty(), strict=strict,
     )
-    out_dir = out or Path("reports") / study.name
-    paths = write_outputs(results, out_dir)
+    paths = write_outputs(results, out_dir, max_report_bytes=int(max_report_mb * 1e6))
     if not quiet:
         click.echo(summary_text(results))
         click.echo("")
@@ -262,6 +279,7 @@ def run(
 @click.option("--seed", type=click.IntRange(min=0), default=None,
               help="Seed of the permutation test, for reproducible p-values [default: the config's seed, else 12345].")
 @click.option("--quiet", is_flag=True, help="Print only where the files went.")
+@_max_report_option
 @_friendly_errors
 def compare(
     config: Path,
@@ -274,6 +292,7 @@ def compare(
     permutations: int | None,
     seed: int | None,
     quiet: bool,
+    max_report_mb: float,
 ) -> None:
     """Compare the baskets of CONFIG: CAAR with 95% CI, ranking, pairwise Welch and permutation tests.
 
@@ -284,6 +303,10 @@ def compare(
     from evstudy.api import compare_study
     from evstudy.report.compare_section import comparison_text
     from evstudy.report.files import write_outputs
+    from evstudy.report.writing import check_output_folder
+
+    if out is not None:
+        check_output_folder(out)
 
     names = [b.strip() for b in baskets.split(",") if b.strip()] if baskets is not None else None
     chosen = {"n_permutations": permutations, "seed": seed}
@@ -292,7 +315,7 @@ def compare(
         progress=sys.stderr.isatty(), **{key: value for key, value in chosen.items() if value is not None},
     )
     out_dir = out or Path("reports") / f"{results.config.name}-compare"
-    paths = write_outputs(results, out_dir)
+    paths = write_outputs(results, out_dir, max_report_bytes=int(max_report_mb * 1e6), command="compare")
     if not quiet:
         click.echo(comparison_text(results))
         click.echo("")
@@ -384,7 +407,11 @@ def scan(
     os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
     from evstudy.config import Window, parse_event
     from evstudy.report.scan_files import scan_summary_text, write_scan_outputs
+    from evstudy.report.writing import check_output_folder
     from evstudy.scan import ScanConfig, scan_market
+
+    if out is not None:
+        check_output_folder(out)
 
     marked = [t for t in (highlight or "").split(",") if t.strip()]
     if config_path is not None:

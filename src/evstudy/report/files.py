@@ -1,21 +1,29 @@
 """Write a run's outputs: report.html, results.json, abnormal_returns.csv, cars.csv, tests.csv (+ comparisons.csv).
 
-Each file is written to a temporary name in the output folder and renamed into
-place, so an interrupted run never leaves a half-written file behind.
+The files are written as one set (:func:`evstudy.report.writing.write_output_set`):
+``--out`` holds this run's complete set or the previous one, never a mix. A
+report.html over ``max_report_bytes`` (e.g. 5,000 ad hoc tickers make ~250 MB
+that a browser needs minutes for) is replaced by a summary page saying why and
+where the full data is.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
+
+from markupsafe import escape
 
 from evstudy.compare import COMPARISON_COLUMNS
 from evstudy.report.html import render_html
-from evstudy.report.writing import atomic_write, prepare_out_dir
+from evstudy.report.terminal import summary_text
+from evstudy.report.writing import table_csv, write_output_set
 from evstudy.results import AR_COLUMNS, CAR_COLUMNS, TEST_COLUMNS, StudyResults
 
 OUTPUT_FILES = ("report.html", "results.json", "abnormal_returns.csv", "cars.csv", "tests.csv")
+MAX_REPORT_MB = 50
 
 
 def results_json(results: StudyResults) -> str:
@@ -23,21 +31,54 @@ def results_json(results: StudyResults) -> str:
     return json.dumps(results.to_dict(), indent=2, allow_nan=False, ensure_ascii=False)
 
 
-def write_outputs(results: StudyResults, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write every output file into ``out_dir`` (created if needed); return their paths."""
-    out = prepare_out_dir(out_dir)
+def write_outputs(
+    results: StudyResults,
+    out_dir: str | os.PathLike[str],
+    *,
+    max_report_bytes: int = MAX_REPORT_MB * 1_000_000,
+    command: str = "run",
+) -> dict[str, Path]:
+    """Write every output file into ``out_dir`` as one set (replacing an earlier run's); return their paths."""
     contents = {
         "results.json": results_json(results),
-        "abnormal_returns.csv": results.abnormal_returns[AR_COLUMNS].to_csv(index=False, date_format="%Y-%m-%d"),
-        "cars.csv": results.cars[CAR_COLUMNS].to_csv(index=False),
-        "tests.csv": results.tests[TEST_COLUMNS].to_csv(index=False),
-        "report.html": render_html(results),
+        "abnormal_returns.csv": table_csv(results.abnormal_returns[AR_COLUMNS], date_format="%Y-%m-%d"),
+        "cars.csv": table_csv(results.cars[CAR_COLUMNS]),
+        "tests.csv": table_csv(results.tests[TEST_COLUMNS]),
     }
     comparison = results.extras.get("comparisons")
     if comparison is not None:  # multi-basket studies: the pairwise basket comparison
-        contents["comparisons.csv"] = comparison.pairs[COMPARISON_COLUMNS].to_csv(index=False)
-    paths = {}
-    for name, text in contents.items():
-        paths[name] = out / name
-        atomic_write(paths[name], text.encode("utf-8"))
-    return paths
+        contents["comparisons.csv"] = table_csv(comparison.pairs[COMPARISON_COLUMNS])
+    data = {name: text.encode("utf-8") for name, text in contents.items()}
+    data["report.html"] = capped_report(results, render_html(results).encode("utf-8"), sorted(data), max_report_bytes)
+    return write_output_set(out_dir, data, command=command)
+
+
+def capped_report(results: StudyResults, report: bytes, data_files: list[str], max_bytes: int) -> bytes:
+    """``report`` if it is at most ``max_bytes``; else a summary page, with a warning saying so.
+
+    The summary page holds the terminal summary (day 0, the headline CARs and
+    tests, exclusions) and names the files holding every number.
+    """
+    if len(report) <= max_bytes:
+        return report
+    size, cap = f"{len(report) / 1e6:,.3g}", f"{max_bytes / 1e6:,.3g}"
+    files = ", ".join(data_files)
+    warnings.warn(
+        f"the full report.html would be {size} MB, over the {cap} MB a browser opens comfortably: "
+        f"wrote a summary-only report.html instead; every number is in {files} "
+        f"(raise the cap with --max-report-mb to write the full report anyway)",
+        stacklevel=2,
+    )
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(results.config.name)}: summary report</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem}}
+.note{{background:#fff4d6;border:1px solid #e0b84c;padding:.8rem 1rem;border-radius:4px}}
+pre{{overflow-x:auto;font-size:.85rem}}</style></head>
+<body><h1>{escape(results.config.name)}</h1>
+<p class="note"><strong>Summary only.</strong> The full report would be {size} MB, more than the
+{cap} MB cap (browsers need minutes for pages that large). Every number is in the files next to
+this one: {escape(files)}. Rerun with a higher <code>--max-report-mb</code> to write the full report.</p>
+<pre>{escape(summary_text(results))}</pre>
+</body></html>
+"""
+    return page.encode("utf-8")

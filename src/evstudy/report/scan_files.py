@@ -1,9 +1,10 @@
 """Write a scan's outputs (scan.csv with every ranked ticker, scan.json, scan.html) and its summary.
 
 scan.csv goes through Arrow's C++ CSV writer: pandas' ``to_csv`` spends about
-half a second formatting 9,000 x 36 floats, a third of a whole scan. Each file
-is written under a temporary name in the output folder and renamed into place,
-so an interrupted scan never leaves a half-written file.
+half a second formatting 9,000 x 36 floats, a third of a whole scan. Its text
+cells are neutralized against spreadsheet formulas and quoted where needed
+(a ticker from a price file may hold ``=``, ``,`` or ``"``). The three files are
+written as one set: ``--out`` holds this scan's or the previous one's.
 """
 
 from __future__ import annotations
@@ -16,17 +17,21 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from evstudy.report.scan_html import render_scan_html
-from evstudy.report.writing import atomic_write, prepare_out_dir
+from evstudy.report.writing import neutralize_formula_cells, write_output_set
 from evstudy.scan import ScanResults
 
 SCAN_FILES = ("scan.csv", "scan.json", "scan.html")
 
 
 def scan_csv(results: ScanResults) -> bytes:
-    """scan.csv: the ranked table, floats in shortest round-trip form, no quotes (tickers are validated symbols)."""
-    table = pa.Table.from_pandas(results.table, preserve_index=False)
+    """scan.csv: the ranked table, floats in shortest round-trip form, text quoted only where it must be."""
+    frame = neutralize_formula_cells(results.table)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    # Arrow's "needed" quotes every text cell; plain tickers read better bare, so quote only when some must be.
+    texts = frame.select_dtypes(include=["object", "string"])
+    special = any(texts[name].astype(str).str.contains(r'[,"\r\n]', regex=True).any() for name in texts.columns)
     sink = pa.BufferOutputStream()
-    pa_csv.write_csv(table, sink, write_options=pa_csv.WriteOptions(quoting_style="none"))
+    pa_csv.write_csv(table, sink, write_options=pa_csv.WriteOptions(quoting_style="needed" if special else "none"))
     return sink.getvalue().to_pybytes()
 
 
@@ -36,18 +41,13 @@ def scan_json(results: ScanResults) -> str:
 
 
 def write_scan_outputs(results: ScanResults, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write scan.csv, scan.json and scan.html into ``out_dir`` (created if needed); return their paths."""
-    out = prepare_out_dir(out_dir)
+    """Write scan.csv, scan.json and scan.html into ``out_dir`` as one set (replacing an earlier run's)."""
     contents = {
         "scan.csv": scan_csv(results),
         "scan.json": scan_json(results).encode("utf-8"),
         "scan.html": render_scan_html(results).encode("utf-8"),
     }
-    paths = {}
-    for name, data in contents.items():
-        paths[name] = out / name
-        atomic_write(paths[name], data)
-    return paths
+    return write_output_set(out_dir, contents, command="scan")
 
 
 def scan_summary_text(results: ScanResults, *, top: int = 10, highlights: int = 15) -> str:
