@@ -81,16 +81,18 @@ def test_every_odd_ticker_round_trips(tmp_path):
     assert len(list((tmp_path / "yahoo").glob("*.parquet"))) == len(ODD)
 
 
-def test_merge_extends_adjacent_ranges_and_replace_does_not(tmp_path):
+def test_merge_keeps_every_range_and_replace_does_not(tmp_path):
     cache = PriceCache(tmp_path)
     cache.write("AAA", entry("2024-01-01", "2024-01-31"), merge=True)
     cache.write("AAA", entry("2024-02-01", "2024-02-29", start_price=100.0), merge=True)
     merged = cache.read("AAA")
     assert (merged.first, merged.last) == (D(2024, 1, 1), D(2024, 2, 29))
     assert merged.closes.index.is_monotonic_increasing and merged.closes.loc["2024-02-01"] == 100.0
-    # a range that does not touch the cached one replaces it (coverage stays one interval)
+    # a range that does not touch the cached one is kept beside it, the days between recorded as a hole
     cache.write("AAA", entry("2024-06-03", "2024-06-28"), merge=True)
-    assert (cache.read("AAA").first, cache.read("AAA").last) == (D(2024, 6, 3), D(2024, 6, 28))
+    both = cache.read("AAA")
+    assert (both.first, both.last, both.holes) == (D(2024, 1, 1), D(2024, 6, 28), ((D(2024, 3, 1), D(2024, 6, 2)),))
+    assert both.closes.loc["2024-02-01"] == 100.0 and len(both.closes) == 23 + 21 + 20  # business days of Jan, Feb and 3-28 Jun
     cache.write("AAA", entry("2024-06-10", "2024-06-14"), merge=False)
     assert (cache.read("AAA").first, cache.read("AAA").last) == (D(2024, 6, 10), D(2024, 6, 14))
 

@@ -127,7 +127,7 @@ def _source_options(func: F) -> F:
         click.option("--refresh", is_flag=True, help="Re-download everything from Yahoo Finance, ignoring the cache."),
         click.option(
             "--cache-dir",
-            type=click.Path(file_okay=False, path_type=Path),
+            type=click.Path(path_type=Path),  # checked only when the cache is used (not with --prices)
             envvar="EVSTUDY_CACHE",
             help="Cache folder for downloaded prices [env: EVSTUDY_CACHE; default: the user cache folder].",
         ),
@@ -327,7 +327,7 @@ def compare(
 @click.option("--start", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First date, YYYY-MM-DD.")
 @click.option("--end", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Last date (inclusive), YYYY-MM-DD.")
 @click.option("--refresh", is_flag=True, help="Re-download even what the cache already holds.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), envvar="EVSTUDY_CACHE",
+@click.option("--cache-dir", type=click.Path(path_type=Path), envvar="EVSTUDY_CACHE",
               help="Cache folder [env: EVSTUDY_CACHE; default: the user cache folder].")
 @click.option("--strict", is_flag=True,
               help="Exit 3 if any ticker still fails after its retries (what did download is cached).")
@@ -335,20 +335,34 @@ def compare(
 def fetch(
     tickers: str, start: dt.datetime, end: dt.datetime, refresh: bool, cache_dir: Path | None, strict: bool
 ) -> None:
-    """Download adjusted closes for TICKERS (comma-separated) into the local cache."""
+    """Download adjusted closes for TICKERS (comma-separated) into the local cache.
+
+    Exits 0 only if every ticker that Yahoo delivered is in the cache; a cache
+    folder that cannot be created or written is exit 2 (before downloading).
+    """
     from evstudy.prices import YahooSource
+    from evstudy.prices.cache import PriceCache
 
     if end < start:
         raise ConfigError(f"--end {end.date()} is before --start {start.date()}: give an end on or after the start")
     names = parse_tickers([t for t in tickers.split(",") if t.strip()] or [tickers], " (TICKERS)")
     source = YahooSource(cache_dir=cache_dir, refresh=refresh, progress=sys.stderr.isatty(), strict=strict)
+    cache = PriceCache(source.cache_dir)
+    cache.ensure_writable()
     data = source.load(list(names), start.date(), end.date())
     for note in data.notes:
         click.echo(note)
-    found = [t for t in names if t not in data.missing]
-    click.echo(f"Cached {len(found)} of {len(names)} tickers in {data.location}")
+    covered_until = min(end.date(), dt.date.today() - dt.timedelta(days=1))  # today's bar is never cached
+    cached = [t for t in names if covered_until < start.date() or cache.covers(t, start.date(), covered_until)]
+    click.echo(f"Cached {len(cached)} of {len(names)} tickers in {data.location}")
     if data.missing:
         click.echo(f"No data from Yahoo Finance for: {', '.join(data.missing)}", err=True)
+    unstored = [t for t in names if t not in cached and t not in data.missing and t not in data.details["failed"]]
+    if unstored:
+        raise ConfigError(
+            f"downloaded but could not write {', '.join(unstored)} to the price cache {cache.dir} (see the "
+            "warnings above): free some space, or point --cache-dir or EVSTUDY_CACHE at a folder you can write"
+        )
 
 
 @cli.command()

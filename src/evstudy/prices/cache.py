@@ -6,6 +6,12 @@ The cache stores one Parquet file per ticker with the closes and, in the
 schema metadata, the calendar range the file covers. That range is what was
 *asked for* (a ticker that IPO'd mid-range still covers the pre-IPO days), so
 a gap with no trading is not refetched on every run.
+
+Writers merge: under a per-ticker lock the file is re-read, the new closes
+replace the old ones in the range they cover and the old ones elsewhere stay.
+Two runs that cached disjoint ranges at once (each read the file before the
+other wrote) leave both, with the days between them recorded as ``holes``
+(format 2), which the next load fills.
 """
 
 from __future__ import annotations
@@ -38,8 +44,10 @@ _RESERVED_STEMS = frozenset(
     ["CON", "PRN", "AUX", "NUL"] + [f"{dev}{n}" for dev in ("COM", "LPT") for n in range(1, 10)]
 )
 _META_KEY = b"evstudy"
-_FORMAT = 1
+_FORMAT = 2
+_READABLE_FORMATS = (1, 2)  # format 1: one covered range, no holes
 _LOCK_TIMEOUT_S = 120.0
+_ONE_DAY = dt.timedelta(days=1)
 
 
 def normalize_ticker(raw: str) -> str:
@@ -104,13 +112,25 @@ class CacheWriteError(Exception):
     """A cache file could not be written; the data is still usable for this run."""
 
 
+Span = tuple[dt.date, dt.date]
+
+
 @dataclass(frozen=True)
 class CacheEntry:
-    """Closes of one ticker and the inclusive calendar range they cover."""
+    """Closes of one ticker and the inclusive calendar range they cover, less any ``holes`` in it."""
 
     closes: pd.Series
     first: dt.date
     last: dt.date
+    holes: tuple[Span, ...] = ()
+
+    def spans(self) -> list[Span]:
+        """The covered ranges, in order."""
+        spans, start = [], self.first
+        for low, high in self.holes:
+            spans.append((start, low - _ONE_DAY))
+            start = high + _ONE_DAY
+        return [*spans, (start, self.last)]
 
 
 class PriceCache:
@@ -119,6 +139,45 @@ class PriceCache:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.dir = self.root / "yahoo"
+
+    def check_folder(self) -> None:
+        """ConfigError if the cache cannot be a folder (say $EVSTUDY_CACHE names a file); nothing is created.
+
+        Called only when prices come from Yahoo: a run reading --prices never
+        touches the cache, whatever $EVSTUDY_CACHE says.
+        """
+        for place in (self.dir, *self.dir.parents):
+            if place.exists():
+                if not place.is_dir():
+                    raise ConfigError(
+                        f"the price cache {self.root} cannot be a folder: {place} is a file; point --cache-dir "
+                        "or EVSTUDY_CACHE at a folder"
+                    )
+                return
+
+    def ensure_writable(self) -> None:
+        """Create the cache folder; ConfigError naming it if that fails or it cannot be written."""
+        self.check_folder()
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the price cache folder {self.dir} ({exc.strerror or exc}); point --cache-dir or "
+                "EVSTUDY_CACHE at a folder you can write"
+            ) from None
+        if not os.access(self.dir, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"the price cache folder {self.dir} is not writable; point --cache-dir or EVSTUDY_CACHE at a "
+                "folder you can write"
+            )
+
+    def covers(self, ticker: str, first: dt.date, last: dt.date) -> bool:
+        """Does the cache file of ``ticker`` cover every day of [first, last]?"""
+        try:
+            entry = self.read(ticker)
+        except CorruptCacheError:
+            return False
+        return entry is not None and any(low <= first and last <= high for low, high in entry.spans())
 
     def path(self, ticker: str) -> Path:
         """The cache file of ``ticker`` (always directly inside :attr:`dir`)."""
@@ -138,11 +197,14 @@ class PriceCache:
     def write(self, ticker: str, entry: CacheEntry, *, merge: bool) -> None:
         """Store ``entry``; with ``merge``, combine it with what the file holds now.
 
-        The current file is re-read under the lock, so an update another
-        process made meanwhile is merged rather than lost. Rows outside the
-        covered range are not stored. New closes win on overlapping dates.
-        Temp files of this ticker left by a writer that was killed are removed:
-        only the lock holder writes them, so under the lock none is live.
+        The current file is re-read under the lock (read, merge and write all
+        inside it), so an update another process made meanwhile is merged
+        rather than lost: ``entry``'s closes replace the file's inside
+        ``entry``'s range, the file's outside it stay. Without ``merge`` the
+        file is replaced (a whole history refetched after a split). Rows
+        outside the covered range are not stored. Temp files of this ticker
+        left by a writer that was killed are removed: only the lock holder
+        writes them, so under the lock none is live.
         """
         path = self.path(ticker)
         try:
@@ -164,26 +226,37 @@ class PriceCache:
 
 
 def _merged(current: CacheEntry | None, new: CacheEntry) -> CacheEntry:
-    """``new`` on top of ``current`` when their ranges touch; otherwise ``new`` alone."""
-    one_day = dt.timedelta(days=1)
-    if current is None or new.first > current.last + one_day or current.first > new.last + one_day:
+    """``new``'s closes over its range, ``current``'s elsewhere; covered = the union of both (holes between)."""
+    if current is None:
         return new
-    closes = pd.concat([current.closes, new.closes])
-    closes = closes[~closes.index.duplicated(keep="last")].sort_index()
-    return CacheEntry(closes, min(current.first, new.first), max(current.last, new.last))
+    low, high = pd.Timestamp(new.first), pd.Timestamp(new.last)
+    kept = current.closes[(current.closes.index < low) | (current.closes.index > high)]
+    fresh = new.closes[(new.closes.index >= low) & (new.closes.index <= high)]
+    closes = pd.concat([kept, fresh]).sort_index()
+    spans = sorted([*current.spans(), *new.spans()])
+    union = [spans[0]]
+    for first, last in spans[1:]:
+        if first <= union[-1][1] + _ONE_DAY:
+            union[-1] = (union[-1][0], max(union[-1][1], last))
+        else:
+            union.append((first, last))
+    holes = tuple((a[1] + _ONE_DAY, b[0] - _ONE_DAY) for a, b in zip(union, union[1:]))
+    return CacheEntry(closes, union[0][0], union[-1][1], holes)
 
 
 def _table_from_entry(ticker: str, entry: CacheEntry) -> pa.Table:
     closes = entry.closes.dropna()
-    closes = closes[
-        (closes.index >= pd.Timestamp(entry.first)) & (closes.index <= pd.Timestamp(entry.last))
-    ]
+    inside = np.zeros(len(closes), dtype=bool)
+    for first, last in entry.spans():
+        inside |= (closes.index >= pd.Timestamp(first)) & (closes.index <= pd.Timestamp(last))
+    closes = closes[inside]
     days = closes.index.to_numpy().astype("datetime64[D]")
     meta = {
         "format": _FORMAT,
         "ticker": ticker,
         "first": entry.first.isoformat(),
         "last": entry.last.isoformat(),
+        "holes": [[low.isoformat(), high.isoformat()] for low, high in entry.holes],
         "source": "yahoo",
         "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -206,10 +279,18 @@ def _entry_from_table(table: pa.Table, ticker: str) -> CacheEntry:
         last = dt.date.fromisoformat(meta["last"])
         stored_ticker = meta["ticker"]
         version = meta["format"]
+        holes = tuple(
+            (dt.date.fromisoformat(low), dt.date.fromisoformat(high)) for low, high in meta.get("holes", [])
+        )
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptCacheError(f"bad metadata ({exc})") from exc
-    if version != _FORMAT:
-        raise CorruptCacheError(f"cache format {version!r}, expected {_FORMAT}")
+    if version not in _READABLE_FORMATS:
+        raise CorruptCacheError(f"cache format {version!r}, expected one of {_READABLE_FORMATS}")
+    covered_from = first
+    for low, high in holes:
+        if not covered_from < low <= high < last:
+            raise CorruptCacheError(f"holes {holes} do not lie in order inside {first}..{last}")
+        covered_from = high + _ONE_DAY
     if stored_ticker != ticker:
         raise CorruptCacheError(f"holds ticker {stored_ticker!r}, not {ticker!r}")
     if first > last:
@@ -226,7 +307,7 @@ def _entry_from_table(table: pa.Table, ticker: str) -> CacheEntry:
         dtype=np.float64,
     )
     closes = closes[~closes.index.duplicated(keep="last")].sort_index()
-    return CacheEntry(closes, first, last)
+    return CacheEntry(closes, first, last, holes)
 
 
 def _atomic_write(path: Path, table: pa.Table) -> None:

@@ -109,20 +109,24 @@ class _Piece:
         return min(self.need[0], day), max(self.need[1], day)
 
 
-def _plan(entry: CacheEntry | None, first: dt.date, last: dt.date) -> list[_Piece]:
-    """What a ticker with cache ``entry`` must download to cover [first, last].
+def _plan(entry: CacheEntry | None, first: dt.date, last: dt.date, *, refresh: bool = False) -> list[_Piece]:
+    """What a ticker with cache ``entry`` must download to cover [first, last] (all of it with ``refresh``).
 
     Coverage stays one interval: a request that does not touch the cached
-    range also fetches the days between them.
+    range also fetches the days between them, and a hole (left by two runs
+    that cached disjoint ranges at once) the request reaches is fetched whole.
+    Each piece next to cached closes also asks for the nearest one (the anchor).
     """
     if first > last:
         return []
     if entry is None:
         gaps = [(first, last)]
+    elif refresh:
+        gaps = [(min(first, entry.last + _ONE_DAY), max(last, entry.first - _ONE_DAY))]
     else:
-        gaps = []
+        gaps = [hole for hole in entry.holes if hole[0] <= last and hole[1] >= first]
         if first < entry.first:
-            gaps.append((first, entry.first - _ONE_DAY))
+            gaps.insert(0, (first, entry.first - _ONE_DAY))
         if last > entry.last:
             gaps.append((entry.last + _ONE_DAY, last))
     pieces = []
@@ -130,11 +134,20 @@ def _plan(entry: CacheEntry | None, first: dt.date, last: dt.date) -> list[_Piec
         need = _without_weekend_edges(*gap)
         if need is None:
             continue
-        anchor = None
-        if entry is not None and len(entry.closes):
-            anchor = entry.closes.index[0] if gap[1] < entry.first else entry.closes.index[-1]
-        pieces.append(_Piece(gap, need, anchor))
+        pieces.append(_Piece(gap, need, _anchor(entry, gap)))
     return pieces
+
+
+def _anchor(entry: CacheEntry | None, gap: tuple[dt.date, dt.date]) -> pd.Timestamp | None:
+    """The cached close nearest ``gap``: the last one before it, else the first one after it."""
+    if entry is None or not len(entry.closes):
+        return None
+    days = entry.closes.index
+    before = days.searchsorted(pd.Timestamp(gap[0]))
+    if before > 0:
+        return days[before - 1]
+    after = days.searchsorted(pd.Timestamp(gap[1]), side="right")
+    return days[after] if after < len(days) else None
 
 
 def _no_closes() -> pd.Series:
@@ -252,6 +265,7 @@ class YahooSource:
         wanted = list(dict.fromkeys(normalize_ticker(t) for t in tickers))
         if start > end:
             raise ConfigError(f"start date {start} is after end date {end}")
+        self._cache.check_folder()
         run = _Run(self, wanted, start, end)
         return run.result()
 
@@ -325,9 +339,10 @@ class _Run:
         self.last_error: BaseException | None = None
 
     def result(self) -> PriceData:
-        if not self.source.refresh:
-            self._read_cache()
-        plans = {t: _plan(self.entries.get(t), self.start, self.fetch_last) for t in self.wanted}
+        self._read_cache()  # with refresh too: what lies outside the request is kept, and anchors the new closes
+        plans = {
+            t: _plan(self.entries.get(t), self.start, self.fetch_last, refresh=self.source.refresh) for t in self.wanted
+        }
         plans = {t: pieces for t, pieces in plans.items() if pieces}
         if self.source.offline:
             self._check_offline(plans)
@@ -455,7 +470,7 @@ class _Run:
                 if ticker not in stale:
                     stale.append(ticker)
                 continue
-            self._store(ticker, series, piece.gap, merge=not self.source.refresh)
+            self._store(ticker, series, piece.gap, merge=True)
         return stale
 
     def _refetch_whole(self, stale: list[str]) -> None:

@@ -126,7 +126,7 @@ def write_output_set(
         raise ConfigError(f"--out {shown}: cannot create the output folder ({_why(exc)})") from None
     with _terminate_as_interrupt():
         staging, lock = _make_staging(shown, target)
-        previous = None
+        aside = _unique_sibling(target, _OLD)  # where the previous set goes if folders cannot be exchanged
         step = "writing"
         try:
             for name, data in contents.items():
@@ -141,16 +141,17 @@ def write_output_set(
             _write_file(staging / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
             _fsync_dir(staging)
             step = "swapping the new set in"
-            previous = _swap_in(staging, target)
+            _swap_in(staging, target, aside)
         except OSError as exc:
             raise ConfigError(
                 f"--out {shown}: cannot write the outputs ({_why(exc)}, {step}); the folder was left as it was: "
                 "free some space or choose another --out"
             ) from None
         finally:
-            shutil.rmtree(staging, ignore_errors=True)  # the unfinished set, if the swap did not happen
-            if previous is not None:
-                shutil.rmtree(previous, ignore_errors=True)
+            # Before the swap the staging folder holds the unfinished new set; after it, the previous set.
+            shutil.rmtree(staging, ignore_errors=True)
+            if os.path.lexists(target):
+                shutil.rmtree(aside, ignore_errors=True)
             os.close(lock)
     return {name: shown / name for name in contents}
 
@@ -180,6 +181,10 @@ def _check_replaceable(shown: Path, target: Path) -> None:
         raise ConfigError(
             f"--out {shown} is (or contains) the current folder: evstudy replaces its output folder as a whole; "
             "give a subfolder such as --out results"
+        )
+    if os.path.ismount(target):
+        raise ConfigError(
+            f"--out {shown} is a mount point: evstudy replaces its output folder as a whole; give a folder inside it"
         )
     foreign = _foreign_entries(target)
     if foreign:
@@ -266,26 +271,25 @@ def _exchange(first: Path, second: Path) -> bool:
     raise OSError(code, os.strerror(code), str(second))
 
 
-def _swap_in(staging: Path, target: Path) -> Path | None:
-    """Put the complete set in ``staging`` at ``target``; return where the previous set now is (None: none)."""
+def _swap_in(staging: Path, target: Path, aside: Path) -> None:
+    """Put the complete set in ``staging`` at ``target``; the previous set ends in ``staging`` or ``aside``."""
     if not target.exists():
         os.rename(staging, target)
-        return None
+        return
     if _exchange(staging, target):
-        return staging
-    aside = _unique_sibling(target, _OLD)
+        return
     lock = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # no other run may move it back while it is aside
-        os.rename(target, aside)
         try:
+            os.rename(target, aside)
             os.rename(staging, target)
-        except BaseException:
-            os.rename(aside, target)
+        except BaseException:  # an error or an interrupt between the two renames: put the previous set back
+            if aside.exists() and not os.path.lexists(target):
+                os.rename(aside, target)
             raise
     finally:
         os.close(lock)
-    return aside
 
 
 def _remove_leftovers(target: Path) -> None:
