@@ -892,6 +892,90 @@ def test_fetch_reversed_dates(tmp_path):
     assert_error(outcome, "fetch-reversed-dates", "--end 2024-01-01 is before --start 2024-03-01")
 
 
+@row("fetch-cache-not-creatable", "Network and cache",
+     "`evstudy fetch` (with or without `--strict`) when the cache folder cannot be created or is a file",
+     "`Error: cannot create the price cache folder DIR (…); point --cache-dir or EVSTUDY_CACHE at a folder you can "
+     "write` / `Error: the price cache DIR cannot be a folder: PATH is a file; …`; nothing is downloaded", 2)
+def test_fetch_into_a_cache_that_cannot_be_created(flaky, tmp_path):
+    fake = flaky()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for flags in ((), ("--strict",)):
+        outcome = run_cli("fetch", "AAA", "--start", "2024-01-01", "--end", "2024-03-01", "--cache-dir",
+                          blocker / "cache", *flags)
+        assert_error(outcome, "fetch-cache-not-creatable", f"the price cache {blocker / 'cache'} cannot be a folder",
+                     f"{blocker} is a file")
+        assert "Cached" not in outcome.out
+    outcome = run_cli("fetch", "AAA", "--start", "2024-01-01", "--end", "2024-03-01", "--cache-dir", "/proc/no/cache")
+    assert_error(outcome, "fetch-cache-not-creatable", "cannot create the price cache folder /proc/no/cache/yahoo")
+    assert fake.calls == []
+
+
+@row("fetch-cache-write-failed", "Network and cache", "`evstudy fetch` when downloaded closes cannot be written "
+     "(disk full, read-only cache)",
+     "`Cached 0 of N tickers in DIR`, then `Error: downloaded but could not write AAA, BBB to the price cache DIR "
+     "(see the warnings above): free some space, or point --cache-dir or EVSTUDY_CACHE at a folder you can write`", 2)
+def test_fetch_that_cannot_write_the_cache(flaky, tmp_path, monkeypatch):
+    flaky()
+
+    def disk_full(table, where, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("pyarrow.parquet.write_table", disk_full)
+    outcome = run_cli("fetch", "AAA,BBB", "--start", "2024-01-01", "--end", "2024-03-01", "--cache-dir", tmp_path)
+    assert_error(outcome, "fetch-cache-write-failed", "downloaded but could not write AAA, BBB to the price cache")
+    assert "Cached 0 of 2 tickers" in outcome.out
+
+
+@row("cache-env-is-a-file", "Network and cache", "`EVSTUDY_CACHE` (or `--cache-dir`) names a file",
+     "ignored by runs that read `--prices`; a run that needs the cache: `Error: the price cache PATH cannot be a "
+     "folder: PATH is a file; point --cache-dir or EVSTUDY_CACHE at a folder`", 2)
+def test_cache_env_naming_a_file(files, flaky, tmp_path, monkeypatch):
+    fake = flaky()
+    blocker = tmp_path / "cache-file"
+    blocker.write_text("x")
+    monkeypatch.setenv("EVSTUDY_CACHE", str(blocker))
+    out = tmp_path / "out"
+    outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA,BBB", "--prices", files / "wide.csv", "--out", out)
+    assert outcome.code == 0 and (out / "results.json").is_file(), outcome.err
+    outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA,BBB", "--out", tmp_path / "out2")
+    assert_error(outcome, "cache-env-is-a-file", f"the price cache {blocker} cannot be a folder", "is a file")
+    assert fake.calls == []
+
+
+@row("fetch-concurrent-spans", "Network and cache",
+     "two `evstudy fetch` runs at once for different date ranges of the same tickers",
+     "both exit 0 and the cache keeps both ranges (merged under a per-ticker lock; the days between are fetched by "
+     "the next run that needs them)", 0)
+def test_concurrent_fetches_keep_both_ranges(tmp_path):
+    from evstudy.prices.cache import PriceCache
+    from test_cache_merge import JAN, JUN, _fetcher
+
+    children = [_fetcher(tmp_path, "a", "b", JAN), _fetcher(tmp_path, "b", "a", JUN)]
+    for child in children:
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == ROWS["fetch-concurrent-spans"].exit, err[-2000:]
+        assert "Cached 2 of 2 tickers" in out
+    cache = PriceCache(tmp_path / "cache")
+    assert all(cache.covers(t, *span) for t in ("AAA", "SPY") for span in (JAN, JUN))
+
+
+@row("fetch-refresh-span", "Network and cache", "`evstudy fetch --refresh` for a later range than the cache holds",
+     "only that range is downloaded again (with the cached day before it, to catch a split); the earlier history "
+     "stays cached", 0)
+def test_fetch_refresh_replaces_only_its_span(flaky, tmp_path):
+    from evstudy.prices.cache import PriceCache
+
+    fake = flaky()
+    assert run_cli("fetch", "AAA", "--start", "2024-01-01", "--end", "2024-03-29", "--cache-dir", tmp_path).code == 0
+    outcome = run_cli("fetch", "AAA", "--start", "2024-04-01", "--end", "2024-04-30", "--refresh",
+                      "--cache-dir", tmp_path)
+    assert outcome.code == ROWS["fetch-refresh-span"].exit, outcome.err
+    entry = PriceCache(tmp_path).read("AAA")
+    assert (str(entry.first), str(entry.last), entry.holes) == ("2024-01-01", "2024-04-30", ())
+    assert len(fake.calls) == 2
+
+
 # =========================================================================== outputs and bugs
 
 
@@ -903,6 +987,168 @@ def test_out_folder_cannot_be_created(files, tmp_path):
     outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA,BBB", "--prices", files / "wide.csv",
                       "--out", blocker / "sub")
     assert_error(outcome, "out-not-creatable", f"--out {blocker / 'sub'}", "cannot create the output folder")
+
+
+def _previous_set(files: Path, out: Path) -> dict[str, bytes]:
+    """Run a study into ``out``; its files' contents (the set a failed run must leave intact)."""
+    assert run_cli("run", "--event", EVENT, "--tickers", "AAA,BBB", "--prices", files / "wide.csv", "--out", out).code == 0
+    return {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+def _left_beside(out: Path) -> list[str]:
+    return [p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]
+
+
+@row("out-stale-files", "Outputs", "a run into a folder holding an earlier run with other files (a two-basket "
+     "run's comparisons.csv, a scan's scan.csv)",
+     "the folder is replaced as one set: only this run's files and its manifest `.evstudy-outputs.json` remain", 0)
+def test_out_holds_only_this_runs_files(files, tmp_path):
+    out = tmp_path / "out"
+    outcome = run_cli("scan", "--event", EVENT, "--prices", files / "wide.csv", "--out", out, "--min-returns", "50")
+    assert outcome.code == 0, outcome.err
+    outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA,BBB", "--prices", files / "wide.csv", "--out", out)
+    assert_success(outcome, "out-stale-files", out)
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".evstudy-outputs.json", "abnormal_returns.csv", "cars.csv", "report.html", "results.json", "tests.csv"]
+
+
+@row("out-foreign-files", "Outputs", "`--out` a folder holding files evstudy did not write (notes.txt)",
+     "`Error: --out PATH holds notes.txt, not written by evstudy; evstudy replaces its output folder as a whole, so "
+     "it writes only into a new or empty folder or one holding an earlier evstudy run: move them away or choose "
+     "another --out`; nothing is computed, written or deleted", 2)
+def test_out_with_foreign_files(files, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA,BBB", "--prices", files / "wide.csv", "--out", out)
+    assert_error(outcome, "out-foreign-files", f"--out {out} holds notes.txt, not written by evstudy",
+                 "choose another --out")
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+@row("out-name-is-a-folder", "Outputs", "an output file name that exists as a folder (`report.html/`) in --out",
+     "`Error: --out PATH holds report.html/ (a folder), not written by evstudy; …`; refused before computing, the "
+     "folder untouched", 2)
+def test_out_file_name_taken_by_a_folder(files, tmp_path):
+    out = tmp_path / "out"
+    before = _previous_set(files, out)
+    del before["report.html"]
+    (out / "report.html").unlink()
+    (out / "report.html").mkdir()
+    outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA,BBB", "--prices", files / "wide.csv", "--out", out)
+    assert_error(outcome, "out-name-is-a-folder", "holds report.html/ (a folder), not written by evstudy")
+    assert (out / "report.html").is_dir()
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+@row("out-device", "Outputs", "`--out /dev/full` (a device, not a folder)",
+     "`Error: --out /dev/full is a device, socket or pipe, not a folder: give a folder for the outputs`", 2)
+def test_out_is_a_device(files):
+    outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA,BBB", "--prices", files / "wide.csv",
+                      "--out", "/dev/full")
+    assert_error(outcome, "out-device", "--out /dev/full is a device, socket or pipe, not a folder")
+
+
+@row("out-read-only", "Outputs", "a read-only `--out` (permissions, or a read-only file system)",
+     "`Error: --out PATH is not writable: choose another --out or change its permissions`; the folder untouched", 2)
+def test_out_read_only(files, tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    out = disk / "out"
+    if os.geteuid() == 0:  # root ignores permissions: a read-only tmpfs instead
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)]).returncode != 0:
+            pytest.skip("root without mount: cannot make a read-only folder")
+        try:
+            before = _previous_set(files, out)
+            subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+            outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA", "--prices", files / "wide.csv", "--out", out)
+            after = {p.name: p.read_bytes() for p in out.iterdir()}
+        finally:
+            subprocess.run(["umount", "-l", str(disk)], check=True)
+    else:
+        before = _previous_set(files, out)
+        out.chmod(0o555)
+        outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA", "--prices", files / "wide.csv", "--out", out)
+        after = {p.name: p.read_bytes() for p in out.iterdir()}
+        out.chmod(0o755)
+    assert_error(outcome, "out-read-only", f"--out {out} is not writable")
+    assert after == before
+
+
+@row("out-write-failed", "Outputs", "a write that fails midway (disk full, I/O error)",
+     "`Error: --out PATH: cannot write the outputs (No space left on device, writing FILE); the folder was left as "
+     "it was: free some space or choose another --out`; the previous set stays whole, no temp folder remains", 2)
+def test_out_write_fails_midway(files, tmp_path, monkeypatch):
+    import errno
+
+    import evstudy.report.writing as writing
+
+    out = tmp_path / "out"
+    before = _previous_set(files, out)
+    real = writing._write_file
+
+    def fail_on_report(path, data):
+        real(path, data[:1000])
+        if path.name == "report.html":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(writing, "_write_file", fail_on_report)
+    outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA", "--prices", files / "wide.csv", "--out", out)
+    assert_error(outcome, "out-write-failed", f"--out {out}: cannot write the outputs (No space left on device, "
+                 "writing report.html)", "left as it was")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before and _left_beside(out) == []
+
+
+@row("out-interrupted", "Outputs", "Ctrl-C or SIGTERM while the outputs are written (SIGKILL: at any moment)",
+     "`Error: interrupted (outputs and cache files are replaced whole: --out holds the previous complete set or this "
+     "run's, never a mix)`; after a SIGKILL the next run removes the temp folder left beside --out", 130)
+def test_out_interrupted_while_writing(files, tmp_path, monkeypatch):
+    import evstudy.report.writing as writing
+
+    out = tmp_path / "out"
+    before = _previous_set(files, out)
+    real = writing._write_file
+
+    def interrupted(path, data):
+        real(path, data)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writing, "_write_file", interrupted)
+    outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA", "--prices", files / "wide.csv", "--out", out)
+    assert_error(outcome, "out-interrupted", "interrupted", "never a mix")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before and _left_beside(out) == []
+
+
+@row("out-report-too-large", "Outputs", "a report.html over `--max-report-mb` (default 50 MB: thousands of "
+     "tickers)",
+     "`Warning: the full report.html would be N MB, over the 50 MB a browser opens comfortably: wrote a summary-only "
+     "report.html instead; every number is in abnormal_returns.csv, cars.csv, results.json, tests.csv (…)`", 0)
+def test_report_over_the_size_cap(files, tmp_path):
+    out = tmp_path / "out"
+    outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA,BBB", "--prices", files / "wide.csv", "--out", out,
+                      "--max-report-mb", "1")
+    assert_success(outcome, "out-report-too-large", out)
+    assert "Warning: the full report.html would be" in outcome.err and "over the 1 MB" in outcome.err
+    assert "Summary only." in (out / "report.html").read_text()
+
+
+@row("csv-formula-cells", "Outputs", "a ticker in a price file that a spreadsheet would run as a formula "
+     "(`=1+1`, `+A1`, `-2+3`, `@SUM(1+1)`)",
+     "written as text with a leading `'` (OWASP CSV injection) in scan.csv and every CSV: `'=1+1`; numbers, "
+     "negative ones included, stay numbers", 0)
+def test_formula_tickers_are_neutralized(tmp_path):
+    closes = market()[["SPY", "AAA", "BBB"]].copy()
+    for name in ("=1+1", "+A1", "-2+3", "@SUM(1+1)"):
+        closes[name] = closes["AAA"] * 1.01
+    long = closes.stack().rename("close").reset_index()
+    long.columns = ["date", "ticker", "close"]
+    long.to_csv(tmp_path / "long.csv", index=False, date_format="%Y-%m-%d")
+    out = tmp_path / "out"
+    outcome = run_cli("scan", "--event", EVENT, "--prices", tmp_path / "long.csv", "--out", out, "--min-returns", "50")
+    assert outcome.code == ROWS["csv-formula-cells"].exit, outcome.err
+    table = pd.read_csv(out / "scan.csv")
+    assert {"'=1+1", "'+A1", "'-2+3", "'@SUM(1+1)"} <= set(table["ticker"])
+    assert not table["ticker"].str.match(r"[=+\-@\t\r]").any() and table["car_0_0"].dtype == np.float64
 
 
 @row("internal-error", "Outputs", "an unexpected exception (a bug)",
