@@ -401,7 +401,8 @@ def _text_cells(text: str) -> list[str]:
 
 def test_formula_tickers_from_a_price_file_are_neutralized_in_scan_csv(tmp_path):
     closes = market()[["SPY", "AAA", "BBB", "CCC"]].copy()
-    evil = {"=1+1": "AAA", "+A1": "AAA", "@SUM(1+1)": "BBB", "-2+3": "CCC"}
+    evil = {"=1+1": "AAA", "+A1": "AAA", "@SUM(1+1)": "BBB", "-2+3": "CCC", '=HYPERLINK("http://x.io")': "BBB",
+            '=HYPERLINK("http://x.io","y")': "CCC"}  # quotes and a comma: quoted cells
     for name, like in evil.items():
         closes[name] = closes[like] * 1.01
     long = closes.stack().rename("close").reset_index()
@@ -414,7 +415,7 @@ def test_formula_tickers_from_a_price_file_are_neutralized_in_scan_csv(tmp_path)
     assert code == 0, err
     text = (out / "scan.csv").read_text()
     assert not [cell for cell in _text_cells(text) if cell.startswith(FORMULA_LEADS)]
-    assert {f"'{name}" for name in evil} <= set(_text_cells(text))
+    assert {f"'{name.upper()}" for name in evil} <= set(_text_cells(text))  # tickers are upper-cased
     table = pd.read_csv(out / "scan.csv")
     assert (table["ar_day0"] < 0).any() and table["ar_day0"].dtype == np.float64  # negatives stay numbers
 
