@@ -760,19 +760,37 @@ def test_prices_wrong_shape(tmp_path):
 # =========================================================================== network and cache
 
 
-@row("network-down", "Network and cache", "Yahoo unreachable: every call raises (DNS, timeout), after 3 retries",
-     "`Error: no prices from Yahoo for any of the 2 tickers (SPY, AAA) in FIRST..LAST: download failed: "
-     "ConnectionError: …, after 4 attempt(s); the network may be unreachable (or Yahoo rate-limited us), …; retry "
-     "later, or use --prices FILE` (long ticker lists show the first 8 and how many more)", 3)
+@row("network-down", "Network and cache",
+     "Yahoo unreachable from this machine: the name does not resolve, the connection is refused, no route",
+     "at once, no retry (none could succeed): `Error: cannot reach Yahoo Finance: the name of Yahoo's server did "
+     "not resolve (no DNS: this machine looks offline) (ConnectionError: Failed to resolve …); nothing was "
+     "retried, … read prices from a file with --prices PATH …, or fill the cache where there is network with "
+     "`evstudy fetch CONFIG` and run with --offline. Asked for SPY, AAA in FIRST..LAST` (long ticker lists show "
+     "the first 8 and how many more)", 3)
 def test_network_down(flaky, tmp_path):
     def unreachable(*_):
         raise ConnectionError("Failed to resolve query2.finance.yahoo.com")
 
     fake = flaky(unreachable)
     outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA", "--cache-dir", tmp_path / "cache", "--out", tmp_path / "out")
-    assert_error(outcome, "network-down", "no prices from Yahoo for any of the 2 tickers (SPY, AAA)",
-                 "ConnectionError: Failed to resolve",
-                 "4 attempt(s)", "--prices FILE")
+    assert_error(outcome, "network-down", "cannot reach Yahoo Finance: the name of Yahoo's server did not resolve",
+                 "ConnectionError: Failed to resolve", "--prices PATH", "evstudy fetch CONFIG", "SPY, AAA")
+    assert len(fake.calls) == 1 and "Yahoo: retry " not in outcome.err
+    assert not (tmp_path / "out").exists()
+
+
+@row("network-timeouts", "Network and cache", "every call times out (a network that may come back), after 3 retries",
+     "`Error: no prices from Yahoo for any of the 2 tickers (SPY, AAA) in FIRST..LAST: download failed: "
+     "TimeoutError: …, after 4 attempt(s); the network may be unreachable (or Yahoo rate-limited us), …; retry "
+     "later, or use --prices FILE`", 3)
+def test_network_timeouts_are_retried(flaky, tmp_path):
+    def timing_out(*_):
+        raise TimeoutError("Failed to perform, curl: (28) Operation timed out after 10001 milliseconds")
+
+    fake = flaky(timing_out)
+    outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA", "--cache-dir", tmp_path / "cache", "--out", tmp_path / "out")
+    assert_error(outcome, "network-timeouts", "no prices from Yahoo for any of the 2 tickers (SPY, AAA)",
+                 "TimeoutError: Failed to perform", "4 attempt(s)", "--prices FILE")
     assert len(fake.calls) == 4 and outcome.err.count("Yahoo: retry ") == 3
     assert not (tmp_path / "out").exists()
 
