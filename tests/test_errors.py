@@ -860,8 +860,9 @@ def test_every_ticker_download_failed(flaky, tmp_path):
 
 
 @row("offline-cache-miss", "Network and cache", "`--offline` when the cache does not cover the study",
-     "``Error: offline: the cache in DIR does not cover FIRST..LAST for SPY, AAA; run `evstudy fetch` for them or "
-     "drop --offline``", 3)
+     "``Error: offline: the cache in DIR does not cover FIRST..LAST for SPY, AAA; fill it where there is network "
+     "with `evstudy fetch CONFIG` (everything the study needs) or `evstudy fetch TICKERS --start --end`, or drop "
+     "--offline``", 3)
 def test_offline_cache_miss(flaky, tmp_path):
     fake = flaky()
     outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA", "--offline", "--cache-dir", tmp_path, "--out", tmp_path / "out")
@@ -880,8 +881,8 @@ def test_corrupt_cache_is_reported_and_refetched(flaky, tmp_path):
     (cache / "yahoo" / "AAA.parquet").write_bytes(b"PAR1 not really")
     offline = run_cli("run", *args, "--offline")
     assert offline.code == 3 and "Traceback" not in offline.err
-    assert offline.err.strip().splitlines()[-1].endswith(
-        "for AAA (cache files corrupted: AAA); run `evstudy fetch` for them or drop --offline")
+    assert "for AAA (cache files corrupted: AAA); fill it where there is network with `evstudy fetch CONFIG`" in (
+        offline.err.strip().splitlines()[-1])
     calls = len(fake.calls)
     outcome = run_cli("run", *args)
     assert_success(outcome, "corrupt-cache", out)

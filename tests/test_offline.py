@@ -156,3 +156,53 @@ def test_the_main_config_without_network_exits_3_at_once_with_the_cause(history_
     assert len(lines) == 1 and lines[0].startswith("Error: cannot reach Yahoo Finance: the name of Yahoo's server")
     assert "--prices PATH" in lines[0] and "and 84 more" in lines[0]
     assert asked == ["SPY"] and waits == [] and not (tmp_path / "out").exists()
+
+
+def test_fetch_config_fills_the_cache_with_what_the_study_needs(monkeypatch, tmp_path):
+    """`evstudy fetch CONFIG` asks for every ticker and benchmark over required_dates (placebo span
+    included); then `run CONFIG --offline` needs no call at all."""
+    from market_fakes import EVENT, FlakyYahoo, market
+
+    from evstudy.config import load_config
+    from evstudy.study import required_dates
+
+    asked: list[tuple[list[str], str]] = []
+    fake = FlakyYahoo(market())
+
+    def download(tickers, start=None, end=None, **kwargs):
+        asked.append((sorted(tickers), start))
+        return fake(tickers, start=start, end=end, **kwargs)
+
+    monkeypatch.setattr(yfinance, "download", download)
+    monkeypatch.setattr(yahoo_module, "_today", lambda: dt.date(2024, 9, 5))
+    config = tmp_path / "study.toml"
+    config.write_text(
+        f'name = "s"\nbenchmark = "SPY"\nplacebo_dates = {{placebo}}\n'
+        f'[[events]]\nid = "e"\ndate = {EVENT}\n'
+        '[[baskets]]\nname = "b"\ntickers = ["AAA", "BBB"]\nbenchmarks = ["SPY", "QQQ"]\n'.replace("{placebo}", "0")
+    )
+    cache = tmp_path / "cache"
+    result = CliRunner().invoke(cli, ["fetch", str(config), "--cache-dir", str(cache)])
+    assert result.exit_code == 0, result.output
+    assert "Cached 4 of 4 tickers" in result.stdout and "of study 's'" in result.stdout
+    first, _ = required_dates(load_config(config))
+    assert asked == [(["AAA", "BBB", "QQQ", "SPY"], f"{first:%Y-%m-%d}")]
+    run = CliRunner().invoke(cli, ["run", str(config), "--offline", "--cache-dir", str(cache),
+                                   "--out", str(tmp_path / "out"), "--quiet"])
+    assert run.exit_code == 0, run.output
+    assert len(asked) == 1  # nothing more was needed
+
+    # with placebo dates the study reaches two years further back, and fetch --config asks for that span
+    config.write_text(config.read_text().replace("placebo_dates = 0", "placebo_dates = 50"))
+    placebo_first, _ = required_dates(load_config(config))
+    assert placebo_first < first
+    result = CliRunner().invoke(cli, ["fetch", "--config", str(config), "--cache-dir", str(tmp_path / "cache2")])
+    assert result.exit_code == 0, result.output
+    assert asked[-1][1] == f"{placebo_first:%Y-%m-%d}"
+
+
+def test_fetch_needs_tickers_and_dates_or_a_config(tmp_path):
+    result = CliRunner().invoke(cli, ["fetch", "AAA"])
+    assert result.exit_code == 2 and "give TICKERS with --start and --end" in result.stderr
+    result = CliRunner().invoke(cli, ["fetch", "AAA", "--config", str(REPO / "configs" / "jpm-sri-2025.toml")])
+    assert result.exit_code == 2 and "either a CONFIG" in result.stderr

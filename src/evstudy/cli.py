@@ -300,9 +300,12 @@ def compare(
 
 
 @cli.command()
-@click.argument("tickers")
-@click.option("--start", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First date, YYYY-MM-DD.")
-@click.option("--end", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Last date (inclusive), YYYY-MM-DD.")
+@click.argument("target", required=False, metavar="TICKERS|CONFIG")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Fill the cache with exactly what this study config needs (every ticker and benchmark, "
+              "over the dates it uses, placebo span included); same as giving CONFIG.")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), help="First date, YYYY-MM-DD (with TICKERS).")
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), help="Last date (inclusive), YYYY-MM-DD (with TICKERS).")
 @click.option("--refresh", is_flag=True, help="Re-download even what the cache already holds.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), envvar="EVSTUDY_CACHE",
               help="Cache folder [env: EVSTUDY_CACHE; default: the user cache folder].")
@@ -310,22 +313,47 @@ def compare(
               help="Exit 3 if any ticker still fails after its retries (what did download is cached).")
 @_friendly_errors
 def fetch(
-    tickers: str, start: dt.datetime, end: dt.datetime, refresh: bool, cache_dir: Path | None, strict: bool
+    target: str | None, config_path: Path | None, start: dt.datetime | None, end: dt.datetime | None,
+    refresh: bool, cache_dir: Path | None, strict: bool,
 ) -> None:
-    """Download adjusted closes for TICKERS (comma-separated) into the local cache."""
+    """Download adjusted closes into the local cache: TICKERS (comma-separated) from --start to --end,
+    or everything a study CONFIG needs (then `evstudy run CONFIG --offline` works without network).
+    """
     from evstudy.prices import YahooSource
 
-    if end < start:
-        raise ConfigError(f"--end {end.date()} is before --start {start.date()}: give an end on or after the start")
-    names = parse_tickers([t for t in tickers.split(",") if t.strip()] or [tickers], " (TICKERS)")
+    if target is not None and config_path is None and (target.endswith(".toml") or Path(target).is_file()):
+        target, config_path = None, Path(target)
     source = YahooSource(cache_dir=cache_dir, refresh=refresh, progress=sys.stderr.isatty(), strict=strict)
-    data = source.load(list(names), start.date(), end.date())
+    if config_path is not None:
+        if target is not None or start is not None or end is not None:
+            raise ConfigError("give either a CONFIG (its tickers and dates), or TICKERS with --start and --end")
+        from evstudy.api import load_study_prices
+
+        study = load_config(config_path)
+        data = load_study_prices(study, source=source)
+        names = list(dict.fromkeys(data.closes.columns.tolist() + list(data.missing)))
+        span = f" for {data.closes.index.min():%Y-%m-%d}..{data.closes.index.max():%Y-%m-%d}" if len(data.closes) else ""
+        what = f"study {study.name!r}"
+    else:
+        if target is None or start is None or end is None:
+            raise ConfigError("give TICKERS with --start and --end (YYYY-MM-DD), or a study CONFIG file")
+        if end < start:
+            raise ConfigError(f"--end {end.date()} is before --start {start.date()}: give an end on or after the start")
+        names = list(parse_tickers([t for t in target.split(",") if t.strip()] or [target], " (TICKERS)"))
+        data = source.load(names, start.date(), end.date())
+        span, what = "", ""
     for note in data.notes:
         click.echo(note)
     found = [t for t in names if t not in data.missing]
-    click.echo(f"Cached {len(found)} of {len(names)} tickers in {data.location}")
+    click.echo(f"Cached {len(found)} of {_count(len(names), 'ticker')}{span}{' of ' + what if what else ''} "
+               f"in {data.location}")
     if data.missing:
         click.echo(f"No data from Yahoo Finance for: {', '.join(data.missing)}", err=True)
+
+
+def _count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless n is 1: "1 stock", "3 stocks"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 @cli.command()

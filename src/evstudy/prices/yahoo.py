@@ -436,7 +436,8 @@ class _Run:
         detail = f" (cache files corrupted: {', '.join(broken)})" if broken else ""
         raise DownloadError(
             f"offline: the cache in {self.cache.dir} does not cover {self.start}..{self.end} for "
-            f"{', '.join(uncovered)}{detail}; run `evstudy fetch` for them or drop --offline"
+            f"{_some(uncovered)}{detail}; fill it where there is network with `evstudy fetch CONFIG` (everything "
+            f"the study needs) or `evstudy fetch TICKERS --start --end`, or drop --offline"
         )
 
     def _download(
