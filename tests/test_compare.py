@@ -250,6 +250,12 @@ def test_compare_command_writes_the_contract_and_the_section(compared):
     assert list(table.columns[:9]) == CONTRACT
     html = (out / "report.html").read_text()
     assert 'id="compare"' in html and "Pairwise differences" in html and "Ranking by CAAR" in html
+    # compare's own page puts the comparison first and links to the full study report
+    page = (out / "compare.html").read_text()
+    assert page.index("which basket moved most?") < page.index('id="compare"') < page.index("Pairwise differences")
+    assert 'href="report.html"' in page and "Corrected for the 28 pairwise tests (Holm)" in page
+    assert f"Open the report: {(out / 'compare.html').resolve().as_uri()}" in stdout
+    assert (table["family_size"] == 28).all() and "28 pairwise tests on this window" in stdout
     assert "critical_minerals - " in stdout and "ranking" in stdout
     # Baskets are compared only under a common benchmark: REMX and ITA have one basket each.
     assert set(table.benchmark) == {"SPY"}

@@ -101,3 +101,29 @@ def test_a_family_the_stocks_cannot_resolve_is_inconclusive():
     assert pair_verdict(0.9, 0.01, 1 / 10_001, 10) == "no significant difference"
     assert pair_verdict(0.004, -0.02, 1 / 10_001, 10) == "significant at 1%, A below B"
     assert pair_verdict(None, None, None, 3) == "not computed"
+
+
+def test_the_compare_page_answers_first_with_the_records_numbers(five_baskets):
+    import dataclasses
+    import re
+
+    from evstudy.report.compare_page import render_compare_page
+    from evstudy.report.html import fmt_p
+
+    comparison = compare_baskets(five_baskets, n_permutations=2000, seed=1)
+    results = dataclasses.replace(five_baskets, extras={**five_baskets.extras, "comparisons": comparison})
+    page = render_compare_page(results)
+    answer = re.search(r'<p class="lead answer">(.*?)</p>', page, re.S).group(1)
+    assert answer.startswith("On day 0, G1 moved most") and "Corrected for the 10 pairwise tests (Holm)" in answer
+    assert page.index("answer") < page.index("Pairwise differences on day 0 (10 tests")
+    day0 = comparison.pairs[(comparison.pairs.window_start == 0) & (comparison.pairs.window_end == 0)]
+    table = page[page.index("Pairwise differences on day 0"):page.index("Every window")]
+    rows = re.findall(r"<tr><td>(G\d)</td><td>(G\d)</td>(.*?)</tr>", table, re.S)
+    assert len(rows) == 10
+    for a, b, cells in rows:
+        record = day0[(day0.basket_a == a) & (day0.basket_b == b)].iloc[0]
+        numbers = re.findall(r'<td class="num" data-sort="[^"]*">([^<]*)</td>', cells)
+        assert numbers[-2:] == [fmt_p(record.p_holm), fmt_p(record.q_bh)]
+        assert record.verdict in cells
+    with pytest.raises(ValueError, match="no basket comparison"):
+        render_compare_page(five_baskets)

@@ -275,13 +275,16 @@ def compare(
     seed: int | None,
     quiet: bool,
 ) -> None:
-    """Compare the baskets of CONFIG: CAAR with 95% CI, ranking, pairwise Welch and permutation tests.
+    """Compare the baskets of CONFIG (all of them, or --baskets): CAAR with 95% CI, ranking, and every pair's
+    difference with Welch and permutation tests, corrected for the number of pairs (Holm, Benjamini-Hochberg).
 
-    Writes comparisons.csv (event, basket_a, basket_b, window_start,
-    window_end, diff, t, p_welch, p_permutation, ...) and the study's usual
-    outputs, whose report.html has a "Baskets compared" section, into --out.
+    Writes compare.html (the comparison first, linking to the full study
+    report), comparisons.csv (event, basket_a, basket_b, window_start,
+    window_end, diff, t, p_welch, p_permutation, ..., family_size, p_holm,
+    q_bh, verdict) and the study's usual outputs into --out.
     """
     from evstudy.api import compare_study
+    from evstudy.report.compare_page import write_compare_page
     from evstudy.report.compare_section import comparison_text
     from evstudy.report.files import write_outputs
 
@@ -293,10 +296,11 @@ def compare(
     )
     out_dir = out or Path("reports") / f"{results.config.name}-compare"
     paths = write_outputs(results, out_dir)
+    paths["compare.html"] = write_compare_page(results, out_dir)
     if not quiet:
         click.echo(comparison_text(results))
         click.echo("")
-    _echo_written(paths, out_dir, "report.html")
+    _echo_written(paths, out_dir, "compare.html")
 
 
 @cli.command()
