@@ -109,6 +109,12 @@ def _echo_written(paths: dict[str, Path], out_dir: Path, report: str) -> None:
     click.echo(f"Open the report: {paths[report].resolve().as_uri()}")
 
 
+def _notice_replacing(out_dir: Path, *, given_out: bool) -> None:
+    """Say so when a default output folder already holds a run that this one replaces (never silently)."""
+    if not given_out and (out_dir / "results.json").is_file():
+        click.echo(f"Note: replacing the earlier run in {out_dir}/ (give --out FOLDER to keep it)", err=True)
+
+
 def _source_options(func: F) -> F:
     """Where prices come from: shared by every command that loads prices."""
     options = [
@@ -150,14 +156,18 @@ def cli() -> None:
 @click.argument("config", required=False, type=click.Path(path_type=Path))
 @_source_options
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder [default: reports/<config name>/].")
+              help="Output folder [default: reports/<config name>/; ad hoc: reports/<date>-<tickers>/].")
+@click.option("--title", help="Title of the report [default: the config's title; ad hoc: the tickers and the date].")
 @click.option("--event", help="Ad hoc event: DATE[:before_open|during|after_close] or an ISO timestamp with zone.")
 @click.option("--tickers", help="Ad hoc tickers, comma-separated (they form one basket named 'all').")
-@click.option("--benchmark", default=None, help="Ad hoc benchmark ticker [default: SPY].")
-@click.option("--estimation-window", help="Ad hoc estimation window as START,END [default: -250,-11].")
+@click.option("--benchmark", default=None,
+              help="Benchmark ticker [default: SPY]; with a CONFIG it replaces every basket's benchmarks.")
+@click.option("--estimation-window", help="Estimation window as START,END [default: -250,-11; with a CONFIG: its own].")
 @click.option("--window", "windows", multiple=True,
-              help="Ad hoc event window START,END; repeat for several [default: 0,0 -1,1 0,1 0,5 -5,5 -10,10].")
-@click.option("--model", type=click.Choice(MODELS), default=None, help="Ad hoc expected-return model [default: market].")
+              help="Event window START,END; repeat for several [default: 0,0 -1,1 0,1 0,5 -5,5 -10,10; with a "
+              "CONFIG: its own].")
+@click.option("--model", type=click.Choice(MODELS), default=None,
+              help="Expected-return model [default: market; with a CONFIG: its own].")
 @click.option("--min-returns", type=click.IntRange(min=3), default=None,
               help="Ad hoc minimum valid estimation-window returns per ticker [default: 120].")
 @click.option("--accept-breaks", is_flag=True,
@@ -181,6 +191,7 @@ def run(
     refresh: bool,
     cache_dir: Path | None,
     out: Path | None,
+    title: str | None,
     event: str | None,
     tickers: str | None,
     benchmark: str | None,
@@ -198,19 +209,16 @@ def run(
 
     Writes report.html, results.json, abnormal_returns.csv, cars.csv and
     tests.csv into --out (and comparisons.csv when two baskets share a
-    benchmark) and prints a summary.
+    benchmark) and prints a summary. With a CONFIG, --benchmark, --model,
+    --window and --estimation-window override the file's settings.
     """
-    from evstudy.api import run_study
+    from evstudy.api import name_ad_hoc, run_study, with_overrides
     from evstudy.report.catalogue_section import catalogue_text
     from evstudy.report.compare_section import comparison_text
     from evstudy.report.files import write_outputs
     from evstudy.report.terminal import summary_text
 
-    ad_hoc = {
-        "--event": event, "--tickers": tickers, "--benchmark": benchmark,
-        "--estimation-window": estimation_window, "--window": windows, "--model": model,
-        "--min-returns": min_returns,
-    }
+    ad_hoc = {"--event": event, "--tickers": tickers, "--min-returns": min_returns}
     given = [flag for flag, value in ad_hoc.items() if value]
     if config is not None:
         if given:
@@ -218,7 +226,11 @@ def run(
                 f"{', '.join(given)} cannot be combined with a CONFIG file: put them in the config, "
                 f"or drop CONFIG for an ad hoc run"
             )
-        study = load_config(config)
+        study = with_overrides(
+            load_config(config), title=title, benchmark=benchmark, model=model,
+            windows=[parse_window(w, " (--window)") for w in windows],
+            estimation_window=parse_window(estimation_window, " (--estimation-window)") if estimation_window else None,
+        )
     else:
         if not event or not tickers:
             raise ConfigError("give a CONFIG file, or both --event DATE[:timing] and --tickers A,B,C")
@@ -231,6 +243,7 @@ def run(
             windows=[parse_window(w, " (--window)") for w in windows],
             min_estimation_returns=min_returns or 120,
         )
+        study = name_ad_hoc(dataclasses.replace(study, title=title) if title else study)
     if accept_breaks:
         study = dataclasses.replace(study, accept_breaks=True)
     placebo = {"placebo_dates": placebo_dates, "seed": seed}
@@ -241,6 +254,7 @@ def run(
         progress=sys.stderr.isatty(), strict=strict,
     )
     out_dir = out or Path("reports") / study.name
+    _notice_replacing(out_dir, given_out=out is not None)
     paths = write_outputs(results, out_dir)
     if not quiet:
         click.echo(summary_text(results))
@@ -295,6 +309,7 @@ def compare(
         progress=sys.stderr.isatty(), **{key: value for key, value in chosen.items() if value is not None},
     )
     out_dir = out or Path("reports") / f"{results.config.name}-compare"
+    _notice_replacing(out_dir, given_out=out is not None)
     paths = write_outputs(results, out_dir)
     paths["compare.html"] = write_compare_page(results, out_dir)
     if not quiet:
