@@ -99,3 +99,46 @@ def test_ad_hoc_name_for_a_timestamp_and_few_tickers():
     cfg = name_ad_hoc(ad_hoc_config(event="2025-10-13T08:00:00-04:00", tickers=["MP", "USAR"]))
     assert cfg.name == "2025-10-13-MP-USAR" and cfg.title == "MP, USAR around 2025-10-13T08:00:00-04:00"
     assert cfg.baskets[0].title == "MP, USAR" and cfg.baskets[0].name == "all"
+
+
+def test_results_xlsx_holds_every_table_with_the_csv_numbers(prices, tmp_path):
+    import openpyxl
+    import pandas as pd
+
+    config = tmp_path / "small.toml"
+    config.write_text(CONFIG)
+    out = tmp_path / "out"
+    result = invoke("run", config, "--prices", prices, "--out", out, "--quiet", "--xlsx")
+    assert result.exit_code == 0, result.output
+    assert "results.xlsx" in result.stdout
+    book = openpyxl.load_workbook(out / "results.xlsx", read_only=True)
+    assert book.sheetnames[:4] == ["baskets", "tests", "cars", "abnormal_returns"]
+    assert "comparisons" in book.sheetnames  # two baskets under SPY
+    cars = pd.read_excel(out / "results.xlsx", sheet_name="cars")
+    csv = pd.read_csv(out / "cars.csv")
+    pd.testing.assert_frame_equal(cars, csv, check_dtype=False)
+    ars = pd.read_excel(out / "results.xlsx", sheet_name="abnormal_returns")
+    assert pd.api.types.is_datetime64_any_dtype(ars["date"])  # real dates, not text
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_a_notebook_writes_the_files_and_gets_the_html(prices, tmp_path):
+    import evstudy
+
+    config = tmp_path / "small.toml"
+    config.write_text(CONFIG)
+    res = evstudy.run_study(config, prices=prices)
+    paths = res.write(tmp_path / "nb", xlsx=True)
+    assert {p.name for p in paths.values()} >= {"report.html", "results.json", "cars.csv", "results.xlsx"}
+    html = res.to_html()
+    assert html.startswith("<!DOCTYPE html>") and "A small study" in html
+    assert json.loads((tmp_path / "nb" / "results.json").read_text())["parameters"]["name"] == "small"
+
+
+def test_the_package_namespace_is_clean():
+    import evstudy
+
+    assert dir(evstudy) == sorted(evstudy.__all__)
+    assert not {"Any", "TYPE_CHECKING", "importlib", "annotations"} & set(dir(evstudy))
+    for name in evstudy.__all__:
+        assert getattr(evstudy, name) is not None

@@ -180,6 +180,7 @@ def cli() -> None:
               help="Seed of the pseudo-event-day draw, for reproducible placebo p-values "
               "[default: the config's seed, else 12345].")
 @click.option("--quiet", is_flag=True, help="Print only where the files went.")
+@click.option("--xlsx", is_flag=True, help="Also write results.xlsx: every table of the run, one sheet each.")
 @click.option("--strict", is_flag=True,
               help="Stop (exit 3) if a Yahoo download still fails after its retries, instead of leaving "
               "those tickers out with the reason.")
@@ -203,6 +204,7 @@ def run(
     placebo_dates: int | None,
     seed: int | None,
     quiet: bool,
+    xlsx: bool,
     strict: bool,
 ) -> None:
     """Run an event study from CONFIG (a TOML file) or from --event and --tickers.
@@ -255,7 +257,7 @@ def run(
     )
     out_dir = out or Path("reports") / study.name
     _notice_replacing(out_dir, given_out=out is not None)
-    paths = write_outputs(results, out_dir)
+    paths = write_outputs(results, out_dir, xlsx=xlsx)
     if not quiet:
         click.echo(summary_text(results))
         click.echo("")
@@ -276,6 +278,7 @@ def run(
 @click.option("--seed", type=click.IntRange(min=0), default=None,
               help="Seed of the permutation test, for reproducible p-values [default: the config's seed, else 12345].")
 @click.option("--quiet", is_flag=True, help="Print only where the files went.")
+@click.option("--xlsx", is_flag=True, help="Also write results.xlsx: every table of the run, one sheet each.")
 @_friendly_errors
 def compare(
     config: Path,
@@ -288,6 +291,7 @@ def compare(
     permutations: int | None,
     seed: int | None,
     quiet: bool,
+    xlsx: bool,
 ) -> None:
     """Compare the baskets of CONFIG (all of them, or --baskets): CAAR with 95% CI, ranking, and every pair's
     difference with Welch and permutation tests, corrected for the number of pairs (Holm, Benjamini-Hochberg).
@@ -310,7 +314,7 @@ def compare(
     )
     out_dir = out or Path("reports") / f"{results.config.name}-compare"
     _notice_replacing(out_dir, given_out=out is not None)
-    paths = write_outputs(results, out_dir)
+    paths = write_outputs(results, out_dir, xlsx=xlsx)
     paths["compare.html"] = write_compare_page(results, out_dir)
     if not quiet:
         click.echo(comparison_text(results))

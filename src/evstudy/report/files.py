@@ -6,9 +6,13 @@ place, so an interrupted run never leaves a half-written file behind.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+
+import pandas as pd
 
 from evstudy.compare import COMPARISON_COLUMNS
 from evstudy.report.html import render_html
@@ -23,8 +27,11 @@ def results_json(results: StudyResults) -> str:
     return json.dumps(results.to_dict(), indent=2, allow_nan=False, ensure_ascii=False)
 
 
-def write_outputs(results: StudyResults, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write every output file into ``out_dir`` (created if needed); return their paths."""
+def write_outputs(results: StudyResults, out_dir: str | os.PathLike[str], *, xlsx: bool = False) -> dict[str, Path]:
+    """Write every output file into ``out_dir`` (created if needed); return their paths.
+
+    With ``xlsx``, also results.xlsx: the same tables in one workbook (:func:`write_xlsx`).
+    """
     out = prepare_out_dir(out_dir)
     contents = {
         "results.json": results_json(results),
@@ -40,4 +47,50 @@ def write_outputs(results: StudyResults, out_dir: str | os.PathLike[str]) -> dic
     for name, text in contents.items():
         paths[name] = out / name
         atomic_write(paths[name], text.encode("utf-8"))
+    if xlsx:
+        paths["results.xlsx"] = write_xlsx(result_tables(results), out / "results.xlsx")
     return paths
+
+
+XLSX_SHEET_CHARS = 31  # Excel's limit on a sheet name
+
+
+def result_tables(results: StudyResults) -> dict[str, pd.DataFrame]:
+    """The tables of a run, by sheet name, in the order an analyst reads them (what results.xlsx holds)."""
+    tables = {
+        "baskets": results.baskets,
+        "tests": results.tests[TEST_COLUMNS],
+        "cars": results.cars[CAR_COLUMNS],
+        "abnormal_returns": results.abnormal_returns[AR_COLUMNS],
+        "fits": results.fits,
+        "exclusions": results.exclusions,
+        "diagnostics": results.diagnostics,
+        "drift": results.drift,
+        "bhars": results.bhars,
+    }
+    comparison = results.extras.get("comparisons")
+    if comparison is not None:
+        tables["comparisons"] = comparison.pairs[COMPARISON_COLUMNS]
+        tables["basket_ci"] = comparison.baskets
+    return tables
+
+
+def write_xlsx(tables: Mapping[str, pd.DataFrame], path: str | os.PathLike[str]) -> Path:
+    """Write ``tables`` into one Excel workbook, one sheet per table, atomically; return its path.
+
+    Sheet names are the keys (cut to Excel's 31 characters); missing values are
+    empty cells, dates real Excel dates; the header row is frozen and each
+    column sized to its header, so every sheet opens readable.
+    """
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        for name, frame in tables.items():
+            sheet = name[:XLSX_SHEET_CHARS]
+            frame.to_excel(writer, sheet_name=sheet, index=False, na_rep="")
+            worksheet = writer.sheets[sheet]
+            worksheet.freeze_panes = "A2"
+            for column, header in zip(worksheet.iter_cols(min_row=1, max_row=1), frame.columns):
+                worksheet.column_dimensions[column[0].column_letter].width = max(10, len(str(header)) + 2)
+    target = Path(path)
+    atomic_write(target, buffer.getvalue())
+    return target
