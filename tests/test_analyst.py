@@ -142,3 +142,14 @@ def test_the_package_namespace_is_clean():
     assert not {"Any", "TYPE_CHECKING", "importlib", "annotations"} & set(dir(evstudy))
     for name in evstudy.__all__:
         assert getattr(evstudy, name) is not None
+
+
+def test_the_jpm_config_lists_the_confounders_of_the_events_file():
+    """../shared/EVENTS.md: TMQ's government stake (day -4), LAC's DoE stake (day -8) and its leak, PPTA (day +10)."""
+    from evstudy.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "jpm-sri-2025.toml")
+    listed = {c.date.isoformat(): c.label for c in cfg.events[0].confounders}
+    assert "Trilogy Metals" in listed["2025-10-07"] and "Lithium Americas" in listed["2025-10-01"]
+    assert "Leak" in listed["2025-09-24"] and "Perpetua" in listed["2025-10-27"]
+    assert {"2025-10-09", "2025-10-10", "2025-10-12", "2025-10-14"} <= set(listed)
