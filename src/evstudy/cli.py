@@ -148,6 +148,7 @@ def cli() -> None:
     Typical use:
       evstudy run configs/jpm-sri-2025.toml
       evstudy run --event 2025-10-13:before_open --tickers MP,USAR,LAC --benchmark SPY
+      evstudy fetch configs/jpm-sri-2025.toml
       evstudy fetch MP,USAR,SPY --start 2024-01-01 --end 2025-12-31
     """
 
