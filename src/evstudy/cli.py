@@ -303,7 +303,7 @@ def compare(
     q_bh, verdict) and the study's usual outputs into --out.
     """
     from evstudy.api import compare_study
-    from evstudy.report.compare_page import write_compare_page
+    from evstudy.report.compare_page import PAGE, render_compare_page
     from evstudy.report.compare_section import comparison_text
     from evstudy.report.files import write_outputs
 
@@ -315,12 +315,11 @@ def compare(
     )
     out_dir = out or Path("reports") / f"{results.config.name}-compare"
     _notice_replacing(out_dir, given_out=out is not None)
-    paths = write_outputs(results, out_dir, xlsx=xlsx)
-    paths["compare.html"] = write_compare_page(results, out_dir)
+    paths = write_outputs(results, out_dir, xlsx=xlsx, extra={PAGE: render_compare_page(results).encode("utf-8")})
     if not quiet:
         click.echo(comparison_text(results))
         click.echo("")
-    _echo_written(paths, out_dir, "compare.html")
+    _echo_written(paths, out_dir, PAGE)
 
 
 @cli.command()

@@ -1,7 +1,7 @@
 """compare's own page, comparison first: the answer, the basket chart, the corrected pairwise table.
 
 ``evstudy compare`` writes the study's usual outputs (report.html is the full
-study report) and this page, compare.html, which puts the question compare
+study report) and, in the same output set, this page, compare.html, which puts the question compare
 asks first: which basket moved most, and which pairs differ once the
 p-values are corrected for the number of pairs. It reuses the comparison
 section (:mod:`evstudy.report.compare_section`) and links to the full report
@@ -12,15 +12,12 @@ small template so it does not depend on the study report's layout.
 from __future__ import annotations
 
 import datetime as dt
-import os
-from pathlib import Path
 
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from evstudy.report import compare_section
 from evstudy.report.sections import render_section
-from evstudy.report.writing import atomic_write, prepare_out_dir
 from evstudy.results import StudyResults
 
 TEMPLATE = "compare_page.html.j2"
@@ -50,10 +47,3 @@ def render_compare_page(results: StudyResults, *, generated_at: dt.datetime | No
         full_report=full_report,
         plotly_js=Markup(get_plotlyjs().replace("</script", "<\\/script")),
     )
-
-
-def write_compare_page(results: StudyResults, out_dir: str | os.PathLike[str]) -> Path:
-    """Write compare.html into ``out_dir`` (atomically, next to the study's report.html); return its path."""
-    path = prepare_out_dir(out_dir) / PAGE
-    atomic_write(path, render_compare_page(results).encode("utf-8"))
-    return path

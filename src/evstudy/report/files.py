@@ -27,10 +27,17 @@ def results_json(results: StudyResults) -> str:
     return json.dumps(results.to_dict(), indent=2, allow_nan=False, ensure_ascii=False)
 
 
-def write_outputs(results: StudyResults, out_dir: str | os.PathLike[str], *, xlsx: bool = False) -> dict[str, Path]:
+def write_outputs(
+    results: StudyResults,
+    out_dir: str | os.PathLike[str],
+    *,
+    xlsx: bool = False,
+    extra: Mapping[str, bytes] | None = None,
+) -> dict[str, Path]:
     """Write every output file into ``out_dir`` (created if needed); return their paths.
 
-    With ``xlsx``, also results.xlsx: the same tables in one workbook (:func:`write_xlsx`).
+    With ``xlsx``, also results.xlsx: the same tables in one workbook (:func:`xlsx_workbook`);
+    ``extra`` adds files of the command's own (compare's compare.html) to the same set.
     """
     out = prepare_out_dir(out_dir)
     contents = {
@@ -44,11 +51,13 @@ def write_outputs(results: StudyResults, out_dir: str | os.PathLike[str], *, xls
     if comparison is not None:  # multi-basket studies: the pairwise basket comparison
         contents["comparisons.csv"] = comparison.pairs[COMPARISON_COLUMNS].to_csv(index=False)
     paths = {}
-    for name, text in contents.items():
-        paths[name] = out / name
-        atomic_write(paths[name], text.encode("utf-8"))
+    files = {name: text.encode("utf-8") for name, text in contents.items()}
     if xlsx:
-        paths["results.xlsx"] = write_xlsx(result_tables(results), out / "results.xlsx")
+        files["results.xlsx"] = xlsx_workbook(result_tables(results))
+    files.update(extra or {})
+    for name, data in files.items():
+        paths[name] = out / name
+        atomic_write(paths[name], data)
     return paths
 
 
@@ -75,8 +84,8 @@ def result_tables(results: StudyResults) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def write_xlsx(tables: Mapping[str, pd.DataFrame], path: str | os.PathLike[str]) -> Path:
-    """Write ``tables`` into one Excel workbook, one sheet per table, atomically; return its path.
+def xlsx_workbook(tables: Mapping[str, pd.DataFrame]) -> bytes:
+    """``tables`` as one Excel workbook (the bytes of results.xlsx), one sheet per table.
 
     Sheet names are the keys (cut to Excel's 31 characters); missing values are
     empty cells, dates real Excel dates; the header row is frozen and each
@@ -91,6 +100,4 @@ def write_xlsx(tables: Mapping[str, pd.DataFrame], path: str | os.PathLike[str])
             worksheet.freeze_panes = "A2"
             for column, header in zip(worksheet.iter_cols(min_row=1, max_row=1), frame.columns):
                 worksheet.column_dimensions[column[0].column_letter].width = max(10, len(str(header)) + 2)
-    target = Path(path)
-    atomic_write(target, buffer.getvalue())
-    return target
+    return buffer.getvalue()
