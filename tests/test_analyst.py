@@ -112,11 +112,15 @@ def test_results_xlsx_holds_every_table_with_the_csv_numbers(prices, tmp_path):
     assert result.exit_code == 0, result.output
     assert "results.xlsx" in result.stdout
     book = openpyxl.load_workbook(out / "results.xlsx", read_only=True)
-    assert book.sheetnames[:4] == ["baskets", "tests", "cars", "abnormal_returns"]
+    assert book.sheetnames[:5] == ["about", "baskets", "tests", "cars", "abnormal_returns"]
+    about = pd.read_excel(out / "results.xlsx", sheet_name="about")["note"].tolist()
+    assert about[0].startswith("Returns, abnormal returns, CARs") and "0.05 = 5%" in about[0]
     assert "comparisons" in book.sheetnames  # two baskets under SPY
     cars = pd.read_excel(out / "results.xlsx", sheet_name="cars")
     csv = pd.read_csv(out / "cars.csv")
     pd.testing.assert_frame_equal(cars, csv, check_dtype=False)
+    assert dict(zip(csv.ticker, csv.baskets)) == {"AAA": "a", "BBB": "a", "CCC": "b"}  # the basket of each row
+    assert set(pd.read_csv(out / "abnormal_returns.csv").baskets) == {"a", "b"}
     ars = pd.read_excel(out / "results.xlsx", sheet_name="abnormal_returns")
     assert pd.api.types.is_datetime64_any_dtype(ars["date"])  # real dates, not text
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left

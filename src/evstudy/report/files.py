@@ -27,6 +27,17 @@ def results_json(results: StudyResults) -> str:
     return json.dumps(results.to_dict(), indent=2, allow_nan=False, ensure_ascii=False)
 
 
+def with_baskets(frame: pd.DataFrame, memberships: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (one row per event, ticker, benchmark, ...) with a last column ``baskets``: the baskets the
+    ticker belongs to in that event under that benchmark, joined by "; " (one cell, spreadsheet-friendly:
+    a ticker in two baskets keeps one row per window, not two)."""
+    keys = ["event", "ticker", "benchmark"]
+    named = memberships.groupby(keys, sort=False)["basket"].agg("; ".join).rename("baskets").reset_index()
+    out = frame.merge(named, on=keys, how="left")
+    out["baskets"] = out["baskets"].fillna("")
+    return out
+
+
 def write_outputs(
     results: StudyResults,
     out_dir: str | os.PathLike[str],
@@ -42,8 +53,9 @@ def write_outputs(
     out = prepare_out_dir(out_dir)
     contents = {
         "results.json": results_json(results),
-        "abnormal_returns.csv": results.abnormal_returns[AR_COLUMNS].to_csv(index=False, date_format="%Y-%m-%d"),
-        "cars.csv": results.cars[CAR_COLUMNS].to_csv(index=False),
+        "abnormal_returns.csv": with_baskets(results.abnormal_returns[AR_COLUMNS], results.memberships).to_csv(
+            index=False, date_format="%Y-%m-%d"),
+        "cars.csv": with_baskets(results.cars[CAR_COLUMNS], results.memberships).to_csv(index=False),
         "tests.csv": results.tests[TEST_COLUMNS].to_csv(index=False),
         "report.html": render_html(results),
     }
@@ -62,15 +74,23 @@ def write_outputs(
 
 
 XLSX_SHEET_CHARS = 31  # Excel's limit on a sheet name
+XLSX_ABOUT = [
+    "Returns, abnormal returns, CARs, CAARs, standard errors and differences are decimals: 0.05 = 5%.",
+    "p-values are two-sided, between 0 and 1. An empty cell is a number that could not be computed (see 'note').",
+    "window_start/window_end and rel_day count trading days from day 0 (the first session that could react).",
+    "baskets (cars, abnormal_returns): every basket holding the ticker in that event under that benchmark.",
+    "One sheet per table of the run; the same tables as the CSV files and results.json.",
+]
 
 
 def result_tables(results: StudyResults) -> dict[str, pd.DataFrame]:
     """The tables of a run, by sheet name, in the order an analyst reads them (what results.xlsx holds)."""
     tables = {
+        "about": pd.DataFrame({"note": XLSX_ABOUT}),
         "baskets": results.baskets,
         "tests": results.tests[TEST_COLUMNS],
-        "cars": results.cars[CAR_COLUMNS],
-        "abnormal_returns": results.abnormal_returns[AR_COLUMNS],
+        "cars": with_baskets(results.cars[CAR_COLUMNS], results.memberships),
+        "abnormal_returns": with_baskets(results.abnormal_returns[AR_COLUMNS], results.memberships),
         "fits": results.fits,
         "exclusions": results.exclusions,
         "diagnostics": results.diagnostics,
