@@ -664,9 +664,9 @@ class _Run:
                 "or use --prices FILE"
             ) from self.last_error
         if self.source.strict and self.failures:
-            listed = "; ".join(f"{', '.join(names)}: {reason}" for reason, names in _by_reason(self.failures).items())
+            listed = "; ".join(f"{_some(names)}: {reason}" for reason, names in _by_reason(self.failures).items())
             raise DownloadError(
-                f"--strict: Yahoo could not deliver {', '.join(self.failures)} for {self.start}..{self.end} "
+                f"--strict: Yahoo could not deliver {_some(list(self.failures))} for {self.start}..{self.end} "
                 f"({listed}); what did download is cached: rerun later, or drop --strict to proceed without them"
             ) from self.last_error
         reasons = {
@@ -675,13 +675,13 @@ class _Run:
         }
         if missing:
             self.notes.append(
-                f"no Yahoo prices for {', '.join(missing)} in {self.start}..{self.end} "
+                f"no Yahoo prices for {_some(missing)} in {self.start}..{self.end} "
                 "(unknown to Yahoo, delisted, not trading then, or the download failed)"
             )
         partial = [t for t in self.failures if t not in missing]
         if partial:
             self.notes.append(
-                f"Yahoo downloads failed for {', '.join(partial)}: served what the cache holds, which does "
+                f"Yahoo downloads failed for {_some(partial)}: served what the cache holds, which does "
                 f"not cover all of {self.start}..{self.end}"
             )
         topped_up = [t for t in self.downloaded if self.entries.get(t) is not None]
