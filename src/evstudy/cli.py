@@ -216,10 +216,6 @@ def run(
     --window and --estimation-window override the file's settings.
     """
     from evstudy.api import name_ad_hoc, run_study, with_overrides
-    from evstudy.report.catalogue_section import catalogue_text
-    from evstudy.report.compare_section import comparison_text
-    from evstudy.report.files import write_outputs
-    from evstudy.report.terminal import summary_text
 
     ad_hoc = {"--event": event, "--tickers": tickers, "--min-returns": min_returns}
     given = [flag for flag, value in ad_hoc.items() if value]
@@ -256,6 +252,12 @@ def run(
         study, prices=prices, offline=offline, refresh=refresh, cache_dir=cache_dir,
         progress=sys.stderr.isatty(), strict=strict,
     )
+    # The writers (plotly, jinja2) load only now: a run that cannot get its prices fails without them.
+    from evstudy.report.catalogue_section import catalogue_text
+    from evstudy.report.compare_section import comparison_text
+    from evstudy.report.files import write_outputs
+    from evstudy.report.terminal import summary_text
+
     out_dir = out or Path("reports") / study.name
     _notice_replacing(out_dir, given_out=out is not None)
     paths = write_outputs(results, out_dir, xlsx=xlsx)
@@ -303,9 +305,6 @@ def compare(
     q_bh, verdict) and the study's usual outputs into --out.
     """
     from evstudy.api import compare_study
-    from evstudy.report.compare_page import PAGE, render_compare_page
-    from evstudy.report.compare_section import comparison_text
-    from evstudy.report.files import write_outputs
 
     names = [b.strip() for b in baskets.split(",") if b.strip()] if baskets is not None else None
     chosen = {"n_permutations": permutations, "seed": seed}
@@ -313,6 +312,10 @@ def compare(
         config, baskets=names, prices=prices, offline=offline, refresh=refresh, cache_dir=cache_dir,
         progress=sys.stderr.isatty(), **{key: value for key, value in chosen.items() if value is not None},
     )
+    from evstudy.report.compare_page import PAGE, render_compare_page  # after the prices: see `run`
+    from evstudy.report.compare_section import comparison_text
+    from evstudy.report.files import write_outputs
+
     out_dir = out or Path("reports") / f"{results.config.name}-compare"
     _notice_replacing(out_dir, given_out=out is not None)
     paths = write_outputs(results, out_dir, xlsx=xlsx, extra={PAGE: render_compare_page(results).encode("utf-8")})
