@@ -157,3 +157,12 @@ def test_the_jpm_config_lists_the_confounders_of_the_events_file():
     assert "Trilogy Metals" in listed["2025-10-07"] and "Lithium Americas" in listed["2025-10-01"]
     assert "Leak" in listed["2025-09-24"] and "Perpetua" in listed["2025-10-27"]
     assert {"2025-10-09", "2025-10-10", "2025-10-12", "2025-10-14"} <= set(listed)
+
+
+def test_scan_columns_have_readable_window_names():
+    from evstudy.scan import DAY0_KEY, window_key
+
+    assert [window_key(Window(*w)) for w in [(0, 0), (-1, 1), (0, 5), (1, 1)]] == [
+        "day0", "days_-1_to_+1", "days_0_to_+5", "day+1",
+    ]
+    assert window_key(Window(0, 0)) == DAY0_KEY  # the day-0 columns the scan report reads: q_day0, t_day0
