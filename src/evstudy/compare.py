@@ -214,11 +214,11 @@ def holm_adjusted(p_values: np.ndarray) -> np.ndarray:
 def pair_verdict(p_holm: float | None, diff: float | None, p_floor: float | None, family_size: int) -> str:
     """Words for one pair from its Holm-adjusted permutation p (the contract's verdict words).
 
-    A pair that is not significant although its stocks allow no permutation p
-    below ``p_floor`` small enough to survive Holm's m-fold correction (m =
-    ``family_size``: the first step multiplies the smallest p by m) is
-    "inconclusive", not "no significant difference": the data could not have
-    shown one.
+    A pair that is not significant while its stocks allow no permutation p
+    below ``p_floor``, with ``p_floor`` times m (m = ``family_size``) at 5% or
+    more, is "inconclusive", not "no significant difference": Holm's first step
+    needs a p below 0.05/m, which those stocks cannot give (such a pair could
+    pass only after nearly every other pair had).
     """
     if p_holm is None or not math.isfinite(p_holm):
         return "not computed"
