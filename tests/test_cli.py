@@ -50,7 +50,10 @@ def test_jpm_config_writes_the_contract(market_parquet, tmp_path):
     assert "day 0 Mon 2025-10-13" in stdout
 
     cars = pd.read_csv(out / "cars.csv")
-    assert list(cars.columns) == ["event", "ticker", "benchmark", "window_start", "window_end", "car", "se", "t", "p_value"]
+    assert list(cars.columns) == [
+        "event", "ticker", "benchmark", "window_start", "window_end", "car", "se", "t", "p_value", "baskets"
+    ]
+    assert set(cars.loc[cars.ticker == "MP", "baskets"]) == {"critical_minerals; named_in_coverage", "critical_minerals"}
     # MP is in critical_minerals, measured against SPY and REMX: a row for each.
     mp = cars[(cars.ticker == "MP") & (cars.window_start == 0) & (cars.window_end == 0)]
     assert set(mp.benchmark) == {"SPY", "REMX"}
@@ -58,7 +61,7 @@ def test_jpm_config_writes_the_contract(market_parquet, tmp_path):
 
     ars = pd.read_csv(out / "abnormal_returns.csv")
     assert list(ars.columns) == [
-        "event", "ticker", "benchmark", "date", "rel_day", "return", "expected_return", "abnormal_return"
+        "event", "ticker", "benchmark", "date", "rel_day", "return", "expected_return", "abnormal_return", "baskets"
     ]
     assert set(ars.rel_day) == set(range(-10, 11))
 

@@ -211,9 +211,14 @@ def test_a_pair_keeps_its_p_value_when_other_baskets_are_left_out(synthetic):
     full = compare_baskets(synthetic, n_permutations=300, seed=5).pairs
     only = compare_baskets(synthetic, baskets=["B1", "B3"], n_permutations=300, seed=5).pairs
     assert set(zip(only.basket_a, only.basket_b)) == {("B1", "B3")}
+    unadjusted = [c for c in COMPARISON_COLUMNS if c not in ("family_size", "p_holm", "q_bh", "verdict")]
     pd.testing.assert_frame_equal(
-        full[(full.basket_a == "B1") & (full.basket_b == "B3")].reset_index(drop=True), only.reset_index(drop=True)
+        full.loc[(full.basket_a == "B1") & (full.basket_b == "B3"), unadjusted].reset_index(drop=True),
+        only[unadjusted].reset_index(drop=True),
     )
+    # the multiplicity correction belongs to the family asked for: one pair is a family of one
+    assert (only["family_size"] == 1).all() and (only["p_holm"] == only["p_permutation"]).all()
+    assert (full["family_size"] == 3).all()
 
 
 def test_bad_arguments_are_typed_errors(synthetic):
@@ -245,6 +250,12 @@ def test_compare_command_writes_the_contract_and_the_section(compared):
     assert list(table.columns[:9]) == CONTRACT
     html = (out / "report.html").read_text()
     assert 'id="compare"' in html and "Pairwise differences" in html and "Ranking by CAAR" in html
+    # compare's own page puts the comparison first and links to the full study report
+    page = (out / "compare.html").read_text()
+    assert page.index("which basket moved most?") < page.index('id="compare"') < page.index("Pairwise differences")
+    assert 'href="report.html"' in page and "Corrected for the 28 pairwise tests (Holm)" in page
+    assert f"Open the report: {(out / 'compare.html').resolve().as_uri()}" in stdout
+    assert (table["family_size"] == 28).all() and "28 pairwise tests on this window" in stdout
     assert "critical_minerals - " in stdout and "ranking" in stdout
     # Baskets are compared only under a common benchmark: REMX and ITA have one basket each.
     assert set(table.benchmark) == {"SPY"}

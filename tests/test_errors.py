@@ -760,19 +760,37 @@ def test_prices_wrong_shape(tmp_path):
 # =========================================================================== network and cache
 
 
-@row("network-down", "Network and cache", "Yahoo unreachable: every call raises (DNS, timeout), after 3 retries",
-     "`Error: no prices from Yahoo for any of the 2 tickers (SPY, AAA) in FIRST..LAST: download failed: "
-     "ConnectionError: …, after 4 attempt(s); the network may be unreachable (or Yahoo rate-limited us), …; retry "
-     "later, or use --prices FILE` (long ticker lists show the first 8 and how many more)", 3)
+@row("network-down", "Network and cache",
+     "Yahoo unreachable from this machine: the name does not resolve, the connection is refused, no route",
+     "at once, no retry (none could succeed): `Error: cannot reach Yahoo Finance: the name of Yahoo's server did "
+     "not resolve (no DNS: this machine looks offline) (ConnectionError: Failed to resolve …); nothing was "
+     "retried, … read prices from a file with --prices PATH …, or fill the cache where there is network with "
+     "`evstudy fetch CONFIG` and run with --offline. Asked for SPY, AAA in FIRST..LAST` (long ticker lists show "
+     "the first 8 and how many more)", 3)
 def test_network_down(flaky, tmp_path):
     def unreachable(*_):
         raise ConnectionError("Failed to resolve query2.finance.yahoo.com")
 
     fake = flaky(unreachable)
     outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA", "--cache-dir", tmp_path / "cache", "--out", tmp_path / "out")
-    assert_error(outcome, "network-down", "no prices from Yahoo for any of the 2 tickers (SPY, AAA)",
-                 "ConnectionError: Failed to resolve",
-                 "4 attempt(s)", "--prices FILE")
+    assert_error(outcome, "network-down", "cannot reach Yahoo Finance: the name of Yahoo's server did not resolve",
+                 "ConnectionError: Failed to resolve", "--prices PATH", "evstudy fetch CONFIG", "SPY, AAA")
+    assert len(fake.calls) == 1 and "Yahoo: retry " not in outcome.err
+    assert not (tmp_path / "out").exists()
+
+
+@row("network-timeouts", "Network and cache", "every call times out (a network that may come back), after 3 retries",
+     "`Error: no prices from Yahoo for any of the 2 tickers (SPY, AAA) in FIRST..LAST: download failed: "
+     "TimeoutError: …, after 4 attempt(s); the network may be unreachable (or Yahoo rate-limited us), …; retry "
+     "later, or use --prices FILE`", 3)
+def test_network_timeouts_are_retried(flaky, tmp_path):
+    def timing_out(*_):
+        raise TimeoutError("Failed to perform, curl: (28) Operation timed out after 10001 milliseconds")
+
+    fake = flaky(timing_out)
+    outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA", "--cache-dir", tmp_path / "cache", "--out", tmp_path / "out")
+    assert_error(outcome, "network-timeouts", "no prices from Yahoo for any of the 2 tickers (SPY, AAA)",
+                 "TimeoutError: Failed to perform", "4 attempt(s)", "--prices FILE")
     assert len(fake.calls) == 4 and outcome.err.count("Yahoo: retry ") == 3
     assert not (tmp_path / "out").exists()
 
@@ -842,8 +860,9 @@ def test_every_ticker_download_failed(flaky, tmp_path):
 
 
 @row("offline-cache-miss", "Network and cache", "`--offline` when the cache does not cover the study",
-     "``Error: offline: the cache in DIR does not cover FIRST..LAST for SPY, AAA; run `evstudy fetch` for them or "
-     "drop --offline``", 3)
+     "``Error: offline: the cache in DIR does not cover FIRST..LAST for SPY, AAA; fill it where there is network "
+     "with `evstudy fetch CONFIG` (everything the study needs) or `evstudy fetch TICKERS --start --end`, or drop "
+     "--offline``", 3)
 def test_offline_cache_miss(flaky, tmp_path):
     fake = flaky()
     outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA", "--offline", "--cache-dir", tmp_path, "--out", tmp_path / "out")
@@ -862,8 +881,8 @@ def test_corrupt_cache_is_reported_and_refetched(flaky, tmp_path):
     (cache / "yahoo" / "AAA.parquet").write_bytes(b"PAR1 not really")
     offline = run_cli("run", *args, "--offline")
     assert offline.code == 3 and "Traceback" not in offline.err
-    assert offline.err.strip().splitlines()[-1].endswith(
-        "for AAA (cache files corrupted: AAA); run `evstudy fetch` for them or drop --offline")
+    assert "for AAA (cache files corrupted: AAA); fill it where there is network with `evstudy fetch CONFIG`" in (
+        offline.err.strip().splitlines()[-1])
     calls = len(fake.calls)
     outcome = run_cli("run", *args)
     assert_success(outcome, "corrupt-cache", out)
@@ -1148,7 +1167,7 @@ def test_formula_tickers_are_neutralized(tmp_path):
     assert outcome.code == ROWS["csv-formula-cells"].exit, outcome.err
     table = pd.read_csv(out / "scan.csv")
     assert {"'=1+1", "'+A1", "'-2+3", "'@SUM(1+1)"} <= set(table["ticker"])
-    assert not table["ticker"].str.match(r"[=+\-@\t\r]").any() and table["car_0_0"].dtype == np.float64
+    assert not table["ticker"].str.match(r"[=+\-@\t\r]").any() and table["car_day0"].dtype == np.float64
 
 
 @row("internal-error", "Outputs", "an unexpected exception (a bug)",

@@ -85,9 +85,10 @@ def test_odd_tickers_are_written_inside_the_cache_and_read_back(yahoo, tmp_path)
                                                                              Path("sandbox/cache/yahoo")), path
         assert set(path.name) <= SAFE_NAME and (tmp_path / path).resolve().is_relative_to(cache.resolve())
     assert not list((cache / "yahoo").glob("*.tmp"))
+    calls = len(yahoo.calls)  # one batch, after a one-ticker probe when the batch is large (prices/yahoo.py)
     again = YahooSource(cache_dir=cache, offline=True).load(ODD_ACCEPTED, *JAN)  # each reads back its own file
     assert again.closes.equals(data.closes)
-    assert len(yahoo.calls) == 1
+    assert len(yahoo.calls) == calls <= 2
 
 
 @pytest.mark.parametrize("ticker", ODD_REJECTED, ids=repr)

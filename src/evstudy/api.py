@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 from collections.abc import Sequence
 
 from evstudy.catalogue import attach_catalogue
 from evstudy.compare import (
     DEFAULT_PERMUTATIONS, attach_comparison, check_comparable, check_permutations, restrict_baskets,
 )
-from evstudy.config import StudyConfig, load_config
-from evstudy.errors import UnknownTickerError
+from evstudy.config import MODELS, StudyConfig, Window, load_config
+from evstudy.errors import ConfigError, UnknownTickerError
 from evstudy.prices import open_source
 from evstudy.prices.base import PriceData, PriceSource
 from evstudy.prices.factors import FactorData, read_factors
@@ -132,3 +134,77 @@ def compare_study(
         config, prices=prices, source=source, offline=offline, refresh=refresh, cache_dir=cache_dir,
         progress=progress, n_permutations=n_permutations, seed=seed,
     )
+
+
+TIMING_WORDS = {"before_open": "before the open", "during": "during the session", "after_close": "after the close"}
+
+
+def name_ad_hoc(config: StudyConfig, *, shown: int = 3) -> StudyConfig:
+    """An ad hoc study named and titled from its event and tickers, not "adhoc"/"event"/"all".
+
+    The name (the default output folder, ``reports/<name>/``) reads e.g.
+    ``2025-10-13-MP-USAR-LAC`` (more than ``shown`` tickers: ``...-LAC-and-5-more``);
+    the title "MP, USAR, LAC around 2025-10-13 (before the open)"; the basket is
+    labelled with its tickers. Ids stay as they were, so outputs keep their keys.
+    """
+    event = config.events[0]
+    tickers = [t for b in config.baskets for t in b.tickers]
+    more = len(tickers) - shown
+    slug_tickers = "-".join(re.sub(r"[^A-Za-z0-9.]+", "_", t) for t in tickers[:shown])
+    name = f"{event.date:%Y-%m-%d}-{slug_tickers}" + (f"-and-{more}-more" if more > 0 else "")
+    listed = ", ".join(tickers[:shown]) + (f" and {more} more" if more > 0 else "")
+    when = event.timestamp.isoformat() if event.timestamp else f"{event.date:%Y-%m-%d}"
+    timing = f" ({TIMING_WORDS[event.timing]})" if event.timing in TIMING_WORDS else ""
+    baskets = tuple(dataclasses.replace(b, label=b.label or ", ".join(b.tickers)) for b in config.baskets)
+    events = (dataclasses.replace(event, label=event.label or f"news of {when}{timing}"), *config.events[1:])
+    return dataclasses.replace(
+        config, name=name, title=config.title or f"{listed} around {when}{timing}", baskets=baskets, events=events,
+    )
+
+
+def with_overrides(
+    config: StudyConfig,
+    *,
+    title: str | None = None,
+    benchmark: str | None = None,
+    model: str | None = None,
+    windows: Sequence[Window] = (),
+    estimation_window: Window | None = None,
+) -> StudyConfig:
+    """``config`` with the command line's --title, --benchmark, --model, --window and --estimation-window.
+
+    A benchmark replaces every basket's benchmarks; a model other than
+    "factor" or "two_index" drops the config's factor file or sector indexes,
+    which only those models use; windows replace the config's list. The result
+    is checked like a config, and an error names the flags as well as the file.
+    """
+    from evstudy.config import normalize_ticker
+
+    changes: dict[str, object] = {}
+    if title is not None:
+        changes["title"] = title
+    if benchmark is not None:
+        bench = normalize_ticker(benchmark, " (--benchmark)")
+        changes["benchmark"] = bench
+        changes["baskets"] = tuple(dataclasses.replace(b, benchmarks=(bench,)) for b in config.baskets)
+    if model is not None:
+        if model not in MODELS:
+            raise ConfigError(f"--model {model!r} is not one of {', '.join(MODELS)}")
+        changes["model"] = model
+        if model != "factor":
+            changes["factors"] = None
+        if model != "two_index":
+            baskets = changes.get("baskets", config.baskets)
+            changes["baskets"] = tuple(dataclasses.replace(b, sector="") for b in baskets)  # type: ignore[attr-defined]
+    if windows:
+        changes["windows"] = tuple(windows)
+    if estimation_window is not None:
+        changes["estimation_window"] = estimation_window
+    if not changes:
+        return config
+    try:
+        return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        flag = {"windows": "window"}
+        flags = ", ".join(f"--{flag.get(k, k).replace('_', '-')}" for k in changes if k not in ("baskets", "factors"))
+        raise ConfigError(f"{exc} (with {flags} given on the command line)") from None

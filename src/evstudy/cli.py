@@ -113,6 +113,12 @@ def _echo_written(paths: dict[str, Path], out_dir: Path, report: str) -> None:
     click.echo(f"Open the report: {paths[report].resolve().as_uri()}")
 
 
+def _notice_replacing(out_dir: Path, *, given_out: bool) -> None:
+    """Say so when a default output folder already holds a run that this one replaces (never silently)."""
+    if not given_out and (out_dir / "results.json").is_file():
+        click.echo(f"Note: replacing the earlier run in {out_dir}/ (give --out FOLDER to keep it)", err=True)
+
+
 def _source_options(func: F) -> F:
     """Where prices come from: shared by every command that loads prices."""
     options = [
@@ -155,6 +161,7 @@ def cli() -> None:
     Typical use:
       evstudy run configs/jpm-sri-2025.toml
       evstudy run --event 2025-10-13:before_open --tickers MP,USAR,LAC --benchmark SPY
+      evstudy fetch configs/jpm-sri-2025.toml
       evstudy fetch MP,USAR,SPY --start 2024-01-01 --end 2025-12-31
     """
 
@@ -163,14 +170,18 @@ def cli() -> None:
 @click.argument("config", required=False, type=click.Path(path_type=Path))
 @_source_options
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder [default: reports/<config name>/].")
+              help="Output folder [default: reports/<config name>/; ad hoc: reports/<date>-<tickers>/].")
+@click.option("--title", help="Title of the report [default: the config's title; ad hoc: the tickers and the date].")
 @click.option("--event", help="Ad hoc event: DATE[:before_open|during|after_close] or an ISO timestamp with zone.")
 @click.option("--tickers", help="Ad hoc tickers, comma-separated (they form one basket named 'all').")
-@click.option("--benchmark", default=None, help="Ad hoc benchmark ticker [default: SPY].")
-@click.option("--estimation-window", help="Ad hoc estimation window as START,END [default: -250,-11].")
+@click.option("--benchmark", default=None,
+              help="Benchmark ticker [default: SPY]; with a CONFIG it replaces every basket's benchmarks.")
+@click.option("--estimation-window", help="Estimation window as START,END [default: -250,-11; with a CONFIG: its own].")
 @click.option("--window", "windows", multiple=True,
-              help="Ad hoc event window START,END; repeat for several [default: 0,0 -1,1 0,1 0,5 -5,5 -10,10].")
-@click.option("--model", type=click.Choice(MODELS), default=None, help="Ad hoc expected-return model [default: market].")
+              help="Event window START,END; repeat for several [default: 0,0 -1,1 0,1 0,5 -5,5 -10,10; with a "
+              "CONFIG: its own].")
+@click.option("--model", type=click.Choice(MODELS), default=None,
+              help="Expected-return model [default: market; with a CONFIG: its own].")
 @click.option("--min-returns", type=click.IntRange(min=3), default=None,
               help="Ad hoc minimum valid estimation-window returns per ticker [default: 120].")
 @click.option("--accept-breaks", is_flag=True,
@@ -183,6 +194,7 @@ def cli() -> None:
               help="Seed of the pseudo-event-day draw, for reproducible placebo p-values "
               "[default: the config's seed, else 12345].")
 @click.option("--quiet", is_flag=True, help="Print only where the files went.")
+@click.option("--xlsx", is_flag=True, help="Also write results.xlsx: every table of the run, one sheet each.")
 @click.option("--strict", is_flag=True,
               help="Stop (exit 3) if a Yahoo download still fails after its retries, instead of leaving "
               "those tickers out with the reason.")
@@ -195,6 +207,7 @@ def run(
     refresh: bool,
     cache_dir: Path | None,
     out: Path | None,
+    title: str | None,
     event: str | None,
     tickers: str | None,
     benchmark: str | None,
@@ -206,6 +219,7 @@ def run(
     placebo_dates: int | None,
     seed: int | None,
     quiet: bool,
+    xlsx: bool,
     strict: bool,
     max_report_mb: float,
 ) -> None:
@@ -213,20 +227,13 @@ def run(
 
     Writes report.html, results.json, abnormal_returns.csv, cars.csv and
     tests.csv into --out (and comparisons.csv when two baskets share a
-    benchmark) and prints a summary.
+    benchmark) and prints a summary. With a CONFIG, --benchmark, --model,
+    --window and --estimation-window override the file's settings.
     """
-    from evstudy.api import run_study
-    from evstudy.report.catalogue_section import catalogue_text
-    from evstudy.report.compare_section import comparison_text
-    from evstudy.report.files import write_outputs
-    from evstudy.report.terminal import summary_text
+    from evstudy.api import name_ad_hoc, run_study, with_overrides
     from evstudy.report.writing import check_output_folder
 
-    ad_hoc = {
-        "--event": event, "--tickers": tickers, "--benchmark": benchmark,
-        "--estimation-window": estimation_window, "--window": windows, "--model": model,
-        "--min-returns": min_returns,
-    }
+    ad_hoc = {"--event": event, "--tickers": tickers, "--min-returns": min_returns}
     given = [flag for flag, value in ad_hoc.items() if value]
     if config is not None:
         if given:
@@ -234,7 +241,11 @@ def run(
                 f"{', '.join(given)} cannot be combined with a CONFIG file: put them in the config, "
                 f"or drop CONFIG for an ad hoc run"
             )
-        study = load_config(config)
+        study = with_overrides(
+            load_config(config), title=title, benchmark=benchmark, model=model,
+            windows=[parse_window(w, " (--window)") for w in windows],
+            estimation_window=parse_window(estimation_window, " (--estimation-window)") if estimation_window else None,
+        )
     else:
         if not event or not tickers:
             raise ConfigError("give a CONFIG file, or both --event DATE[:timing] and --tickers A,B,C")
@@ -247,6 +258,7 @@ def run(
             windows=[parse_window(w, " (--window)") for w in windows],
             min_estimation_returns=min_returns or 120,
         )
+        study = name_ad_hoc(dataclasses.replace(study, title=title) if title else study)
     if accept_breaks:
         study = dataclasses.replace(study, accept_breaks=True)
     placebo = {"placebo_dates": placebo_dates, "seed": seed}
@@ -254,11 +266,18 @@ def run(
         study = dataclasses.replace(study, **{key: value for key, value in placebo.items() if value is not None})
     out_dir = out or Path("reports") / study.name
     check_output_folder(out_dir)
+    _notice_replacing(out_dir, given_out=out is not None)
     results = run_study(
         study, prices=prices, offline=offline, refresh=refresh, cache_dir=cache_dir,
         progress=sys.stderr.isatty(), strict=strict,
     )
-    paths = write_outputs(results, out_dir, max_report_bytes=int(max_report_mb * 1e6))
+    # The writers (plotly, jinja2) load only now: a run that cannot get its prices fails without them.
+    from evstudy.report.catalogue_section import catalogue_text
+    from evstudy.report.compare_section import comparison_text
+    from evstudy.report.files import write_outputs
+    from evstudy.report.terminal import summary_text
+
+    paths = write_outputs(results, out_dir, xlsx=xlsx, max_report_bytes=int(max_report_mb * 1e6))
     if not quiet:
         click.echo(summary_text(results))
         click.echo("")
@@ -279,6 +298,7 @@ def run(
 @click.option("--seed", type=click.IntRange(min=0), default=None,
               help="Seed of the permutation test, for reproducible p-values [default: the config's seed, else 12345].")
 @click.option("--quiet", is_flag=True, help="Print only where the files went.")
+@click.option("--xlsx", is_flag=True, help="Also write results.xlsx: every table of the run, one sheet each.")
 @_max_report_option
 @_friendly_errors
 def compare(
@@ -292,17 +312,18 @@ def compare(
     permutations: int | None,
     seed: int | None,
     quiet: bool,
+    xlsx: bool,
     max_report_mb: float,
 ) -> None:
-    """Compare the baskets of CONFIG: CAAR with 95% CI, ranking, pairwise Welch and permutation tests.
+    """Compare the baskets of CONFIG (all of them, or --baskets): CAAR with 95% CI, ranking, and every pair's
+    difference with Welch and permutation tests, corrected for the number of pairs (Holm, Benjamini-Hochberg).
 
-    Writes comparisons.csv (event, basket_a, basket_b, window_start,
-    window_end, diff, t, p_welch, p_permutation, ...) and the study's usual
-    outputs, whose report.html has a "Baskets compared" section, into --out.
+    Writes compare.html (the comparison first, linking to the full study
+    report), comparisons.csv (event, basket_a, basket_b, window_start,
+    window_end, diff, t, p_welch, p_permutation, ..., family_size, p_holm,
+    q_bh, verdict) and the study's usual outputs into --out.
     """
     from evstudy.api import compare_study
-    from evstudy.report.compare_section import comparison_text
-    from evstudy.report.files import write_outputs
     from evstudy.report.writing import check_output_folder
 
     if out is not None:
@@ -314,18 +335,27 @@ def compare(
         config, baskets=names, prices=prices, offline=offline, refresh=refresh, cache_dir=cache_dir,
         progress=sys.stderr.isatty(), **{key: value for key, value in chosen.items() if value is not None},
     )
+    from evstudy.report.compare_page import PAGE, render_compare_page  # after the prices: see `run`
+    from evstudy.report.compare_section import comparison_text
+    from evstudy.report.files import write_outputs
+
     out_dir = out or Path("reports") / f"{results.config.name}-compare"
-    paths = write_outputs(results, out_dir, max_report_bytes=int(max_report_mb * 1e6), command="compare")
+    _notice_replacing(out_dir, given_out=out is not None)
+    paths = write_outputs(results, out_dir, xlsx=xlsx, extra={PAGE: render_compare_page(results).encode("utf-8")},
+                          max_report_bytes=int(max_report_mb * 1e6), command="compare")
     if not quiet:
         click.echo(comparison_text(results))
         click.echo("")
-    _echo_written(paths, out_dir, "report.html")
+    _echo_written(paths, out_dir, PAGE)
 
 
 @cli.command()
-@click.argument("tickers")
-@click.option("--start", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First date, YYYY-MM-DD.")
-@click.option("--end", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Last date (inclusive), YYYY-MM-DD.")
+@click.argument("target", required=False, metavar="TICKERS|CONFIG")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Fill the cache with exactly what this study config needs (every ticker and benchmark, "
+              "over the dates it uses, placebo span included); same as giving CONFIG.")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), help="First date, YYYY-MM-DD (with TICKERS).")
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), help="Last date (inclusive), YYYY-MM-DD (with TICKERS).")
 @click.option("--refresh", is_flag=True, help="Re-download even what the cache already holds.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), envvar="EVSTUDY_CACHE",
               help="Cache folder [env: EVSTUDY_CACHE; default: the user cache folder].")
@@ -333,9 +363,11 @@ def compare(
               help="Exit 3 if any ticker still fails after its retries (what did download is cached).")
 @_friendly_errors
 def fetch(
-    tickers: str, start: dt.datetime, end: dt.datetime, refresh: bool, cache_dir: Path | None, strict: bool
+    target: str | None, config_path: Path | None, start: dt.datetime | None, end: dt.datetime | None,
+    refresh: bool, cache_dir: Path | None, strict: bool,
 ) -> None:
-    """Download adjusted closes for TICKERS (comma-separated) into the local cache.
+    """Download adjusted closes into the local cache: TICKERS (comma-separated) from --start to --end,
+    or everything a study CONFIG needs (then `evstudy run CONFIG --offline` works without network).
 
     Exits 0 only if every ticker that Yahoo delivered is in the cache; a cache
     folder that cannot be created or written is exit 2 (before downloading).
@@ -343,18 +375,37 @@ def fetch(
     from evstudy.prices import YahooSource
     from evstudy.prices.cache import PriceCache
 
-    if end < start:
-        raise ConfigError(f"--end {end.date()} is before --start {start.date()}: give an end on or after the start")
-    names = parse_tickers([t for t in tickers.split(",") if t.strip()] or [tickers], " (TICKERS)")
+    if target is not None and config_path is None and (target.endswith(".toml") or Path(target).is_file()):
+        target, config_path = None, Path(target)
     source = YahooSource(cache_dir=cache_dir, refresh=refresh, progress=sys.stderr.isatty(), strict=strict)
     cache = PriceCache(source.cache_dir)
     cache.ensure_writable()
-    data = source.load(list(names), start.date(), end.date())
+    if config_path is not None:
+        if target is not None or start is not None or end is not None:
+            raise ConfigError("give either a CONFIG (its tickers and dates), or TICKERS with --start and --end")
+        from evstudy.api import load_study_prices
+        from evstudy.study import required_dates
+
+        study = load_config(config_path)
+        first, last = (day.date() for day in required_dates(study))
+        data = load_study_prices(study, source=source)
+        names = list(dict.fromkeys(data.closes.columns.tolist() + list(data.missing)))
+        span = f" for {first:%Y-%m-%d}..{last:%Y-%m-%d}"
+        what = f" of study {study.name!r}"
+    else:
+        if target is None or start is None or end is None:
+            raise ConfigError("give TICKERS with --start and --end (YYYY-MM-DD), or a study CONFIG file")
+        if end < start:
+            raise ConfigError(f"--end {end.date()} is before --start {start.date()}: give an end on or after the start")
+        names = list(parse_tickers([t for t in target.split(",") if t.strip()] or [target], " (TICKERS)"))
+        first, last = start.date(), end.date()
+        data = source.load(names, first, last)
+        span, what = "", ""
     for note in data.notes:
         click.echo(note)
-    covered_until = min(end.date(), dt.date.today() - dt.timedelta(days=1))  # today's bar is never cached
-    cached = [t for t in names if covered_until < start.date() or cache.covers(t, start.date(), covered_until)]
-    click.echo(f"Cached {len(cached)} of {len(names)} tickers in {data.location}")
+    covered_until = min(last, dt.date.today() - dt.timedelta(days=1))  # today's bar is never cached
+    cached = [t for t in names if covered_until < first or cache.covers(t, first, covered_until)]
+    click.echo(f"Cached {len(cached)} of {_count(len(names), 'ticker')}{span}{what} in {data.location}")
     if data.missing:
         click.echo(f"No data from Yahoo Finance for: {', '.join(data.missing)}", err=True)
     unstored = [t for t in names if t not in cached and t not in data.missing and t not in data.details["failed"]]
@@ -363,6 +414,11 @@ def fetch(
             f"downloaded but could not write {', '.join(unstored)} to the price cache {cache.dir} (see the "
             "warnings above): free some space, or point --cache-dir or EVSTUDY_CACHE at a folder you can write"
         )
+
+
+def _count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless n is 1: "1 stock", "3 stocks"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 @cli.command()

@@ -7,7 +7,15 @@ window:
 
 * each basket's CAAR with its 95% confidence interval and its rank;
 * for every pair of baskets, the difference of the mean CARs, Welch's t-test
-  and a permutation test over basket labels.
+  and a permutation test over basket labels;
+* because k baskets make k(k-1)/2 pairs (8 baskets: 28 tests per window), the
+  permutation p-values of one family, all pairs of one event, benchmark and
+  window, are adjusted for multiplicity: Holm (1979) for the verdict (the
+  chance of calling any equal pair different stays at most the level) and
+  Benjamini-Hochberg (1995) q-values alongside (the expected share of false
+  calls among the pairs called different). The verdict reads the Holm p, and
+  says "inconclusive" where the stocks allow no permutation p small enough to
+  survive the correction.
 
 A ticker in both baskets of a pair is left out of **both** sides for that
 pair: its CAR would otherwise sit in both means, the two samples would not be
@@ -33,6 +41,7 @@ from evstudy.abnormal import two_sided_t_pvalue
 from evstudy.config import StudyConfig
 from evstudy.errors import ConfigError
 from evstudy.results import StudyResults, records
+from evstudy.scan import bh_qvalues
 
 DEFAULT_PERMUTATIONS = 10_000
 CONFIDENCE = 0.95
@@ -42,11 +51,20 @@ _BLOCK_CELLS = 2_000_000  # permutation labels held in memory at once (rows x st
 
 COMPARISON_COLUMNS = [
     "event", "basket_a", "basket_b", "window_start", "window_end", "diff", "t", "p_welch", "p_permutation",
-    "benchmark", "n_a", "n_b", "mean_a", "mean_b", "df_welch", "shared", "note",
+    "benchmark", "n_a", "n_b", "mean_a", "mean_b", "df_welch", "shared",
+    "family_size", "p_holm", "q_bh", "verdict", "note",
 ]
+FAMILY = ["event", "benchmark", "window_start", "window_end"]  # one family of pairwise tests
+_ADJUSTED = ("family_size", "p_holm", "q_bh", "verdict")  # added per family by adjust_pairs
+LEVELS = (0.01, 0.05, 0.10)
 BASKET_CI_COLUMNS = [
     "event", "benchmark", "basket", "window_start", "window_end", "n", "caar", "se", "ci_low", "ci_high", "rank", "note",
 ]
+MULTIPLE_TESTING = (
+    "the permutation p-values of all pairs of one event, benchmark and window form one family (family_size "
+    "tests); p_holm is Holm's adjusted p (the verdict: at most a 5% chance of calling any equal pair different "
+    "at 5%), q_bh the Benjamini-Hochberg q-value (expected share of false calls among the pairs called different)"
+)
 SHARED_TICKER_POLICY = (
     "a ticker in both baskets of a pair is left out of both sides for that pair, so each pair compares the stocks "
     "only in A with the stocks only in B (independent samples; every label can be permuted)"
@@ -87,6 +105,7 @@ class Comparison:
             "seed": self.seed,
             "confidence": CONFIDENCE,
             "shared_tickers": SHARED_TICKER_POLICY,
+            "multiple_testing": MULTIPLE_TESTING,
             "baskets": records(self.baskets),
             "ranking": self.ranking(),
             "pairs": records(self.pairs),
@@ -162,6 +181,79 @@ def permutation_pvalues(a: np.ndarray, b: np.ndarray, n_permutations: int, rng: 
     return (1.0 + extreme) / (n_permutations + 1.0)
 
 
+def holm_adjusted(p_values: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values of one family; NaN p-values are left out of m and stay NaN.
+
+    Notes
+    -----
+    Holm (1979), *Scand. J. Statist.* 6, 65-70: with the m finite p-values
+    sorted ascending, p_(1) <= ... <= p_(m),
+
+        p~_(i) = max_{j <= i} min(1, (m - j + 1) p_(j)),
+
+    and rejecting every hypothesis with p~ <= alpha keeps the family-wise
+    error rate at alpha under any dependence between the tests (pairs sharing a
+    basket are dependent). Equals ``statsmodels.stats.multitest.multipletests(p,
+    method="holm")[1]``.
+    """
+    p = np.asarray(p_values, dtype=float)
+    finite = np.isfinite(p)
+    m = int(finite.sum())
+    out = np.full(p.shape, np.nan)
+    if m == 0:
+        return out
+    order = np.argsort(p[finite], kind="stable")
+    ranked = p[finite][order]
+    stepped = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * ranked))
+    adjusted = np.empty(m)
+    adjusted[order] = stepped
+    out[finite] = adjusted
+    return out
+
+
+def pair_verdict(p_holm: float | None, diff: float | None, p_floor: float | None, family_size: int) -> str:
+    """Words for one pair from its Holm-adjusted permutation p (the contract's verdict words).
+
+    A pair that is not significant while its stocks allow no permutation p
+    below ``p_floor``, with ``p_floor`` times m (m = ``family_size``) at 5% or
+    more, is "inconclusive", not "no significant difference": Holm's first step
+    needs a p below 0.05/m, which those stocks cannot give (such a pair could
+    pass only after nearly every other pair had).
+    """
+    if p_holm is None or not math.isfinite(p_holm):
+        return "not computed"
+    direction = "" if not diff else (", A above B" if diff > 0 else ", A below B")
+    for level in LEVELS:
+        if p_holm < level:
+            return f"significant at {level:.0%}{direction}"
+    if p_floor is not None and p_floor * family_size >= 0.05:
+        return (f"inconclusive: too few stocks (no permutation p below about {p_floor:.2g}, "
+                f"{family_size} pairs need one below {0.05 / family_size:.2g})")
+    return "no significant difference"
+
+
+def adjust_pairs(pairs: pd.DataFrame, floors: pd.Series) -> pd.DataFrame:
+    """``pairs`` with family_size, p_holm, q_bh and verdict per family (event, benchmark, window).
+
+    ``floors``: per row, the smallest permutation p the pair's stocks allow
+    (about max(1/(shuffles + 1), 1/number of label splits)). Family size is the
+    number of pairs with a permutation p in that family.
+    """
+    p = pairs["p_permutation"].to_numpy(dtype=float)
+    holm = np.full(len(pairs), np.nan)
+    bh = np.full(len(pairs), np.nan)
+    size = np.zeros(len(pairs), dtype=np.int64)
+    for rows in pairs.groupby(FAMILY, sort=False).indices.values():  # a loop over windows, not over stocks
+        holm[rows] = holm_adjusted(p[rows])
+        bh[rows] = bh_qvalues(p[rows])
+        size[rows] = int(np.isfinite(p[rows]).sum())
+    out = pairs.assign(family_size=size, p_holm=_none_if_nan(holm), q_bh=_none_if_nan(bh))
+    out["verdict"] = [
+        pair_verdict(h, d, f, int(m)) for h, d, f, m in zip(out["p_holm"], out["diff"], floors, size)
+    ]
+    return out
+
+
 def check_permutations(n_permutations: int, seed: int) -> None:
     """Reject a permutation count below 1 or a negative seed (numpy seeds are non-negative)."""
     if isinstance(n_permutations, bool) or not isinstance(n_permutations, int) or n_permutations < 1:
@@ -208,6 +300,7 @@ def _pair_rows(
         )
         blank = [None] * width
         t = p_w = p_perm = df = mean_a = mean_b = diff = blank
+        floor = None
     else:
         a = cars.loc[only_a].to_numpy()
         b = cars.loc[only_b].to_numpy()
@@ -226,6 +319,7 @@ def _pair_rows(
             permutation_pvalues(a, b, n_permutations, pair_rng(seed, event, bench, name_a, name_b))
         )
         splits = math.comb(len(only_a) + len(only_b), len(only_a))
+        floor = max(1.0 / (n_permutations + 1.0), 1.0 / splits)
         if splits < COARSE_SPLITS:
             notes.append(
                 f"only {splits} ways to split the {len(only_a) + len(only_b)} stocks into groups of "
@@ -234,7 +328,7 @@ def _pair_rows(
     note = "; ".join(notes)
     return [
         (event, name_a, name_b, start, end, diff[w], t[w], p_w[w], p_perm[w], bench, len(only_a), len(only_b),
-         mean_a[w], mean_b[w], df[w], ", ".join(shared), note)
+         mean_a[w], mean_b[w], df[w], ", ".join(shared), note, floor)
         for w, (start, end) in enumerate(windows)
     ]
 
@@ -325,8 +419,10 @@ def compare_baskets(
                 )
     if not rows:
         notes.append("no two baskets share an event and a benchmark: nothing to compare")
+    raw = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if c not in _ADJUSTED] + ["_floor"])
+    pairs = adjust_pairs(raw.drop(columns="_floor"), raw["_floor"])[COMPARISON_COLUMNS]
     return Comparison(
-        pairs=pd.DataFrame(rows, columns=COMPARISON_COLUMNS),
+        pairs=pairs,
         baskets=_basket_ci(results, keep),
         n_permutations=n_permutations,
         seed=seed,

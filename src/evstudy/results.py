@@ -7,7 +7,9 @@ terminal tables; a notebook user reads its DataFrames directly.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -151,6 +153,28 @@ class StudyResults:
             "notes": list(self.notes),
             **{key: extra.to_dict() for key, extra in self.extras.items()},
         }
+
+    def write(self, out_dir: str | os.PathLike[str], *, xlsx: bool = False) -> dict[str, Path]:
+        """Write the run's files into ``out_dir``, as ``evstudy run --out`` does; return their paths.
+
+        report.html, results.json, abnormal_returns.csv, cars.csv, tests.csv
+        (comparisons.csv with a basket comparison; results.xlsx with ``xlsx``).
+        A notebook convenience that hands the results to the report stage:
+        the one import of a later stage that tests/test_layering.py allows,
+        made here when called, so computing results never loads the writers.
+        """
+        from evstudy.report.files import write_outputs
+
+        return write_outputs(self, out_dir, xlsx=xlsx)
+
+    def to_html(self) -> str:
+        """The self-contained HTML report (plotly.js inline), e.g. to save or to show in a notebook.
+
+        Delegates to the report stage when called (see :meth:`write`).
+        """
+        from evstudy.report.html import render_html
+
+        return render_html(self)
 
     def __repr__(self) -> str:
         included = int((self.fits["status"] == "included").sum())

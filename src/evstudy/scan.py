@@ -158,8 +158,17 @@ class ScanConfig:
 
 
 def window_key(window: Window) -> str:
-    """The column suffix of a window in scan.csv: ``0_0``, ``-1_1``, ``-10_10``."""
-    return f"{window.start}_{window.end}"
+    """The column suffix of a window in scan.csv, readable in a spreadsheet: ``day0``, ``day+1``,
+    ``days_-1_to_+1``, ``days_0_to_+5`` (so columns read car_day0, p_days_-1_to_+1, ...)."""
+    def day(d: int) -> str:
+        return "0" if d == 0 else f"{d:+d}"
+
+    if window.start == window.end:
+        return f"day{day(window.start)}"
+    return f"days_{day(window.start)}_to_{day(window.end)}"
+
+
+DAY0_KEY = "day0"  # window_key(Window(0, 0)): the day-0 columns the scan report and summary read
 
 
 @dataclass(frozen=True)

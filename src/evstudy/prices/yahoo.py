@@ -14,12 +14,20 @@ distinct range. Three details keep the cache honest:
   now reports a different close for it, the ticker's whole history is
   refetched rather than stitched into a fake jump.
 
-The network fails politely: a call that raises (timeout, rate limit, DNS) or
-leaves tickers empty is retried for those tickers with exponential backoff
+The network fails politely. yfinance does not raise for a failed ticker: it
+logs "['MP', 'SPY']: DNSError('... curl: (6) Could not resolve host ...')" and
+answers empty, so each call listens to yfinance's log for the reason. A machine
+that cannot reach Yahoo at all (name not resolved, connection refused, no route)
+stops the load on the first attempt with that cause, exit 3: no retry could
+succeed. A large first batch is preceded by a one-ticker call, so finding that
+out takes about a second, not one failing request per ticker. Only what can
+succeed is retried (rate limits, timeouts, errors of unknown kind, empty answers
+without a reason), for the failed tickers, with exponential backoff
 (``backoff * 2**k`` seconds, longer after a rate limit) at most ``retries``
-times. What did download is cached as it arrives. Tickers still failing are
-then either left out, each with its reason in :attr:`PriceData.missing_reasons`
-and the notes, or, with ``strict=True``, the load stops with a
+times; a ticker Yahoo answered "no data" for is not asked again. What did
+download is cached as it arrives. Tickers still failing are then either left
+out, each with its reason in :attr:`PriceData.missing_reasons` and the notes,
+or, with ``strict=True``, the load stops with a
 :class:`~evstudy.errors.DownloadError` naming them.
 """
 
@@ -28,6 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -57,6 +66,7 @@ DEFAULT_BACKOFF_S = 1.0
 _RATE_LIMIT_FACTOR = 5.0  # Yahoo's rate limits last longer than a dropped connection
 _PRICE_FIELDS = ("Adj Close", "Close")  # "Adj Close" only exists when Close is not adjusted
 _ANCHOR_RTOL = 1e-6
+_PROBE_ABOVE = 8  # a first batch larger than this starts with one ticker alone (an unreachable Yahoo shows in ~1 s)
 
 
 def _today() -> dt.date:
@@ -69,12 +79,61 @@ def _pause(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def _is_rate_limit(exc: BaseException) -> bool:
+def _is_rate_limit(exc: BaseException | str) -> bool:
     """Did Yahoo refuse us for asking too often (yfinance's YFRateLimitError, or an HTTP 429)?"""
-    if type(exc).__name__ == "YFRateLimitError":
+    if not isinstance(exc, str) and type(exc).__name__ == "YFRateLimitError":
         return True
     text = str(exc).lower()
-    return "too many requests" in text or "rate limit" in text or " 429" in text
+    return "yfratelimiterror" in text or "too many requests" in text or "rate limit" in text or " 429" in text
+
+
+# How the machine's network refusing us reads in curl_cffi (yfinance >= 0.2.55), requests/urllib3
+# (older yfinance) and the OS: (pattern, the cause in plain words). No retry can get past these.
+_UNREACHABLE = (
+    (re.compile(r"curl: \(6\)|could ?n[o']t resolve host|failed to resolve|name ?resolution|getaddrinfo|"
+                r"name or service not known|nodename nor servname|dnserror|gaierror", re.I),
+     "the name of Yahoo's server did not resolve (no DNS: this machine looks offline)"),
+    (re.compile(r"no route to host|network is unreachable|errno 101|errno 113", re.I),
+     "no network route to Yahoo's server"),
+    (re.compile(r"connection refused|curl: \(7\)|could ?n[o']t connect to server|errno 111|"
+                r"connectionrefusederror", re.I),
+     "the connection to Yahoo's server was refused"),
+)
+# Yahoo answered, and the answer is "nothing": asking again cannot change it.
+_ANSWERED_EMPTY = re.compile(
+    r"possibly delisted|no price data found|no data found|symbol may be delisted|quote not found|http error 404",
+    re.I,
+)
+
+
+def _unreachable_cause(error: BaseException | str) -> str | None:
+    """The plain cause if ``error`` says this machine cannot reach Yahoo at all, else None.
+
+    Looks at the exception's type names along its cause chain and its text,
+    or at the text yfinance logged for a failed ticker.
+    """
+    texts = []
+    current: BaseException | str | None = error
+    while current is not None and len(texts) < 8:
+        texts.append(current if isinstance(current, str) else f"{type(current).__name__}: {current}")
+        current = None if isinstance(current, str) else (current.__cause__ or current.__context__)
+    text = " ".join(texts)
+    if re.search(r"timed? ?out|curl: \(28\)", text, re.I) and not re.search(r"curl: \([67]\)", text):
+        return None  # a timeout may pass: retried
+    return next((cause for pattern, cause in _UNREACHABLE if pattern.search(text)), None)
+
+
+def _yfinance_failures(messages: Sequence[str]) -> dict[str, str]:
+    """Per ticker, the error yfinance logged for it ("['MP', 'SPY']: DNSError(...)" lines)."""
+    failures: dict[str, str] = {}
+    for message in messages:
+        found = re.match(r"\s*\[([^\]]*)\]: (.+)", message, re.S)
+        if found is None:
+            continue
+        error = " ".join(found.group(2).split())
+        for name in re.findall(r"'([^']+)'", found.group(1)):
+            failures[name.upper()] = error
+    return failures
 
 
 def _describe(exc: BaseException) -> str:
@@ -269,12 +328,16 @@ class YahooSource:
         run = _Run(self, wanted, start, end)
         return run.result()
 
-    def _download_closes(self, tickers: list[str], first: dt.date, last: dt.date) -> dict[str, pd.Series]:
-        """One batched yfinance call for [first, last]; closes per ticker that returned any."""
+    def _download_closes(
+        self, tickers: list[str], first: dt.date, last: dt.date
+    ) -> tuple[dict[str, pd.Series], dict[str, str]]:
+        """One batched yfinance call for [first, last]: closes per ticker that returned any,
+        and the error yfinance logged for each ticker that failed (where it logged one)."""
         import yfinance  # imported here: file-only runs never pay for it
 
+        logged: list[str] = []
         try:
-            with _quiet_yfinance():
+            with _quiet_yfinance(logged):
                 frame = yfinance.download(
                     tickers,
                     start=first.isoformat(),
@@ -288,9 +351,9 @@ class YahooSource:
                 )
         except Exception as exc:  # yfinance surfaces requests/curl/JSON/its own errors alike
             raise DownloadError(
-                f"yfinance failed downloading {', '.join(tickers)} for {first}..{last}: {exc!r}"
+                f"yfinance failed downloading {_some(tickers)} for {first}..{last}: {exc!r}"
             ) from exc
-        return _closes_by_ticker(frame, tickers, first, last)
+        return _closes_by_ticker(frame, tickers, first, last), _yfinance_failures(logged)
 
 
 def _some(names: Sequence[str], shown: int = 8) -> str:
@@ -300,25 +363,41 @@ def _some(names: Sequence[str], shown: int = 8) -> str:
     return ", ".join(names[:shown]) + more
 
 
-@contextmanager
-def _quiet_yfinance() -> Iterator[None]:
-    """Mute yfinance's own chatter during a download: evstudy reports every failed ticker itself.
+class _Collect(logging.Handler):
+    """Keeps the messages of the log records it receives."""
 
-    yfinance logs each empty ticker ("possibly delisted") and a summary list at
-    ERROR level, and its code trips pandas deprecation warnings; neither is
-    the user's business. The filters are process-wide, so they also cover
-    yfinance's download threads.
+    def __init__(self, into: list[str]):
+        super().__init__(logging.ERROR)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record.getMessage())
+
+
+@contextmanager
+def _quiet_yfinance(logged: list[str]) -> Iterator[None]:
+    """Collect yfinance's error log into ``logged`` instead of printing it: evstudy reports every failure itself.
+
+    yfinance logs each failed ticker and a summary "[tickers]: error" per cause
+    at ERROR level (the only place it says *why*), and its code trips pandas
+    deprecation warnings; neither is printed for the user. The filters are
+    process-wide, so they also cover yfinance's download threads.
     """
     yf_logger = logging.getLogger("yfinance")
-    level = yf_logger.level
-    yf_logger.setLevel(logging.CRITICAL)
+    level, propagate = yf_logger.level, yf_logger.propagate
+    handler = _Collect(logged)
+    yf_logger.setLevel(logging.ERROR)
+    yf_logger.propagate = False
+    yf_logger.addHandler(handler)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", FutureWarning)
             yield
     finally:
+        yf_logger.removeHandler(handler)
         yf_logger.setLevel(level)
+        yf_logger.propagate = propagate
 
 
 class _Run:
@@ -337,6 +416,7 @@ class _Run:
         self.downloaded: list[str] = []
         self.failures: dict[str, str] = {}  # ticker -> why its last download failed after every retry
         self.last_error: BaseException | None = None
+        self.reached = False  # a call has returned closes: Yahoo is reachable
 
     def result(self) -> PriceData:
         self._read_cache()  # with refresh too: what lies outside the request is kept, and anchors the new closes
@@ -371,7 +451,8 @@ class _Run:
         detail = f" (cache files corrupted: {', '.join(broken)})" if broken else ""
         raise DownloadError(
             f"offline: the cache in {self.cache.dir} does not cover {self.start}..{self.end} for "
-            f"{', '.join(uncovered)}{detail}; run `evstudy fetch` for them or drop --offline"
+            f"{_some(uncovered)}{detail}; fill it where there is network with `evstudy fetch CONFIG` (everything "
+            f"the study needs) or `evstudy fetch TICKERS --start --end`, or drop --offline"
         )
 
     def _download(
@@ -386,69 +467,133 @@ class _Run:
         groups: dict[tuple[dt.date, dt.date], dict[str, _Piece]] = {}
         for ticker, span, job in jobs:
             groups.setdefault(span, {})[ticker] = job  # _plan gives a ticker one job per range
-        attempts = self.source.retries + 1
         for (first, last), members in groups.items():
             self.downloaded.extend(t for t in members if t not in self.downloaded)
             failed: dict[str, str] = {}
             for ticker, closes, reason in self._download_with_retries(list(members), first, last):
                 if reason:
                     failed[ticker] = reason
-                    self.failures[ticker] = f"{reason}, after {attempts} attempt(s)"
+                    self.failures[ticker] = reason
                 yield ticker, members[ticker], closes
             for reason, names in _by_reason(failed).items():
-                message = (
-                    f"Yahoo gave no prices for {', '.join(names)} in {first}..{last} after {attempts} "
-                    f"attempt(s) ({reason}); not cached"
-                )
+                message = f"Yahoo gave no prices for {_some(names)} in {first}..{last} ({reason}); not cached"
                 warnings.warn(message, stacklevel=5)
                 self.notes.append(message)
 
     def _download_with_retries(
         self, tickers: list[str], first: dt.date, last: dt.date
     ) -> Iterator[tuple[str, pd.Series, str]]:
-        """(ticker, closes, "") for [first, last] as each call returns them, retrying the tickers that failed.
+        """(ticker, closes, "") for [first, last] as each call returns them, retrying the tickers that can succeed.
 
         A call that raises fails all its tickers; a call that returns leaves
-        out the tickers Yahoo answered empty (rate-limited inside a batch, or
-        unknown: the two look alike). Attempt k + 1 waits ``backoff * 2**(k-1)``
-        seconds, times five after a rate limit. Tickers still without closes
-        come last, as (ticker, no closes, the last reason).
+        out the tickers Yahoo answered empty, with the reason yfinance logged
+        if any. A cause no retry can pass (this machine cannot reach Yahoo)
+        stops the load at once with a :class:`DownloadError`; an answer "no
+        data for this symbol" is final for that ticker; the rest (rate limits,
+        timeouts, empty answers without a reason: rate-limited inside a batch
+        and unknown look alike) is retried: attempt k + 1 waits
+        ``backoff * 2**(k-1)`` seconds, times five after a rate limit. Tickers
+        still without closes come last, as (ticker, no closes, the last reason).
         """
         source = self.source
         pending = list(tickers)
         reasons: dict[str, str] = {}
+        final: list[str] = []
+        tries = dict.fromkeys(pending, 0)
         rate_limited = False
+        if not self.reached and len(pending) > _PROBE_ABOVE:
+            # A first large batch: one ticker first, so an unreachable Yahoo is known in a second,
+            # not after one failing request per ticker (about 0.2 s each, 92 tickers: 20 s).
+            tries[pending[0]] += 1
+            for ticker, closes, _ in self._attempt(pending[:1], first, last, reasons, group=tickers):
+                if closes is not None:
+                    pending.remove(ticker)
+                    yield ticker, closes, ""
         for attempt in range(source.retries + 1):
             if attempt:
                 delay = source.backoff * 2 ** (attempt - 1) * (_RATE_LIMIT_FACTOR if rate_limited else 1.0)
+                named = f"the same {len(pending)} tickers" if attempt > 1 and pending == asked else _some(pending)
                 logger.warning(
                     "Yahoo: retry %d of %d in %g s for %s (%s)",
-                    attempt, source.retries, delay, ", ".join(pending), reasons[pending[0]],
+                    attempt, source.retries, delay, named, reasons[pending[0]],
                 )
                 source.sleep(delay)
-            self.calls += 1
-            try:
-                got = source._download_closes(pending, first, last)
-            except DownloadError as exc:
-                cause = exc.__cause__ or exc
-                self.last_error = cause
-                rate_limited = _is_rate_limit(cause)
-                reason = ("rate-limited by Yahoo: " if rate_limited else "download failed: ") + _describe(cause)
-                reasons.update({t: reason for t in pending})
-                continue
+            asked = list(pending)
+            tries.update({t: tries[t] + 1 for t in asked})
             rate_limited = False
-            for ticker in pending:
-                if ticker in got:
-                    yield ticker, got[ticker], ""
-            pending = [t for t in pending if t not in got]
-            reasons.update({
-                t: "Yahoo answered empty (unknown or delisted ticker, no trading then, or rate-limited)"
-                for t in pending
-            })
+            for ticker, closes, failure in self._attempt(asked, first, last, reasons, group=tickers):
+                if closes is not None:
+                    pending.remove(ticker)
+                    yield ticker, closes, ""
+                elif failure == "answered":
+                    pending.remove(ticker)
+                    final.append(ticker)
+                elif failure == "rate_limit":
+                    rate_limited = True
             if not pending:
                 break
-        for ticker in pending:
-            yield ticker, _no_closes(), reasons[ticker]
+        for ticker in final + pending:
+            yield ticker, _no_closes(), f"{reasons[ticker]}, after {tries[ticker]} attempt(s)"
+
+    def _attempt(
+        self, tickers: list[str], first: dt.date, last: dt.date, reasons: dict[str, str], *, group: list[str]
+    ) -> Iterator[tuple[str, pd.Series | None, str]]:
+        """One yfinance call: (ticker, closes, "") for each ticker that came back, (ticker, None, kind)
+        for each that failed, kind one of "answered" (final), "rate_limit" or "retry"; ``reasons`` is
+        updated with why each failed. Raises :class:`DownloadError`, naming the whole ``group`` asked
+        for, if Yahoo is unreachable from here."""
+        self.calls += 1
+        try:
+            got, logged = self.source._download_closes(tickers, first, last)
+        except DownloadError as exc:
+            cause = exc.__cause__ or exc
+            self.last_error = cause
+            self._stop_if_unreachable(cause, group, first, last)
+            limited = _is_rate_limit(cause)
+            reason = ("rate-limited by Yahoo: " if limited else "download failed: ") + _describe(cause)
+            for ticker in tickers:
+                reasons[ticker] = reason
+                yield ticker, None, "rate_limit" if limited else "retry"
+            return
+        if got:
+            self.reached = True
+        failed = [t for t in tickers if t not in got]
+        if failed and not got and all(t in logged for t in failed):
+            self._stop_if_unreachable(logged[failed[0]], group, first, last)
+        for ticker in tickers:
+            if ticker in got:
+                yield ticker, got[ticker], ""
+                continue
+            error = logged.get(ticker)
+            if error is None:
+                reasons[ticker] = "Yahoo answered empty (unknown or delisted ticker, no trading then, or rate-limited)"
+                yield ticker, None, "retry"
+            elif _is_rate_limit(error):
+                reasons[ticker] = f"rate-limited by Yahoo: {error}"
+                yield ticker, None, "rate_limit"
+            elif _ANSWERED_EMPTY.search(error):
+                reasons[ticker] = f"Yahoo has no data: {error}"
+                yield ticker, None, "answered"
+            else:
+                reasons[ticker] = f"download failed: {error}"
+                yield ticker, None, "retry"
+
+    def _stop_if_unreachable(
+        self, error: BaseException | str, tickers: list[str], first: dt.date, last: dt.date
+    ) -> None:
+        """Raise at once, with the cause and the way out, if ``error`` says Yahoo cannot be reached from here."""
+        cause = _unreachable_cause(error)
+        if cause is None:
+            return
+        said = _describe(error) if not isinstance(error, str) else " ".join(error.split())
+        said = re.sub(r"\.? ?See https://curl\.se/\S+ first for more details\.?", "", said)  # curl's boilerplate
+        said = said if len(said) <= 200 else said[:197] + "..."
+        raise DownloadError(
+            f"cannot reach Yahoo Finance: {cause} ({said}); nothing was retried, as no retry could succeed. "
+            f"Without network, read prices from a file with --prices PATH (a folder of TICKER.csv, or a long "
+            f"or wide CSV/Parquet), or fill the cache where there is network with `evstudy fetch CONFIG` and "
+            f"run with --offline. Asked for {_some(tickers)} in {first}..{last}"
+        ) from (error if isinstance(error, BaseException) else None)
 
     def _fetch(self, plans: dict[str, list[_Piece]]) -> list[str]:
         """Download the planned pieces, cache them, and return tickers whose basis moved.
@@ -534,9 +679,9 @@ class _Run:
                 "or use --prices FILE"
             ) from self.last_error
         if self.source.strict and self.failures:
-            listed = "; ".join(f"{', '.join(names)}: {reason}" for reason, names in _by_reason(self.failures).items())
+            listed = "; ".join(f"{_some(names)}: {reason}" for reason, names in _by_reason(self.failures).items())
             raise DownloadError(
-                f"--strict: Yahoo could not deliver {', '.join(self.failures)} for {self.start}..{self.end} "
+                f"--strict: Yahoo could not deliver {_some(list(self.failures))} for {self.start}..{self.end} "
                 f"({listed}); what did download is cached: rerun later, or drop --strict to proceed without them"
             ) from self.last_error
         reasons = {
@@ -545,13 +690,13 @@ class _Run:
         }
         if missing:
             self.notes.append(
-                f"no Yahoo prices for {', '.join(missing)} in {self.start}..{self.end} "
+                f"no Yahoo prices for {_some(missing)} in {self.start}..{self.end} "
                 "(unknown to Yahoo, delisted, not trading then, or the download failed)"
             )
         partial = [t for t in self.failures if t not in missing]
         if partial:
             self.notes.append(
-                f"Yahoo downloads failed for {', '.join(partial)}: served what the cache holds, which does "
+                f"Yahoo downloads failed for {_some(partial)}: served what the cache holds, which does "
                 f"not cover all of {self.start}..{self.end}"
             )
         topped_up = [t for t in self.downloaded if self.entries.get(t) is not None]

@@ -1,10 +1,14 @@
 """The report's basket-comparison section, and its terminal summary.
 
 Drawn from ``results.extras["comparisons"]`` (:class:`evstudy.compare.Comparison`)
-and ``results.basket_paths``; nothing is re-estimated. Per event and
-benchmark: each basket's CAAR with its 95% CI as a dot plot (a menu picks the
-window), the ranking per window, the pairwise differences with Welch and
-permutation p-values, and the baskets' CAAR paths side by side.
+and ``results.basket_paths``; nothing is re-estimated and no verdict is chosen
+here: the pair verdicts and their multiplicity-adjusted p-values are read from
+the comparison record. Per event and benchmark: a one-paragraph answer, each
+basket's CAAR with its 95% CI as a dot plot (a menu picks the window), the
+ranking per window, the pairwise differences with Welch, permutation, Holm and
+Benjamini-Hochberg p-values, and the baskets' CAAR paths side by side. The
+same section sits in the study report and, first, on compare's own page
+(:mod:`evstudy.report.compare_page`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from scipy import special
 from evstudy.compare import SHARED_TICKER_POLICY, Comparison
 from evstudy.config import Window
 from evstudy.report import charts
-from evstudy.report.html import figure_json, fmt_num, fmt_p, fmt_pct, verdict, window_words
+from evstudy.report.html import figure_json, fmt_num, fmt_p, fmt_pct, window_words
 from evstudy.report.sections import Section, render_section
 from evstudy.results import StudyResults
 
@@ -156,11 +160,18 @@ def sort_key(value: Any) -> str:
     return repr(number) if math.isfinite(number) else ""
 
 
+def verdict_css(words: str) -> str:
+    """The badge style of a pair verdict from the comparison record."""
+    if words.startswith("significant"):
+        return "sig"
+    return "na" if words.startswith(("inconclusive", "not computed")) else "ns"
+
+
 def _pair_rows(results: StudyResults, pairs: pd.DataFrame) -> list[dict[str, Any]]:
     titles = charts.basket_titles(results)
     rows = []
+    pairs = pairs.assign(_p=pairs["p_holm"].astype(float)).sort_values(["_p"], kind="stable", na_position="last")
     for row in pairs.itertuples(index=False):
-        words, css = verdict(row.p_permutation, row.diff)
         rows.append({
             "a": titles.get(row.basket_a, row.basket_a),
             "b": titles.get(row.basket_b, row.basket_b),
@@ -171,9 +182,11 @@ def _pair_rows(results: StudyResults, pairs: pd.DataFrame) -> list[dict[str, Any
                 (fmt_num(row.t), sort_key(row.t)),
                 (fmt_p(row.p_welch), sort_key(row.p_welch)),
                 (fmt_p(row.p_permutation), sort_key(row.p_permutation)),
+                (fmt_p(row.p_holm), sort_key(row.p_holm)),
+                (fmt_p(row.q_bh), sort_key(row.q_bh)),
             ],
-            "verdict": words,
-            "css": css,
+            "verdict": row.verdict,
+            "css": verdict_css(row.verdict),
             "note": row.note or "",
         })
     return rows
@@ -199,6 +212,45 @@ def _ranking(results: StudyResults, table: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def answer(results: StudyResults, comparison: Comparison, event: str, bench: str) -> str:
+    """The comparison's answer in two sentences: who moved most on the headline window, and which pairs
+    differ once the p-values are corrected for the number of pairs (read from the record)."""
+    head = _headline(results)
+    titles = charts.basket_titles(results)
+    table = comparison.baskets
+    ranked = table[(table["event"] == event) & (table["benchmark"] == bench)
+                   & (table["window_start"] == head.start) & (table["window_end"] == head.end)].dropna(subset=["rank"])
+    pairs = comparison.pairs
+    part = pairs[(pairs["event"] == event) & (pairs["benchmark"] == bench)
+                 & (pairs["window_start"] == head.start) & (pairs["window_end"] == head.end)]
+    when = window_words(head.start, head.end)
+    if ranked.empty or part.empty:
+        return f"Nothing to compare on {when}."
+    order = ranked.sort_values("rank", kind="stable")
+    top, bottom = order.iloc[0], order.iloc[-1]
+    size = int(part["family_size"].max())
+    tests = f"{size} pairwise test{'s' if size != 1 else ''}"
+    first = (f"On {when}, {titles.get(top.basket, top.basket)} moved most (CAAR {fmt_pct(top.caar)}) and "
+             f"{titles.get(bottom.basket, bottom.basket)} least ({fmt_pct(bottom.caar)}).")
+    called = part[part["verdict"].str.startswith("significant")]
+    if called.empty:
+        smallest = part.assign(_p=part["p_permutation"].astype(float)).sort_values("_p").iloc[0]
+        second = (f"No pair differs once the {tests} are corrected for (Holm): the smallest permutation p, "
+                  f"{fmt_p(smallest.p_permutation)} ({titles.get(smallest.basket_a, smallest.basket_a)} vs "
+                  f"{titles.get(smallest.basket_b, smallest.basket_b)}), becomes {fmt_p(smallest.p_holm)}.")
+        if part["verdict"].str.startswith("inconclusive").all():
+            second += " With so few stocks per basket no pair could have shown a difference: inconclusive."
+        return f"{first} {second}"
+    listed = "; ".join(
+        f"{titles.get(r.basket_a, r.basket_a)} vs {titles.get(r.basket_b, r.basket_b)} {fmt_pct(r.diff)} "
+        f"({r.verdict.split(',')[0]}, Holm p {fmt_p(r.p_holm)})"
+        for r in called.assign(_p=called["p_holm"].astype(float)).sort_values("_p").itertuples(index=False)
+    )
+    n = len(called)
+    return (f"{first} Corrected for the {tests} (Holm), {n} pair{'s' if n != 1 else ''} "
+            f"differ{'s' if n == 1 else ''}: {listed}.")
+
+
 def render(results: StudyResults) -> Section | None:
     """The comparison section, or None when the study has no two baskets to compare."""
     comparison: Comparison | None = results.extras.get("comparisons")
@@ -220,6 +272,8 @@ def render(results: StudyResults) -> Section | None:
         headline = pairs[(pairs["window_start"] == head.start) & (pairs["window_end"] == head.end)]
         groups.append({
             "title": (f"{labels.get(event, event)}: baskets" if multi_event else "Baskets") + f" vs {bench}",
+            "answer": answer(results, comparison, event, bench),
+            "family_size": int(headline["family_size"].max()) if len(headline) else 0,
             "figures": figures,
             "ranking": _ranking(results, table),
             "headline_window": window_words(head.start, head.end),
@@ -245,7 +299,8 @@ def comparison_text(results: StudyResults, *, top: int | None = None) -> str:
     head = _headline(results)
     lines = [
         f"Baskets compared on {window_words(head.start, head.end)} (diff = mean CAR only-in-A minus only-in-B; "
-        f"permutation p from {comparison.n_permutations:,} shuffles, seed {comparison.seed}):"
+        f"permutation p from {comparison.n_permutations:,} shuffles, seed {comparison.seed}; verdicts on Holm's "
+        f"p, corrected for every pair of the window):"
     ]
     for (event, bench), pairs in comparison.pairs.groupby(["event", "benchmark"], sort=False):
         table = comparison.baskets
@@ -256,11 +311,16 @@ def comparison_text(results: StudyResults, *, top: int | None = None) -> str:
         lines.append(f"  [{event}] vs {bench}, ranking: {order}")
         part = pairs[(pairs["window_start"] == head.start) & (pairs["window_end"] == head.end)]
         part = part.assign(_p=part["p_permutation"].astype(float)).sort_values("_p", kind="stable")
+        if len(part):
+            size = int(part["family_size"].max())
+            lines.append(f"  {size} pairwise test{'s' if size != 1 else ''} on this window: "
+                         f"{(part['verdict'].str.startswith('significant')).sum()} significant after Holm's correction")
         shown = part if top is None else part.head(top)
         for r in shown.itertuples(index=False):
             lines.append(
-                f"    {r.basket_a} - {r.basket_b}: {fmt_pct(r.diff)}  Welch t {fmt_num(r.t)}, p {fmt_p(r.p_welch)}; "
-                f"permutation p {fmt_p(r.p_permutation)}" + (f" ({r.shared} in both: left out)" if r.shared else "")
+                f"    {r.basket_a} - {r.basket_b}: {fmt_pct(r.diff)}  Welch p {fmt_p(r.p_welch)}; permutation p "
+                f"{fmt_p(r.p_permutation)}, Holm {fmt_p(r.p_holm)}, BH q {fmt_p(r.q_bh)}: {r.verdict}"
+                + (f" ({r.shared} in both: left out)" if r.shared else "")
             )
         if len(shown) < len(part):
             lines.append(f"    ... {len(part) - len(shown)} more pairs in comparisons.csv")

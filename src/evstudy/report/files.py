@@ -9,17 +9,20 @@ where the full data is.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
+import pandas as pd
 from markupsafe import escape
 
 from evstudy.compare import COMPARISON_COLUMNS
 from evstudy.report.html import render_html
 from evstudy.report.terminal import summary_text
-from evstudy.report.writing import table_csv, write_output_set
+from evstudy.report.writing import neutralize_formula_cells, table_csv, write_output_set
 from evstudy.results import AR_COLUMNS, CAR_COLUMNS, TEST_COLUMNS, StudyResults
 
 OUTPUT_FILES = ("report.html", "results.json", "abnormal_returns.csv", "cars.csv", "tests.csv")
@@ -31,24 +34,45 @@ def results_json(results: StudyResults) -> str:
     return json.dumps(results.to_dict(), indent=2, allow_nan=False, ensure_ascii=False)
 
 
+def with_baskets(frame: pd.DataFrame, memberships: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (one row per event, ticker, benchmark, ...) with a last column ``baskets``: the baskets the
+    ticker belongs to in that event under that benchmark, joined by "; " (one cell, spreadsheet-friendly:
+    a ticker in two baskets keeps one row per window, not two)."""
+    keys = ["event", "ticker", "benchmark"]
+    named = memberships.groupby(keys, sort=False)["basket"].agg("; ".join).rename("baskets").reset_index()
+    out = frame.merge(named, on=keys, how="left")
+    out["baskets"] = out["baskets"].fillna("")
+    return out
+
+
 def write_outputs(
     results: StudyResults,
     out_dir: str | os.PathLike[str],
     *,
     max_report_bytes: int = MAX_REPORT_MB * 1_000_000,
     command: str = "run",
+    xlsx: bool = False,
+    extra: Mapping[str, bytes] | None = None,
 ) -> dict[str, Path]:
-    """Write every output file into ``out_dir`` as one set (replacing an earlier run's); return their paths."""
+    """Write every output file into ``out_dir`` as one set (replacing an earlier run's); return their paths.
+
+    With ``xlsx``, also results.xlsx: the same tables in one workbook (:func:`xlsx_workbook`);
+    ``extra`` adds files of the command's own (compare's compare.html) to the same set.
+    """
     contents = {
         "results.json": results_json(results),
-        "abnormal_returns.csv": table_csv(results.abnormal_returns[AR_COLUMNS], date_format="%Y-%m-%d"),
-        "cars.csv": table_csv(results.cars[CAR_COLUMNS]),
+        "abnormal_returns.csv": table_csv(with_baskets(results.abnormal_returns[AR_COLUMNS], results.memberships),
+                                          date_format="%Y-%m-%d"),
+        "cars.csv": table_csv(with_baskets(results.cars[CAR_COLUMNS], results.memberships)),
         "tests.csv": table_csv(results.tests[TEST_COLUMNS]),
     }
     comparison = results.extras.get("comparisons")
     if comparison is not None:  # multi-basket studies: the pairwise basket comparison
         contents["comparisons.csv"] = table_csv(comparison.pairs[COMPARISON_COLUMNS])
     data = {name: text.encode("utf-8") for name, text in contents.items()}
+    if xlsx:
+        data["results.xlsx"] = xlsx_workbook(result_tables(results))
+    data.update(extra or {})
     data["report.html"] = capped_report(results, render_html(results).encode("utf-8"), sorted(data), max_report_bytes)
     return write_output_set(out_dir, data, command=command)
 
@@ -82,3 +106,53 @@ this one: {escape(files)}. Rerun with a higher <code>--max-report-mb</code> to w
 </body></html>
 """
     return page.encode("utf-8")
+
+
+XLSX_SHEET_CHARS = 31  # Excel's limit on a sheet name
+XLSX_ABOUT = [
+    "Returns, abnormal returns, CARs, CAARs, standard errors and differences are decimals: 0.05 = 5%.",
+    "p-values are two-sided, between 0 and 1. An empty cell is a number that could not be computed (see 'note').",
+    "window_start/window_end and rel_day count trading days from day 0 (the first session that could react).",
+    "baskets (cars, abnormal_returns): every basket holding the ticker in that event under that benchmark.",
+    "One sheet per table of the run; the same tables as the CSV files and results.json.",
+]
+
+
+def result_tables(results: StudyResults) -> dict[str, pd.DataFrame]:
+    """The tables of a run, by sheet name, in the order an analyst reads them (what results.xlsx holds)."""
+    tables = {
+        "about": pd.DataFrame({"note": XLSX_ABOUT}),
+        "baskets": results.baskets,
+        "tests": results.tests[TEST_COLUMNS],
+        "cars": with_baskets(results.cars[CAR_COLUMNS], results.memberships),
+        "abnormal_returns": with_baskets(results.abnormal_returns[AR_COLUMNS], results.memberships),
+        "fits": results.fits,
+        "exclusions": results.exclusions,
+        "diagnostics": results.diagnostics,
+        "drift": results.drift,
+        "bhars": results.bhars,
+    }
+    comparison = results.extras.get("comparisons")
+    if comparison is not None:
+        tables["comparisons"] = comparison.pairs[COMPARISON_COLUMNS]
+        tables["basket_ci"] = comparison.baskets
+    return tables
+
+
+def xlsx_workbook(tables: Mapping[str, pd.DataFrame]) -> bytes:
+    """``tables`` as one Excel workbook (the bytes of results.xlsx), one sheet per table.
+
+    Sheet names are the keys (cut to Excel's 31 characters); missing values are
+    empty cells, dates real Excel dates; the header row is frozen and each
+    column sized to its header, so every sheet opens readable.
+    """
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        for name, frame in tables.items():
+            sheet = name[:XLSX_SHEET_CHARS]
+            neutralize_formula_cells(frame).to_excel(writer, sheet_name=sheet, index=False, na_rep="")
+            worksheet = writer.sheets[sheet]
+            worksheet.freeze_panes = "A2"
+            for column, header in zip(worksheet.iter_cols(min_row=1, max_row=1), frame.columns):
+                worksheet.column_dimensions[column[0].column_letter].width = max(10, len(str(header)) + 2)
+    return buffer.getvalue()

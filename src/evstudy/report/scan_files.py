@@ -18,7 +18,7 @@ import pyarrow.csv as pa_csv
 
 from evstudy.report.scan_html import render_scan_html
 from evstudy.report.writing import neutralize_formula_cells, write_output_set
-from evstudy.scan import ScanResults
+from evstudy.scan import DAY0_KEY, ScanResults
 
 SCAN_FILES = ("scan.csv", "scan.json", "scan.html")
 
@@ -75,8 +75,8 @@ def scan_summary_text(results: ScanResults, *, top: int = 10, highlights: int = 
         if len(results.highlights) > highlights:
             lines.append(f"  ... and {len(results.highlights) - highlights} more (scan.json, scan.html)")
     lines += ["", f"Top {min(top, n)} by day-0 abnormal return:"]
-    has_q = "q_0_0" in results.table
+    has_q = f"q_{DAY0_KEY}" in results.table
     for row in results.table.head(top).to_dict(orient="records"):
-        q = f"  q {row['q_0_0']:.2g}" if has_q else ""
+        q = f"  q {row[f'q_{DAY0_KEY}']:.2g}" if has_q else ""
         lines.append(f"  {row['rank']:>4}  {row['ticker']:<8} AR {row['ar_day0'] * 100:+8.2f}%{q}")
     return "\n".join(lines)

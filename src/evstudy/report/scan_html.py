@@ -23,7 +23,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from evstudy.config import Window
-from evstudy.scan import FILTERS, ScanResults, window_key
+from evstudy.scan import DAY0_KEY, FILTERS, ScanResults, window_key
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 _JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
@@ -211,7 +211,7 @@ def movers_figure(results: ScanResults) -> dict[str, Any]:
     table = results.table
     k = min(BARS_PER_SIDE, len(table) // 2 or len(table))
     picked = pd.concat([table.head(k), table.tail(k)]) if len(table) > 2 * k else table
-    q = picked["q_0_0"] if "q_0_0" in picked else None
+    q = picked[f"q_{DAY0_KEY}"] if f"q_{DAY0_KEY}" in picked else None
     colors, opacity = [], []
     for i, value in enumerate(picked["ar_day0"]):
         significant = q is None or (_finite(q.iloc[i]) is not None and q.iloc[i] < Q_LEVEL)
@@ -219,7 +219,7 @@ def movers_figure(results: ScanResults) -> dict[str, Any]:
         opacity.append(1.0 if significant else 0.35)
     hover = [
         f"<b>{_esc(r['ticker'])}</b> #{int(r['rank']):,}<br>day-0 AR {fmt_pct(r['ar_day0'])}"
-        f"<br>return {fmt_pct(r['return_day0'])}" + (f"<br>q {fmt_p(r['q_0_0'])}" if q is not None else "")
+        f"<br>return {fmt_pct(r['return_day0'])}" + (f"<br>q {fmt_p(r[f'q_{DAY0_KEY}'])}" if q is not None else "")
         for r in picked.to_dict(orient="records")
     ]
     values = picked["ar_day0"].to_numpy(dtype=float) * 100
@@ -284,7 +284,7 @@ def _sig_css(q: float | None, value: float | None) -> str:
 
 
 def _mover_rows(results: ScanResults, frame: pd.DataFrame) -> list[dict[str, Any]]:
-    has_day0 = "q_0_0" in frame
+    has_day0 = f"q_{DAY0_KEY}" in frame
     rows = []
     for record in frame.to_dict(orient="records"):
         cells = []
@@ -311,11 +311,11 @@ def _mover_rows(results: ScanResults, frame: pd.DataFrame) -> list[dict[str, Any
             "ret_sort": _finite(record["return_day0"]),
             "ar": fmt_pct(record["ar_day0"]),
             "ar_sort": _finite(record["ar_day0"]),
-            "t": fmt_num(record["t_0_0"]) if has_day0 else "—",
-            "t_sort": _finite(record["t_0_0"]) if has_day0 else None,
-            "q": fmt_p(record["q_0_0"]) if has_day0 else "—",
-            "q_sort": _finite(record["q_0_0"]) if has_day0 else None,
-            "q_css": _sig_css(_finite(record["q_0_0"]), _finite(record["ar_day0"])) if has_day0 else "",
+            "t": fmt_num(record[f"t_{DAY0_KEY}"]) if has_day0 else "—",
+            "t_sort": _finite(record[f"t_{DAY0_KEY}"]) if has_day0 else None,
+            "q": fmt_p(record[f"q_{DAY0_KEY}"]) if has_day0 else "—",
+            "q_sort": _finite(record[f"q_{DAY0_KEY}"]) if has_day0 else None,
+            "q_css": _sig_css(_finite(record[f"q_{DAY0_KEY}"]), _finite(record["ar_day0"])) if has_day0 else "",
             "cells": cells,
         })
     return rows
@@ -337,7 +337,7 @@ def _highlight_rows(results: ScanResults) -> list[dict[str, Any]]:
                 "css": "sig up" if record["percentile"] <= 5 else "",
                 "ar": fmt_pct(record["ar_day0"]),
                 "ret": fmt_pct(table.at[record["ticker"], "return_day0"]),
-                "q": fmt_p(table.at[record["ticker"], "q_0_0"]) if "q_0_0" in table else "—",
+                "q": fmt_p(table.at[record["ticker"], f"q_{DAY0_KEY}"]) if f"q_{DAY0_KEY}" in table else "—",
             })
         rows.append(row)
     return rows
@@ -443,7 +443,7 @@ def render_scan_html(results: ScanResults, *, generated_at: dt.datetime | None =
         "funnel": funnel,
         "funnel_json": _json(funnel_figure(results)),
         "charts": charts,
-        "has_day0": "q_0_0" in table,
+        "has_day0": f"q_{DAY0_KEY}" in table,
         "filters": [{"name": name, "text": text} for name, text in FILTERS],
         "provenance": results.provenance,
         "notes": list(results.notes),

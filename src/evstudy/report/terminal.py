@@ -67,6 +67,7 @@ def summary_text(results: StudyResults, *, top: int = 5) -> str:
     breaks = flags[(flags["flag"] == "variance_break") & ~flags["ticker"].isin(trimmed["ticker"])]
     if len(breaks):
         named = ", ".join(f"{t} ({pd.Timestamp(d):%Y-%m-%d})" for t, d in dict(zip(breaks["ticker"], breaks["date"])).items())
-        lines += ["", f"Volatility changed inside the estimation window of {breaks['ticker'].nunique()} stocks (not acted on; "
+        count = breaks["ticker"].nunique()
+        lines += ["", f"Volatility changed inside the estimation window of {count} stock{'' if count == 1 else 's'} (not acted on; "
                   f"see the report, set active_from or use --accept-breaks): {named}"]
     return "\n".join(lines)

@@ -49,7 +49,7 @@ MANIFEST = ".evstudy-outputs.json"
 # (also when it predates the manifest), so it may be replaced.
 EVSTUDY_OUTPUT_NAMES = frozenset({
     "report.html", "results.json", "abnormal_returns.csv", "cars.csv", "tests.csv", "comparisons.csv",
-    "scan.csv", "scan.json", "scan.html", MANIFEST,
+    "results.xlsx", "compare.html", "scan.csv", "scan.json", "scan.html", MANIFEST,
 })
 _NEW, _OLD = "evstudy-new", "evstudy-old"
 # Temp files that earlier evstudy versions left in an output folder when killed mid-file (.report.html.ab12.tmp).

@@ -1,0 +1,87 @@
+"""Every command in the README's bash blocks runs as written after the two set-up commands.
+
+The commands are read from README.md itself, so the README cannot drift from
+the CLI. The set-up block must install and activate the venv (so a bare
+``evstudy`` works). Commands that read prices from a file (``--prices``) run
+for real, in a folder laid out like the repository (``configs/`` and
+``../shared/data``); the ones that need Yahoo Finance are checked with
+``--help`` appended (their options must exist), since tests never touch the
+network: the fetch-then-offline recipe itself is exercised with a stand-in
+Yahoo in tests/test_offline.py.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yfinance
+from click.testing import CliRunner
+
+from evstudy.cli import cli
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text(encoding="utf-8")
+BLOCKS = re.findall(r"```bash\n(.*?)```", README, re.S)
+
+
+def _commands() -> list[list[str]]:
+    commands = []
+    for block in BLOCKS[1:]:  # the first block is the set-up
+        for line in block.splitlines():
+            words = shlex.split(line, comments=True)
+            if words:
+                commands.append(words)
+    return commands
+
+
+COMMANDS = _commands()
+OFFLINE = [c for c in COMMANDS if "--prices" in c]
+NETWORK = [c for c in COMMANDS if "--prices" not in c]
+
+
+def test_the_set_up_installs_and_activates_the_venv():
+    setup = [line for line in BLOCKS[0].splitlines() if line.strip()]
+    assert setup == ["python3 -m venv .venv && .venv/bin/pip install -e '.[test]'", ". .venv/bin/activate"]
+    assert all(c[0] == "evstudy" for c in COMMANDS), "every README command is an evstudy command"
+    assert len(OFFLINE) >= 6 and len(NETWORK) >= 4
+
+
+@pytest.fixture(scope="module")
+def repo_like(shared_data, tmp_path_factory) -> Path:
+    """A folder laid out like a checkout: configs/ here, the market data at ../shared/data."""
+    root = tmp_path_factory.mktemp("readme")
+    (root / "repo").mkdir()
+    (root / "repo" / "configs").symlink_to(REPO / "configs")
+    (root / "shared").mkdir()
+    (root / "shared" / "data").symlink_to(shared_data)
+    return root / "repo"
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a README command with --prices reached for Yahoo")
+
+    monkeypatch.setattr(yfinance, "download", refuse)
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("words", OFFLINE, ids=lambda words: " ".join(words[1:])[:90])
+def test_readme_commands_that_read_files_run_as_written(words, repo_like, monkeypatch, no_network):
+    monkeypatch.chdir(repo_like)
+    result = CliRunner().invoke(cli, words[1:])
+    assert result.exit_code == 0, (words, result.output)
+    assert "Open the report: file://" in result.stdout
+    if "--xlsx" in words:
+        out = Path(words[words.index("--out") + 1])
+        assert (repo_like / out / "results.xlsx").is_file()
+
+
+@pytest.mark.parametrize("words", NETWORK, ids=lambda words: " ".join(words[1:])[:90])
+def test_readme_commands_that_need_yahoo_have_valid_options(words):
+    result = CliRunner().invoke(cli, [*words[1:], "--help"])
+    assert result.exit_code == 0, (words, result.output)
+    assert "Usage: " in result.stdout
