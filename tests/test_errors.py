@@ -520,16 +520,18 @@ def test_flat_run_is_excluded_with_its_reason(dirty_run):
     assert f"FLAT vs SPY [event]: {reason}" in outcome.out
 
 
-@row("extreme-return", "Dirty prices", "an extreme return (+400% one day, -80% the next)",
-     "kept, and flagged `outlier` in the diagnostics with its date: `residual +398.34% = +213.9 robust sigmas "
-     "(1.4826 x MAD; limit 8)`", 0)
-def test_extreme_return_is_kept_and_flagged(dirty_run):
+@row("extreme-return", "Dirty prices", "a one-day spike undone the next day (+400%, then -80%) in the estimation "
+     "window",
+     "excluded (issue 11: it is a bad tick, and kept it made the fit meaningless): reason `price glitch: the close "
+     "moves by a factor of 5.0 (41.61 → 208.1 on 2023-08-09) and the next close undoes it: a bad tick, not a trade`",
+     0)
+def test_extreme_return_is_excluded_as_a_glitch(dirty_run):
     outcome, doc, out = dirty_run
     assert ROWS["extreme-return"].exit == outcome.code == 0
-    assert fits_of(doc, "EXT") and "EXT" not in excluded(doc)
-    flags = [d for d in doc["diagnostics"] if d["ticker"] == "EXT" and d["flag"] == "outlier"]
-    assert {d["date"] for d in flags} >= {"2023-08-09"} and all("robust sigmas" in d["detail"] for d in flags)
-    assert "robust sigmas" in (out / "report.html").read_text()
+    reason = excluded(doc)["EXT"]
+    assert re.fullmatch(r"price glitch: the close moves by a factor of 5\.0 \([\d.]+ → [\d.]+ on 2023-08-09\) and the "
+                        r"next close undoes it: a bad tick, not a trade", reason), reason
+    assert "price glitch" in (out / "report.html").read_text()
 
 
 @row("single-ticker-basket", "Dirty prices", "a basket of one ticker (N = 1)",
