@@ -415,8 +415,11 @@ def run_scan(config: ScanConfig, data: PriceData) -> ScanResults:
             f"choose an event inside the data"
         )
     if bench not in closes.columns or not np.isfinite(closes[bench].to_numpy()).any():
+        # load_all leaves out a ticker without closes in range: absent here may mean "in the file, but empty there"
+        hint = "give it closes there" if bench == DEFAULT_BENCHMARK else f"give it closes there or choose a benchmark the source holds (e.g. {DEFAULT_BENCHMARK})"
         raise DataSourceError(
-            f"--benchmark {bench} has no prices in {data.location}: choose a benchmark the source holds (e.g. SPY)"
+            f"--benchmark {bench} has no close in {data.location} between {closes.index[0].date()} and "
+            f"{closes.index[-1].date()}, the dates a scan of --event {config.event.date} needs; {hint}"
         )
     days = trading_days(closes, bench)
     if len(days) < 2:

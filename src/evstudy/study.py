@@ -129,6 +129,12 @@ def _check_present(config: StudyConfig, data: PriceData) -> None:
                     f"({data.missing_reasons.get(bench) or 'none in the range'}); every ticker is measured "
                     f"against it: retry later, or read prices from a file with --prices"
                 )
+            if bench in closes.columns and len(closes.index):  # in the source, but without a close in range
+                raise DataSourceError(
+                    f"benchmark {bench} has no close in {data.location} between {closes.index[0].date()} and "
+                    f"{closes.index[-1].date()}, the dates this study needs; give it closes there or choose "
+                    f"another benchmark"
+                )
             raise DataSourceError(
                 f"benchmark {bench} has no prices in {data.source} data ({data.location}): "
                 f"choose a benchmark the source holds (e.g. SPY)"

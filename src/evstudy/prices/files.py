@@ -688,6 +688,8 @@ class FileSource:
         wanted = list(dict.fromkeys(normalize_ticker(t) for t in tickers))
         _check_range(start, end)
         wide, columns = self._shape.pivot(wanted, _day_number(start), _day_number(end))
+        if not len(wide.days) and columns:
+            raise self._no_data_error(wanted, start, end)
         notes = _duplicate_note(wide, columns, str(self.path))
         return PriceData(_frame(wide, columns), "files", str(self.path), notes=tuple(notes))
 
@@ -699,6 +701,8 @@ class FileSource:
         """
         _check_range(start, end)
         wide, columns = self._shape.pivot(None, _day_number(start), _day_number(end))
+        if not len(wide.days) and columns:
+            raise self._no_data_error(None, start, end)
         notes = [*self._shape.notes, *_duplicate_note(wide, columns, str(self.path))]
         counts = np.count_nonzero(~np.isnan(wide.values), axis=0)
         keep = counts >= max(min_rows, 1)
@@ -710,6 +714,20 @@ class FileSource:
             wide = _Wide(wide.days, wide.values[:, keep], wide.duplicates[keep])
             columns = [name for name, kept in zip(columns, keep) if kept]
         return PriceData(_frame(wide, columns), "files", str(self.path), notes=tuple(notes))
+
+
+    def _no_data_error(self, tickers: list[str] | None, start: dt.date, end: dt.date) -> DataSourceError:
+        """No close at all in [start, end]: say so with the dates the source does hold (read only on this path)."""
+        wide, _ = self._shape.pivot(tickers, _day_number(dt.date.min), _day_number(dt.date.max))
+        if len(wide.days):
+            first, last = (_EPOCH + dt.timedelta(days=int(d)) for d in (wide.days[0], wide.days[-1]))
+            held = f"its closes{' of these tickers' if tickers else ''} run from {first} to {last}"
+        else:
+            held = "it holds no closes at all"
+        return DataSourceError(
+            f"{self.path} has no close between {start} and {end}, the dates the event needs; {held}: "
+            f"choose an event inside the data, or load data that covers it"
+        )
 
 
 def _check_range(start: dt.date, end: dt.date) -> None:
