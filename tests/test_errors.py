@@ -950,14 +950,15 @@ def _glitchy(closes: pd.DataFrame) -> pd.DataFrame:
 @row("price-glitch", "Hostile input", "a series jumping 0.01 → 60 inside the estimation window (PPCB: 0.01 → "
      "625), in `run` and in `scan`",
      "excluded in both: `price glitch: the close jumps by a factor of 6,017 in one day (0.01 → 60.17 on 2023-08-09) "
-     "inside the estimation window: an unadjusted split or a vendor error`; the scan's funnel counts it under "
-     "`price_glitch` (also: a 2x spike beyond 10 robust sigmas undone the next day, a close below $0.05)", 0)
+     "before the event window: an unadjusted split, a vendor error or a change of regime that no single fit covers`; the scan's funnel counts it under "
+     "`price_glitch` (also: any 5x one-day move before the event window, a 2x spike beyond 10 robust sigmas undone the next day, a close below $0.05)", 0)
 def test_price_glitch_is_excluded_in_run_and_scan(tmp_path):
     prices = _price_variant(tmp_path, "glitch.csv", _glitchy)
     outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA,GLT", "--prices", prices, "--out", tmp_path / "run")
     doc = assert_success(outcome, "price-glitch", tmp_path / "run")
     assert re.fullmatch(r"price glitch: the close jumps by a factor of [\d,]+ in one day \(0\.01 → [\d.]+ on "
-                        r"2023-08-09\) inside the estimation window: an unadjusted split or a vendor error",
+                        r"2023-08-09\) before the event window: an unadjusted split, a vendor error or a change of regime "
+                        r"that no single fit covers",
                         excluded(doc)["GLT"])
     outcome = run_cli("scan", "--event", EVENT, "--prices", prices, "--highlight", "GLT", "--out", tmp_path / "scan")
     assert outcome.code == 0, outcome.err

@@ -67,7 +67,7 @@ def zero_share_of(returns: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- glitches
 
 GLITCH_MIN_CLOSE = 0.05  # a close below 5 cents: one tick moves it 20%+, and vendors write 0.01 as a placeholder
-GLITCH_JUMP_FACTOR = 10.0  # a close 10x (or 1/10) the day before's, in the estimation window
+GLITCH_JUMP_FACTOR = 5.0  # a close 5x (or 1/5) the day before's, before the event span
 GLITCH_SPIKE_FACTOR = 2.0  # a move by 2x or more ...
 GLITCH_SPIKE_SIGMAS = 10.0  # ... beyond 10 robust sigmas (1.4826 x MAD of the log returns) ...
 GLITCH_REVERSAL = 0.75  # ... that the next day's return undoes by at least three quarters
@@ -96,7 +96,8 @@ class Glitches:
         moved = f"{self.before[k]:,.4g} → {self.after[k]:,.4g} on {day}"
         if kind == "jump":
             return (f"price glitch: the close jumps by a factor of {_factor(self.before[k], self.after[k])} in one day "
-                    f"({moved}) inside the estimation window: an unadjusted split or a vendor error")
+                    f"({moved}) before the event window: an unadjusted split, a vendor error or a change of regime "
+                    f"that no single fit covers")
         if kind == "spike":
             return (f"price glitch: the close moves by a factor of {_factor(self.before[k], self.after[k])} ({moved}) "
                     f"and the next close undoes it: a bad tick, not a trade")
@@ -112,12 +113,14 @@ def _factor(before: float, after: float) -> str:
 def price_glitches(closes: np.ndarray, jump_rows: int) -> Glitches:
     """Find vendor glitches in ``closes`` (days x series, invalid closes already NaN).
 
-    Three rules, each a data error rather than a market move:
+    Three rules, each the mark of a data error (or of a regime change no
+    single model fit covers) rather than of an ordinary market move:
 
     - ``jump``: one day's close is at least GLITCH_JUMP_FACTOR times (or at
       most 1/GLITCH_JUMP_FACTOR of) the previous one, in the first
-      ``jump_rows`` rows (the estimation window; in the event window such a
-      move may be the news itself);
+      ``jump_rows`` rows (before the event window, where such a move may be
+      the news itself); 5x, not 10x: the shared data's unadjusted 1:10
+      reverse splits show as 9.8x after a falling day (CMCT, OMH, SLXN);
     - ``spike``: a move by GLITCH_SPIKE_FACTOR or more that also exceeds
       GLITCH_SPIKE_SIGMAS robust standard deviations of the series' log
       returns (1.4826 x MAD; Hampel 1974) and is undone by at least
@@ -149,7 +152,7 @@ def price_glitches(closes: np.ndarray, jump_rows: int) -> Glitches:
     first = np.zeros((1, k), bool)  # no return ends on the first row
     kind = np.zeros(k, dtype=np.int64)
     row = np.full(k, -1, dtype=np.int64)
-    for code, mask in ((3, low), (2, np.vstack([first, spike])), (1, np.vstack([first, jump]))):  # last wins
+    for code, mask in ((3, low), (1, np.vstack([first, jump])), (2, np.vstack([first, spike]))):  # last wins
         hit = mask.any(axis=0)
         kind = np.where(hit, code, kind)
         row = np.where(hit, mask.argmax(axis=0), row)

@@ -16,7 +16,7 @@ kept, and the count each removed is reported (the funnel):
    across them is meaningless).
 3. ``price_glitch``: a vendor glitch between the day before the estimation
    window and the last event-window day (:func:`evstudy.returns.price_glitches`:
-   a one-day 10x jump before the event span, a 2x spike beyond 10 robust
+   a one-day 5x move before the event span, a 2x spike beyond 10 robust
    sigmas undone the next day, or a close below $0.05).
 4. ``min_returns``: fewer than ``min_returns`` valid returns in the
    estimation window (listed late, delisted, or sparse).
@@ -73,7 +73,7 @@ DATE_MARGIN = 10  # extra sessions loaded on each side, for benchmarks that miss
 FILTERS: tuple[tuple[str, str], ...] = (
     ("benchmark", "the benchmark itself"),
     ("invalid_price", "a close <= 0 or non-finite in the estimation or event window"),
-    ("price_glitch", "a price glitch: a one-day 10x jump, a spike undone the next day, or a close below $0.05"),
+    ("price_glitch", "a price glitch: a one-day 5x move before the event, a spike undone the next day, or a close below $0.05"),
     ("min_returns", "too few valid returns in the estimation window"),
     ("min_price", "price below the floor (last close before day 0, or median estimation-window close)"),
     ("max_zero_share", "too many zero returns in the estimation window"),
