@@ -236,7 +236,8 @@ def _text_days(text: pd.Series, where: str) -> np.ndarray:
         return np.empty(0, np.int64)
     iso = text.str.fullmatch(_ISO_TEXT)
     if iso.all():
-        zoned = text.str.contains(_ZONE_SUFFIX)
+        plain_days = bool((text.str.len() == 10).all())  # the common case: no time, so no zone to look for
+        zoned = pd.Series(False, index=text.index) if plain_days else text.str.contains(_ZONE_SUFFIX)
         if zoned.any() and not zoned.all():
             raise DataSourceError(
                 f"{where}: some times have a UTC offset and some do not, e.g. {text[zoned].iloc[0]!r} and "
@@ -718,7 +719,7 @@ class FileSource:
 
     def _no_data_error(self, tickers: list[str] | None, start: dt.date, end: dt.date) -> DataSourceError:
         """No close at all in [start, end]: say so with the dates the source does hold (read only on this path)."""
-        wide, _ = self._shape.pivot(tickers, _day_number(dt.date.min), _day_number(dt.date.max))
+        wide, _ = self._shape.pivot(tickers, _day_number(dt.date(1800, 1, 1)), _day_number(dt.date(2300, 1, 1)))
         if len(wide.days):
             first, last = (_EPOCH + dt.timedelta(days=int(d)) for d in (wide.days[0], wide.days[-1]))
             held = f"its closes{' of these tickers' if tickers else ''} run from {first} to {last}"
