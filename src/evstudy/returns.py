@@ -132,15 +132,14 @@ def price_glitches(closes: np.ndarray, jump_rows: int) -> Glitches:
     """
     k = closes.shape[1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_returns = np.log(closes[1:] / closes[:-1])
-    size = np.abs(log_returns)
-    rows = np.arange(len(log_returns))[:, None] + 1  # the row of the day each return ends on
-    jump = (size >= np.log(GLITCH_JUMP_FACTOR)) & (rows < jump_rows)
+        ratio = closes[1:] / closes[:-1]  # comparisons on the ratio: logs only for the few candidate series
+    rows = np.arange(len(ratio))[:, None] + 1  # the row of the day each return ends on
+    jump = ((ratio >= GLITCH_JUMP_FACTOR) | (ratio <= 1.0 / GLITCH_JUMP_FACTOR)) & (rows < jump_rows)
     spike = np.zeros_like(jump)
-    big = size >= np.log(GLITCH_SPIKE_FACTOR)
+    big = (ratio >= GLITCH_SPIKE_FACTOR) | (ratio <= 1.0 / GLITCH_SPIKE_FACTOR)
     cols = np.flatnonzero(big.any(axis=0))
     if len(cols):
-        sub = log_returns[:, cols]
+        sub = np.log(ratio[:, cols])
         center = np.nanmedian(sub, axis=0)
         sigma = 1.4826 * np.nanmedian(np.abs(sub - center), axis=0)
         following = np.vstack([sub[1:], np.full((1, len(cols)), np.nan)])
