@@ -362,3 +362,14 @@ def test_real_market_load_all(market_parquet, real_market):
     assert (data.closes.notna().sum() >= 200).all()
     expected = real_market.closes.loc["2025"]
     pd.testing.assert_frame_equal(data.closes.loc[expected.index, REAL], expected, check_freq=False)
+
+
+def test_zoned_parquet_timestamps_are_placed_on_new_york_days(tmp_path):
+    """Issue 11: a close stamped 16:00 New York is 05:00 the next day in Tokyo; it stays on its own trading day."""
+    closes_at = pd.DatetimeIndex(["2024-01-02 16:00", "2024-01-03 16:00", "2024-01-04 16:00"])
+    tokyo = closes_at.tz_localize("America/New_York").tz_convert("Asia/Tokyo")
+    path = tmp_path / "tokyo.parquet"
+    pd.DataFrame({"date": tokyo, "ticker": "AAA", "close": [1.0, 2.0, 3.0]}).to_parquet(path)
+    closes = FileSource(path).load(["AAA"], *JAN).closes
+    assert list(closes.index.strftime("%Y-%m-%d")) == ["2024-01-02", "2024-01-03", "2024-01-04"]
+    assert closes["AAA"].tolist() == [1.0, 2.0, 3.0]
