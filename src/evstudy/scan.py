@@ -73,7 +73,8 @@ DATE_MARGIN = 10  # extra sessions loaded on each side, for benchmarks that miss
 FILTERS: tuple[tuple[str, str], ...] = (
     ("benchmark", "the benchmark itself"),
     ("invalid_price", "a close <= 0 or non-finite in the estimation or event window"),
-    ("price_glitch", "a price glitch: a one-day 5x move before the event, a spike undone the next day, or a close below $0.05"),
+    ("price_glitch",
+     "a price glitch: a one-day 5x move before the event, a spike undone the next day, or a close below $0.05"),
     ("min_returns", "too few valid returns in the estimation window"),
     ("min_price", "price below the floor (last close before day 0, or median estimation-window close)"),
     ("max_zero_share", "too many zero returns in the estimation window"),
@@ -355,8 +356,9 @@ def _check_benchmark_trades(market_est: np.ndarray, config: ScanConfig) -> None:
     share = zero_share_of(market_est[:, None])[0]
     if share > config.max_zero_share:
         raise InsufficientDataError(
-            f"--benchmark {config.benchmark} is flat on {share:.0%} of the estimation window {config.estimation_window.label} "
-            f"(exactly-zero returns; allowed: {config.max_zero_share:.0%}): its betas would be meaningless; "
+            f"--benchmark {config.benchmark} is flat on {share:.0%} of the estimation window "
+            f"{config.estimation_window.label} (exactly-zero returns; allowed: {config.max_zero_share:.0%}): "
+            f"its betas would be meaningless; "
             f"check its prices or choose a benchmark that trades (e.g. SPY)"
         )
 
@@ -416,7 +418,9 @@ def run_scan(config: ScanConfig, data: PriceData) -> ScanResults:
         )
     if bench not in closes.columns or not np.isfinite(closes[bench].to_numpy()).any():
         # load_all leaves out a ticker without closes in range: absent here may mean "in the file, but empty there"
-        hint = "give it closes there" if bench == DEFAULT_BENCHMARK else f"give it closes there or choose a benchmark the source holds (e.g. {DEFAULT_BENCHMARK})"
+        hint = "give it closes there" + (
+            "" if bench == DEFAULT_BENCHMARK else f" or choose a benchmark the source holds (e.g. {DEFAULT_BENCHMARK})"
+        )
         raise DataSourceError(
             f"--benchmark {bench} has no close in {data.location} between {closes.index[0].date()} and "
             f"{closes.index[-1].date()}, the dates a scan of --event {config.event.date} needs; {hint}"
@@ -463,7 +467,8 @@ def run_scan(config: ScanConfig, data: PriceData) -> ScanResults:
     cand = np.flatnonzero(dropped_by < 0)
     market_est = np.broadcast_to(market[est, None], (est.stop - est.start, len(cand)))
     fitted = fit(config.model, stock_est[:, cand], market_est)
-    fittable = np.isfinite(fitted.s2) & (fitted.s2 > 0) & np.isfinite(fitted.params).all(axis=1) & ~exact_fit(fitted)
+    fittable = np.isfinite(fitted.s2) & (fitted.s2 > 0) & np.isfinite(fitted.params).all(axis=1)
+    fittable &= ~exact_fit(fitted)
     dropped_by[cand[~fittable]] = FILTER_CODE["unfittable"]
     stock_ev = returns[ev][:, cand]
     gap = ~np.isfinite(stock_ev).all(axis=0)

@@ -46,7 +46,9 @@ _NA_TOKENS = frozenset({"", "nan", "na", "n/a", "#n/a", "null", "none", "-"})
 # ISO dates, optionally with a time and a UTC offset; matched whole (no trailing text).
 _ISO_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?\s?(Z|[+-]\d{2}:?\d{2})?")
 _ZONE_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
-_NUMERIC_DATE = re.compile(r"^(?P<a>\d{1,2})([/.\-])(?P<b>\d{1,2})\2(?P<year>\d{2,4})(?:[T ]\d{1,2}:\d{2}(?::\d{2})?)?$")
+_NUMERIC_DATE = re.compile(
+    r"^(?P<a>\d{1,2})([/.\-])(?P<b>\d{1,2})\2(?P<year>\d{2,4})(?:[T ]\d{1,2}:\d{2}(?::\d{2})?)?$"
+)
 NEW_YORK = "America/New_York"
 _EPOCH = dt.date(1970, 1, 1)
 _MAX_EXAMPLES = 5
@@ -251,15 +253,15 @@ def _text_days(text: pd.Series, where: str) -> np.ndarray:
     elif (numeric := text.str.extract(_NUMERIC_DATE)).notna().all(axis=None):
         parsed = _numeric_dates(text, numeric, where)
     else:
-        if (numeric := numeric.notna().all(axis=1)).any():
+        if (numeric_rows := numeric.notna().all(axis=1)).any():
             raise DataSourceError(
-                f"{where}: dates in more than one format, e.g. {text[numeric].iloc[0]!r} and "
-                f"{text[~numeric].iloc[0]!r}; write dates as YYYY-MM-DD; {SHAPES_HELP}"
+                f"{where}: dates in more than one format, e.g. {text[numeric_rows].iloc[0]!r} and "
+                f"{text[~numeric_rows].iloc[0]!r}; write dates as YYYY-MM-DD; {SHAPES_HELP}"
             )
         if (not_iso := ~iso & ~text.str.contains(r"\d{4}")).any():
             raise DataSourceError(
-                f"{where}: dates without a four-digit year (or unreadable), e.g. {_first_bad(not_iso.to_numpy(), text)}; "
-                f"write dates as YYYY-MM-DD; {SHAPES_HELP}"
+                f"{where}: dates without a four-digit year (or unreadable), e.g. "
+                f"{_first_bad(not_iso.to_numpy(), text)}; write dates as YYYY-MM-DD; {SHAPES_HELP}"
             )
         try:
             with warnings.catch_warnings():
@@ -270,7 +272,9 @@ def _text_days(text: pd.Series, where: str) -> np.ndarray:
         if isinstance(parsed.dtype, pd.DatetimeTZDtype):
             parsed = parsed.dt.tz_convert(NEW_YORK).dt.tz_localize(None)
         elif parsed.dtype == object:
-            raise DataSourceError(f"{where}: dates with different time zones; write dates as YYYY-MM-DD; {SHAPES_HELP}")
+            raise DataSourceError(
+                f"{where}: dates with different time zones; write dates as YYYY-MM-DD; {SHAPES_HELP}"
+            )
     bad = parsed.isna().to_numpy()
     if bad.any():
         raise DataSourceError(f"{where}: unparseable dates {_first_bad(bad, text)}; {SHAPES_HELP}")
@@ -289,7 +293,8 @@ def _numeric_dates(text: pd.Series, fields: pd.DataFrame, where: str) -> pd.Seri
     day_first, month_first = bool((first > 12).any()), bool((second > 12).any())
     if day_first == month_first:
         example = text.iloc[0]
-        why = "both readings fit every date" if not day_first else "some dates read only day-first, others only month-first"
+        why = ("both readings fit every date" if not day_first
+               else "some dates read only day-first, others only month-first")
         raise DataSourceError(
             f"{where}: dates such as {example!r} could be day/month/year or month/day/year ({why}); "
             f"write dates as YYYY-MM-DD; {SHAPES_HELP}"
@@ -532,7 +537,9 @@ class _Directory:
         if unreadable:  # the whole folder was asked for (a scan): one stray file must not stop it
             columns = [ticker for ticker, _, _ in parts]
             shown = "; ".join(unreadable[:5]) + (f"; and {len(unreadable) - 5} more" if len(unreadable) > 5 else "")
-            self.notes.append(f"{self.where}: {_plural(len(unreadable), 'file')} that are not price files skipped: {shown}")
+            self.notes.append(
+                f"{self.where}: {_plural(len(unreadable), 'file')} that are not price files skipped: {shown}"
+            )
         parts = [(days, np.full(len(days), col, np.int64), values) for col, (_, days, values) in enumerate(parts)]
         if not parts:
             return _pivot(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), 0, first, last), []
