@@ -373,3 +373,26 @@ def test_zoned_parquet_timestamps_are_placed_on_new_york_days(tmp_path):
     closes = FileSource(path).load(["AAA"], *JAN).closes
     assert list(closes.index.strftime("%Y-%m-%d")) == ["2024-01-02", "2024-01-03", "2024-01-04"]
     assert closes["AAA"].tolist() == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.shared_data
+def test_day_first_export_gives_mps_own_day0_car(coverage_dir, tmp_path):
+    """Issue 11: MP and SPY re-saved as dd/mm/yyyy give the ISO files' day-0 CAR (19.2%), not a swapped-date 68.7%."""
+    from click.testing import CliRunner
+
+    from evstudy.cli import cli
+
+    cars = {}
+    for style, fmt in (("iso", "%Y-%m-%d"), ("dmy", "%d/%m/%Y")):
+        folder = tmp_path / style
+        folder.mkdir()
+        for ticker in ("MP", "SPY"):
+            frame = pd.read_csv(coverage_dir / f"{ticker}.csv", parse_dates=["Date"])
+            frame.assign(Date=frame["Date"].dt.strftime(fmt)).to_csv(folder / f"{ticker}.csv", index=False)
+        result = CliRunner().invoke(cli, ["run", "--event", "2025-10-13:before_open", "--tickers", "MP", "--prices",
+                                          str(folder), "--out", str(tmp_path / f"out-{style}"), "--placebo", "0"])
+        assert result.exit_code == 0, result.stderr
+        table = pd.read_csv(tmp_path / f"out-{style}" / "cars.csv")
+        cars[style] = float(table.query("window_start == 0 and window_end == 0")["car"].iloc[0])
+    assert cars["dmy"] == pytest.approx(cars["iso"], abs=1e-12)
+    assert 0.15 < cars["iso"] < 0.25
