@@ -1033,8 +1033,9 @@ def test_cache_setting_is_irrelevant_with_prices(files, tmp_path, monkeypatch):
 
 @row("stray-file-in-folder", "Hostile input", "a prices folder holding a stray CSV (`notes.csv`) or evstudy's own "
      "outputs (`scan.csv`), scanned",
-     "skipped with the note `directory DIR: 2 files that are not price files skipped: notes.csv (… no Close or Adj "
-     "Close column …); scan.csv (…)`; the rest is scanned (a run naming such a file as a ticker still fails)", 0)
+     "skipped with the note `directory DIR: 2 files skipped (not price files, or one of two files for a ticker): "
+     "notes.csv (… no Close or Adj Close column …); scan.csv (…)`; the rest is scanned (a run naming such a file "
+     "as a ticker still fails)", 0)
 def test_stray_files_in_a_prices_folder_are_skipped(tmp_path):
     folder = tmp_path / "prices"
     folder.mkdir()
@@ -1046,7 +1047,8 @@ def test_stray_files_in_a_prices_folder_are_skipped(tmp_path):
     outcome = run_cli("scan", "--event", EVENT, "--prices", folder, "--out", tmp_path / "out")
     assert outcome.code == ROWS["stray-file-in-folder"].exit, outcome.err
     notes = json.loads((tmp_path / "out" / "scan.json").read_text())["data"]["notes"]
-    assert any("2 files that are not price files skipped: notes.csv" in n and "scan.csv" in n for n in notes), notes
+    assert any("2 files skipped (not price files, or one of two files for a ticker): notes.csv" in n
+               and "scan.csv" in n for n in notes), notes
 
 
 # =========================================================================== network and cache

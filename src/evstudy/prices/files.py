@@ -521,24 +521,26 @@ class _Directory:
             raise _unknown_error(absent, sorted(files), self.where)
         parts, unreadable = [], []
         for ticker in columns:
-            if len(files[ticker]) > 1:
-                raise DataSourceError(
-                    f"ticker {ticker!r} is ambiguous in {self.where}: "
-                    f"{', '.join(p.name for p in files[ticker])}; keep one file per ticker"
-                )
             try:
+                if len(files[ticker]) > 1:
+                    raise DataSourceError(
+                        f"ticker {ticker!r} is ambiguous in {self.where}: "
+                        f"{', '.join(p.name for p in files[ticker])}; keep one file per ticker"
+                    )
                 days, values = _read_ticker_file(files[ticker][0])
             except DataSourceError as exc:
                 if tickers is not None:  # a ticker the study names must be readable
                     raise
-                unreadable.append(f"{files[ticker][0].name} ({str(exc).split('; accepted shapes')[0]})")
+                why = str(exc).split("; accepted shapes")[0]
+                unreadable.append(f"{files[ticker][0].name} ({why[:160] + '…' if len(why) > 160 else why})")
                 continue
             parts.append((ticker, days, values))
         if unreadable:  # the whole folder was asked for (a scan): one stray file must not stop it
             columns = [ticker for ticker, _, _ in parts]
             shown = "; ".join(unreadable[:5]) + (f"; and {len(unreadable) - 5} more" if len(unreadable) > 5 else "")
             self.notes.append(
-                f"{self.where}: {_plural(len(unreadable), 'file')} that are not price files skipped: {shown}"
+                f"{self.where}: {_plural(len(unreadable), 'file')} skipped (not price files, or one of two files "
+                f"for a ticker): {shown}"
             )
         parts = [(days, np.full(len(days), col, np.int64), values) for col, (_, days, values) in enumerate(parts)]
         if not parts:
