@@ -1020,17 +1020,6 @@ def test_degenerate_factor_columns(files, tmp_path):
         assert "Warning" not in outcome.err
 
 
-@row("cache-env-is-a-file", "Hostile input", "`EVSTUDY_CACHE` naming a file, on a run that reads `--prices`",
-     "runs (exit 0): a run from `--prices` never touches the cache, so the cache setting is not checked", 0)
-def test_cache_setting_is_irrelevant_with_prices(files, tmp_path, monkeypatch):
-    blocker = tmp_path / "cache-file"
-    blocker.write_text("x")
-    monkeypatch.setenv("EVSTUDY_CACHE", str(blocker))
-    outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA", "--prices", files / "wide.csv", "--out", tmp_path / "out")
-    assert_success(outcome, "cache-env-is-a-file", tmp_path / "out")
-    assert blocker.read_text() == "x"
-
-
 @row("stray-file-in-folder", "Hostile input", "a prices folder holding a stray CSV (`notes.csv`) or evstudy's own "
      "outputs (`scan.csv`), scanned",
      "skipped with the note `directory DIR: 2 files skipped (not price files, or one of two files for a ticker): "

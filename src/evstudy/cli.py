@@ -123,9 +123,9 @@ def _source_options(func: F) -> F:
         ),
         click.option("--offline", is_flag=True, help="Never touch the network: use only the local cache."),
         click.option("--refresh", is_flag=True, help="Re-download everything from Yahoo Finance, ignoring the cache."),
-        click.option(  # not checked here: a run from --prices never touches the cache (issue 11)
+        click.option(
             "--cache-dir",
-            type=click.Path(path_type=Path),
+            type=click.Path(path_type=Path),  # checked only when the cache is used (not with --prices)
             envvar="EVSTUDY_CACHE",
             help="Cache folder for downloaded prices [env: EVSTUDY_CACHE; default: the user cache folder].",
         ),
