@@ -114,7 +114,7 @@ def test_event_outside_the_data(market_parquet, tmp_path):
     code, _, stderr = invoke(
         "run", "--event", "2027-03-01", "--tickers", "MP,LAC", "--prices", market_parquet, "--out", tmp_path
     )
-    assert_one_line_error(code, stderr, "2027-03-01", "outside the price data")
+    assert_one_line_error(code, stderr, "2027-03-01", "after the last close", "2026-07-31")  # issue 11: the data's own end
 
 
 @pytest.mark.shared_data

@@ -136,8 +136,8 @@ def test_jpm_study_with_the_data_s_dirt_added(market_parquet, tmp_path):
     reasons = {(e["event"], e["ticker"]): e["reason"] for e in doc["exclusions"]}
     assert "exactly zero" in reasons[("jpm-sri", "SPKLU")]  # flat
     assert "valid returns in the estimation window" in reasons[("jpm-sri", "ACKY")]  # listed too late
-    assert any(f["ticker"] == "ABTS" for f in doc["fits"])  # an extreme day is kept...
-    assert any(d["ticker"] == "ABTS" and d["flag"] == "outlier" for d in doc["diagnostics"])  # ...and flagged
+    # issue 11: ABTS's x15 day in the estimation window (0.252 -> 3.732, an unadjusted reverse split) is a glitch
+    assert reasons[("jpm-sri", "ABTS")].startswith("price glitch: the close jumps by a factor of 15"), reasons
     assert any(n.startswith("zero or negative closes treated as missing: DEC") for n in doc["notes"])
     for (event, ticker), reason in reasons.items():
         assert f"{ticker} vs " in stdout and reason in stdout

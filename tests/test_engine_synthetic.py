@@ -336,7 +336,9 @@ def test_zero_negative_and_infinite_closes_are_missing_and_counted(market):
     params, s2, _ = _ols(market["returns"]["CCC"][EST_ROWS][keep], market["returns"][BENCH][EST_ROWS][keep])
     assert_allclose([row["alpha"], row["beta"]], params, rtol=0, atol=1e-9)
     assert_allclose(row["sigma"], np.sqrt(s2), rtol=1e-8)
-    assert any("CCC (3)" in note for note in res.notes), res.notes
+    # issue 11: the inf close is named as non-finite, not as "zero or negative"
+    assert "zero or negative closes treated as missing: CCC (2)" in res.notes, res.notes
+    assert "non-finite (inf) closes treated as missing: CCC (1)" in res.notes, res.notes
     for table in (res.fits, res.cars, res.abnormal_returns):
         numeric = table.select_dtypes("number").to_numpy(dtype=float)
         assert not np.isinf(numeric).any()

@@ -360,11 +360,17 @@ def test_event_on_a_holiday_moves_to_the_next_session(files, tmp_path):
 
 
 @row("event-outside-data", "Events", "an event after (or before) the price data",
-     "`Error: event 'event': day 0 2027-03-01 is outside the price data (FIRST to LAST); choose an event inside it "
-     "or load more data`", 2)
+     "`Error: FILE has no close between START and END, the dates the event needs; its closes of these tickers run "
+     "from FIRST to LAST: choose an event inside the data, or load data that covers it`; when the loaded dates "
+     "hold closes but not day 0: `Error: event 'event': day 0 DAY is after the last close of the benchmark SPY in "
+     "the price data (LAST); choose an event on or before LAST, or load newer data` (issue 11: never \"the "
+     "benchmark has no prices\", and the span quoted is the data's)", 2)
 def test_event_outside_the_data(files, tmp_path):
-    outcome = run_cli("run", "--event", "2027-03-01", "--tickers", "AAA", "--prices", files / "wide.csv", "--out", tmp_path)
-    assert_error(outcome, "event-outside-data", "2027-03-01", "outside the price data", "2024-09-04")
+    before = run_cli("scan", "--event", "2020-03-02", "--prices", files / "wide.csv", "--out", tmp_path)
+    error = assert_error(before, "event-outside-data", "no close between", "run from 2023-01-03 to 2024-09-04")
+    assert "benchmark" not in error
+    near = run_cli("run", "--event", "2024-10-01", "--tickers", "AAA", "--prices", files / "wide.csv", "--out", tmp_path)
+    assert_error(near, "event-outside-data", "day 0 2024-10-01 is after the last close", "(2024-09-04)")
 
 
 @row("event-outside-calendar", "Events", "an event outside the NYSE calendar (before 2000 or past its end)",
@@ -520,16 +526,18 @@ def test_flat_run_is_excluded_with_its_reason(dirty_run):
     assert f"FLAT vs SPY [event]: {reason}" in outcome.out
 
 
-@row("extreme-return", "Dirty prices", "an extreme return (+400% one day, -80% the next)",
-     "kept, and flagged `outlier` in the diagnostics with its date: `residual +398.34% = +213.9 robust sigmas "
-     "(1.4826 x MAD; limit 8)`", 0)
-def test_extreme_return_is_kept_and_flagged(dirty_run):
+@row("extreme-return", "Dirty prices", "a one-day spike undone the next day (+400%, then -80%) in the estimation "
+     "window",
+     "excluded (issue 11: it is a bad tick, and kept it made the fit meaningless): reason `price glitch: the close "
+     "moves by a factor of 5.0 (41.61 → 208.1 on 2023-08-09) and the next close undoes it: a bad tick, not a trade`",
+     0)
+def test_extreme_return_is_excluded_as_a_glitch(dirty_run):
     outcome, doc, out = dirty_run
     assert ROWS["extreme-return"].exit == outcome.code == 0
-    assert fits_of(doc, "EXT") and "EXT" not in excluded(doc)
-    flags = [d for d in doc["diagnostics"] if d["ticker"] == "EXT" and d["flag"] == "outlier"]
-    assert {d["date"] for d in flags} >= {"2023-08-09"} and all("robust sigmas" in d["detail"] for d in flags)
-    assert "robust sigmas" in (out / "report.html").read_text()
+    reason = excluded(doc)["EXT"]
+    assert re.fullmatch(r"price glitch: the close moves by a factor of 5\.0 \([\d.]+ → [\d.]+ on 2023-08-09\) and the "
+                        r"next close undoes it: a bad tick, not a trade", reason), reason
+    assert "price glitch" in (out / "report.html").read_text()
 
 
 @row("single-ticker-basket", "Dirty prices", "a basket of one ticker (N = 1)",
@@ -755,6 +763,281 @@ def test_prices_wrong_shape(tmp_path):
         path = _bad_prices(tmp_path, name, content)
         outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA", "--prices", path, "--out", tmp_path / "out")
         assert_error(outcome, "prices-wrong-shape", name, words)
+
+
+# =========================================================================== hostile input (issue 11)
+
+
+def _price_variant(folder: Path, name: str, change: Callable[[pd.DataFrame], pd.DataFrame]) -> Path:
+    """A wide CSV of the synthetic market after ``change`` (a new frame); the path."""
+    return write_wide_csv(change(market()), folder / name)
+
+
+def _date_variant(folder: Path, name: str, dates: Callable[[pd.DatetimeIndex], list[str]]) -> Path:
+    """SPY, AAA and BBB with the dates written by ``dates``."""
+    frame = market()[["SPY", "AAA", "BBB"]]
+    frame.index = pd.Index(dates(frame.index), name="Date")
+    frame.to_csv(folder / name)
+    return folder / name
+
+
+def _day0_ars(out: Path) -> dict[str, float]:
+    doc = json.loads((out / "results.json").read_text())
+    cars = pd.read_csv(out / "cars.csv")
+    zero = cars[(cars["window_start"] == 0) & (cars["window_end"] == 0)]
+    assert doc["exclusions"] == []
+    return dict(zip(zero["ticker"], zero["car"]))
+
+
+@row("ticker-csv-special", "Hostile input", "a price file whose ticker names hold `,` or `\"` (`B,B`, `C\"C`)",
+     "not tickers (the config's rule: 1-20 letters, digits, `.-^=_`): left out of the scan with the note `FILE: 2 "
+     "names that are not a ticker symbol left out: 'B,B', 'C\"C' …`; the other tickers are scanned", 0)
+def test_ticker_names_with_csv_characters_are_left_out(tmp_path):
+    prices = _price_variant(tmp_path, "weird.csv", lambda c: c.rename(columns={"BBB": "B,B", "CCC": 'C"C'}))
+    outcome = run_cli("scan", "--event", EVENT, "--prices", prices, "--min-returns", 100, "--out", tmp_path / "out")
+    assert outcome.code == 0, outcome.err
+    doc = json.loads((tmp_path / "out" / "scan.json").read_text())
+    assert any("2 names that are not a ticker symbol left out: 'B,B', 'C\"C'" in n for n in doc["data"]["notes"])
+    assert "B,B" not in (tmp_path / "out" / "scan.csv").read_text()
+
+
+@row("window-duplicate-flag", "Hostile input", "`--window 0,1 --window 0,1` (an ad hoc run)",
+     "`Error: --window [0,+1] is given twice: list each window once` (as configs and scan do)", 2)
+def test_duplicate_ad_hoc_window(files, tmp_path):
+    outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA", "--prices", files / "wide.csv",
+                      "--window", "0,1", "--window", "0,1", "--out", tmp_path)
+    assert_error(outcome, "window-duplicate-flag", "--window [0,+1] is given twice")
+
+
+@row("window-offset-huge", "Hostile input", "a window offset beyond int64 (`--window 0,99999999999999999999`, "
+     "`--estimation-window=-1e20,-11` in a scan, `estimation_window = [-99999999999999999999, -11]` in a config)",
+     "`Error: window '0,99999999999999999999' (--window) has an offset beyond ±10,000 trading days (about 40 "
+     "years): give offsets such as [-250, -11] or \"-1,1\"`", 2)
+def test_window_offsets_are_bounded(files, tmp_path):
+    prices = files / "wide.csv"
+    huge = "99999999999999999999"
+    config = config_file(tmp_path, f"estimation_window = [-{huge}, -11]\n" + BASKET)
+    for args in (("run", "--event", EVENT, "--tickers", "AAA", "--window", f"0,{huge}"),
+                 ("scan", "--event", EVENT, f"--estimation-window=-{huge},-11"),
+                 ("run", config)):
+        outcome = run_cli(*args, "--prices", prices, "--out", tmp_path / "out")
+        assert_error(outcome, "window-offset-huge", huge, "beyond ±10,000 trading days")
+
+
+@row("not-a-regular-file", "Hostile input", "a FIFO (or device) as `--prices`, CONFIG or factor file",
+     "refused before opening (never blocks): `Error: price source PATH is not a regular file (a pipe, socket or "
+     "device): give a file on disk; …` (`config file PATH is not a regular file …`)", 2)
+def test_fifo_is_refused_not_read(tmp_path):
+    fifo = tmp_path / "prices.csv"
+    os.mkfifo(fifo)
+    commands = {
+        "prices": ["run", "--event", EVENT, "--tickers", "AAA", "--prices", fifo, "--out", tmp_path / "out"],
+        "config": ["run", fifo, "--out", tmp_path / "out"],
+        "scan": ["scan", "--event", EVENT, "--prices", fifo, "--out", tmp_path / "out"],
+    }
+    for key, outcome in run_processes(commands).items():  # a real process each, killed after 120 s if it blocks
+        what = "config file" if key == "config" else "price source"
+        assert_error(outcome, "not-a-regular-file", f"{what} {fifo} is not a regular file")
+
+
+@row("numbers-bounded", "Hostile input", "`compare --permutations 2000000`, `--seed 2**64`, `seed = 2**64` in a "
+     "config", "Click's usage error `Error: Invalid value for '--permutations': 2000000 is not in the range "
+     "1<=x<=1000000` (`--seed`: 0<=x<=2**63-1); the config: `Error: seed = … : give a whole number from 0 to …`", 2)
+def test_numeric_options_are_bounded(files, tmp_path):
+    config = config_file(tmp_path, BASKET.replace('name = "a"', 'name = "a"\n[[baskets]]\nname = "b"\n'
+                                                  'tickers = ["CCC"]\n[[baskets]]\nname = "c"').replace(
+        'tickers = ["AAA", "BBB"]', 'tickers = ["AAA", "BBB"]', 1))
+    for args, words in ((["compare", config, "--permutations", 2_000_000], "2000000 is not in the range 1<=x<=1000000"),
+                        (["run", config, "--seed", 2**64], "is not in the range 0<=x<=9223372036854775807")):
+        outcome = run_cli(*args, "--prices", files / "wide.csv", "--out", tmp_path / "out")
+        assert outcome.code == ROWS["numbers-bounded"].exit and words in outcome.err, outcome.err
+    seeded = config_file(tmp_path, f"seed = {2**64}\n" + BASKET, "seeded.toml")
+    outcome = run_cli("run", seeded, "--prices", files / "wide.csv", "--out", tmp_path / "out")
+    assert_error(outcome, "numbers-bounded", f"seed = {2**64}", "give a whole number from 0 to")
+
+
+@row("dates-day-first", "Hostile input", "a price file with dd/mm/yyyy dates (`13/03/2024`)",
+     "read day-first because some day is above 12 (the whole column decides, never value by value): the same ARs as "
+     "the ISO file; a column where both readings fit (every day ≤ 12) is refused: `Error: FILE, column 'Date': dates "
+     "such as '01/02/2024' could be day/month/year or month/day/year (…); write dates as YYYY-MM-DD; …`", 2)
+def test_day_first_dates_are_never_swapped(files, tmp_path):
+    iso = _date_variant(tmp_path, "iso.csv", lambda d: list(d.strftime("%Y-%m-%d")))
+    day_first = _date_variant(tmp_path, "dmy.csv", lambda d: list(d.strftime("%d/%m/%Y")))
+    month_first = _date_variant(tmp_path, "mdy.csv", lambda d: list(d.strftime("%m/%d/%Y")))
+    expected = None
+    for name, prices in (("iso", iso), ("dmy", day_first), ("mdy", month_first)):
+        outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA,BBB", "--prices", prices, "--out", tmp_path / name)
+        assert outcome.code == 0, outcome.err
+        ars = _day0_ars(tmp_path / name)
+        expected = expected or ars
+        assert ars == pytest.approx(expected, abs=1e-12), name
+    ambiguous = tmp_path / "ambiguous.csv"
+    ambiguous.write_text("Date,SPY\n01/02/2024,10\n02/03/2024,11\n")
+    outcome = run_cli("run", "--event", EVENT, "--tickers", "SPY2", "--prices", ambiguous, "--out", tmp_path / "x")
+    assert_error(outcome, "dates-day-first", "'01/02/2024' could be day/month/year or month/day/year",
+                 "write dates as YYYY-MM-DD")
+
+
+@row("dates-utc-offset", "Hostile input", "CSV timestamps with a non-New-York offset "
+     "(`2024-03-14T05:00:00+09:00` for the 13 March close)",
+     "converted to New York time first: the close stays on its own trading day (the same ARs as the ISO dates); "
+     "offsets on some rows but not others are refused", 0)
+def test_offsets_are_converted_to_new_york(files, tmp_path):
+    iso = _date_variant(tmp_path, "iso.csv", lambda d: list(d.strftime("%Y-%m-%d")))
+    tokyo = _date_variant(tmp_path, "tokyo.csv", lambda d: list(
+        (d + pd.Timedelta(hours=16)).tz_localize("America/New_York").tz_convert("Asia/Tokyo").strftime("%Y-%m-%dT%H:%M:%S%z")))
+    results = {}
+    for name, prices in (("iso", iso), ("tokyo", tokyo)):
+        outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA,BBB", "--prices", prices, "--out", tmp_path / name)
+        assert outcome.code == ROWS["dates-utc-offset"].exit, outcome.err
+        results[name] = _day0_ars(tmp_path / name)
+    assert results["tokyo"] == pytest.approx(results["iso"], abs=1e-12)
+
+
+@row("dates-strict", "Hostile input", "a date with trailing text (`2023-01-10garbage`), a two-digit year "
+     "(`01/03/23`), `--event 20240313`",
+     "`Error: FILE, column 'Date': unparseable dates '2023-01-10garbage' (data row 6); …`; `… two-digit years are "
+     "ambiguous, e.g. '01/03/23' …; write dates as YYYY-MM-DD` (about the date, not the benchmark); the event: "
+     "`Error: '20240313' in --event is neither YYYY-MM-DD[:…] nor an ISO timestamp …`", 2)
+def test_dates_are_read_strictly(files, tmp_path):
+    garbage = _date_variant(tmp_path, "garbage.csv", lambda d: [
+        day + ("garbage" if i == 5 else "") for i, day in enumerate(d.strftime("%Y-%m-%d"))])
+    short = _date_variant(tmp_path, "short.csv", lambda d: list(d.strftime("%m/%d/%y")))
+    for prices, words in ((garbage, "unparseable dates '2023-01-10garbage' (data row 6)"),
+                          (short, "two-digit years are ambiguous, e.g. '01/03/23'")):
+        outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA", "--prices", prices, "--out", tmp_path / "out")
+        error = assert_error(outcome, "dates-strict", words)
+        assert "benchmark" not in error
+    outcome = run_cli("run", "--event", "20240313", "--tickers", "AAA", "--prices", files / "wide.csv", "--out", tmp_path)
+    assert_error(outcome, "dates-strict", "'20240313' in --event is neither YYYY-MM-DD")
+
+
+@row("id-control-characters", "Hostile input", "an id with a line break or control character (`name = \"x\\n\"`, "
+     "`id = \"e\\t1\"`)",
+     "`Error: key 'name' in FILE is 'x\\n'; give a short id (at most 64 characters) of letters, digits, '_', '-' or "
+     "'.', without spaces, line breaks or other control characters`", 2)
+def test_ids_without_control_characters(files, tmp_path):
+    for text, key in (('name = "x\\n"\n' + BASKET, "'name'"),
+                      (BASKET.replace("date = 2024-03-13", 'date = 2024-03-13\nid = "e\\t1"'), "'id'"),
+                      (BASKET.replace('name = "a"', 'name = "a\\n"'), "'name'")):
+        config = config_file(tmp_path, text)
+        outcome = run_cli("run", config, "--prices", files / "wide.csv", "--out", tmp_path / "out")
+        assert_error(outcome, "id-control-characters", f"key {key}", "without spaces, line breaks")
+
+
+@row("inf-close", "Hostile input", "a close of `inf`",
+     "treated as missing like a zero close, and named for what it is: note `non-finite (inf) closes treated as "
+     "missing: BBB (1)` (never \"zero or negative\")", 0)
+def test_inf_close_is_named_non_finite(tmp_path):
+    def add_inf(closes: pd.DataFrame) -> pd.DataFrame:
+        closes.iloc[200, closes.columns.get_loc("BBB")] = np.inf
+        return closes
+
+    prices = _price_variant(tmp_path, "inf.csv", add_inf)
+    outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA,BBB", "--prices", prices, "--out", tmp_path / "out")
+    doc = assert_success(outcome, "inf-close", tmp_path / "out")
+    assert "non-finite (inf) closes treated as missing: BBB (1)" in doc["notes"]
+    assert not any(n.startswith("zero or negative") for n in doc["notes"])
+
+
+def _glitchy(closes: pd.DataFrame) -> pd.DataFrame:
+    closes["GLT"] = closes["AAA"] * 1.01
+    closes.iloc[:150, closes.columns.get_loc("GLT")] = 0.01  # 0.01 -> 60 in one day (PPCB-like)
+    closes["MULT"] = closes["SPY"] * 3.0  # an exact multiple of the benchmark
+    return closes
+
+
+@row("price-glitch", "Hostile input", "a series jumping 0.01 → 60 inside the estimation window (PPCB: 0.01 → "
+     "625), in `run` and in `scan`",
+     "excluded in both: `price glitch: the close jumps by a factor of 6,017 in one day (0.01 → 60.17 on 2023-08-09) "
+     "before the event window: an unadjusted split, a vendor error or a change of regime that no single fit covers`; the scan's funnel counts it under "
+     "`price_glitch` (also: any 5x one-day move before the event window, a 2x spike beyond 10 robust sigmas undone the next day, a close below $0.05)", 0)
+def test_price_glitch_is_excluded_in_run_and_scan(tmp_path):
+    prices = _price_variant(tmp_path, "glitch.csv", _glitchy)
+    outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA,GLT", "--prices", prices, "--out", tmp_path / "run")
+    doc = assert_success(outcome, "price-glitch", tmp_path / "run")
+    assert re.fullmatch(r"price glitch: the close jumps by a factor of [\d,]+ in one day \(0\.01 → [\d.]+ on "
+                        r"2023-08-09\) before the event window: an unadjusted split, a vendor error or a change of regime "
+                        r"that no single fit covers",
+                        excluded(doc)["GLT"])
+    outcome = run_cli("scan", "--event", EVENT, "--prices", prices, "--highlight", "GLT", "--out", tmp_path / "scan")
+    assert outcome.code == 0, outcome.err
+    scan = json.loads((tmp_path / "scan" / "scan.json").read_text())
+    assert [h["reason"] for h in scan["highlights"]] == [next(
+        f"price_glitch: {f['description']}" for f in scan["filters"] if f["filter"] == "price_glitch")]
+
+
+@row("exact-multiple", "Hostile input", "a ticker that is an exact multiple of its benchmark (3 x SPY)",
+     "excluded: `the model fits exactly (residual sigma below 1e-10, R² = 1): the series is a copy or a multiple of "
+     "its benchmark, so its residual sigma is rounding error and any t would be spurious`; the scan counts it "
+     "`unfittable`", 0)
+def test_exact_multiple_of_the_benchmark_is_excluded(tmp_path):
+    prices = _price_variant(tmp_path, "mult.csv", _glitchy)
+    outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA,MULT", "--prices", prices, "--out", tmp_path / "run")
+    doc = assert_success(outcome, "exact-multiple", tmp_path / "run")
+    assert excluded(doc)["MULT"].startswith("the model fits exactly")
+    outcome = run_cli("scan", "--event", EVENT, "--prices", prices, "--highlight", "MULT", "--out", tmp_path / "scan")
+    scan = json.loads((tmp_path / "scan" / "scan.json").read_text())
+    assert scan["highlights"][0]["reason"].startswith("unfittable")
+
+
+@row("flat-benchmark", "Hostile input", "a benchmark flat (unchanged close) on 95% of the estimation window",
+     "`Error: event 'event': benchmark SPY is flat on 95% of the estimation window [-250,-11] (exactly-zero "
+     "returns; allowed: 50%): betas against it would be meaningless; …` (scan: `--benchmark SPY is flat on …`)", 2)
+def test_flat_benchmark_is_refused(tmp_path):
+    def flatten(closes: pd.DataFrame) -> pd.DataFrame:
+        closes.iloc[60:290, closes.columns.get_loc("SPY")] = closes["SPY"].iloc[60]
+        return closes
+
+    prices = _price_variant(tmp_path, "flat.csv", flatten)
+    outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA", "--prices", prices, "--out", tmp_path / "out")
+    assert_error(outcome, "flat-benchmark", "benchmark SPY is flat on 9", "of the estimation window [-250,-11]")
+    outcome = run_cli("scan", "--event", EVENT, "--prices", prices, "--out", tmp_path / "out")
+    assert_error(outcome, "flat-benchmark", "--benchmark SPY is flat on 9")
+
+
+@row("benchmark-empty-in-range", "Hostile input", "a benchmark column that is empty (all NaN) in the dates needed",
+     "`Error: benchmark SPY has no close in FILE between FIRST and LAST, the dates this study needs; give it closes "
+     "there or choose another benchmark` (not \"choose a benchmark … (e.g. SPY)\")", 2)
+def test_empty_benchmark_says_what_is_wrong(tmp_path):
+    prices = _price_variant(tmp_path, "nan.csv", lambda c: c.assign(SPY=np.nan))
+    for command in (["run", "--tickers", "AAA"], ["scan"]):
+        outcome = run_cli(*command, "--event", EVENT, "--prices", prices, "--out", tmp_path / "out")
+        error = assert_error(outcome, "benchmark-empty-in-range", "SPY has no close in", "between 2023-")
+        assert "e.g. SPY" not in error
+
+
+@row("factor-degenerate", "Hostile input", "a factor column that is constant (or empty, or collinear with another)",
+     "one error for the file, not \"no variation\" per ticker and no numpy warning: `Error: factor file FILE (key "
+     "'file' in [factors]): factor column 'SMB' is constant (0 on every day): it cannot explain returns; drop it "
+     "from key 'columns' in [factors]`", 2)
+def test_degenerate_factor_columns(files, tmp_path):
+    for change, words in ((lambda f: f.assign(SMB=0.0), "factor column 'SMB' is constant"),
+                          (lambda f: f.assign(HML=f["SMB"] * 2), "are collinear")):
+        config = _factor_config(tmp_path, change(_factors()), "percent")
+        outcome = run_cli("run", config, "--prices", files / "wide.csv", "--out", tmp_path / "out")
+        assert_error(outcome, "factor-degenerate", "ff.csv", words)
+        assert "Warning" not in outcome.err
+
+
+@row("stray-file-in-folder", "Hostile input", "a prices folder holding a stray CSV (`notes.csv`) or evstudy's own "
+     "outputs (`scan.csv`), scanned",
+     "skipped with the note `directory DIR: 2 files skipped (not price files, or one of two files for a ticker): "
+     "notes.csv (… no Close or Adj Close column …); scan.csv (…)`; the rest is scanned (a run naming such a file "
+     "as a ticker still fails)", 0)
+def test_stray_files_in_a_prices_folder_are_skipped(tmp_path):
+    folder = tmp_path / "prices"
+    folder.mkdir()
+    closes = market()
+    for ticker in ("SPY", "AAA", "BBB", "CCC"):
+        closes[[ticker]].rename(columns={ticker: "Close"}).to_csv(folder / f"{ticker}.csv", index_label="Date")
+    (folder / "notes.csv").write_text("hello\nworld\n")
+    (folder / "scan.csv").write_text("ticker,rank,ar_day0\nAAA,1,0.05\n")
+    outcome = run_cli("scan", "--event", EVENT, "--prices", folder, "--out", tmp_path / "out")
+    assert outcome.code == ROWS["stray-file-in-folder"].exit, outcome.err
+    notes = json.loads((tmp_path / "out" / "scan.json").read_text())["data"]["notes"]
+    assert any("2 files skipped (not price files, or one of two files for a ticker): notes.csv" in n
+               and "scan.csv" in n for n in notes), notes
 
 
 # =========================================================================== network and cache

@@ -187,9 +187,10 @@ def test_long_parquet_ticker_spelled_differently_and_no_rows_in_range(tmp_path):
     frame.to_parquet(path)
     closes = FileSource(path).load(["AAA"], *JAN).closes
     assert closes["AAA"].tolist() == [1.0, 1.5]
-    later = FileSource(path).load(["AAA", "NA"], D(2025, 1, 1), D(2025, 1, 31)).closes
-    assert_contract(later, ["AAA", "NA"])
-    assert later.empty
+    # issue 11: no close at all in the range is said at the source, with the dates it does hold
+    with pytest.raises(DataSourceError, match=r"no close between 2025-01-01 and 2025-01-31, the dates the event "
+                                              r"needs; its closes of these tickers run from 2024-01-02 to "):
+        FileSource(path).load(["AAA", "NA"], D(2025, 1, 1), D(2025, 1, 31))
 
 
 def test_long_duplicates_keep_last(tmp_path):
@@ -361,3 +362,37 @@ def test_real_market_load_all(market_parquet, real_market):
     assert (data.closes.notna().sum() >= 200).all()
     expected = real_market.closes.loc["2025"]
     pd.testing.assert_frame_equal(data.closes.loc[expected.index, REAL], expected, check_freq=False)
+
+
+def test_zoned_parquet_timestamps_are_placed_on_new_york_days(tmp_path):
+    """Issue 11: a close stamped 16:00 New York is 05:00 the next day in Tokyo; it stays on its own trading day."""
+    closes_at = pd.DatetimeIndex(["2024-01-02 16:00", "2024-01-03 16:00", "2024-01-04 16:00"])
+    tokyo = closes_at.tz_localize("America/New_York").tz_convert("Asia/Tokyo")
+    path = tmp_path / "tokyo.parquet"
+    pd.DataFrame({"date": tokyo, "ticker": "AAA", "close": [1.0, 2.0, 3.0]}).to_parquet(path)
+    closes = FileSource(path).load(["AAA"], *JAN).closes
+    assert list(closes.index.strftime("%Y-%m-%d")) == ["2024-01-02", "2024-01-03", "2024-01-04"]
+    assert closes["AAA"].tolist() == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.shared_data
+def test_day_first_export_gives_mps_own_day0_car(coverage_dir, tmp_path):
+    """Issue 11: MP and SPY re-saved as dd/mm/yyyy give the ISO files' day-0 CAR (19.2%), not a swapped-date 68.7%."""
+    from click.testing import CliRunner
+
+    from evstudy.cli import cli
+
+    cars = {}
+    for style, fmt in (("iso", "%Y-%m-%d"), ("dmy", "%d/%m/%Y")):
+        folder = tmp_path / style
+        folder.mkdir()
+        for ticker in ("MP", "SPY"):
+            frame = pd.read_csv(coverage_dir / f"{ticker}.csv", parse_dates=["Date"])
+            frame.assign(Date=frame["Date"].dt.strftime(fmt)).to_csv(folder / f"{ticker}.csv", index=False)
+        result = CliRunner().invoke(cli, ["run", "--event", "2025-10-13:before_open", "--tickers", "MP", "--prices",
+                                          str(folder), "--out", str(tmp_path / f"out-{style}"), "--placebo", "0"])
+        assert result.exit_code == 0, result.stderr
+        table = pd.read_csv(tmp_path / f"out-{style}" / "cars.csv")
+        cars[style] = float(table.query("window_start == 0 and window_end == 0")["car"].iloc[0])
+    assert cars["dmy"] == pytest.approx(cars["iso"], abs=1e-12)
+    assert 0.15 < cars["iso"] < 0.25

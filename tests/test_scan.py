@@ -58,7 +58,10 @@ def synthetic():
     flat[rng.random(N_DAYS) < 0.7] = 0.0
     returns["FLAT"] = flat
     returns["GAP"] = 1.2 * market + rng.normal(0, 0.02, N_DAYS)
+    returns["GLITCH"] = 1.0 * market + rng.normal(0, 0.02, N_DAYS)
     closes = closes_from_returns(returns, dates)
+    closes.loc[dates[150], "GLITCH"] *= 5.0  # a bad tick: x5 for one day, undone the next
+    closes["MULTIPLE"] = 3.0 * closes[BENCH]  # an exact multiple of the benchmark: R² = 1
     closes["PENNY"] = closes["PENNY"] / 250.0  # about $0.40
     closes.loc[dates[100], "INV"] = -1.0  # a vendor's negative close inside the estimation window
     closes.loc[dates[: DAY0 - 120], "FEW"] = np.nan  # listed 120 sessions before day 0: < 120 estimation returns
@@ -72,8 +75,8 @@ def test_each_filter_removes_its_planted_ticker(synthetic):
     _, _, res = synthetic
     removed = dict(zip(res.funnel["filter"], res.funnel["removed"]))
     assert removed == {
-        "benchmark": 1, "invalid_price": 1, "min_returns": 1, "min_price": 1,
-        "max_zero_share": 1, "unfittable": 0, "event_gap": 1,
+        "benchmark": 1, "invalid_price": 1, "price_glitch": 1, "min_returns": 1, "min_price": 1,
+        "max_zero_share": 1, "unfittable": 1, "event_gap": 1,
     }
     assert list(res.funnel["filter"]) == [name for name, _ in FILTERS]
     assert sorted(res.table["ticker"]) == [f"OK{i}" for i in range(6)]

@@ -191,10 +191,15 @@ def day_zero_row(
     from evstudy.errors import InsufficientDataError
 
     first, last = days[0].date(), days[-1].date()
-    if day0 < days[0] or day0 > days[-1]:
+    if day0 > days[-1]:
         raise CalendarError(
-            f"{who}: day 0 {day0.date()} is outside the price data ({first} to {last}); "
-            f"choose an event inside it or load more data"
+            f"{who}: day 0 {day0.date()} is after the last close of the benchmark {benchmark} in the price data "
+            f"({last}); choose an event on or before {last}, or load newer data"
+        )
+    if day0 < days[0]:
+        raise CalendarError(
+            f"{who}: day 0 {day0.date()} is before the first close of the benchmark {benchmark} in the price data "
+            f"loaded ({first}); choose a later event, or load older data"
         )
     row = int(days.get_indexer([day0])[0])
     if row < 0:

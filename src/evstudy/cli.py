@@ -24,7 +24,9 @@ from typing import Any, TypeVar
 import click
 
 from evstudy._version import __version__
-from evstudy.config import MODELS, ad_hoc_config, load_config, parse_tickers, parse_window
+from evstudy.config import (
+    MAX_PERMUTATIONS, MAX_SEED, MODELS, ad_hoc_config, load_config, parse_tickers, parse_window,
+)
 from evstudy.errors import EXIT_INTERNAL, ConfigError, EvstudyError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -190,7 +192,7 @@ def cli() -> None:
 @click.option("--placebo", "placebo_dates", type=click.IntRange(min=0, max=100_000), default=None,
               help="Pseudo-event days drawn for the placebo tests; 0 switches them off "
               "[default: the config's placebo_dates, else 1000].")
-@click.option("--seed", type=click.IntRange(min=0), default=None,
+@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=None,
               help="Seed of the pseudo-event-day draw, for reproducible placebo p-values "
               "[default: the config's seed, else 12345].")
 @click.option("--quiet", is_flag=True, help="Print only where the files went.")
@@ -293,9 +295,9 @@ def run(
 @click.option("--baskets", help="Baskets to compare, comma-separated names from CONFIG [default: every basket].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder [default: reports/<config name>-compare/].")
-@click.option("--permutations", type=click.IntRange(min=1), default=None,
-              help="Label shuffles of the permutation test [default: 10000].")
-@click.option("--seed", type=click.IntRange(min=0), default=None,
+@click.option("--permutations", type=click.IntRange(min=1, max=MAX_PERMUTATIONS), default=None,
+              help=f"Label shuffles of the permutation test, at most {MAX_PERMUTATIONS:,} [default: 10000].")
+@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=None,
               help="Seed of the permutation test, for reproducible p-values [default: the config's seed, else 12345].")
 @click.option("--quiet", is_flag=True, help="Print only where the files went.")
 @click.option("--xlsx", is_flag=True, help="Also write results.xlsx: every table of the run, one sheet each.")

@@ -38,7 +38,7 @@ import pandas as pd
 from scipy import special
 
 from evstudy.abnormal import two_sided_t_pvalue
-from evstudy.config import StudyConfig
+from evstudy.config import MAX_PERMUTATIONS, StudyConfig
 from evstudy.errors import ConfigError
 from evstudy.results import StudyResults, records
 from evstudy.scan import bh_qvalues
@@ -256,8 +256,11 @@ def adjust_pairs(pairs: pd.DataFrame, floors: pd.Series) -> pd.DataFrame:
 
 def check_permutations(n_permutations: int, seed: int) -> None:
     """Reject a permutation count below 1 or a negative seed (numpy seeds are non-negative)."""
-    if isinstance(n_permutations, bool) or not isinstance(n_permutations, int) or n_permutations < 1:
-        raise ConfigError(f"--permutations {n_permutations!r}: give a whole number of at least 1 (e.g. 10000)")
+    if isinstance(n_permutations, bool) or not isinstance(n_permutations, int) \
+            or not 1 <= n_permutations <= MAX_PERMUTATIONS:
+        raise ConfigError(
+            f"--permutations {n_permutations!r}: give a whole number from 1 to {MAX_PERMUTATIONS:,} (e.g. 10000)"
+        )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"--seed {seed!r}: give a whole number of at least 0")
 

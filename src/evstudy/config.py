@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
+import stat
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,12 +36,18 @@ DEFAULT_MAX_ZERO_SHARE = 0.5
 DEFAULT_PLACEBO_DATES = 1000
 DEFAULT_SEED = 12345
 MAX_PLACEBO_DATES = 100_000
+MAX_OFFSET = 10_000  # trading days (about 40 years): any window or estimation offset beyond is a typo
+MAX_SEED = 2**63 - 1  # numpy seeds are unsigned 64-bit; a larger one would overflow downstream
+MAX_PERMUTATIONS = 1_000_000  # label shuffles of the permutation test: p-values resolved to 1e-6
 DEFAULT_DRIFT = (-20, -1)
 AD_HOC_BASKET = "all"
 AD_HOC_EVENT = "event"
 
-_TICKER_RE = re.compile(r"^[A-Z0-9^][A-Z0-9.\-^=_]{0,19}$")
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+# Matched with fullmatch: "$" alone would let a trailing newline through into folder names and CSV fields.
+_TICKER_RE = re.compile(r"[A-Z0-9^][A-Z0-9.\-^=_]{0,19}")
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+_ISO_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_TIMESTAMP_RE = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?")
 
 
 @dataclass(frozen=True, order=True)
@@ -251,6 +258,8 @@ def _check_study(cfg: StudyConfig) -> None:
             f"drift_window {drift.label}{where} must be a pre-event window [start,end] with start <= end < 0, "
             f"e.g. [-20, -1]"
         )
+    if isinstance(cfg.min_estimation_returns, bool) or not isinstance(cfg.min_estimation_returns, int):
+        raise ConfigError(f"min_estimation_returns = {cfg.min_estimation_returns!r}{where}: give a whole number")
     if cfg.min_estimation_returns < 3:
         raise ConfigError(f"min_estimation_returns = {cfg.min_estimation_returns}{where}: needs at least 3")
     if cfg.min_estimation_returns > est.length:
@@ -266,8 +275,8 @@ def _check_study(cfg: StudyConfig) -> None:
             f"placebo_dates = {cfg.placebo_dates!r}{where}: give a whole number of pseudo-event days from 0 "
             f"(no placebo tests) to {MAX_PLACEBO_DATES:,}, e.g. 1000"
         )
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
-        raise ConfigError(f"seed = {cfg.seed!r}{where}: give a whole number >= 0, e.g. 12345")
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:
+        raise ConfigError(f"seed = {cfg.seed!r}{where}: give a whole number from 0 to {MAX_SEED}, e.g. 12345")
     names = [b.name for b in cfg.baskets]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -336,7 +345,7 @@ def normalize_ticker(raw: object, where: str = "") -> str:
     if not isinstance(raw, str):
         raise ConfigError(f"ticker {raw!r}{where} must be a string such as \"MP\"")
     ticker = raw.strip().upper()
-    if not _TICKER_RE.match(ticker):
+    if not _TICKER_RE.fullmatch(ticker):
         raise ConfigError(
             f"ticker {raw!r}{where} is not a valid symbol: use 1-20 letters, digits, '.', '-', '^', '=' or '_' "
             f"(e.g. MP, BRK-B, ^GSPC)"
@@ -372,6 +381,11 @@ def parse_window(raw: object, where: str = "") -> Window:
         raise ConfigError(
             f"window {raw!r}{where} is not a pair of whole trading-day offsets such as [-1, 1] or \"-1,1\""
         ) from None
+    if not (-MAX_OFFSET <= start <= MAX_OFFSET and -MAX_OFFSET <= end <= MAX_OFFSET):
+        raise ConfigError(
+            f"window {raw!r}{where} has an offset beyond ±{MAX_OFFSET:,} trading days (about 40 years): "
+            f"give offsets such as [-250, -11] or \"-1,1\""
+        )
     if start > end:
         raise ConfigError(f"window [{start},{end}]{where} is reversed: give [start,end] with start <= end")
     return Window(start, end)
@@ -396,8 +410,8 @@ def _parse_date(raw: object, where: str) -> dt.date:
         raise ConfigError(f"date {raw!r}{where} has a time: use `timestamp` for a time, `date` for a day")
     if isinstance(raw, dt.date):
         return raw
-    if isinstance(raw, str):
-        try:
+    if isinstance(raw, str) and _ISO_DATE_RE.fullmatch(raw.strip()):
+        try:  # the pattern first: fromisoformat also takes 20251013 and 2025-W42-1
             return dt.date.fromisoformat(raw.strip())
         except ValueError:
             pass
@@ -408,7 +422,7 @@ def _parse_timestamp(raw: object, where: str) -> dt.datetime:
     value: dt.datetime | None = None
     if isinstance(raw, dt.datetime):
         value = raw
-    elif isinstance(raw, str):
+    elif isinstance(raw, str) and _ISO_TIMESTAMP_RE.fullmatch(raw.strip()):
         try:
             value = dt.datetime.fromisoformat(raw.strip())
         except ValueError:
@@ -490,8 +504,11 @@ def _check_keys(table: Mapping[str, Any], allowed: Mapping[str, Any], where: str
 
 def _check_id(value: object, key: str, where: str) -> str:
     """A study, basket or event id: short, of letters, digits, '_', '-' or '.' (it names files and rows)."""
-    if not isinstance(value, str) or not _ID_RE.match(value):
-        raise ConfigError(f"key {key!r} {where} is {value!r}; give a short id of letters, digits, '_', '-' or '.'")
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
+        raise ConfigError(
+            f"key {key!r} {where} is {value!r}; give a short id (at most 64 characters) of letters, digits, "
+            f"'_', '-' or '.', without spaces, line breaks or other control characters"
+        )
     return value
 
 
@@ -569,9 +586,25 @@ def _factor_spec(table: Mapping[str, Any], source: str, where: str) -> FactorSpe
     return FactorSpec(file=str(path), units=table["units"], columns=tuple(columns), rf=rf, name=table.get("name", ""))
 
 
+def check_regular_file(path: Path, what: str) -> None:
+    """Refuse a FIFO, socket or device before opening it: reading one blocks forever or never ends.
+
+    A missing path passes (the caller's own open reports it); a folder passes
+    too, for callers that accept one. Only a path that exists as something
+    other than a regular file or folder is refused.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise ConfigError(f"{what} {path} is not a regular file (a pipe, socket or device): give a file on disk")
+
+
 def load_config(path: str | Path) -> StudyConfig:
     """Read and validate a TOML study config; every error names the file and key."""
     path = Path(path)
+    check_regular_file(path, "config file")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -717,6 +750,9 @@ def ad_hoc_config(
             f"--model {model} needs {'a sector index per basket' if model == 'two_index' else 'a factor file'}, "
             f"which only a config file can give: use a TOML config"
         )
+    repeated = sorted({w.label for w in windows or () if list(windows or ()).count(w) > 1})
+    if repeated:
+        raise ConfigError(f"--window {repeated[0]} is given twice: list each window once")
     est = estimation_window or Window(*DEFAULT_ESTIMATION)
     earliest = min([DEFAULT_AR_SPAN[0], *(w.start for w in windows or ())])
     if est.end >= earliest:

@@ -36,7 +36,9 @@ import pandas as pd
 
 from evstudy.abnormal import AbnormalReturns, abnormal_returns, buy_and_hold, car_stats
 from evstudy.config import StudyConfig, Window
+from evstudy.errors import InsufficientDataError
 from evstudy.models import ModelFit, alpha_beta, fit, param_names
+from evstudy.returns import price_glitches, zero_share_of
 
 BREAK_CRITICAL_5PCT = 1.358  # 5% quantile of sup|Brownian bridge| (Inclán & Tiao 1994, Table 1)
 OUTLIER_SIGMAS = 8.0  # |residual - median| beyond this many robust sigmas is an outlier
@@ -56,7 +58,75 @@ BHAR_COLUMNS = ["event", "ticker", "benchmark", "window_start", "window_end", "b
 PARAMETER_COLUMNS = ["event", "ticker", "benchmark", "model", "param", "estimate", "se"]
 
 
+# A residual daily sigma below this is floating-point rounding, not noise: returns of ~1e-2 carry
+# rounding of ~1e-18, and a quoted price (4+ significant digits) never moves by less than ~1e-6.
+EXACT_FIT_SIGMA = 1e-10
+EXACT_FIT_REASON = (
+    "the model fits exactly (residual sigma below 1e-10, R² = 1): the series is a copy or a multiple of its "
+    "benchmark, so its residual sigma is rounding error and any t would be spurious"
+)
+
+# --------------------------------------------------------------------------- screens
+
+
+def screen_reasons(
+    reasons: list[str], closes: np.ndarray, dates: pd.DatetimeIndex, jump_rows: int, fitted: ModelFit
+) -> list[str]:
+    """Add the glitch and exact-fit screens to a study's exclusion reasons (one per series).
+
+    ``closes`` (days x series, invalid closes NaN) run from the day before the
+    estimation window to the last event day, ``jump_rows`` rows of them
+    before the event span. A glitch is named ahead of any other reason (it is
+    the cause), except that a series without prices stays "no prices"; an
+    exact fit is named where nothing else excluded the series. The scan
+    applies the same two screens (:func:`evstudy.returns.price_glitches`,
+    :func:`exact_fit`).
+    """
+    glitches = price_glitches(closes, jump_rows)
+    exact = exact_fit(fitted)
+    out = []
+    for k, reason in enumerate(reasons):  # string choice per series; the screens above are vectorized
+        glitch = glitches.reason(k, dates) if glitches.kind[k] else ""
+        if glitch and not reason.startswith("no prices"):
+            reason = glitch
+        elif not reason and exact[k]:
+            reason = EXACT_FIT_REASON
+        out.append(reason)
+    return out
+
+
+def check_benchmarks_trade(returns: pd.DataFrame, benchmarks: list[str], max_zero_share: float, who: str,
+                           window: Window) -> None:
+    """Refuse a benchmark flat on more than ``max_zero_share`` of the estimation window (``returns`` are its rows).
+
+    A stock's beta against a benchmark that does not move is estimated from
+    the few days it did: meaningless, and every AR inherits it.
+    """
+    present = [b for b in dict.fromkeys(benchmarks) if b in returns.columns]
+    shares = zero_share_of(returns[present].to_numpy())
+    for bench, share in zip(present, shares):
+        if share > max_zero_share:
+            raise InsufficientDataError(
+                f"{who}: benchmark {bench} is flat on {share:.0%} of the estimation window {window.label} "
+                f"(exactly-zero returns; allowed: {max_zero_share:.0%}): betas against it would be meaningless; "
+                f"check its prices or choose a benchmark that trades (e.g. SPY)"
+            )
+
+
 # --------------------------------------------------------------------------- statistics
+
+
+def exact_fit(fitted: ModelFit) -> np.ndarray:
+    """Per series: does the model explain every estimation-window return (collinear with its regressors)?
+
+    The market model of a ticker that is c x the benchmark has residuals of
+    about 1e-18: a "sigma" that makes every event-window t astronomically
+    large. Such a series has no idiosyncratic risk to test against. R² cannot
+    tell (it rounds to 1 long before); the residual sigma itself can.
+    """
+    with np.errstate(invalid="ignore"):
+        return (fitted.s2 > 0) & (np.sqrt(np.maximum(fitted.s2, 0.0)) < EXACT_FIT_SIGMA)
+
 
 
 @dataclass(frozen=True)

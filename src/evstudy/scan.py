@@ -14,15 +14,21 @@ kept, and the count each removed is reported (the funnel):
 2. ``invalid_price``: a close <= 0 or non-finite between the day before the
    estimation window and the last event-window day (vendor errors; a return
    across them is meaningless).
-3. ``min_returns``: fewer than ``min_returns`` valid returns in the
+3. ``price_glitch``: a vendor glitch between the day before the estimation
+   window and the last event-window day (:func:`evstudy.returns.price_glitches`:
+   a one-day 5x move before the event span, a 2x spike beyond 10 robust
+   sigmas undone the next day, or a close below $0.05).
+4. ``min_returns``: fewer than ``min_returns`` valid returns in the
    estimation window (listed late, delisted, or sparse).
-4. ``min_price``: the last valid close before day 0 (normally day -1's) or the
+5. ``min_price``: the last valid close before day 0 (normally day -1's) or the
    median valid close over the estimation window is below ``min_price``
    (penny stocks: tick-size noise and bid-ask bounce dominate their returns).
-5. ``max_zero_share``: more than ``max_zero_share`` of the estimation-window
+6. ``max_zero_share``: more than ``max_zero_share`` of the estimation-window
    returns are exactly zero (flat, halted or thinly traded).
-6. ``unfittable``: the model cannot be fitted (no residual variation).
-7. ``event_gap``: a return is missing on some day of the event span.
+7. ``unfittable``: the model cannot be fitted (no residual variation), or
+   fits exactly (R² = 1: the series is a copy or multiple of the benchmark,
+   so its "residual sigma" is rounding error and every t would be spurious).
+8. ``event_gap``: a return is missing on some day of the event span.
 
 With thousands of tests at once, each window's p-values also get a
 Benjamini-Hochberg (1995) q-value.
@@ -46,9 +52,10 @@ from evstudy.config import (
     EventSpec, ModelName, Window, normalize_ticker,
 )
 from evstudy.errors import ConfigError, DataSourceError, InsufficientDataError
+from evstudy.diagnostics import exact_fit
 from evstudy.models import ModelFit, fit
 from evstudy.prices.base import PriceData
-from evstudy.returns import simple_returns, trading_days
+from evstudy.returns import price_glitches, simple_returns, trading_days, zero_share_of
 
 if TYPE_CHECKING:
     from evstudy.results import EventTimeline
@@ -66,10 +73,12 @@ DATE_MARGIN = 10  # extra sessions loaded on each side, for benchmarks that miss
 FILTERS: tuple[tuple[str, str], ...] = (
     ("benchmark", "the benchmark itself"),
     ("invalid_price", "a close <= 0 or non-finite in the estimation or event window"),
+    ("price_glitch",
+     "a price glitch: a one-day 5x move before the event, a spike undone the next day, or a close below $0.05"),
     ("min_returns", "too few valid returns in the estimation window"),
     ("min_price", "price below the floor (last close before day 0, or median estimation-window close)"),
     ("max_zero_share", "too many zero returns in the estimation window"),
-    ("unfittable", "the model cannot be fitted (no variation)"),
+    ("unfittable", "the model cannot be fitted (no variation), or fits exactly (a multiple of the benchmark)"),
     ("event_gap", "a missing return in the event window"),
 )
 FILTER_CODE = {name: code for code, (name, _) in enumerate(FILTERS)}
@@ -351,6 +360,18 @@ def _locate(days: pd.DatetimeIndex, config: ScanConfig) -> tuple[int, EventTimel
     return i0, timeline, est_rows, ev_rows
 
 
+def _check_benchmark_trades(market_est: np.ndarray, config: ScanConfig) -> None:
+    """A benchmark flat on most estimation days cannot carry a beta: refused, not scanned against."""
+    share = zero_share_of(market_est[:, None])[0]
+    if share > config.max_zero_share:
+        raise InsufficientDataError(
+            f"--benchmark {config.benchmark} is flat on {share:.0%} of the estimation window "
+            f"{config.estimation_window.label} (exactly-zero returns; allowed: {config.max_zero_share:.0%}): "
+            f"its betas would be meaningless; "
+            f"check its prices or choose a benchmark that trades (e.g. SPY)"
+        )
+
+
 def _last_valid(values: np.ndarray) -> np.ndarray:
     """Per column, the last non-NaN value of ``values`` (rows x columns); NaN where none."""
     valid = ~np.isnan(values)
@@ -405,8 +426,13 @@ def run_scan(config: ScanConfig, data: PriceData) -> ScanResults:
             f"choose an event inside the data"
         )
     if bench not in closes.columns or not np.isfinite(closes[bench].to_numpy()).any():
+        # load_all leaves out a ticker without closes in range: absent here may mean "in the file, but empty there"
+        hint = "give it closes there" + (
+            "" if bench == DEFAULT_BENCHMARK else f" or choose a benchmark the source holds (e.g. {DEFAULT_BENCHMARK})"
+        )
         raise DataSourceError(
-            f"--benchmark {bench} has no prices in {data.location}: choose a benchmark the source holds (e.g. SPY)"
+            f"--benchmark {bench} has no close in {data.location} between {closes.index[0].date()} and "
+            f"{closes.index[-1].date()}, the dates a scan of --event {config.event.date} needs; {hint}"
         )
     days = trading_days(closes, bench)
     if len(days) < 2:
@@ -430,9 +456,12 @@ def run_scan(config: ScanConfig, data: PriceData) -> ScanResults:
     n_valid = valid_est.sum(axis=0)
     zero_share = (stock_est == 0.0).sum(axis=0) / np.maximum(n_valid, 1)
     close_before = _last_valid(prices[: i0 - base])  # rows up to day -1
+    _check_benchmark_trades(market[est], config)
+    glitches = price_glitches(prices, jump_rows=ev.start)
     fails = [
         np.arange(len(tickers)) == bench_col,
         panel.invalid_prices.to_numpy() > 0,
+        glitches.found,
         n_valid < config.min_returns,
     ]
     dropped_by = np.full(len(tickers), -1, dtype=np.int8)
@@ -448,6 +477,7 @@ def run_scan(config: ScanConfig, data: PriceData) -> ScanResults:
     market_est = np.broadcast_to(market[est, None], (est.stop - est.start, len(cand)))
     fitted = fit(config.model, stock_est[:, cand], market_est)
     fittable = np.isfinite(fitted.s2) & (fitted.s2 > 0) & np.isfinite(fitted.params).all(axis=1)
+    fittable &= ~exact_fit(fitted)
     dropped_by[cand[~fittable]] = FILTER_CODE["unfittable"]
     stock_ev = returns[ev][:, cand]
     gap = ~np.isfinite(stock_ev).all(axis=0)

@@ -19,8 +19,8 @@ from evstudy.battery import EventArrays, event_tests
 from evstudy.calendar import day_zero_row, locate_day_zero, session_offset
 from evstudy.config import EventSpec, StudyConfig
 from evstudy.diagnostics import (
-    EventWindowInputs, bhar_table, comparison_table, estimation_hygiene, flag_table, parameter_table,
-    robustness_table, trim_reasons,
+    EventWindowInputs, bhar_table, check_benchmarks_trade, comparison_table, estimation_hygiene, flag_table,
+    parameter_table, robustness_table, screen_reasons, trim_reasons,
 )
 from evstudy.drift import pre_event_drift
 from evstudy.errors import CalendarError, ConfigError, DataSourceError, DownloadError, InsufficientDataError
@@ -128,6 +128,12 @@ def _check_present(config: StudyConfig, data: PriceData) -> None:
                     f"benchmark {bench}: no prices from {data.source} "
                     f"({data.missing_reasons.get(bench) or 'none in the range'}); every ticker is measured "
                     f"against it: retry later, or read prices from a file with --prices"
+                )
+            if bench in closes.columns and len(closes.index):  # in the source, but without a close in range
+                raise DataSourceError(
+                    f"benchmark {bench} has no close in {data.location} between {closes.index[0].date()} and "
+                    f"{closes.index[-1].date()}, the dates this study needs; give it closes there or choose "
+                    f"another benchmark"
                 )
             raise DataSourceError(
                 f"benchmark {bench} has no prices in {data.source} data ({data.location}): "
@@ -262,6 +268,9 @@ def _study_event(
     ev_rows = slice(i0 + span.start, i0 + span.end + 1)
     rel_days = np.arange(span.start, span.end + 1)
     returns = panel.returns
+    if config.model not in ("constant_mean", "factor"):
+        check_benchmarks_trade(returns.iloc[est_rows], [*series.markets, *series.sectors], config.max_zero_share,
+                               f"event {event.id!r}", est)
     inputs, market_all, model_notes = _model_inputs(config, returns, series, factors, event, est_rows, ev_rows)
     stock_all = returns[series.tickers].to_numpy()
     hyg = estimation_hygiene(
@@ -283,6 +292,9 @@ def _study_event(
         {t: data.missing_reasons.get(t, "") for t in data.missing}, never_priced,
     )
     reasons = [t if t and not r.startswith("no prices") else r for t, r in zip(trim_reasons(config, hyg), reasons)]
+    window_rows = slice(est_rows.start - 1, ev_rows.stop)  # glitches: from the close before the estimation window
+    reasons = screen_reasons(reasons, panel.closes[series.tickers].to_numpy()[window_rows], days[window_rows],
+                             ev_rows.start - window_rows.start, fitted)
     keep = np.array([r == "" for r in reasons], dtype=bool)
     if not keep.any():
         summary = "; ".join(f"{t}: {r}" for t, r in zip(series.tickers, reasons) if r)
@@ -450,10 +462,11 @@ def compute_study(config: StudyConfig, data: PriceData, factors: FactorData | No
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
     notes = []
-    invalid = panel.invalid_prices[panel.invalid_prices > 0]
-    if len(invalid):
-        listed = ", ".join(f"{t} ({n})" for t, n in invalid.items())
-        notes.append(f"zero or negative closes treated as missing: {listed}")
+    nonpositive = panel.invalid_prices - panel.nonfinite_prices
+    for counts, what in ((nonpositive, "zero or negative"), (panel.nonfinite_prices, "non-finite (inf)")):
+        if (counts > 0).any():
+            listed = ", ".join(f"{t} ({n})" for t, n in counts[counts > 0].items())
+            notes.append(f"{what} closes treated as missing: {listed}")
     est = config.estimation_window
     for timeline in (p["timeline"] for p in parts):
         start, end = timeline.estimation_start, timeline.estimation_end

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evstudy.config import FactorSpec
+from evstudy.config import FactorSpec, check_regular_file
 from evstudy.errors import ConfigError
 
 # Between the typical daily standard deviation of factor returns in decimals
@@ -59,6 +59,7 @@ def _where(spec: FactorSpec) -> str:
 
 def _read_table(spec: FactorSpec) -> pd.DataFrame:
     path = Path(spec.file)
+    check_regular_file(path, _where(spec))
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -121,9 +122,36 @@ def read_factors(spec: FactorSpec) -> FactorData:
             raise ConfigError(f"{_where(spec)}: column {column!r} holds {bad.iloc[0]!r}, which is not a number")
         values[column] = numbers.to_numpy(dtype=float)
     frame = pd.DataFrame(values, index=pd.DatetimeIndex(dates, name="date")).sort_index()
+    _check_variation(spec, frame[columns])
     _check_units(spec, frame[columns], frame[spec.rf])
     scale = 0.01 if spec.units == "percent" else 1.0
     return FactorData(frame[columns] * scale, frame[spec.rf] * scale, spec.file, spec.units)
+
+
+def _check_variation(spec: FactorSpec, factors: pd.DataFrame) -> None:
+    """Refuse, once for the file, factor columns no regression can use: empty, constant or collinear.
+
+    Otherwise every ticker's fit would fail alike ("no variation", numpy
+    warnings) instead of one message naming the column.
+    """
+    counts = factors.notna().sum()
+    empty = [c for c in factors.columns if counts[c] < 2]
+    if empty:
+        raise ConfigError(f"{_where(spec)}: factor column {empty[0]!r} has fewer than two numbers")
+    spread = factors.max() - factors.min()
+    constant = [c for c in factors.columns if not spread[c] > 0]
+    if constant:
+        raise ConfigError(
+            f"{_where(spec)}: factor column {constant[0]!r} is constant ({factors[constant[0]].dropna().iloc[0]:g} "
+            f"on every day): it cannot explain returns; drop it from key 'columns' in [factors]"
+        )
+    complete = factors.dropna().to_numpy()
+    if len(complete) > factors.shape[1] and np.linalg.matrix_rank(complete - complete.mean(axis=0)) < factors.shape[1]:
+        raise ConfigError(
+            f"{_where(spec)}: the factor columns {', '.join(map(repr, factors.columns))} are collinear (one is a "
+            f"combination of the others), so their loadings cannot be told apart; drop the redundant column from "
+            f"key 'columns' in [factors]"
+        )
 
 
 def _check_units(spec: FactorSpec, factors: pd.DataFrame, rf: pd.Series) -> None:

@@ -29,9 +29,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from evstudy.config import check_regular_file, normalize_ticker
 from evstudy.errors import ConfigError, DataSourceError, UnknownTickerError
 from evstudy.prices.base import PriceData
-from evstudy.prices.cache import normalize_ticker
 
 SHAPES_HELP = (
     "accepted shapes: a directory of per-ticker files TICKER.csv/TICKER.parquet with columns "
@@ -43,7 +43,13 @@ _TICKER_NAMES = ("ticker", "symbol")
 _VALUE_NAMES = ("adj close", "adj_close", "adjclose", "close")  # adjusted first
 _OHLCV_NAMES = frozenset({"open", "high", "low", "volume", "dividends", "stock splits", *_VALUE_NAMES})
 _NA_TOKENS = frozenset({"", "nan", "na", "n/a", "#n/a", "null", "none", "-"})
-_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# ISO dates, optionally with a time and a UTC offset; matched whole (no trailing text).
+_ISO_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?\s?(Z|[+-]\d{2}:?\d{2})?")
+_ZONE_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
+_NUMERIC_DATE = re.compile(
+    r"^(?P<a>\d{1,2})([/.\-])(?P<b>\d{1,2})\2(?P<year>\d{2,4})(?:[T ]\d{1,2}:\d{2}(?::\d{2})?)?$"
+)
+NEW_YORK = "America/New_York"
 _EPOCH = dt.date(1970, 1, 1)
 _MAX_EXAMPLES = 5
 
@@ -76,6 +82,7 @@ class _File:
     @classmethod
     def open(cls, path: Path) -> _File:
         """Read just the header (CSV) or the footer metadata (Parquet) of ``path``."""
+        _check_regular(path)
         suffix = path.suffix.lower()
         if suffix in (".parquet", ".pq"):
             try:
@@ -206,16 +213,56 @@ def _days(column: pa.ChunkedArray, where: str) -> np.ndarray:
         column, kind = column.cast(kind.value_type), kind.value_type
     if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
         if pa.types.is_timestamp(kind) and kind.tz is not None:
-            column = pc.local_timestamp(column)
+            # The trading day is New York's: a close stamped in another zone may fall on the next local date.
+            column = pc.local_timestamp(column.cast(pa.timestamp(kind.unit, tz=NEW_YORK)))
         dates = pc.cast(column, pa.date32(), safe=False)
         return _concat(dates.cast(pa.int32()))
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         raise DataSourceError(f"{where}: dates of type {kind} cannot be read; {SHAPES_HELP}")
-    text = column.to_pandas().str.strip()
-    if text.str.match(_ISO_DAY).all():
-        # The date part of an ISO timestamp is the local trading day, whatever its offset.
-        parsed = pd.to_datetime(text.str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
+    return _text_days(column.to_pandas().str.strip(), where)
+
+
+def _text_days(text: pd.Series, where: str) -> np.ndarray:
+    """Day numbers of dates written as text, read strictly: a date is never guessed.
+
+    ISO dates (``2025-10-13``, optionally with a time) are read as written; a
+    time with a UTC offset is converted to New York time first, so a close
+    stamped ``2025-10-14T05:00+09:00`` stays on its New York trading day
+    2025-10-13. Numeric dates such as ``13/10/2025`` are read day-first or
+    month-first only when some value decides it (a field above 12), for the
+    whole column at once; a column where both readings fit is refused, as is
+    a two-digit year. Anything else (``Oct 13, 2025``) must name a
+    four-digit year.
+    """
+    if text.empty:
+        return np.empty(0, np.int64)
+    iso = text.str.fullmatch(_ISO_TEXT)
+    if iso.all():
+        plain_days = bool((text.str.len() == 10).all())  # the common case: no time, so no zone to look for
+        zoned = pd.Series(False, index=text.index) if plain_days else text.str.contains(_ZONE_SUFFIX)
+        if zoned.any() and not zoned.all():
+            raise DataSourceError(
+                f"{where}: some times have a UTC offset and some do not, e.g. {text[zoned].iloc[0]!r} and "
+                f"{text[~zoned].iloc[0]!r}; give every time with its offset, or dates alone; {SHAPES_HELP}"
+            )
+        if zoned.all():
+            parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+            parsed = parsed.dt.tz_convert(NEW_YORK).dt.tz_localize(None)
+        else:
+            parsed = pd.to_datetime(text.str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
+    elif (numeric := text.str.extract(_NUMERIC_DATE)).notna().all(axis=None):
+        parsed = _numeric_dates(text, numeric, where)
     else:
+        if (numeric_rows := numeric.notna().all(axis=1)).any():
+            raise DataSourceError(
+                f"{where}: dates in more than one format, e.g. {text[numeric_rows].iloc[0]!r} and "
+                f"{text[~numeric_rows].iloc[0]!r}; write dates as YYYY-MM-DD; {SHAPES_HELP}"
+            )
+        if (not_iso := ~iso & ~text.str.contains(r"\d{4}")).any():
+            raise DataSourceError(
+                f"{where}: dates without a four-digit year (or unreadable), e.g. "
+                f"{_first_bad(not_iso.to_numpy(), text)}; write dates as YYYY-MM-DD; {SHAPES_HELP}"
+            )
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "could not infer format": we report bad rows ourselves
@@ -223,11 +270,38 @@ def _days(column: pa.ChunkedArray, where: str) -> np.ndarray:
         except (ValueError, TypeError) as exc:
             raise DataSourceError(f"{where}: unparseable dates ({exc}); {SHAPES_HELP}") from exc
         if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-            parsed = parsed.dt.tz_localize(None)
+            parsed = parsed.dt.tz_convert(NEW_YORK).dt.tz_localize(None)
+        elif parsed.dtype == object:
+            raise DataSourceError(
+                f"{where}: dates with different time zones; write dates as YYYY-MM-DD; {SHAPES_HELP}"
+            )
     bad = parsed.isna().to_numpy()
     if bad.any():
         raise DataSourceError(f"{where}: unparseable dates {_first_bad(bad, text)}; {SHAPES_HELP}")
     return parsed.to_numpy().astype("datetime64[D]").astype(np.int64)
+
+
+def _numeric_dates(text: pd.Series, fields: pd.DataFrame, where: str) -> pd.Series:
+    """``a/b/yyyy`` dates (also with '.' or '-'): day-first or month-first, as the whole column decides."""
+    short_year = fields["year"].str.len() != 4
+    if short_year.any():
+        raise DataSourceError(
+            f"{where}: two-digit years are ambiguous, e.g. {_first_bad(short_year.to_numpy(), text)}; "
+            f"write dates as YYYY-MM-DD; {SHAPES_HELP}"
+        )
+    first, second = fields["a"].astype(int), fields["b"].astype(int)
+    day_first, month_first = bool((first > 12).any()), bool((second > 12).any())
+    if day_first == month_first:
+        example = text.iloc[0]
+        why = ("both readings fit every date" if not day_first
+               else "some dates read only day-first, others only month-first")
+        raise DataSourceError(
+            f"{where}: dates such as {example!r} could be day/month/year or month/day/year ({why}); "
+            f"write dates as YYYY-MM-DD; {SHAPES_HELP}"
+        )
+    day, month = (first, second) if day_first else (second, first)
+    frame = pd.DataFrame({"year": fields["year"].astype(int), "month": month, "day": day})
+    return pd.to_datetime(frame, errors="coerce")
 
 
 def _floats(column: pa.ChunkedArray, where: str) -> np.ndarray:
@@ -325,8 +399,31 @@ def _duplicate_note(wide: _Wide, columns: list[str], where: str) -> list[str]:
 # The three shapes.
 
 
+def _check_regular(path: Path) -> None:
+    """A FIFO or device as a price file would block or never end: refused before opening (exit 2)."""
+    try:
+        check_regular_file(path, "price source")
+    except ConfigError as exc:
+        raise DataSourceError(f"{exc}; {SHAPES_HELP}") from None
+
+
+def _skipped_note(raw_names: Iterable[object], where: str) -> list[str]:
+    """Names in a source that are not ticker symbols (``B,B``, ``"X"``): left out, and said so."""
+    bad = [str(name) for name in raw_names if name is not None and _try_normalize(name) is None]
+    if not bad:
+        return []
+    listed = ", ".join(repr(name) for name in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+    return [f"{where}: {_plural(len(bad), 'name')} that {'is' if len(bad) == 1 else 'are'} not a ticker symbol "
+            f"left out: {listed} (a ticker is 1-20 letters, digits, '.', '-', '^', '=' or '_')"]
+
+
 def _try_normalize(raw: object) -> str | None:
-    """The normalized ticker for a name found in a source, None where it cannot be a ticker."""
+    """The normalized ticker for a name found in a source, None where it cannot be a ticker.
+
+    The rule is the config's (:func:`evstudy.config.normalize_ticker`): a name
+    that could not be asked for on the command line is not a ticker here
+    either, so no comma, quote or line break reaches a CSV or a report.
+    """
     if raw is None:
         return None
     try:
@@ -385,6 +482,7 @@ class _Shape(Protocol):
     """How one kind of source turns tickers into a day-by-ticker matrix."""
 
     where: str
+    notes: list[str]  # what the last pivot left out, and why
 
     def pivot(self, tickers: list[str] | None, first: int, last: int) -> tuple[_Wide, list[str]]:
         """Closes of ``tickers`` (all when None) in days [first, last], and the column names."""
@@ -397,6 +495,7 @@ class _Directory:
     def __init__(self, path: Path):
         self.path = path
         self.where = f"directory {path}"
+        self.notes: list[str] = []
 
     @cached_property
     def _files(self) -> dict[str, list[Path]]:
@@ -405,6 +504,7 @@ class _Directory:
         except OSError as exc:
             raise DataSourceError(f"cannot list {self.path}: {exc}") from exc
         files = [p for p in entries if p.suffix.lower() in (".csv", ".parquet") and p.is_file()]
+        self._name_notes = _skipped_note([p.stem for p in files], self.where)
         by_ticker: dict[str, list[Path]] = {}
         for file in files:
             ticker = _try_normalize(file.stem)
@@ -414,19 +514,35 @@ class _Directory:
 
     def pivot(self, tickers: list[str] | None, first: int, last: int) -> tuple[_Wide, list[str]]:
         files = self._files
+        self.notes = list(self._name_notes)
         columns = sorted(files) if tickers is None else tickers
         absent = [t for t in columns if t not in files]
         if absent:
             raise _unknown_error(absent, sorted(files), self.where)
-        parts = []
-        for col, ticker in enumerate(columns):
-            if len(files[ticker]) > 1:
-                raise DataSourceError(
-                    f"ticker {ticker!r} is ambiguous in {self.where}: "
-                    f"{', '.join(p.name for p in files[ticker])}; keep one file per ticker"
-                )
-            days, values = _read_ticker_file(files[ticker][0])
-            parts.append((days, np.full(len(days), col, np.int64), values))
+        parts, unreadable = [], []
+        for ticker in columns:
+            try:
+                if len(files[ticker]) > 1:
+                    raise DataSourceError(
+                        f"ticker {ticker!r} is ambiguous in {self.where}: "
+                        f"{', '.join(p.name for p in files[ticker])}; keep one file per ticker"
+                    )
+                days, values = _read_ticker_file(files[ticker][0])
+            except DataSourceError as exc:
+                if tickers is not None:  # a ticker the study names must be readable
+                    raise
+                why = str(exc).split("; accepted shapes")[0]
+                unreadable.append(f"{files[ticker][0].name} ({why[:160] + '…' if len(why) > 160 else why})")
+                continue
+            parts.append((ticker, days, values))
+        if unreadable:  # the whole folder was asked for (a scan): one stray file must not stop it
+            columns = [ticker for ticker, _, _ in parts]
+            shown = "; ".join(unreadable[:5]) + (f"; and {len(unreadable) - 5} more" if len(unreadable) > 5 else "")
+            self.notes.append(
+                f"{self.where}: {_plural(len(unreadable), 'file')} skipped (not price files, or one of two files "
+                f"for a ticker): {shown}"
+            )
+        parts = [(days, np.full(len(days), col, np.int64), values) for col, (_, days, values) in enumerate(parts)]
         if not parts:
             return _pivot(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0), 0, first, last), []
         days, cols, values = (np.concatenate(arrays) for arrays in zip(*parts))
@@ -457,6 +573,7 @@ class _Long:
     def __init__(self, file: _File, date: str, ticker: str, value: str):
         self.file, self.date, self.ticker, self.value = file, date, ticker, value
         self.where = str(file.path)
+        self.notes: list[str] = []
 
     def universe(self) -> dict[str, list[str]]:
         names = pc.unique(self.file.read([self.ticker]).column(self.ticker))
@@ -494,6 +611,9 @@ class _Long:
                     )
                     codes, raw_names = _codes(table.column(self.ticker))
                     normalized = _normalize_used(codes, raw_names)
+        if tickers is None:
+            used = np.bincount(codes.astype(np.int64) + 1, minlength=len(raw_names) + 1)[1:] > 0
+            self.notes = _skipped_note([raw for raw, u in zip(raw_names, used) if u], self.where)
         columns = sorted({n for n in normalized if n is not None}) if tickers is None else tickers
         position = {name: i for i, name in enumerate(columns)}
         # One slot per code, plus a last one that code -1 (a null ticker) indexes.
@@ -510,6 +630,7 @@ class _WideFile:
         self.file, self.date = file, date
         self.where = str(file.path)
         self._columns = _normalized_names(raw_columns)
+        self.notes = _skipped_note(raw_columns, self.where)
 
     def pivot(self, tickers: list[str] | None, first: int, last: int) -> tuple[_Wide, list[str]]:
         columns = sorted(self._columns) if tickers is None else tickers
@@ -566,6 +687,7 @@ class FileSource:
         self.path = Path(path).expanduser()
         if not self.path.exists():
             raise DataSourceError(f"price source {self.path} does not exist; {SHAPES_HELP}")
+        _check_regular(self.path)
 
     @cached_property
     def _shape(self) -> _Shape:
@@ -576,6 +698,8 @@ class FileSource:
         wanted = list(dict.fromkeys(normalize_ticker(t) for t in tickers))
         _check_range(start, end)
         wide, columns = self._shape.pivot(wanted, _day_number(start), _day_number(end))
+        if not len(wide.days) and columns:
+            raise self._no_data_error(wanted, start, end)
         notes = _duplicate_note(wide, columns, str(self.path))
         return PriceData(_frame(wide, columns), "files", str(self.path), notes=tuple(notes))
 
@@ -587,7 +711,9 @@ class FileSource:
         """
         _check_range(start, end)
         wide, columns = self._shape.pivot(None, _day_number(start), _day_number(end))
-        notes = _duplicate_note(wide, columns, str(self.path))
+        if not len(wide.days) and columns:
+            raise self._no_data_error(None, start, end)
+        notes = [*self._shape.notes, *_duplicate_note(wide, columns, str(self.path))]
         counts = np.count_nonzero(~np.isnan(wide.values), axis=0)
         keep = counts >= max(min_rows, 1)
         if not keep.all():
@@ -598,6 +724,20 @@ class FileSource:
             wide = _Wide(wide.days, wide.values[:, keep], wide.duplicates[keep])
             columns = [name for name, kept in zip(columns, keep) if kept]
         return PriceData(_frame(wide, columns), "files", str(self.path), notes=tuple(notes))
+
+
+    def _no_data_error(self, tickers: list[str] | None, start: dt.date, end: dt.date) -> DataSourceError:
+        """No close at all in [start, end]: say so with the dates the source does hold (read only on this path)."""
+        wide, _ = self._shape.pivot(tickers, _day_number(dt.date(1800, 1, 1)), _day_number(dt.date(2300, 1, 1)))
+        if len(wide.days):
+            first, last = (_EPOCH + dt.timedelta(days=int(d)) for d in (wide.days[0], wide.days[-1]))
+            held = f"its closes{' of these tickers' if tickers else ''} run from {first} to {last}"
+        else:
+            held = "it holds no closes at all"
+        return DataSourceError(
+            f"{self.path} has no close between {start} and {end}, the dates the event needs; {held}: "
+            f"choose an event inside the data, or load data that covers it"
+        )
 
 
 def _check_range(start: dt.date, end: dt.date) -> None:
