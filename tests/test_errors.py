@@ -1434,10 +1434,10 @@ def test_report_over_the_size_cap(files, tmp_path):
     assert "Summary only." in (out / "report.html").read_text()
 
 
-@row("csv-formula-cells", "Outputs", "a ticker in a price file that a spreadsheet would run as a formula "
+@row("csv-formula-cells", "Outputs", "a name in a price file that a spreadsheet would run as a formula "
      "(`=1+1`, `+A1`, `-2+3`, `@SUM(1+1)`)",
-     "written as text with a leading `'` (OWASP CSV injection) in scan.csv and every CSV: `'=1+1`; numbers, "
-     "negative ones included, stay numbers", 0)
+     "not a ticker symbol: left out, and the scan says so (`…: 4 names that are not a ticker symbol left out: "
+     "'=1+1', …`); no cell of scan.csv starts with `=`, `+`, `-`, `@` (other text cells get a leading `'`)", 0)
 def test_formula_tickers_are_neutralized(tmp_path):
     closes = market()[["SPY", "AAA", "BBB"]].copy()
     for name in ("=1+1", "+A1", "-2+3", "@SUM(1+1)"):
@@ -1448,8 +1448,9 @@ def test_formula_tickers_are_neutralized(tmp_path):
     out = tmp_path / "out"
     outcome = run_cli("scan", "--event", EVENT, "--prices", tmp_path / "long.csv", "--out", out, "--min-returns", "50")
     assert outcome.code == ROWS["csv-formula-cells"].exit, outcome.err
+    assert "4 names that are not a ticker symbol left out: '=1+1', '+A1', '-2+3', '@SUM(1+1)'" in outcome.out
     table = pd.read_csv(out / "scan.csv")
-    assert {"'=1+1", "'+A1", "'-2+3", "'@SUM(1+1)"} <= set(table["ticker"])
+    assert set(table["ticker"]) == {"AAA", "BBB"}
     assert not table["ticker"].str.match(r"[=+\-@\t\r]").any() and table["car_day0"].dtype == np.float64
 
 

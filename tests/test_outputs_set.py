@@ -399,10 +399,11 @@ def _text_cells(text: str) -> list[str]:
     return numeric
 
 
-def test_formula_tickers_from_a_price_file_are_neutralized_in_scan_csv(tmp_path):
+def test_formula_names_in_a_price_file_never_reach_scan_csv(tmp_path):
+    """Names a spreadsheet would run (quotes and a comma too) are not ticker symbols: left out with a note."""
     closes = market()[["SPY", "AAA", "BBB", "CCC"]].copy()
     evil = {"=1+1": "AAA", "+A1": "AAA", "@SUM(1+1)": "BBB", "-2+3": "CCC", '=HYPERLINK("http://x.io")': "BBB",
-            '=HYPERLINK("http://x.io","y")': "CCC"}  # quotes and a comma: quoted cells
+            '=HYPERLINK("http://x.io","y")': "CCC"}
     for name, like in evil.items():
         closes[name] = closes[like] * 1.01
     long = closes.stack().rename("close").reset_index()
@@ -415,9 +416,11 @@ def test_formula_tickers_from_a_price_file_are_neutralized_in_scan_csv(tmp_path)
     assert code == 0, err
     text = (out / "scan.csv").read_text()
     assert not [cell for cell in _text_cells(text) if cell.startswith(FORMULA_LEADS)]
-    assert {f"'{name.upper()}" for name in evil} <= set(_text_cells(text))  # tickers are upper-cased
     table = pd.read_csv(out / "scan.csv")
+    assert set(table["ticker"]) == {"AAA", "BBB", "CCC"}
     assert (table["ar_day0"] < 0).any() and table["ar_day0"].dtype == np.float64  # negatives stay numbers
+    notes = json.loads((out / "scan.json").read_text())["data"]["notes"]
+    assert any("6 names that are not a ticker symbol left out" in note for note in notes)
 
 
 def test_formula_text_is_neutralized_in_every_study_csv(prices, tmp_path):

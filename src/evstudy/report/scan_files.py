@@ -62,6 +62,9 @@ def scan_summary_text(results: ScanResults, *, top: int = 10, highlights: int = 
     ]
     for row in results.funnel.to_dict(orient="records"):
         lines.append(f"  {row['filter']:<15} removed {row['removed']:>6,}   left {row['remaining']:>6,}")
+    data_notes = results.provenance.get("notes", [])
+    if data_notes:  # e.g. names in the price file that are not ticker symbols, left out before the funnel
+        lines += ["", "Price data:", *(f"  {note}" for note in data_notes)]
     if len(results.highlights):
         lines += ["", "Highlighted tickers:"]
         for row in results.highlights.head(highlights).to_dict(orient="records"):
