@@ -24,7 +24,7 @@ from evstudy.abnormal import abnormal_returns, car_stats
 from evstudy.config import Window, config_from_dict
 from evstudy.inference import (
     TEST_IDS, CrossSection, bmp_t, cross_section_tests, cs_t, equal_weighted, generalized_sign, kp_bmp_t,
-    mean_residual_correlation, patell_z, portfolio_t, wilcoxon, window_selectors,
+    MIN_COMMON_DAYS, mean_residual_correlation, patell_z, portfolio_t, wilcoxon, window_selectors,
 )
 from evstudy.models import fit
 from evstudy.report.files import results_json
@@ -121,11 +121,12 @@ def _check(results, bench, window, test, statistic, p_value):
 @pytest.mark.shared_data
 def test_every_test_id_per_basket_and_window(results):
     t = results.tests
-    assert list(t.columns) == ["event", "basket", "benchmark", "window_start", "window_end", "test", "statistic",
-                               "p_value", "n", "note"]
+    assert list(t.columns)[:10] == ["event", "basket", "benchmark", "window_start", "window_end", "test",
+                                    "statistic", "p_value", "n", "note"]  # then the verdict's `headline` flag
     groups = t.groupby(["basket", "benchmark", "window_start", "window_end"], sort=False)["test"]
     assert len(groups) == 3 * len(WINDOWS)
-    assert all(list(tests) == list(TEST_IDS) for _, tests in groups)
+    # the battery in TEST_IDS order (a single-stock basket's verdict adds its own CAR t row after it)
+    assert all(list(tests)[:len(TEST_IDS)] == list(TEST_IDS) for _, tests in groups)
 
 
 @pytest.mark.shared_data
@@ -143,17 +144,20 @@ def test_cs_t_bmp_and_patell_match_their_formulas(results, reference):
 
 @pytest.mark.shared_data
 def test_kolari_pynnonen_uses_the_pairwise_residual_correlation(results, reference):
+    """Adjusted BMP: t sqrt((1 - r̄)/(1 + (N-1) r̄)); adjusted Patell: Z / sqrt(1 + (N-1) r̄) (KP 2010, eq. 13).
+
+    Changed with issue 8: kp_patell_z was Z sqrt((1 - r̄)/(1 + (N-1) r̄)), which is not the published form.
+    """
     bench, ref = reference
-    corr = ref["resid"].corr().to_numpy()  # pandas: each pair over the days both have
+    corr = ref["resid"].corr(min_periods=MIN_COMMON_DAYS).to_numpy()  # pandas: each pair over the days both have
     assert np.isnan(ref["resid"].to_numpy()).any()  # the holes make the pairs' day sets differ
     n = len(STOCKS)
-    rbar = corr[np.triu_indices(n, 1)].mean()
-    factor = np.sqrt((1 - rbar) / (1 + (n - 1) * rbar))
+    rbar = max(np.nanmean(corr[np.triu_indices(n, 1)]), 0.0)
     scar = ref["cars"] / ref["se"]
     for w, window in enumerate(WINDOWS):
-        bmp = stats.ttest_1samp(scar[w], 0.0).statistic * factor
+        bmp = stats.ttest_1samp(scar[w], 0.0).statistic * np.sqrt((1 - rbar) / (1 + (n - 1) * rbar))
         _check(results, bench, window, "kp_bmp_t", bmp, 2 * stats.t.sf(abs(bmp), n - 1))
-        z = scar[w].sum() / np.sqrt((ref["df"] / (ref["df"] - 2)).sum()) * factor
+        z = scar[w].sum() / np.sqrt((ref["df"] / (ref["df"] - 2)).sum()) / np.sqrt(1 + (n - 1) * rbar)
         _check(results, bench, window, "kp_patell_z", z, 2 * stats.norm.sf(abs(z)))
         assert f"r̄ = {rbar:.3f}" in _row(results, bench, window, "kp_bmp_t")["note"]
 
@@ -209,7 +213,7 @@ def test_portfolio_t_is_an_ols_of_the_basket_series(results, reference):
 
 @pytest.mark.shared_data
 def test_one_ticker_basket_gives_reasons_not_nan(results):
-    t = results.tests[results.tests["basket"] == "alone"]
+    t = results.tests[(results.tests["basket"] == "alone") & results.tests["test"].isin(TEST_IDS)]
     assert len(t) == len(WINDOWS) * len(TEST_IDS)
     undefined = t[t["statistic"].isna()]
     assert set(undefined["test"]) == {"cs_t", "bmp_t", "kp_patell_z", "kp_bmp_t", "placebo_caar", "placebo_bmp"}
@@ -239,21 +243,38 @@ def test_patell_needs_more_than_two_degrees_of_freedom():
 
 def test_kolari_pynnonen_undefined_correlations():
     rng = np.random.default_rng(5)
-    e = rng.normal(size=(60, 1))
+    e = rng.normal(size=(MIN_COMMON_DAYS, 1))
     same = np.hstack([e, 2 * e, 3 * e + 0.1])  # perfectly correlated: r̄ = 1
     rbar, pairs = mean_residual_correlation(same)
     assert pairs == 3 and rbar == pytest.approx(1.0)
     result = kp_bmp_t(np.array([1.0, 2.0, 0.5]), rbar, pairs).results()[0]
     assert result.statistic is None and "perfectly correlated" in result.note
-    opposite = np.hstack([e, -e])  # r̄ = -1: 1 + (N-1) r̄ = 0
-    rbar, pairs = mean_residual_correlation(opposite)
-    result = kp_bmp_t(np.array([1.0, 2.0]), rbar, pairs).results()[0]
-    assert result.statistic is None and "<= 0" in result.note
-    apart = np.full((10, 2), np.nan)
-    apart[:5, 0], apart[5:, 1] = rng.normal(size=5), rng.normal(size=5)  # no common day
+    apart = np.full((2 * MIN_COMMON_DAYS, 2), np.nan)
+    apart[:MIN_COMMON_DAYS, 0], apart[MIN_COMMON_DAYS:, 1] = rng.normal(size=(2, MIN_COMMON_DAYS))  # no common day
     rbar, pairs = mean_residual_correlation(apart)
     assert pairs == 0 and np.isnan(rbar)
-    assert "no pair of tickers" in kp_bmp_t(np.array([1.0, 2.0]), rbar, pairs).note[()]
+    assert f"shares {MIN_COMMON_DAYS} or more" in kp_bmp_t(np.array([1.0, 2.0]), rbar, pairs).note[()]
+
+
+def test_mean_correlation_is_floored_at_0_and_skips_pairs_with_few_common_days():
+    """Changed with issue 8: r̄ = -1 used to make the correction undefined; it is now floored at 0."""
+    rng = np.random.default_rng(6)
+    e = rng.normal(size=(200, 1))
+    opposite = np.hstack([e, -e])
+    rbar, pairs = mean_residual_correlation(opposite)
+    assert pairs == 1 and rbar == 0.0
+    result = kp_bmp_t(np.array([1.0, 2.0]), rbar, pairs)
+    assert result.statistic[()] == pytest.approx(stats.ttest_1samp([1.0, 2.0], 0.0).statistic)
+    # Three series: 0 and 1 share all 200 days (r = 0.5 by construction); 2 shares only MIN_COMMON_DAYS - 1 days
+    # with them and is perfectly correlated with 0 there: counting it would pull r̄ up.
+    a, b = rng.normal(size=(2, 200))
+    x = np.column_stack([a, 0.5 * a + np.sqrt(0.75) * b, a])
+    x[MIN_COMMON_DAYS - 1:, 2] = np.nan
+    rbar, pairs = mean_residual_correlation(x)
+    expected = np.corrcoef(x[:, 0], x[:, 1])[0, 1]
+    assert pairs == 1 and rbar == pytest.approx(expected, rel=1e-12)
+    rbar_all, pairs_all = mean_residual_correlation(x, min_days=MIN_COMMON_DAYS - 1)
+    assert pairs_all == 3 and rbar_all > rbar + 0.15
 
 
 def test_sign_test_needs_a_share_strictly_inside_0_1():

@@ -15,7 +15,7 @@ id                        statistic                                             
 ``cs_t``                  Brown & Warner (1985) cross-sectional t on CARs            Student t(N-1)
 ``patell_z``              Patell (1976) Z on standardized CARs                       standard normal
 ``bmp_t``                 Boehmer, Musumeci & Poulsen (1991) t on standardized CARs  Student t(N-1)
-``kp_patell_z``           Patell Z x Kolari & Pynnönen (2010) correction             standard normal
+``kp_patell_z``           Kolari & Pynnönen (2010, eq. 13) adjusted Patell Z         standard normal
 ``kp_bmp_t``              BMP t x Kolari & Pynnönen (2010) correction                Student t(N-1)
 ``corrado_rank``          Corrado (1989) rank test, Corrado & Zivney (1992) ranks,   standard normal
                           Campbell & Wasley (1993) multi-day form
@@ -50,7 +50,7 @@ TEST_LABELS: dict[str, str] = {
     "cs_t": "cross-sectional t (Brown & Warner 1985)",
     "patell_z": "Patell Z (1976)",
     "bmp_t": "BMP t (Boehmer, Musumeci & Poulsen 1991)",
-    "kp_patell_z": "Patell Z with the Kolari & Pynnönen (2010) correction",
+    "kp_patell_z": "adjusted Patell Z (Kolari & Pynnönen 2010)",
     "kp_bmp_t": "BMP t with the Kolari & Pynnönen (2010) correction",
     "corrado_rank": "Corrado rank test (1989)",
     "generalized_sign": "generalized sign test (Cowan 1992)",
@@ -59,6 +59,10 @@ TEST_LABELS: dict[str, str] = {
     "placebo_caar": "placebo-date test of the CAAR",
     "placebo_bmp": "placebo-date test of the BMP t",
 }
+# A pair of residual series counts towards r̄ only over at least this many common estimation days: a
+# quarter of the default 240-day window. One pair's r from n days has standard error ~1/sqrt(n), 0.13 at
+# 60 days, already twice the r̄ ~ 0.06 of unrelated stocks; fewer days would also cover another regime.
+MIN_COMMON_DAYS = 60
 # Below this many tickers the asymptotic (normal / t) approximations are unreliable.
 SMALL_N = 10
 
@@ -237,8 +241,10 @@ def bmp_t(scar: np.ndarray) -> TestArrays:
     return _mean_t(scar, "bmp_t", "standardized CARs")
 
 
-def mean_residual_correlation(residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """r̄: the mean pairwise Pearson correlation of estimation-window residuals (Kolari & Pynnönen 2010).
+def mean_residual_correlation(
+    residuals: np.ndarray, min_days: int = MIN_COMMON_DAYS
+) -> tuple[np.ndarray, np.ndarray]:
+    """r̄: the mean pairwise Pearson correlation of estimation-window residuals (Kolari & Pynnönen 2010), floored at 0.
 
     Notes
     -----
@@ -248,9 +254,12 @@ def mean_residual_correlation(residuals: np.ndarray) -> tuple[np.ndarray, np.nda
 
         r_ij = (S_ij - S_i S_j / n_ij) / sqrt((S_ii - S_i^2/n_ij)(S_jj - S_j^2/n_ij)),
 
-    all pairs at once as matrix products. Pairs with fewer than 3 common days or
-    no variation are skipped. Returns (r̄, number of pairs used); r̄ is NaN
-    where no pair is usable.
+    all pairs at once as matrix products. Only pairs with at least ``min_days``
+    (:data:`MIN_COMMON_DAYS`) common days and some variation count. The mean
+    over those pairs is floored at 0: a negative r̄ among stocks that share an
+    event day is estimation noise, and it would shrink the Kolari-Pynnönen
+    denominator 1 + (N-1) r̄ below 1 and inflate the statistic. Returns
+    (r̄, number of pairs used), each (...); r̄ is NaN where no pair is usable.
     """
     present = np.isfinite(residuals)
     m = present.astype(float)
@@ -268,26 +277,28 @@ def mean_residual_correlation(residuals: np.ndarray) -> tuple[np.ndarray, np.nda
     k = residuals.shape[-1]
     upper = np.triu(np.ones((k, k), dtype=bool), 1)
     scale = np.maximum(sxx, np.swapaxes(sxx, -1, -2))
-    usable = upper & (n >= 3) & (var > 1e-12 * scale) & (var_t > 1e-12 * scale)
+    usable = upper & (n >= max(min_days, 3)) & (var > 1e-12 * scale) & (var_t > 1e-12 * scale)
     r = np.where(usable, cov / np.sqrt(np.where(usable, var * var_t, 1.0)), 0.0)
     pairs = usable.sum(axis=(-1, -2))
-    return r.sum(axis=(-1, -2)) / np.where(pairs > 0, pairs, np.nan), pairs
+    rbar = r.sum(axis=(-1, -2)) / np.where(pairs > 0, pairs, np.nan)
+    return np.where(np.isfinite(rbar), np.maximum(rbar, 0.0), np.nan), pairs
 
 
-def _kp_factor(rbar: np.ndarray, pairs: np.ndarray, n: np.ndarray, note: np.ndarray) -> np.ndarray:
-    """sqrt((1 - r̄) / (1 + (N - 1) r̄)), explaining in ``note`` where it is undefined."""
+def _kp_factor(
+    rbar: np.ndarray, pairs: np.ndarray, n: np.ndarray, note: np.ndarray, numerator: np.ndarray | float
+) -> np.ndarray:
+    """sqrt(numerator / (1 + (N - 1) r̄)), explaining in ``note`` where it is undefined (r̄ >= 0 by construction)."""
     rbar = np.broadcast_to(rbar, n.shape)
     pairs = np.broadcast_to(pairs, n.shape)
     denominator = 1.0 + (n - 1) * rbar
     _explain(note, n < 2, lambda i: f"needs at least 2 tickers to measure their correlation; the basket has {n[i]}")
-    _explain(note, pairs < 1, "no pair of tickers shares 3 or more estimation days: r̄ cannot be measured")
+    _explain(note, pairs < 1, (
+        f"no pair of tickers shares {MIN_COMMON_DAYS} or more estimation days: r̄ cannot be measured"
+    ))
     # 1e-12: a perfect correlation computed in floating point can land a rounding error either side of 1.
     _explain(note, rbar >= 1 - 1e-12, "the residuals are perfectly correlated (r̄ >= 1): the correction is undefined")
-    _explain(note, denominator <= 1e-12, lambda i: (
-        f"1 + (N-1) r̄ = {denominator[i]:.3f} <= 0 (r̄ = {rbar[i]:.3f}): the correction is undefined"
-    ))
-    ok = (rbar < 1 - 1e-12) & (denominator > 1e-12)
-    return np.sqrt(np.where(ok, (1.0 - rbar) / np.where(ok, denominator, 1.0), np.nan))
+    ok = (rbar < 1 - 1e-12) & (denominator > 0)
+    return np.sqrt(np.where(ok, numerator / np.where(ok, denominator, 1.0), np.nan))
 
 
 def _kp_context(rbar: np.ndarray, pairs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -296,21 +307,33 @@ def _kp_context(rbar: np.ndarray, pairs: np.ndarray, shape: tuple[int, ...]) -> 
     context = _notes(shape)
     for index in np.ndindex(shape):
         if np.isfinite(rbar[index]):
-            context[index] = f"mean residual correlation r̄ = {rbar[index]:.3f} over {pairs[index]} pairs"
+            context[index] = (
+                f"mean residual correlation r̄ = {rbar[index]:.3f} (floored at 0) over {pairs[index]} pairs "
+                f"with {MIN_COMMON_DAYS}+ common estimation days"
+            )
     return context
 
 
 def kp_patell_z(scar: np.ndarray, df: np.ndarray, rbar: np.ndarray, pairs: np.ndarray) -> TestArrays:
-    """Patell Z with the Kolari & Pynnönen (2010) cross-correlation correction.
+    """Kolari & Pynnönen (2010) adjusted Patell Z, their eq. 13.
 
     Notes
     -----
-    Z_KP = Z_Patell * sqrt((1 - r̄) / (1 + (N - 1) r̄)), r̄ from
-    :func:`mean_residual_correlation`; p from the standard normal. Undefined
-    for r̄ >= 1 or 1 + (N - 1) r̄ <= 0.
+    ``scar`` (..., N); ``df`` broadcasts against it; ``rbar`` and ``pairs``
+    (from :func:`mean_residual_correlation`) against ``scar[..., 0]``.
+
+        Z_KP = Z_Patell / sqrt(1 + (N - 1) r̄),
+
+    Z_Patell from :func:`patell_z`; p from the standard normal. Patell's
+    variance of the sum of N standardized CARs assumes independence; with
+    pairwise correlation r̄ the variance of the sum is N (1 + (N - 1) r̄)
+    (in SCAR units), hence the divisor. Unlike :func:`kp_bmp_t` there is no
+    (1 - r̄) factor: that one undoes the downward bias of a cross-sectional
+    variance, and Patell's variance is not cross-sectional. Undefined for
+    r̄ >= 1.
     """
     z, n, note = _patell(scar, df)
-    z = z * _kp_factor(rbar, pairs, n, note)
+    z = z * _kp_factor(rbar, pairs, n, note, 1.0)
     result = _finalize("kp_patell_z", z, normal_pvalue(z), n, note)
     return _with_context(result, _kp_context(rbar, pairs, n.shape))
 
@@ -321,12 +344,13 @@ def kp_bmp_t(scar: np.ndarray, rbar: np.ndarray, pairs: np.ndarray) -> TestArray
     Notes
     -----
     t_KP = t_BMP * sqrt((1 - r̄) / (1 + (N - 1) r̄)), r̄ from
-    :func:`mean_residual_correlation`; p from Student's t with N - 1 degrees
-    of freedom. Undefined for r̄ >= 1 or 1 + (N - 1) r̄ <= 0.
+    :func:`mean_residual_correlation` (>= 0); p from Student's t with N - 1
+    degrees of freedom. ``scar`` is (..., N), ``rbar`` and ``pairs`` broadcast
+    against ``scar[..., 0]``. Undefined for r̄ >= 1.
     """
     base = bmp_t(scar)
     note = base.note.copy()
-    t = base.statistic * _kp_factor(rbar, pairs, base.n, note)
+    t = base.statistic * _kp_factor(rbar, pairs, base.n, note, 1.0 - np.broadcast_to(rbar, base.n.shape))
     result = _finalize("kp_bmp_t", t, two_sided_t_pvalue(t, np.maximum(base.n - 1, 1)), base.n, note)
     return _with_context(result, _kp_context(rbar, pairs, base.n.shape))
 
