@@ -24,7 +24,7 @@ from evstudy.abnormal import abnormal_returns, car_stats
 from evstudy.config import Window, config_from_dict
 from evstudy.inference import (
     TEST_IDS, CrossSection, bmp_t, cross_section_tests, cs_t, equal_weighted, generalized_sign, kp_bmp_t,
-    MIN_COMMON_DAYS, mean_residual_correlation, patell_z, portfolio_t, wilcoxon, window_selectors,
+    MIN_COMMON_DAYS, mean_residual_correlation, patell_z, portfolio_t, sign_binomial, wilcoxon, window_selectors,
 )
 from evstudy.models import fit
 from evstudy.report.files import results_json
@@ -193,6 +193,33 @@ def test_generalized_sign_and_wilcoxon(results, reference):
         null = patterns @ ranks
         p = min(1.0, 2 * min((null <= w_plus).mean(), (null >= w_plus).mean()))
         _check(results, bench, window, "wilcoxon", w_plus, p)
+
+
+@pytest.mark.shared_data
+def test_exact_binomial_sign_test(results, reference):
+    bench, ref = reference
+    n = len(STOCKS)
+    p_hat = np.mean([(ref["resid"][t].dropna() > 0).mean() for t in STOCKS])
+    for w, window in enumerate(WINDOWS):
+        positive = int((ref["cars"][w] > 0).sum())
+        _check(results, bench, window, "sign_binomial", positive - n * p_hat,
+               stats.binomtest(positive, n, p_hat).pvalue)
+
+
+def test_exact_binomial_sign_test_at_small_n():
+    """Every count 0..N at N = 2..7 against scipy's binomtest, computed one cell at a time."""
+    rng = np.random.default_rng(8)
+    est = rng.normal(-0.0004, 0.01, (240, 7))  # a share of positive days a little below 1/2
+    p_hat = (est > 0).mean(axis=0)
+    for n in range(2, 8):
+        signs = np.array([[1.0] * k + [-1.0] * (n - k) for k in range(n + 1)])[:, None, :]  # (counts, 1 window, n)
+        result = sign_binomial(signs * 0.01, est[:, :n])
+        share = p_hat[:n].mean()
+        for k in range(n + 1):
+            assert result.p_value[k, 0] == pytest.approx(stats.binomtest(k, n, share).pvalue, rel=1e-10)
+            assert result.statistic[k, 0] == pytest.approx(k - n * share, rel=1e-12)
+    assert sign_binomial(np.array([[0.01, 0.02, 0.03]]), np.full((50, 3), -0.01)).note[0].startswith(
+        "the estimation-window share of positive abnormal returns is 0%")
 
 
 @pytest.mark.shared_data

@@ -20,6 +20,7 @@ id                        statistic                                             
 ``corrado_rank``          Corrado (1989) rank test, Corrado & Zivney (1992) ranks,   standard normal
                           Campbell & Wasley (1993) multi-day form
 ``generalized_sign``      Cowan (1992) generalized sign test                         standard normal
+``sign_binomial``         exact sign test, Cowan's (1992) share of positive ARs     exact binomial
 ``wilcoxon``              Wilcoxon (1945) signed-rank test on CARs                   exact (N <= 50)
 ``portfolio_t``           Jaffe (1974) portfolio time-series t                       Student t(model df)
 ``placebo_caar``          CAAR against its placebo-date distribution                 empirical
@@ -27,7 +28,7 @@ id                        statistic                                             
 ========================  =========================================================  ====================
 
 All p-values are two-sided. ``scipy.stats`` is imported only inside the rank
-tests: it costs about a second at start-up.
+and exact sign tests: it costs about a second at start-up.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from evstudy.models import fit
 
 TEST_IDS: tuple[str, ...] = (
     "cs_t", "patell_z", "bmp_t", "kp_patell_z", "kp_bmp_t", "corrado_rank",
-    "generalized_sign", "wilcoxon", "portfolio_t", "placebo_caar", "placebo_bmp",
+    "generalized_sign", "sign_binomial", "wilcoxon", "portfolio_t", "placebo_caar", "placebo_bmp",
 )
 TEST_LABELS: dict[str, str] = {
     "cs_t": "cross-sectional t (Brown & Warner 1985)",
@@ -54,6 +55,7 @@ TEST_LABELS: dict[str, str] = {
     "kp_bmp_t": "BMP t with the Kolari & Pynnönen (2010) correction",
     "corrado_rank": "Corrado rank test (1989)",
     "generalized_sign": "generalized sign test (Cowan 1992)",
+    "sign_binomial": "exact binomial sign test",
     "wilcoxon": "Wilcoxon signed-rank test",
     "portfolio_t": "portfolio t (Jaffe 1974)",
     "placebo_caar": "placebo-date test of the CAAR",
@@ -411,6 +413,14 @@ def corrado_rank(est_ar: np.ndarray, event_ar: np.ndarray, selectors: np.ndarray
     return _finalize("corrado_rank", stat, normal_pvalue(stat), n, note)
 
 
+def _positive_share(est_ar: np.ndarray) -> np.ndarray:
+    """Each series' share of positive estimation-window ARs, (..., 1, N) for ``est_ar`` (..., L, N)."""
+    valid = np.isfinite(est_ar)
+    days = valid.sum(axis=-2)
+    share = (valid & (est_ar > 0)).sum(axis=-2) / np.where(days > 0, days, np.nan)
+    return share[..., None, :]
+
+
 def generalized_sign(cars: np.ndarray, est_ar: np.ndarray) -> TestArrays:
     """Cowan (1992) generalized sign test.
 
@@ -423,10 +433,7 @@ def generalized_sign(cars: np.ndarray, est_ar: np.ndarray) -> TestArrays:
 
         Z = (w - N p̂) / sqrt(N p̂ (1 - p̂))  ~  N(0, 1).
     """
-    valid = np.isfinite(est_ar)
-    days = valid.sum(axis=-2)
-    share = (valid & (est_ar > 0)).sum(axis=-2) / np.where(days > 0, days, np.nan)  # (..., N)
-    share = share[..., None, :]
+    share = _positive_share(est_ar)
     present = np.isfinite(cars) & np.isfinite(share)
     n = present.sum(axis=-1)
     p_hat = np.where(present, share, 0.0).sum(axis=-1) / np.maximum(n, 1)
@@ -440,6 +447,47 @@ def generalized_sign(cars: np.ndarray, est_ar: np.ndarray) -> TestArrays:
         f"strictly between 0% and 100%"
     ))
     return _finalize("generalized_sign", z, normal_pvalue(z), n, note)
+
+
+def sign_binomial(cars: np.ndarray, est_ar: np.ndarray) -> TestArrays:
+    """Exact binomial sign test of the CARs, with Cowan's (1992) estimation-window share p̂.
+
+    Notes
+    -----
+    Inputs as :func:`generalized_sign`: ``cars`` (..., windows, N),
+    ``est_ar`` (..., L, N). Under H0 the number w of positive CARs among the
+    N present is Binomial(N, p̂), p̂ the mean share of positive
+    estimation-window ARs (which allows for the skew of daily returns, where
+    0.5 would not). The two-sided p-value is exact, the total probability of
+    the outcomes no more likely than w (the rule of
+    ``scipy.stats.binomtest``):
+
+        p = sum_{k=0..N} P(k) 1[P(k) <= P(w) (1 + 1e-7)],  P = Binomial(N, p̂) pmf,
+
+    so it is valid at any N, where :func:`generalized_sign`'s normal
+    approximation is not (it cannot reach 5% below N = 5). The statistic is
+    the signed excess w - N p̂, so its direction compares with the CAAR's.
+    """
+    from scipy.stats import binom
+
+    share = _positive_share(est_ar)
+    present = np.isfinite(cars) & np.isfinite(share)
+    n = present.sum(axis=-1)
+    p_hat = np.where(present, share, 0.0).sum(axis=-1) / np.maximum(n, 1)
+    w = (present & (cars > 0)).sum(axis=-1)
+    ok = (n >= 1) & (p_hat > 0) & (p_hat < 1)
+    p_null = np.where(ok, p_hat, 0.5)[..., None]
+    k = np.arange(int(n.max(initial=0)) + 1)
+    pmf = binom.pmf(k, n[..., None], p_null)  # zero for k > n
+    observed = binom.pmf(w, n, p_null[..., 0])
+    p = np.minimum(np.where(pmf <= observed[..., None] * (1 + 1e-7), pmf, 0.0).sum(axis=-1), 1.0)
+    note = _notes(n.shape)
+    _explain(note, n < 1, "no ticker in the basket")
+    _explain(note, ~ok, lambda i: (
+        f"the estimation-window share of positive abnormal returns is {p_hat[i]:.0%}: the sign test needs it "
+        f"strictly between 0% and 100%"
+    ))
+    return _finalize("sign_binomial", w - n * p_hat, p, n, note)
 
 
 def wilcoxon(cars: np.ndarray) -> TestArrays:
@@ -598,7 +646,7 @@ class CrossSection:
 
 
 def cross_section_tests(data: CrossSection) -> dict[str, TestArrays]:
-    """The eight tests computed from the members' own CARs and residuals, each (..., windows)."""
+    """The tests computed from the members' own CARs and residuals, each (..., windows)."""
     scar = data.scar
     df = data.df[..., None, :]
     rbar, pairs = mean_residual_correlation(data.est_ar)
@@ -611,6 +659,7 @@ def cross_section_tests(data: CrossSection) -> dict[str, TestArrays]:
         "kp_bmp_t": kp_bmp_t(scar, rbar, pairs),
         "corrado_rank": corrado_rank(data.est_ar, data.event_ar, data.selectors),
         "generalized_sign": generalized_sign(data.car, data.est_ar),
+        "sign_binomial": sign_binomial(data.car, data.est_ar),
         "wilcoxon": wilcoxon(data.car),
     }
 
