@@ -239,11 +239,46 @@ def test_portfolio_t_is_an_ols_of_the_basket_series(results, reference):
 
 
 @pytest.mark.shared_data
+def test_standardized_portfolio_t_by_hand(results, reference):
+    """Weights 1/s_i^2 (statsmodels' scale), the portfolio residual series day by day, the excess dispersion."""
+    bench, ref = reference
+    resid = ref["resid"]
+    s2 = pd.Series(ref["df"] * 0.0, index=STOCKS)
+    for i, ticker in enumerate(STOCKS):
+        s2[ticker] = (resid[ticker].dropna() ** 2).sum() / ref["df"][i]  # = the OLS scale
+    weights = (1 / s2) / (1 / s2).sum()
+    portfolio = []
+    for day in resid.index:  # the portfolio's residual: weights renormalized over the members present that day
+        row = resid.loc[day].dropna()
+        portfolio.append((row * (1 / s2[row.index])).sum() / (1 / s2[row.index]).sum())
+    s2_p = np.var(portfolio, ddof=1)
+    spreads = []
+    for day in resid.index:
+        z = [resid.loc[day, t] / np.sqrt((resid[t].dropna() ** 2).mean()) for t in STOCKS if pd.notna(resid.loc[day, t])]
+        if len(z) >= 2:
+            spreads.append(np.var(z, ddof=1))
+    d_est = np.mean(spreads)
+    for w, window in enumerate(WINDOWS):
+        car, se = ref["cars"][w], ref["se"][w]
+        car_p = float(np.dot(weights, car))
+        h = np.dot(weights**2, se**2) / np.dot(weights**2, s2.to_numpy())
+        v_base = h * s2_p
+        v_event = max(np.var(car / se, ddof=1) - d_est, 0.0) * np.dot(weights**2, se**2)
+        d_event = np.var(car / se, ddof=1)
+        noise = (d_event * np.dot(weights**2, se**2)) ** 2 / (len(STOCKS) - 1) if v_event > 0 else 0.0
+        dof = (v_base + v_event) ** 2 / (v_base**2 / (len(portfolio) - 1) + noise)
+        t = car_p / np.sqrt(v_base + v_event)
+        _check(results, bench, window, "std_portfolio_t", t, 2 * stats.t.sf(abs(t), dof))
+
+
+@pytest.mark.shared_data
 def test_one_ticker_basket_gives_reasons_not_nan(results):
     t = results.tests[(results.tests["basket"] == "alone") & results.tests["test"].isin(TEST_IDS)]
     assert len(t) == len(WINDOWS) * len(TEST_IDS)
     undefined = t[t["statistic"].isna()]
-    assert set(undefined["test"]) == {"cs_t", "bmp_t", "kp_patell_z", "kp_bmp_t", "placebo_caar", "placebo_bmp"}
+    assert set(undefined["test"]) == {
+        "cs_t", "bmp_t", "kp_patell_z", "kp_bmp_t", "std_portfolio_t", "placebo_caar", "placebo_bmp",
+    }
     assert (undefined["p_value"].isna()).all() and (undefined["note"].str.len() > 10).all()
     assert undefined.loc[undefined["test"] == "cs_t", "note"].iloc[0] == "needs at least 2 tickers; the basket has 1"
     assert undefined.loc[undefined["test"] == "placebo_bmp", "note"].iloc[0].startswith("placebo tests switched off")
@@ -326,12 +361,13 @@ N_SYNTH = 20
 ALPHA = 0.05
 
 
-def _synthetic_battery(rng: np.random.Generator, effect_sigmas: float) -> dict[str, np.ndarray]:
+def _synthetic_battery(rng: np.random.Generator, effect_sigmas: float, event_variance: float = 0.0) -> dict[str, np.ndarray]:
     """Rejection indicators (draws,) at 5% on day 0 for every non-placebo test, on DRAWS synthetic baskets.
 
     Each draw: its own market path and N_SYNTH stocks with known alpha, beta and
     sigma and independent normal residuals; ``effect_sigmas`` * sigma_i added to
-    each stock's day-0 return. Everything is batched: draws x stocks become the
+    each stock's day-0 return, plus a zero-mean sigma_i sqrt(``event_variance``) z_i
+    (event-induced variance: day-0 variance x (1 + event_variance)). Everything is batched: draws x stocks become the
     columns of one fit, as in the size/power benchmark.
     """
     l1, span = 240, (-10, 10)
@@ -342,7 +378,7 @@ def _synthetic_battery(rng: np.random.Generator, effect_sigmas: float) -> dict[s
     sigma = rng.uniform(0.01, 0.03, (DRAWS, N_SYNTH))
     market = rng.normal(0.0004, 0.01, (days, DRAWS, 1))
     stock = alpha + beta * market + sigma * rng.normal(size=(days, DRAWS, N_SYNTH))
-    stock[l1 - span[0]] += effect_sigmas * sigma  # day 0
+    stock[l1 - span[0]] += effect_sigmas * sigma + np.sqrt(event_variance) * sigma * rng.normal(size=sigma.shape)
     market = np.broadcast_to(market, stock.shape)
     cols = DRAWS * N_SYNTH
     est_y, est_m = stock[:l1].reshape(l1, cols), market[:l1].reshape(l1, cols)
@@ -373,3 +409,10 @@ def test_every_test_holds_its_size_and_detects_a_three_sigma_effect():
     assert all(0.03 <= rate <= 0.07 for rate in rates.values()), rates
     power = {name: float(rejected.mean()) for name, rejected in _synthetic_battery(rng, 3.0).items()}
     assert all(rate >= 0.95 for rate in power.values()), power
+
+
+def test_standardized_portfolio_t_holds_its_size_under_event_induced_variance():
+    """Day-0 variance doubled, zero mean: the event term keeps std_portfolio_t at 5% where Patell's Z over-rejects."""
+    rates = {name: float(r.mean()) for name, r in _synthetic_battery(np.random.default_rng(11), 0.0, 1.0).items()}
+    assert 0.03 <= rates["std_portfolio_t"] <= 0.07, rates
+    assert rates["patell_z"] > 0.12 and rates["portfolio_t"] > 0.12, rates  # the tests without the term do not hold

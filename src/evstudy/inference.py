@@ -20,9 +20,11 @@ id                        statistic                                             
 ``corrado_rank``          Corrado (1989) rank test, Corrado & Zivney (1992) ranks,   standard normal
                           Campbell & Wasley (1993) multi-day form
 ``generalized_sign``      Cowan (1992) generalized sign test                         standard normal
-``sign_binomial``         exact sign test, Cowan's (1992) share of positive ARs     exact binomial
+``sign_binomial``         exact sign test, Cowan's (1992) share of positive ARs      exact binomial
 ``wilcoxon``              Wilcoxon (1945) signed-rank test on CARs                   exact (N <= 50)
 ``portfolio_t``           Jaffe (1974) portfolio time-series t                       Student t(model df)
+``std_portfolio_t``       inverse-variance portfolio t with an event-induced         Student t (Welch-
+                          variance term (Brown & Warner 1985; BMP 1991)              Satterthwaite df)
 ``placebo_caar``          CAAR against its placebo-date distribution                 empirical
 ``placebo_bmp``           BMP t against its placebo-date distribution                empirical
 ========================  =========================================================  ====================
@@ -45,7 +47,8 @@ from evstudy.models import fit
 
 TEST_IDS: tuple[str, ...] = (
     "cs_t", "patell_z", "bmp_t", "kp_patell_z", "kp_bmp_t", "corrado_rank",
-    "generalized_sign", "sign_binomial", "wilcoxon", "portfolio_t", "placebo_caar", "placebo_bmp",
+    "generalized_sign", "sign_binomial", "wilcoxon", "portfolio_t", "std_portfolio_t", "placebo_caar",
+    "placebo_bmp",
 )
 TEST_LABELS: dict[str, str] = {
     "cs_t": "cross-sectional t (Brown & Warner 1985)",
@@ -58,6 +61,7 @@ TEST_LABELS: dict[str, str] = {
     "sign_binomial": "exact binomial sign test",
     "wilcoxon": "Wilcoxon signed-rank test",
     "portfolio_t": "portfolio t (Jaffe 1974)",
+    "std_portfolio_t": "inverse-variance portfolio t with event-induced variance",
     "placebo_caar": "placebo-date test of the CAAR",
     "placebo_bmp": "placebo-date test of the BMP t",
 }
@@ -578,6 +582,96 @@ def portfolio_t(
     return _with_context(result, context)
 
 
+def std_portfolio_t(car: np.ndarray, se: np.ndarray, est_ar: np.ndarray, df: np.ndarray) -> TestArrays:
+    """Inverse-variance portfolio t with an event-induced variance term.
+
+    Notes
+    -----
+    Shapes: ``car`` and ``se`` (..., windows, N), MacKinlay (1997) S_CAR as
+    in :func:`standardized_cars`; ``est_ar`` the estimation-window residuals
+    (..., L, N), NaN on unused days; ``df`` (..., N) their residual degrees of
+    freedom. Returns (..., windows).
+
+    The portfolio weights each member by its inverse residual variance,
+    w_i = s_i^-2 / sum_j s_j^-2, s_i^2 = sum_t e_it^2 / df_i (the weights of
+    the minimum-variance portfolio of independent stocks, as Patell's
+    standardization), so CAR_p = sum_i w_i CAR_i. Its variance has two parts:
+
+    * from the portfolio's own estimation-window series (Brown & Warner 1985,
+      "crude dependence adjustment"): e_p,t = sum_i w_i e_it / sum_i w_i over
+      the members present on day t, s_p^2 its sample variance (ddof 1) over
+      its L_p days, which contains the members' covariances whatever they
+      are; scaled to the window by H = sum w_i^2 S_CAR_i^2 / sum w_i^2 s_i^2
+      (the window's length in days, inflated for estimation error as in
+      S_CAR): V_base = H s_p^2;
+    * the event-induced variance (Boehmer, Musumeci & Poulsen 1991): the
+      cross-sectional variance D_event of SCAR_i = CAR_i / S_CAR_i (ddof 1)
+      against the same on the estimation days, D_est = mean_t of the
+      cross-sectional variance of e_it / sqrt(sum_t e_it^2 / L_i) (days with
+      2+ members). Without an event both are 1 - (correlation), since a
+      shared shock does not spread the cross-section; the excess is the
+      event's extra variance per unit of S_CAR^2, floored at zero:
+      V_event = max(D_event - D_est, 0) sum_i w_i^2 S_CAR_i^2.
+
+        t = CAR_p / sqrt(V_base + V_event),
+
+    p from Student's t with Welch-Satterthwaite (1946) degrees of freedom
+
+        nu = (V_base + V_event)^2 / (V_base^2 / (L_p - 1) + (D_event sum_i w_i^2 S_CAR_i^2)^2 / (N - 1)),
+
+    the second term only where the excess is positive: D_event, a variance
+    over N - 1 degrees of freedom, carries V_event's noise. The
+    statistic's sign is the weighted CAR_p's, which can differ from the
+    equal-weighted CAAR's.
+    """
+    present_est = np.isfinite(est_ar)
+    sq = np.where(present_est, est_ar, 0.0) ** 2
+    days_i = present_est.sum(axis=-2)
+    s2 = sq.sum(axis=-2) / np.where(df > 0, df, np.nan)  # (..., N)
+    member = np.isfinite(car) & np.isfinite(se) & (se > 0) & (s2 > 0)[..., None, :]  # (..., windows, N)
+    n = member.sum(axis=-1)
+    u = np.where(member, 1.0 / np.where(s2 > 0, s2, 1.0)[..., None, :], 0.0)
+    w = u / np.where(n > 0, u.sum(axis=-1), 1.0)[..., None]
+    car_p = (w * np.where(member, car, 0.0)).sum(axis=-1)
+    se2 = np.where(member, se, 0.0) ** 2
+    w2_se2 = (w**2 * se2).sum(axis=-1)
+    w2_s2 = (w**2 * np.where(member, s2[..., None, :], 0.0)).sum(axis=-1)
+
+    # The portfolio's estimation-window series, per window (its members may differ by window).
+    e = np.where(present_est, est_ar, 0.0)
+    weight_sum = u @ np.swapaxes(present_est, -1, -2).astype(float)  # (..., windows, L)
+    e_p = (u @ np.swapaxes(e, -1, -2)) / np.where(weight_sum > 0, weight_sum, np.nan)
+    days_p = np.isfinite(e_p).sum(axis=-1)
+    e_mean = np.nansum(e_p, axis=-1) / np.maximum(days_p, 1)
+    s2_p = np.nansum((e_p - e_mean[..., None]) ** 2, axis=-1) / np.maximum(days_p - 1, 1)
+    v_base = w2_se2 / np.where(w2_s2 > 0, w2_s2, np.nan) * s2_p
+
+    # Excess cross-sectional dispersion of the standardized CARs over the estimation window's.
+    _, _, sd_scar, _ = _moments(np.where(member, car / np.where(member, se, 1.0), np.nan))
+    z = np.where(present_est, est_ar / np.sqrt(sq.sum(axis=-2) / np.maximum(days_i, 1))[..., None, :], np.nan)
+    day_n, _, day_sd, _ = _moments(z)  # per estimation day: (..., L)
+    enough = day_n >= 2
+    d_est = np.where(enough, day_sd**2, 0.0).sum(axis=-1) / np.where(enough.sum(axis=-1) > 0, enough.sum(axis=-1), np.nan)
+    excess = np.maximum(sd_scar**2 - d_est[..., None], 0.0)
+    v_event = excess * w2_se2
+    v = v_base + v_event
+    t = car_p / np.sqrt(np.where(v > 0, v, np.nan))
+    event_spread = np.where(excess > 0, sd_scar**2 * w2_se2, 0.0)  # D_event sum w^2 S_CAR^2: what V_event's noise scales with
+    dof = v**2 / (v_base**2 / np.maximum(days_p - 1, 1) + event_spread**2 / np.maximum(n - 1, 1))
+    note = _notes(t.shape)
+    _explain(note, n < 2, lambda i: f"needs at least 2 tickers to measure the event's dispersion; the basket has {n[i]}")
+    _explain(note, days_p < 3, "the portfolio has fewer than 3 estimation-window returns")
+    _explain(note, ~(v > 0), "the portfolio's estimation-window residuals do not vary: zero variance")
+    result = _finalize("std_portfolio_t", t, two_sided_t_pvalue(t, np.where(dof > 0, dof, 1.0)), n, note)
+    context = np.empty(t.shape, dtype=object)
+    for index in np.ndindex(t.shape):
+        context[index] = (
+            f"event-induced variance term {v_event[index] / v[index]:.0%} of the total; "
+            f"{dof[index]:.0f} degrees of freedom" if np.isfinite(t[index]) else ""
+        )
+    return _with_context(result, context)
+
+
 # --------------------------------------------------------------------------- placebo tests
 
 
@@ -661,6 +755,7 @@ def cross_section_tests(data: CrossSection) -> dict[str, TestArrays]:
         "generalized_sign": generalized_sign(data.car, data.est_ar),
         "sign_binomial": sign_binomial(data.car, data.est_ar),
         "wilcoxon": wilcoxon(data.car),
+        "std_portfolio_t": std_portfolio_t(data.car, data.se, data.est_ar, data.df),
     }
 
 
