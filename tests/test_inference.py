@@ -179,6 +179,29 @@ def test_corrado_rank_with_standardized_ranks(results, reference):
 
 
 @pytest.mark.shared_data
+def test_grank_by_hand(results, reference):
+    """Kolari & Pynnönen (2011) GRANK-T, one ticker and one day at a time with scipy's rankdata."""
+    bench, ref = reference
+    resid = ref["resid"]
+    n = len(STOCKS)
+    scale = {t: np.sqrt((resid[t].dropna() ** 2).sum() / ref["df"][i]) for i, t in enumerate(STOCKS)}
+    for w, window in enumerate(WINDOWS):
+        scar = ref["cars"][w] / ref["se"][w]
+        gsar0 = scar / np.std(scar, ddof=1)
+        uniform = {}
+        for i, ticker in enumerate(STOCKS):
+            series = pd.concat([resid[ticker].dropna() / scale[ticker], pd.Series([gsar0[i]], index=[DAY0])])
+            uniform[ticker] = pd.Series(stats.rankdata(series.to_numpy()) / (len(series) + 1) - 0.5, index=series.index)
+        u = pd.DataFrame(uniform)  # (estimation days + day 0) x tickers, NaN where a ticker has no return
+        n_t = u.notna().sum(axis=1)
+        u_bar = u.mean(axis=1)
+        s_u = np.sqrt(((n_t / n) * u_bar**2).sum() / len(u))
+        z = u_bar[DAY0] / s_u  # the window as one day 0, after the estimation days
+        t = z * np.sqrt((len(u) - 2) / (len(u) - 1 - z**2))
+        _check(results, bench, window, "grank_t", t, 2 * stats.t.sf(abs(t), len(u) - 2))
+
+
+@pytest.mark.shared_data
 def test_generalized_sign_and_wilcoxon(results, reference):
     bench, ref = reference
     n = len(STOCKS)
@@ -277,7 +300,7 @@ def test_one_ticker_basket_gives_reasons_not_nan(results):
     assert len(t) == len(WINDOWS) * len(TEST_IDS)
     undefined = t[t["statistic"].isna()]
     assert set(undefined["test"]) == {
-        "cs_t", "bmp_t", "kp_patell_z", "kp_bmp_t", "std_portfolio_t", "placebo_caar", "placebo_bmp",
+        "cs_t", "bmp_t", "kp_patell_z", "kp_bmp_t", "grank_t", "std_portfolio_t", "placebo_caar", "placebo_bmp",
     }
     assert (undefined["p_value"].isna()).all() and (undefined["note"].str.len() > 10).all()
     assert undefined.loc[undefined["test"] == "cs_t", "note"].iloc[0] == "needs at least 2 tickers; the basket has 1"

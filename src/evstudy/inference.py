@@ -19,6 +19,7 @@ id                        statistic                                             
 ``kp_bmp_t``              BMP t x Kolari & Pynnönen (2010) correction                Student t(N-1)
 ``corrado_rank``          Corrado (1989) rank test, Corrado & Zivney (1992) ranks,   standard normal
                           Campbell & Wasley (1993) multi-day form
+``grank_t``               Kolari & Pynnönen (2011) generalized rank test, GRANK-T    Student t(T-2)
 ``generalized_sign``      Cowan (1992) generalized sign test                         standard normal
 ``sign_binomial``         exact sign test, Cowan's (1992) share of positive ARs      exact binomial
 ``wilcoxon``              Wilcoxon (1945) signed-rank test on CARs                   exact (N <= 50)
@@ -46,7 +47,7 @@ from evstudy.config import ModelName, Window
 from evstudy.models import fit
 
 TEST_IDS: tuple[str, ...] = (
-    "cs_t", "patell_z", "bmp_t", "kp_patell_z", "kp_bmp_t", "corrado_rank",
+    "cs_t", "patell_z", "bmp_t", "kp_patell_z", "kp_bmp_t", "corrado_rank", "grank_t",
     "generalized_sign", "sign_binomial", "wilcoxon", "portfolio_t", "std_portfolio_t", "placebo_caar",
     "placebo_bmp",
 )
@@ -57,6 +58,7 @@ TEST_LABELS: dict[str, str] = {
     "kp_patell_z": "adjusted Patell Z (Kolari & Pynnönen 2010)",
     "kp_bmp_t": "BMP t with the Kolari & Pynnönen (2010) correction",
     "corrado_rank": "Corrado rank test (1989)",
+    "grank_t": "generalized rank test (Kolari & Pynnönen 2011)",
     "generalized_sign": "generalized sign test (Cowan 1992)",
     "sign_binomial": "exact binomial sign test",
     "wilcoxon": "Wilcoxon signed-rank test",
@@ -417,6 +419,83 @@ def corrado_rank(est_ar: np.ndarray, event_ar: np.ndarray, selectors: np.ndarray
     return _finalize("corrado_rank", stat, normal_pvalue(stat), n, note)
 
 
+def grank_t(car: np.ndarray, se: np.ndarray, est_ar: np.ndarray, df: np.ndarray) -> TestArrays:
+    """Kolari & Pynnönen (2011) generalized rank test (GRANK-T) for CARs.
+
+    Notes
+    -----
+    Shapes: ``car`` and ``se`` (..., windows, N); ``est_ar`` the
+    estimation-window residuals (..., L, N), NaN on unused days; ``df``
+    (..., N). Returns (..., windows). Kolari, J. W. and Pynnönen, S. (2011),
+    "Nonparametric rank tests for event studies", Journal of Empirical
+    Finance 18(5), 953-971, section 2:
+
+    * standardized abnormal returns SAR_it = e_it / s_i on the estimation
+      days, s_i^2 = sum_t e_it^2 / df_i; SCAR_i = CAR_i / S_CAR_i
+      (:func:`standardized_cars`);
+    * re-standardized for event-induced volatility, SCAR*_i = SCAR_i / S_SCAR,
+      S_SCAR the cross-sectional sd (ddof 1) of the SCAR_i;
+    * generalized standardized abnormal returns: GSAR_it = SAR_it on the
+      estimation days and GSAR_i0 = SCAR*_i, the whole window as one day 0;
+    * demeaned standardized ranks over each series' T_i = L_i + 1 values,
+      U_it = rank(GSAR_it) / (T_i + 1) - 1/2 (ties averaged);
+    * with Ū_t the mean of U_it over the n_t members present on day t, N the
+      members and T the days with n_t >= 1 (estimation days and day 0),
+
+        S_Ū = sqrt( (1/T) sum_t (n_t / N) Ū_t^2 ),   Z = Ū_0 / S_Ū,
+        t_grank = Z sqrt( (T - 2) / (T - 1 - Z^2) )  ~  Student t(T - 2).
+
+    S_Ū comes from the time series of cross-sectional mean ranks, so it
+    carries the cross-correlation of same-day ranks; SCAR* makes the event
+    rank immune to event-induced volatility; one rank per window makes
+    multi-day CARs as well specified as day 0. The rank pool is the
+    estimation window plus this window only, whatever other windows the
+    config has.
+    """
+    from scipy.stats import rankdata
+
+    present_est = np.isfinite(est_ar)
+    s = np.sqrt(np.nansum(est_ar**2, axis=-2) / np.where(df > 0, df, np.nan))  # (..., N)
+    sar = est_ar / np.where(s > 0, s, np.nan)[..., None, :]
+    scar = standardized_cars(car, se)
+    n, _, sd_scar, _ = _moments(scar)  # (..., windows)
+    gsar0 = scar / np.where(sd_scar > 0, sd_scar, np.nan)[..., None]  # (..., windows, N)
+    est_rank = rankdata(sar, axis=-2, nan_policy="omit")  # (..., L, N), NaN where missing
+    stat = np.full(n.shape, np.nan)
+    days = np.zeros(n.shape, dtype=int)
+    for w in range(n.shape[-1]):  # one small pass per window: windows are few
+        g = gsar0[..., w, :]  # (..., N)
+        member = np.isfinite(g)
+        sar_w = np.where(member[..., None, :], sar, np.nan)
+        valid = np.isfinite(sar_w)
+        below = (valid & (sar_w < g[..., None, :])).sum(axis=-2)
+        ties = (valid & (sar_w == g[..., None, :])).sum(axis=-2)
+        count = valid.sum(axis=-2) + 1  # T_i
+        # Adding day 0 lifts every estimation rank above it by one (by a half for a tie).
+        shift = np.where(sar_w > g[..., None, :], 1.0, np.where(sar_w == g[..., None, :], 0.5, 0.0))
+        u_est = np.where(valid, (est_rank + shift) / (count[..., None, :] + 1.0) - 0.5, np.nan)
+        u0 = np.where(member, (1.0 + below + 0.5 * ties) / (count + 1.0) - 0.5, np.nan)
+        u = np.concatenate([u_est, u0[..., None, :]], axis=-2)  # (..., L + 1, N)
+        n_t = np.isfinite(u).sum(axis=-1)
+        u_bar = np.where(np.isfinite(u), u, 0.0).sum(axis=-1) / np.where(n_t > 0, n_t, np.nan)
+        n_members = member.sum(axis=-1)
+        t_days = (n_t > 0).sum(axis=-1)
+        s_u = np.sqrt(
+            np.nansum(n_t / np.where(n_members > 0, n_members, np.nan)[..., None] * u_bar**2, axis=-1)
+            / np.maximum(t_days, 1)
+        )
+        z = u_bar[..., -1] / np.where(s_u > 0, s_u, np.nan)
+        room = t_days - 1 - z**2
+        stat[..., w] = z * np.sqrt((t_days - 2) / np.where(room > 0, room, np.nan))
+        days[..., w] = t_days
+    note = _notes(n.shape)
+    _explain(note, n < 2, lambda i: f"needs at least 2 tickers to re-standardize their CARs; the basket has {n[i]}")
+    _explain(note, _zero_spread(sd_scar, np.nanmax(np.abs(scar), axis=-1, initial=0.0)),
+             "all standardized CARs are equal: zero cross-sectional variance")
+    _explain(note, days < 3, "fewer than 3 days with a rank")
+    return _finalize("grank_t", stat, two_sided_t_pvalue(stat, np.maximum(days - 2, 1)), n, note)
+
+
 def _positive_share(est_ar: np.ndarray) -> np.ndarray:
     """Each series' share of positive estimation-window ARs, (..., 1, N) for ``est_ar`` (..., L, N)."""
     valid = np.isfinite(est_ar)
@@ -752,6 +831,7 @@ def cross_section_tests(data: CrossSection) -> dict[str, TestArrays]:
         "kp_patell_z": kp_patell_z(scar, df, rbar, pairs),
         "kp_bmp_t": kp_bmp_t(scar, rbar, pairs),
         "corrado_rank": corrado_rank(data.est_ar, data.event_ar, data.selectors),
+        "grank_t": grank_t(data.car, data.se, data.est_ar, data.df),
         "generalized_sign": generalized_sign(data.car, data.est_ar),
         "sign_binomial": sign_binomial(data.car, data.est_ar),
         "wilcoxon": wilcoxon(data.car),
