@@ -164,18 +164,38 @@ def test_kolari_pynnonen_uses_the_pairwise_residual_correlation(results, referen
 
 @pytest.mark.shared_data
 def test_corrado_rank_with_standardized_ranks(results, reference):
+    """Changed with issue 8: the rank pool is the estimation window plus the window itself (as estudy2), not the
+    whole event span, so a window's statistic no longer depends on the config's other windows."""
     bench, ref = reference
-    uniform = {}
-    for ticker in STOCKS:
-        series = pd.concat([ref["resid"][ticker].dropna(), ref["ar"][ticker]])
-        uniform[ticker] = pd.Series(stats.rankdata(series.to_numpy()) / (len(series) + 1), index=series.index)
-    u_bar = pd.DataFrame(uniform).mean(axis=1)  # over the tickers present that day
-    s_u = np.sqrt(((u_bar - 0.5) ** 2).mean())
-    event_u = u_bar.loc[ref["ev"].index].to_numpy()
     for window in WINDOWS:
         inside = (ref["rel"] >= window[0]) & (ref["rel"] <= window[1])
-        t = np.sqrt(inside.sum()) * (event_u[inside].mean() - 0.5) / s_u
+        uniform = {}
+        for ticker in STOCKS:
+            series = pd.concat([ref["resid"][ticker].dropna(), ref["ar"][ticker][inside]])
+            uniform[ticker] = pd.Series(stats.rankdata(series.to_numpy()) / (len(series) + 1), index=series.index)
+        u_bar = pd.DataFrame(uniform).mean(axis=1)  # over the tickers present that day
+        s_u = np.sqrt(((u_bar - 0.5) ** 2).mean())
+        event_u = u_bar.loc[ref["ev"].index[inside]].to_numpy()
+        t = np.sqrt(inside.sum()) * (event_u.mean() - 0.5) / s_u
         _check(results, bench, window, "corrado_rank", t, 2 * stats.norm.sf(abs(t)))
+
+
+@pytest.mark.shared_data
+def test_adding_a_window_leaves_the_other_windows_statistics_unchanged(closes, results):
+    """[0, 20] widens the event span to day +20; every statistic of the six windows stays what it was (Corrado included)."""
+    cfg = config_from_dict({
+        "estimation_window": list(EST), "windows": [*[list(w) for w in WINDOWS], [0, 20]], "ar_span": list(SPAN),
+        "placebo_dates": 0,
+        "events": [{"id": "jpm", "date": "2025-10-13", "timing": "before_open"}],
+        "baskets": [{"name": "minerals", "tickers": STOCKS, "benchmarks": BENCHES}],
+    })
+    wider = compute_study(cfg, price_data(closes, location="market parquet")).tests
+    keys = ["benchmark", "window_start", "window_end", "test"]
+    before = results.tests[(results.tests["basket"] == "minerals") & results.tests["test"].isin(TEST_IDS)]
+    after = before[keys].merge(wider, on=keys, how="left")
+    assert after["statistic"].notna().sum() == before["statistic"].notna().sum() > 0
+    np.testing.assert_allclose(after["statistic"], before["statistic"].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(after["p_value"], before["p_value"].to_numpy(), rtol=1e-12)
 
 
 @pytest.mark.shared_data

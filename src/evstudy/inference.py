@@ -377,16 +377,19 @@ def corrado_rank(est_ar: np.ndarray, event_ar: np.ndarray, selectors: np.ndarray
 
     Notes
     -----
-    Each series' ARs over the estimation window and the event span together
-    (``est_ar`` (..., L, N) and ``event_ar`` (..., W, N), NaN where missing)
-    are ranked (ties averaged), K_it, and standardized by the number T_i of
-    ARs the series has: U_it = K_it / (T_i + 1), uniform on (0, 1) with mean
-    1/2 under H0 whatever the missing days. With Ū_t the mean of U_it over
-    the N_t series present on day t and
+    Shapes: ``est_ar`` (..., L, N) and ``event_ar`` (..., W, N), NaN where
+    missing; ``selectors`` (windows x W) from :func:`window_selectors`.
+    Returns (..., windows). For each window separately, each series' ARs
+    over the estimation window and THAT window's days (the rank pool of R's
+    estudy2, so a window's statistic does not depend on which other windows
+    the config has) are ranked (ties averaged), K_it, and standardized by
+    the number T_i of ARs the series has there: U_it = K_it / (T_i + 1),
+    uniform on (0, 1) with mean 1/2 under H0 whatever the missing days. With
+    Ū_t the mean of U_it over the N_t series present on day t, and
 
-        S_U = sqrt( (1/T) sum_t (Ū_t - 1/2)^2 )   over the T days with N_t >= 1,
+        S_U = sqrt( (1/T) sum_t (Ū_t - 1/2)^2 )   over the T pool days with N_t >= 1,
 
-    the statistic for a window of L2 days (``selectors``, windows x W) is
+    the statistic for a window of L2 days is
 
         T_rank = sqrt(L2) * (mean_{t in window} Ū_t - 1/2) / S_U  ~  N(0, 1),
 
@@ -396,26 +399,30 @@ def corrado_rank(est_ar: np.ndarray, event_ar: np.ndarray, selectors: np.ndarray
     """
     from scipy.stats import rankdata
 
-    combined = np.concatenate([est_ar, event_ar], axis=-2)
-    ranks = rankdata(combined, axis=-2, nan_policy="omit")
-    present = np.isfinite(combined)
-    t_i = present.sum(axis=-2, keepdims=True)
-    u = ranks / (t_i + 1.0)
-    n_t = present.sum(axis=-1)
-    u_bar = np.where(present, u, 0.0).sum(axis=-1) / np.where(n_t > 0, n_t, np.nan)
-    days = (n_t > 0).sum(axis=-1)
-    s_u = np.sqrt(np.nansum((u_bar - 0.5) ** 2, axis=-1) / np.maximum(days, 1))
-    w = event_ar.shape[-2]
-    event_bar = u_bar[..., -w:]
-    event_ok = np.isfinite(event_bar)
-    l2 = event_ok.astype(float) @ selectors.T  # (..., windows)
-    mean_u = np.where(event_ok, event_bar, 0.0) @ selectors.T / np.where(l2 > 0, l2, np.nan)
-    stat = np.sqrt(l2) * (mean_u - 0.5) / np.where(s_u > 0, s_u, np.nan)[..., None]
+    n_windows = selectors.shape[0]
+    shape = (*np.broadcast_shapes(est_ar.shape[:-2], event_ar.shape[:-2]), n_windows)
+    stat = np.full(shape, np.nan)
+    l2 = np.zeros(shape)
+    s_u = np.zeros(shape)
+    for w in range(n_windows):  # one rank pool per window: windows are few
+        days = selectors[w] > 0
+        combined = np.concatenate([est_ar, event_ar[..., days, :]], axis=-2)
+        present = np.isfinite(combined)
+        ranks = rankdata(combined, axis=-2, nan_policy="omit")
+        u = ranks / (present.sum(axis=-2, keepdims=True) + 1.0)
+        n_t = present.sum(axis=-1)
+        u_bar = np.where(present, u, 0.0).sum(axis=-1) / np.where(n_t > 0, n_t, np.nan)
+        pool_days = (n_t > 0).sum(axis=-1)
+        s_u[..., w] = np.sqrt(np.nansum((u_bar - 0.5) ** 2, axis=-1) / np.maximum(pool_days, 1))
+        window_bar = u_bar[..., est_ar.shape[-2]:]
+        l2[..., w] = np.isfinite(window_bar).sum(axis=-1)
+        mean_u = np.nansum(window_bar, axis=-1) / np.where(l2[..., w] > 0, l2[..., w], np.nan)
+        stat[..., w] = np.sqrt(l2[..., w]) * (mean_u - 0.5) / np.where(s_u[..., w] > 0, s_u[..., w], np.nan)
     n = np.broadcast_to(np.isfinite(event_ar).any(axis=-2).sum(axis=-1)[..., None], stat.shape)
     note = _notes(stat.shape)
     _explain(note, n < 1, "no ticker in the basket")
     _explain(note, l2 < 1, "no abnormal return in the window")
-    _explain(note, np.broadcast_to(~(s_u > 0)[..., None], stat.shape), "the mean ranks do not vary: S_U = 0")
+    _explain(note, ~(s_u > 0), "the mean ranks do not vary: S_U = 0")
     return _finalize("corrado_rank", stat, normal_pvalue(stat), n, note)
 
 
