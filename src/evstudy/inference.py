@@ -252,7 +252,7 @@ def bmp_t(scar: np.ndarray) -> TestArrays:
 def mean_residual_correlation(
     residuals: np.ndarray, min_days: int = MIN_COMMON_DAYS
 ) -> tuple[np.ndarray, np.ndarray]:
-    """r̄: the mean pairwise Pearson correlation of estimation-window residuals (Kolari & Pynnönen 2010), floored at 0.
+    """r̄: mean pairwise Pearson correlation of estimation-window residuals (Kolari & Pynnönen 2010), floored at 0.
 
     Notes
     -----
@@ -737,15 +737,18 @@ def std_portfolio_t(car: np.ndarray, se: np.ndarray, est_ar: np.ndarray, df: np.
     z = np.where(present_est, est_ar / np.sqrt(sq.sum(axis=-2) / np.maximum(days_i, 1))[..., None, :], np.nan)
     day_n, _, day_sd, _ = _moments(z)  # per estimation day: (..., L)
     enough = day_n >= 2
-    d_est = np.where(enough, day_sd**2, 0.0).sum(axis=-1) / np.where(enough.sum(axis=-1) > 0, enough.sum(axis=-1), np.nan)
+    spread_days = enough.sum(axis=-1)
+    d_est = np.where(enough, day_sd**2, 0.0).sum(axis=-1) / np.where(spread_days > 0, spread_days, np.nan)
     excess = np.maximum(sd_scar**2 - d_est[..., None], 0.0)
     v_event = excess * w2_se2
     v = v_base + v_event
     t = car_p / np.sqrt(np.where(v > 0, v, np.nan))
-    event_spread = np.where(excess > 0, sd_scar**2 * w2_se2, 0.0)  # D_event sum w^2 S_CAR^2: what V_event's noise scales with
+    event_spread = np.where(excess > 0, sd_scar**2 * w2_se2, 0.0)  # D_event sum w^2 S_CAR^2: V_event's noise
     dof = v**2 / (v_base**2 / np.maximum(days_p - 1, 1) + event_spread**2 / np.maximum(n - 1, 1))
     note = _notes(t.shape)
-    _explain(note, n < 2, lambda i: f"needs at least 2 tickers to measure the event's dispersion; the basket has {n[i]}")
+    _explain(note, n < 2, lambda i: (
+        f"needs at least 2 tickers to measure the event's dispersion; the basket has {n[i]}"
+    ))
     _explain(note, days_p < 3, "the portfolio has fewer than 3 estimation-window returns")
     _explain(note, ~(v > 0), "the portfolio's estimation-window residuals do not vary: zero variance")
     result = _finalize("std_portfolio_t", t, two_sided_t_pvalue(t, np.where(dof > 0, dof, 1.0)), n, note)
