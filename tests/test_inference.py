@@ -23,7 +23,7 @@ from scipy import stats
 from evstudy.abnormal import abnormal_returns, car_stats
 from evstudy.config import Window, config_from_dict
 from evstudy.inference import (
-    TEST_IDS, CrossSection, bmp_t, cross_section_tests, cs_t, equal_weighted, generalized_sign, kp_bmp_t,
+    TEST_IDS, CrossSection, bmp_t, corrado_rank, cross_section_tests, cs_t, equal_weighted, generalized_sign, kp_bmp_t,
     MIN_COMMON_DAYS, mean_residual_correlation, patell_z, portfolio_t, sign_binomial, wilcoxon, window_selectors,
 )
 from evstudy.models import fit
@@ -462,3 +462,28 @@ def test_standardized_portfolio_t_holds_its_size_under_event_induced_variance():
     rates = {name: float(r.mean()) for name, r in _synthetic_battery(np.random.default_rng(11), 0.0, 1.0).items()}
     assert 0.03 <= rates["std_portfolio_t"] <= 0.07, rates
     assert rates["patell_z"] > 0.12 and rates["portfolio_t"] > 0.12, rates  # the tests without the term do not hold
+
+
+def test_corrado_rank_with_ties_and_gaps_by_hand():
+    """Coarse (tied) ARs and missing days: per window and series, scipy's rankdata over the estimation days plus
+    the window's days, with ties averaged, as the one-sort subset ranks must reproduce."""
+    rng = np.random.default_rng(13)
+    est, ev = np.round(rng.normal(size=(3, 60, 4)), 0), np.round(rng.normal(size=(3, 9, 4)), 0)
+    est[rng.random(est.shape) < 0.1] = np.nan
+    ev[rng.random(ev.shape) < 0.1] = np.nan
+    rel = np.arange(-4, 5)
+    windows = [Window(0, 0), Window(-1, 2), Window(-4, 4)]
+    result = corrado_rank(est, ev, window_selectors(rel, windows))
+    for b in range(3):
+        for w, window in enumerate(windows):
+            inside = (rel >= window.start) & (rel <= window.end)
+            pool = np.concatenate([est[b], ev[b][inside]])
+            u = np.full(pool.shape, np.nan)
+            for i in range(pool.shape[1]):
+                ok = np.isfinite(pool[:, i])
+                u[ok, i] = stats.rankdata(pool[ok, i]) / (ok.sum() + 1)
+            u_bar = np.array([np.nan if np.isnan(row).all() else np.nanmean(row) for row in u])
+            s_u = np.sqrt(np.nanmean((u_bar - 0.5) ** 2))
+            window_u = u_bar[len(est[b]):]
+            t = np.sqrt(np.isfinite(window_u).sum()) * (np.nanmean(window_u) - 0.5) / s_u
+            assert result.statistic[b, w] == pytest.approx(t, rel=1e-12)
