@@ -316,8 +316,8 @@ def _kp_context(rbar: np.ndarray, pairs: np.ndarray, shape: tuple[int, ...]) -> 
     for index in np.ndindex(shape):
         if np.isfinite(rbar[index]):
             context[index] = (
-                f"mean residual correlation r̄ = {rbar[index]:.3f} (floored at 0) over {pairs[index]} pairs "
-                f"with {MIN_COMMON_DAYS}+ common estimation days"
+                f"mean residual correlation r̄ = {rbar[index]:.3f} over {pairs[index]} pair(s) of tickers with "
+                f"{MIN_COMMON_DAYS}+ common estimation days (a negative mean counts as 0)"
             )
     return context
 
