@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evstudy.inference import SMALL_N, TEST_IDS, TEST_LABELS
+from evstudy.inference import TEST_LABELS
 
 CAR_T = "car_t"
 CAR_T_LABEL = "the stock's own CAR t (MacKinlay 1997)"
@@ -32,10 +32,8 @@ HEADLINE_LABELS: dict[str, str] = {**TEST_LABELS, CAR_T: CAR_T_LABEL}
 INCONCLUSIVE = "inconclusive: too few stocks / too little evidence"
 NO_STOCK = "inconclusive: every ticker of the basket was excluded"
 NO_SIGNIFICANT = "no significant effect"
-OPPOSITE = "inconclusive: the test's statistic and the CAAR point in opposite directions"
+OPPOSITE = "inconclusive: the test and the CAAR disagree in direction"
 LEVELS = ((0.01, "significant at 1%"), (0.05, "significant at 5%"), (0.10, "significant at 10%"))
-PLACEBO_TESTS = ("placebo_caar", "placebo_bmp")
-HEADLINE_WINDOW = [0, 0]  # the evidence is read on day 0, where the effect is injected
 VERDICT_COLUMNS = [
     "headline_test", "headline_label", "statistic", "p_value", "verdict", "significant", "verdict_reason",
 ]
@@ -51,114 +49,199 @@ def load_evidence() -> Mapping[str, Any] | None:
     return json.loads(text)
 
 
-@dataclass(frozen=True)
-class Advice:
-    """The test to read for one basket, and the one sentence that says why."""
-
-    test: str | None
-    reason: str
-    small_n: bool = False
-
-
-def _nearest(sizes: Iterable[int], n: int) -> int:
-    """The measured N closest to ``n`` on a log scale (10 and 50 split at about 22)."""
-    return min(sizes, key=lambda size: (abs(math.log(size) - math.log(max(n, 1))), size))
-
-
-def _cell(evidence: Mapping[str, Any], design: str, n: int, effect: float) -> Mapping[str, Any] | None:
-    for cell in evidence["cells"]:
-        if cell["design"] == design and cell["n"] == n and cell["window"] == HEADLINE_WINDOW \
-                and math.isclose(cell["effect"], effect):
-            return cell
-    return None
+# The rule (docs/inference.md): a test qualifies for (N, window) when its worst-case size, the highest of its
+# rejection rates under the three nulls, lies in SIZE_BAND and it was defined in MIN_DEFINED of the samples; the qualifying test with the highest
+# mean power over the four alternatives gives the verdict, unless its power at +2% is below POWER_FLOOR.
+NULLS = ("plain", "eiv", "correlated")
+NULL_WORDS = {
+    "plain": "random stocks", "eiv": "doubled event-day variance", "correlated": "sector-like correlated stocks",
+}
+ALTERNATIVES = ("+0.5%", "+1%", "+2%", "+2% σ-scaled")
+SIZE_BAND = (0.035, 0.065)
+MIN_DEFINED = 0.95
+POWER_FLOOR = 0.5
 
 
 def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def advise(evidence: Mapping[str, Any] | None, n: int, *, shared: bool = True,
-           available: Iterable[str] = TEST_IDS) -> Advice:
-    """The test the measured evidence supports for a basket of ``n`` tickers, and why, in one sentence.
+def signed_statistic(test: str, statistic: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """The statistic centred on its null value, so its sign is the direction the test sees.
 
-    ``available`` are the tests that produced a number for this basket (a
-    test with only notes cannot be recommended).
+    Every test's statistic is centred on 0 except Wilcoxon's W+, whose null mean is N (N + 1) / 4.
     """
-    available = [t for t in TEST_IDS if t in set(available)]
-    small = n < SMALL_N
-    if evidence is None or not evidence.get("cells") or not available:
-        why = "no size/power measurements are installed" if evidence is None else "no test could be computed"
-        return Advice(None, f"No test is singled out: {why}.", small)
-    design = "shared" if shared else "separate"
-    method = evidence["method"]
-    sizes = sorted({c["n"] for c in evidence["cells"] if c["design"] == design})
-    bucket = min(sizes) if small else _nearest(sizes, n)
-    effects = sorted(e for e in method["effects"] if e > 0)
-    null = _cell(evidence, design, bucket, 0.0)
-    power = [_cell(evidence, design, bucket, e) for e in effects]
-    if null is None or any(p is None for p in power):
-        return Advice(None, "No test is singled out: the size/power table lacks this design.", small)
-    samples = int(null["samples"])
-    alpha = float(method["alpha"])
-    band = alpha + 2 * math.sqrt(alpha * (1 - alpha) / samples)
+    statistic = np.asarray(statistic, dtype=float)
+    if test == "wilcoxon":
+        n = np.asarray(n, dtype=float)
+        return statistic - n * (n + 1) / 4
+    return statistic
 
-    def rate(cell: Mapping[str, Any] | None, test: str) -> float:
-        value = cell["rates"].get(test) if cell else None
-        return float("nan") if value is None else float(value)
 
-    pool = [t for t in available if t in PLACEBO_TESTS] if small else available
-    pool = pool or available
-    measured = [t for t in pool if not math.isnan(rate(null, t))]
-    if not measured:
-        return Advice(None, "No test is singled out: none of this basket's tests was measured.", small)
-    held = [t for t in measured if rate(null, t) <= band]
-    where = "sharing one event day" if shared else "each on its own event day"
-    sample = f"in {samples:,} random samples of {bucket} real US stocks {where}"
-    effect = f"+{100 * effects[0]:.0f}%"
-    if held:
-        best = max(held, key=lambda t: tuple(rate(p, t) for p in power))
-        label = TEST_LABELS[best]
-        tickers = f"{n} ticker{'s' if n != 1 else ''}"
-        if small and best in PLACEBO_TESTS:
-            reason = (
-                f"With only {tickers}, the normal and t approximations behind the other p-values are unreliable, "
-                f"so lean on the {label}: it compares the basket with itself on days without news and, {sample}, "
-                f"it rejected a true “no effect” {_pct(rate(null, best))} of the time at the 5% level."
-            )
-        elif small:
-            reason = (
-                f"With only {tickers}, the normal and t approximations behind every p-value here are unreliable "
-                f"and the placebo tests, which do not need them, were not computed; the {label} is the least bad "
-                f"guide: {sample}, it rejected a true “no effect” {_pct(rate(null, best))} of the time at the "
-                f"5% level."
-            )
-        else:
-            contrast = ""
-            if "cs_t" in available and best != "cs_t" and rate(null, "cs_t") > band:
-                contrast = f", while the cross-sectional t did so {_pct(rate(null, 'cs_t'))} of the time"
-            reason = (
-                f"Trust the {label} here: {sample}, it rejected a true “no effect” {_pct(rate(null, best))} of "
-                f"the time at the 5% level and caught a {effect} day-0 move in {_pct(rate(power[0], best))} of "
-                f"them, the most of the tests that kept their 5% promise{contrast}."
-            )
-        return Advice(best, reason, small)
-    best = min(measured, key=lambda t: rate(null, t))
-    reason = (
-        f"No test kept its 5% promise {sample}; the {TEST_LABELS[best]} came closest, rejecting a true "
-        f"“no effect” {_pct(rate(null, best))} of the time, so read its p-values as too optimistic."
-    )
-    return Advice(best, reason, small)
+class EvidenceTable:
+    """The shipped size/power cells, indexed by (N, window, scenario)."""
+
+    def __init__(self, evidence: Mapping[str, Any]):
+        self.method = evidence["method"]
+        self.cells = {(c["n"], tuple(c["window"]), c["scenario"]): c for c in evidence["cells"]}
+        self.sizes = sorted({key[0] for key in self.cells})
+        self.windows = [tuple(w) for w in self.method["windows"]]
+
+    def rate(self, n: int, window: tuple[int, int], scenario: str, test: str) -> float | None:
+        """Under a null: the share of samples the test rejected at 5% (its size). Under an alternative: the
+        share it rejected with its statistic pointing the CAAR's way (a significant verdict: its power)."""
+        cell = self.cells.get((n, window, scenario))
+        key = "rates" if scenario in NULLS else "rates_same_sign"
+        value = cell[key].get(test) if cell else None
+        return None if value is None else float(value)
+
+    def defined_share(self, n: int, window: tuple[int, int], scenario: str, test: str) -> float:
+        cell = self.cells.get((n, window, scenario))
+        return cell["defined"].get(test, 0) / cell["samples"] if cell else 0.0
+
+    def samples(self, n: int, window: tuple[int, int]) -> int:
+        return int(self.cells[(n, window, "plain")]["samples"])
+
+    def rbar(self, n: int, window: tuple[int, int]) -> float:
+        cell = self.cells.get((n, window, "correlated"))
+        return float(cell.get("rbar_median", math.nan)) if cell else math.nan
+
+    def measured_window(self, window: tuple[int, int]) -> tuple[int, int]:
+        """``window`` if measured, else the measured window of the nearest length (ties: the nearer start)."""
+        if window in self.windows:
+            return window
+        length = window[1] - window[0]
+        return min(self.windows, key=lambda w: (abs((w[1] - w[0]) - length), abs(w[0] - window[0])))
+
+    def neighbours(self, n: int) -> tuple[int, int]:
+        """The measured N just below (or at) ``n`` and just above (or at) it; the extremes clamp."""
+        below = max((s for s in self.sizes if s <= n), default=self.sizes[0])
+        above = min((s for s in self.sizes if s >= n), default=self.sizes[-1])
+        return below, above
+
+    def worst_null(self, n: int, window: tuple[int, int], test: str) -> tuple[str, float | None]:
+        """The null under which ``test`` rejected a true null most often (its worst-case size), and that rate."""
+        rates = [(null, self.rate(n, window, null, test)) for null in NULLS]
+        known = [(null, r) for null, r in rates if r is not None]
+        if len(known) < len(rates):
+            return next(null for null, r in rates if r is None), None
+        return max(known, key=lambda item: item[1])
+
+    def miss(self, n: int, window: tuple[int, int], test: str) -> tuple[float, str, float]:
+        """How far ``test``'s worst-case size strays outside SIZE_BAND: (distance, its null, its rate)."""
+        null, rate = self.worst_null(n, window, test)
+        if rate is None:
+            return math.inf, null, math.nan
+        return max(SIZE_BAND[0] - rate, rate - SIZE_BAND[1], 0.0), null, rate
+
+    def qualifies(self, n: int, window: tuple[int, int], test: str) -> bool:
+        """Whether ``test``'s worst-case size (its highest rejection rate over the three nulls) lies in
+        SIZE_BAND, every null measured and the test defined in MIN_DEFINED of each null's samples."""
+        rates = [self.rate(n, window, null, test) for null in NULLS]
+        if any(r is None for r in rates) or not SIZE_BAND[0] <= max(rates) <= SIZE_BAND[1]:
+            return False
+        return all(self.defined_share(n, window, null, test) >= MIN_DEFINED for null in NULLS)
+
+    def mean_power(self, n: int, window: tuple[int, int], test: str) -> float:
+        rates = [self.rate(n, window, alt, test) for alt in ALTERNATIVES]
+        return float(np.mean([r or 0.0 for r in rates]))
+
+
+@lru_cache(maxsize=1)
+def shipped_table() -> EvidenceTable | None:
+    """The shipped evidence as a table, or None when the package has none in the current format."""
+    evidence = load_evidence()
+    if evidence is None or evidence.get("format") != 2:
+        return None
+    return EvidenceTable(evidence)
+
+
+@dataclass(frozen=True)
+class Pick:
+    """The rule's answer for one (N, window): the test to read (None: inconclusive) and the evidence behind it."""
+
+    test: str | None
+    best: str | None  # the most powerful qualifying test, also when the power floor rejects it
+    n_used: int  # the measured N whose power is quoted
+    n_checked: int  # the measured N above, where the size also had to hold (= n_used on a grid point)
+    window_used: tuple[int, int]
+    worst_null: str = ""
+    worst_size: float | None = None
+    power2: float | None = None
+    mean_power: float | None = None
+    samples: int = 0
+    considered: tuple[str, ...] = ()  # the tests computed for the basket that the evidence measured
+
+
+def pick_test(table: EvidenceTable, n: int, window: tuple[int, int], available: Iterable[str]) -> Pick:
+    """The rule of docs/inference.md for a basket of ``n`` stocks (2 or more) and ``window``."""
+    used = table.measured_window(tuple(window))
+    below, above = table.neighbours(n)
+    tests = [t for t in available if table.rate(below, used, "plain", t) is not None]
+    held = [t for t in tests if table.qualifies(below, used, t) and table.qualifies(above, used, t)]
+    samples = table.samples(below, used)
+    if not held:
+        return Pick(None, None, below, above, used, samples=samples, considered=tuple(tests))
+    best = max(held, key=lambda t: table.mean_power(below, used, t))
+    null, size = table.worst_null(below, used, best)
+    if above != below:
+        null_above, size_above = table.worst_null(above, used, best)
+        if size_above is not None and size is not None and size_above > size:
+            null, size = null_above, size_above
+    power2 = table.rate(below, used, "+2%", best) or 0.0
+    test = best if power2 >= POWER_FLOOR else None
+    return Pick(test, best, below, above, used, null, size, power2, table.mean_power(below, used, best), samples,
+                tuple(tests))
+
+
+def _words(window: tuple[int, int]) -> str:
+    start, end = window
+    day = lambda d: "0" if d == 0 else f"{d:+d}"  # noqa: E731
+    return f"day {day(start)}" if start == end else f"days {day(start)} to {day(end)}"
+
+
+def _reason(pick: Pick, n: int, window: tuple[int, int], table: EvidenceTable, p_best: float | None) -> str:
+    """One sentence that quotes the evidence cell used: N, window, null, size, power."""
+    where = f"{pick.samples:,} random samples of {pick.n_used} real US stocks sharing one event day, {_words(pick.window_used)}"
+    if pick.window_used != tuple(window):
+        where += f" (the measured window nearest to {_words(window)})"
+    between = (f"; a basket of {n} sits between the measured {pick.n_used} and {pick.n_checked}, so its size "
+               f"also had to hold at N = {pick.n_checked}") if pick.n_checked != pick.n_used else ""
+    if pick.best is None:
+        misses = [table.miss(pick.n_used, pick.window_used, t) + (t,) for t in pick.considered]
+        hint = ""
+        if misses:
+            _, null, size, t = min(misses)
+            hint = (f"; the closest, the {HEADLINE_LABELS.get(t, t)}, rejected a true “no effect” "
+                    f"{_pct(size)} of the time with {NULL_WORDS.get(null, null)}")
+        return (f"Inconclusive: in {where}, no test computed here kept its 5% error rate (3.5–6.5%) under all "
+                f"three nulls (random stocks, doubled event-day variance, sector-like correlated stocks){hint}{between}.")
+    label = HEADLINE_LABELS.get(pick.best, pick.best)
+    size_words = (f"its worst rejection rate of a true “no effect” was {_pct(pick.worst_size or math.nan)} "
+                  f"with {NULL_WORDS.get(pick.worst_null, pick.worst_null)}")
+    if pick.test is None:
+        p_words = "" if p_best is None or not math.isfinite(p_best) else f" (its p here: {p_best:.3g})"
+        return (f"Inconclusive: in {where}, the best test that kept its 5% error rate, the {label}{p_words}, "
+                f"caught a +2% move in only {_pct(pick.power2 or 0.0)} of them (the floor is "
+                f"{_pct(POWER_FLOOR)}); {size_words}{between}.")
+    return (f"Read the {label}: in {where}, it kept its 5% error rate under all three nulls ({size_words}) "
+            f"and caught a +2% move in {_pct(pick.power2 or 0.0)} of them (mean over +0.5%, +1%, +2% and "
+            f"σ-scaled +2%: {_pct(pick.mean_power or 0.0)}), the most of the tests that qualified{between}.")
 
 
 def verdict_words(p_value: float, statistic: float, caar: float) -> tuple[str, bool]:
-    """The verdict for a headline p: its level, or a refusal when the test points against the CAAR."""
+    """The verdict for a headline p, and whether it is significant (p < 5%, the level the evidence measured).
+
+    ``statistic`` is the signed statistic (:func:`signed_statistic`): a test
+    that points against the CAAR cannot call it significant.
+    """
     if not math.isfinite(p_value):
         return INCONCLUSIVE, False
     for level, words in LEVELS:
         if p_value < level:
             if math.isfinite(statistic) and math.isfinite(caar) and statistic * caar < 0:
                 return OPPOSITE, False
-            return words, True
+            return words, level <= 0.05
     return NO_SIGNIFICANT, False
 
 
@@ -180,52 +263,63 @@ def headline_verdicts(
     tests: pd.DataFrame,
     cars: pd.DataFrame,
     memberships: pd.DataFrame,
-    evidence: Mapping[str, Any] | None = None,
+    table: EvidenceTable | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The basket record with its verdict columns filled, and ``tests`` with its ``headline`` flag.
 
     ``baskets`` holds event, basket, benchmark, window_start, window_end, n,
     caar, se, cs_t, cs_p and note; the result adds :data:`VERDICT_COLUMNS`.
-    For single-stock baskets ``tests`` gains one ``car_t`` row per window (the
-    stock's own CAR t, flagged as the headline). ``evidence`` defaults to
-    the shipped size/power table.
+    Per cell: one included stock → its own CAR t (``tests`` gains that
+    ``car_t`` row); two or more → :func:`pick_test` on ``table`` (default:
+    the shipped evidence) among the tests that produced a number in that
+    cell. ``significant`` is true for p < 5%, the level the evidence measured.
     """
-    evidence = load_evidence() if evidence is None else evidence
-    keys = ["event", "basket", "benchmark"]
+    table = shipped_table() if table is None else table
     cells = ["event", "basket", "benchmark", "window_start", "window_end"]
     single = _single_stock_rows(baskets, cars, memberships)
     if len(single):
         extra = single.assign(test=CAR_T, n=1, note="")
         tests = pd.concat([tests, extra[tests.columns.drop("headline", errors="ignore")]], ignore_index=True)
-    chosen: dict[tuple, Advice] = {}
-    for key, group in tests.groupby(keys, sort=False):
-        n = int(group["n"].max()) if len(group) else 0
-        if n == 1:
-            chosen[key] = Advice(CAR_T, (
-                "One stock: the verdict is its own CAR t (MacKinlay 1997), with the standard error from its "
-                "estimation window."), True)
-        elif n > 1:
-            chosen[key] = advise(evidence, n, shared=True, available=set(group.loc[group["statistic"].notna(), "test"]))
-    headline_test = [
-        chosen[key].test if key in chosen and chosen[key].test else "" for key in zip(*(tests[k] for k in keys))
-    ]
-    tests = tests.assign(headline=np.asarray(headline_test, dtype=object) == tests["test"].to_numpy(dtype=object))
-    picked = tests.loc[tests["headline"], [*cells, "test", "statistic", "p_value"]]
-    record = baskets.merge(picked, on=cells, how="left")
-    rows = []
-    for row in record.itertuples(index=False):
-        advice = chosen.get((row.event, row.basket, row.benchmark))
-        test = row.test if isinstance(row.test, str) else ""
-        stat = float(row.statistic) if pd.notna(row.statistic) else math.nan
-        p = float(row.p_value) if pd.notna(row.p_value) else math.nan
+    available: dict[tuple, list[str]] = {}
+    values: dict[tuple, tuple[float, float, float]] = {}
+    for row in tests.itertuples(index=False):
+        key = (row.event, row.basket, row.benchmark, row.window_start, row.window_end)
+        if pd.notna(row.statistic) and pd.notna(row.p_value):
+            available.setdefault(key, []).append(row.test)
+            values[(*key, row.test)] = (float(row.statistic), float(row.p_value), float(row.n))
+    rows, chosen = [], set()
+    for row in baskets.itertuples(index=False):
+        key = (row.event, row.basket, row.benchmark, row.window_start, row.window_end)
+        window = (int(row.window_start), int(row.window_end))
+        caar = float(row.caar)
+        note = row.note if isinstance(row.note, str) else ""
         if row.n == 0:
-            words, significant, reason = NO_STOCK, False, "Every ticker of the basket was excluded (see exclusions)."
+            rows.append(("", "", math.nan, math.nan, NO_STOCK, False,
+                         "Every ticker of the basket was excluded (see exclusions).", note))
+            continue
+        if row.n == 1:
+            test, reason = CAR_T, ("One stock: the verdict is its own CAR t (MacKinlay 1997), with the standard "
+                                   "error from its estimation window.")
+        elif table is None:
+            test, reason = None, "Inconclusive: no size/power measurements are installed with this copy of evstudy."
         else:
-            words, significant = verdict_words(p, stat, float(row.caar))
-            reason = advice.reason if advice else "No test could be computed for this basket."
-            if words == OPPOSITE:
-                reason += f" Its statistic ({stat:+.2f}) points against the CAAR ({100 * row.caar:+.2f}%)."
-        rows.append((test, HEADLINE_LABELS.get(test, ""), stat, p, words, significant, reason))
-    verdicts = pd.DataFrame(rows, columns=VERDICT_COLUMNS, index=record.index)
-    out = pd.concat([record.drop(columns=["test", "statistic", "p_value"]), verdicts], axis=1)
-    return out, tests
+            pick = pick_test(table, int(row.n), window, available.get(key, []))
+            best = values.get((*key, pick.best)) if pick.best else None
+            test, reason = pick.test, _reason(pick, int(row.n), window, table, best[1] if best else None)
+        if test is None or (*key, test) not in values:
+            rows.append(("", "", math.nan, math.nan, INCONCLUSIVE, False, reason, note))
+            continue
+        stat, p, n_used = values[(*key, test)]
+        words, significant = verdict_words(p, float(signed_statistic(test, stat, n_used)), caar)
+        if words == OPPOSITE:
+            flip = (f"the {HEADLINE_LABELS[test]} points the other way ({stat:+.2f}, p {p:.3g}) from the "
+                    f"equal-weighted CAAR ({100 * caar:+.2f}%): a few stocks weigh differently in it")
+            reason = f"{reason} But {flip}, so it cannot call the CAAR significant."
+            note = "; ".join(filter(None, [note, flip]))
+        chosen.add((*key, test))
+        rows.append((test, HEADLINE_LABELS[test], stat, p, words, significant, reason, note))
+    record = pd.DataFrame(rows, columns=[*VERDICT_COLUMNS, "note"], index=baskets.index)
+    out = pd.concat([baskets.drop(columns=["note"]), record], axis=1)
+    keys = zip(tests["event"], tests["basket"], tests["benchmark"], tests["window_start"], tests["window_end"],
+               tests["test"])
+    return out, tests.assign(headline=[key in chosen for key in keys])

@@ -246,7 +246,7 @@ def _headlines(results: StudyResults, event_id: str) -> list[dict[str, str]]:
             "benchmark": row.benchmark,
             "caar": fmt_pct(row.caar),
             "n": fmt_int(row.n),
-            "test": row.headline_label or "no test",
+            "test": row.headline_label,
             "p": fmt_p(row.p_value),
             "verdict": words,
             "css": css,

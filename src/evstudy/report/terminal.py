@@ -20,12 +20,12 @@ def _p(value: float | None) -> str:
 
 
 def _mark(verdict: str) -> str:
-    """The verdict record's words as a mark: ** 1%, * 5%, ? inconclusive."""
+    """The verdict record's words as a mark: ** significant at 1%, * at 5%, ! the test points against the CAAR."""
     if verdict == "significant at 1%":
         return "**"
     if verdict == "significant at 5%":
         return "* "
-    return "? " if verdict.startswith("inconclusive") else "  "
+    return "! " if verdict.startswith("inconclusive") else "  "
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -44,7 +44,8 @@ def summary_text(results: StudyResults, *, top: int = 5) -> str:
         baskets = results.baskets[results.baskets["event"] == timeline.event_id]
         rows = []
         for (basket, bench), group in baskets.groupby(["basket", "benchmark"], sort=False):
-            cells = [f"{_pct(r.caar)} {_p(r.p_value)}{_mark(r.verdict)}" for r in group.itertuples()]
+            cells = [f"{_pct(r.caar)} {_p(r.p_value) + _mark(r.verdict) if r.headline_test else 'inconcl.'}"
+                     for r in group.itertuples()]
             tests = "/".join(dict.fromkeys(t for t in group["headline_test"] if t)) or "—"
             rows.append([basket, bench, str(int(group["n"].iloc[0])), tests, *cells])
         lines += _table(["basket", "vs", "N", "test", *windows], rows)
@@ -55,9 +56,13 @@ def summary_text(results: StudyResults, *, top: int = 5) -> str:
         movers = pd.concat([ranked.head(top), ranked.tail(top)]).drop_duplicates(subset=["ticker", "benchmark"])
         lines += ["", f"Day-0 abnormal returns, largest and smallest (vs {cfg.benchmark}):"]
         lines += ["  " + "  ".join(f"{r.ticker} {_pct(r.abnormal_return)}" for r in movers.itertuples())]
-    lines += ["", "CAAR and p per window; ** significant at 1%, * at 5%, ? inconclusive. The p is the headline test's"]
-    lines += ["(the 'test' column, per window where several): the one the size/power measurements of"]
-    lines += ["docs/inference.md support for a basket of this size and window (the report says why)."]
+    lines += [
+        "",
+        "CAAR and p per window: the p of the headline test (the 'test' column; per window where several), the one",
+        "the size/power measurements of docs/inference.md support for a basket of this size and window.",
+        "** significant at 1%, * at 5%, ! the test points against the CAAR (no verdict); inconcl. = inconclusive:",
+        "no test keeps its 5% error rate there, or none would catch a +2% move more often than not.",
+    ]
     excluded = results.exclusions
     if len(excluded):
         lines += ["", f"Excluded ({len(excluded)}):"]

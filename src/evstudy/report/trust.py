@@ -10,12 +10,19 @@ the terminal show the same test and p for the same cell.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from evstudy.inference import SMALL_N
-from evstudy.verdicts import Advice, advise, load_evidence
 
-__all__ = ["Advice", "advise", "load_evidence", "trusted_tests", "trusted_p_values"]
+
+@dataclass(frozen=True)
+class Advice:
+    """The headline test of one basket (None: inconclusive) and the record's sentence that says why."""
+
+    test: str | None
+    reason: str
+    small_n: bool = False
 
 
 def _p(value: Any) -> float | None:
