@@ -428,7 +428,7 @@ def markdown(evidence: dict[str, Any]) -> str:
             else:
                 row.append(f"`{pick.test}` {_pct(pick.worst_size)} / {_pct(pick.power2)}")
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", *acceptance(table, method), ""]
+    lines += ["", *acceptance(table, method), "", *CAVEATS, ""]
     lines += ["## Every cell", "",
               f"Rates in percent. **Bold** size: above {100 * high:.1f}% (the test over-rejects there). ✔ marks the",
               "picked test (its worst-case size, the highest of the three, lies within "
@@ -454,6 +454,22 @@ def markdown(evidence: dict[str, Any]) -> str:
     lines += ["## The tests", "", *[f"- `{name}`: {TEST_LABELS.get(name, name)}" for name in method["tests"]],
               "", "Formulas and citations are in the docstrings of `evstudy.inference`.", ""]
     return "\n".join(lines)
+
+
+CAVEATS = [
+    "## What could make these numbers optimistic or pessimistic",
+    "",
+    "- The market file holds ETFs as well as stocks, and samples may include them. The correlated null's",
+    "  clusters often gather funds that track one index, so its median r̄ (about 0.6) sits at the top of",
+    "  what real baskets show (banks 0.67, pharma 0.40, energy 0.26 in the JPM config): a stress test.",
+    "- The placebo tests use 100 pseudo-days per sample here (a study up to 1,000) and drop a draw when any",
+    "  member lacks clean data that day; with many members most draws of recently listed stocks drop, so",
+    "  they are very conservative (size near 1%) and weak here. A study's larger draw would help a little.",
+    "- A test's size is measured whichever way its statistic points; the verdict also needs the statistic",
+    "  to point the CAAR's way, so the verdict's false-alarm rate is at most the size shown.",
+    "- Power is measured with the effect on day 0 only, so it falls as the window widens: a +2% move",
+    "  is lost in the noise of 21 days unless the basket is large.",
+]
 
 
 def acceptance(table: EvidenceTable, method: dict[str, Any]) -> list[str]:
