@@ -39,7 +39,7 @@ DRIFT_BASKET_COLUMNS = [
     "event", "basket", "benchmark", "window_start", "window_end", "n", "caar", "se", "t", "p_value", "note",
 ]
 EVENT_COLUMNS = [
-    "event", "label", "day0", "mapping", "basket", "benchmark", "n", "aar", "t", "p_value", "test", "note",
+    "event", "label", "day0", "mapping", "basket", "benchmark", "n", "aar", "t", "p_value", "test", "verdict", "note",
 ]
 DAY0_COLUMNS = ["event", "basket", "ticker", "benchmark", "date", "return", "abnormal_return", "t", "p_value"]
 STACK_COLUMNS = [
@@ -187,20 +187,26 @@ def _day0_tables(results: StudyResults) -> tuple[pd.DataFrame, pd.DataFrame]:
     table = results.memberships.merge(day0, on=keys, how="inner").merge(single, on=keys, how="left")
     table = table[DAY0_COLUMNS].reset_index(drop=True)
     has_day0_window = Window(0, 0) in results.config.windows
+    record = results.baskets.set_index(["event", "basket", "benchmark", "window_start", "window_end"])
     timelines = {t.event_id: t for t in results.timelines}
     rows = []
     for (event, basket, bench), group in table.groupby(["event", "basket", "benchmark"], sort=False):
         ars = group["abnormal_return"].to_numpy(dtype=float)
         timeline = timelines[event]
-        if len(ars) >= 2:
+        verdict = ""
+        if has_day0_window:  # the verdict record's day-0 cell: the same test and p as every other section
+            cell = record.loc[(event, basket, bench, 0, 0)]
+            stat, p, name, verdict = cell["statistic"], cell["p_value"], cell["headline_test"], cell["verdict"]
+            note = "" if name else cell["verdict_reason"]
+        elif len(ars) >= 2:
             test = cs_t(ars[None, :]).results()[0]
             stat, p, name, note = test.statistic, test.p_value, "cs_t", test.note
         else:
             stat, p = group["t"].iloc[0], group["p_value"].iloc[0]
             name = "single-stock t (MacKinlay 1997)"
-            note = "" if has_day0_window else "add the window [0, 0] to get the stock's own t-test"
+            note = "add the window [0, 0] to get the stock's own t-test"
         rows.append((event, timeline.label or event, timeline.day0, timeline.mapping, basket, bench, len(ars),
-                     float(ars.mean()), stat, p, name, note))
+                     float(ars.mean()), stat, p, name, verdict, note))
     return pd.DataFrame(rows, columns=EVENT_COLUMNS), table
 
 

@@ -20,9 +20,10 @@ from scipy import special
 from evstudy.catalogue import Catalogue, DriftSummary
 from evstudy.report import charts
 from evstudy.report.compare_section import sort_key
-from evstudy.report.html import figure_json, fmt_int, fmt_num, fmt_p, fmt_pct, verdict, window_words
+from evstudy.report.html import figure_json, fmt_int, fmt_num, fmt_p, fmt_pct, record_verdict, verdict, window_words
 from evstudy.report.sections import Section, render_section
 from evstudy.results import StudyResults
+from evstudy.verdicts import HEADLINE_LABELS
 
 CATALOGUE_TEMPLATE = "catalogue_section.html.j2"
 DRIFT_TEMPLATE = "drift_section.html.j2"
@@ -103,7 +104,7 @@ def _event_blocks(results: StudyResults, cat: Catalogue) -> list[dict[str, Any]]
         groups = []
         rows = cat.events[cat.events["event"] == timeline.event_id]
         for row in rows.itertuples(index=False):
-            words, css = verdict(row.p_value, row.aar)
+            words, css = record_verdict(row.verdict, row.aar) if row.verdict else verdict(row.p_value, row.aar)
             stocks = cat.day0[(cat.day0["event"] == row.event) & (cat.day0["basket"] == row.basket)
                               & (cat.day0["benchmark"] == row.benchmark)]
             groups.append({
@@ -113,7 +114,7 @@ def _event_blocks(results: StudyResults, cat: Catalogue) -> list[dict[str, Any]]
                 "aar": fmt_pct(row.aar),
                 "t": fmt_num(row.t),
                 "p": fmt_p(row.p_value),
-                "test": TEST_WORDS.get(row.test, row.test),
+                "test": TEST_WORDS.get(row.test, HEADLINE_LABELS.get(row.test, row.test)),
                 "verdict": words,
                 "css": css,
                 "note": row.note or "",

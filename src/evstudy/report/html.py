@@ -26,8 +26,7 @@ from plotly.offline import get_plotlyjs
 from scipy import stats
 
 from evstudy.config import Window
-from evstudy.inference import TEST_LABELS
-from evstudy.report import charts, trust
+from evstudy.report import charts
 from evstudy.results import EventTimeline, StudyResults
 
 TEMPLATE = "report.html.j2"
@@ -184,42 +183,48 @@ def _car_window(results: StudyResults) -> Window:
     return Window(-1, 1) if Window(-1, 1) in windows else windows[0]
 
 
-def _verdict_source(results: StudyResults) -> tuple[dict, dict]:
-    """The advised test per basket and its p-value per window (see :mod:`evstudy.report.trust`)."""
-    return trust.trusted_tests(results), trust.trusted_p_values(results)
+def record_verdict(words: str, caar: Any) -> tuple[str, str]:
+    """The verdict record's words (from :mod:`evstudy.verdicts`) with the CAAR's direction, and a CSS class."""
+    if not isinstance(words, str) or not words:
+        return "not computed", "na"
+    if words.startswith("inconclusive"):
+        return words, "na"
+    if not words.startswith("significant"):
+        return words, "ns"
+    sign = _finite(caar)
+    direction = "" if sign is None or sign == 0 else (", positive" if sign > 0 else ", negative")
+    return f"{words}{direction}", "weak" if words.endswith("10%") else "sig"
 
 
 def _basket_groups(results: StudyResults, event_id: str) -> list[dict[str, Any]]:
     """The basket table, one group per basket × benchmark, one row per window.
 
-    The verdict reads the p-value of the test the size/power evidence trusts
-    for the basket; the cross-sectional t and p stay alongside for reference.
+    Verdict, headline test and its p come from the verdict record
+    (``results.baskets``); the cross-sectional t and p stay alongside for reference.
     """
     titles = charts.basket_titles(results)
-    advice, trusted = _verdict_source(results)
     table = results.baskets[results.baskets["event"] == event_id]
     groups = []
     for (basket, bench), group in table.groupby(["basket", "benchmark"], sort=False):
-        chosen = advice.get((event_id, basket, bench))
         rows = []
         for row in group.itertuples(index=False):
-            test, p_trusted = trusted.get((event_id, basket, bench, row.window_start, row.window_end), (None, None))
-            words, css = verdict(p_trusted if test else row.p_value, row.caar)
+            words, css = record_verdict(row.verdict, row.caar)
             rows.append({
                 "window": window_words(row.window_start, row.window_end),
                 "n": fmt_int(row.n),
                 "caar": fmt_pct(row.caar),
-                "t": fmt_num(row.t),
-                "p": fmt_p(row.p_value),
-                "p_trusted": fmt_p(p_trusted) if test else MISSING,
+                "t": fmt_num(row.cs_t),
+                "p": fmt_p(row.cs_p),
+                "p_trusted": fmt_p(row.p_value) if row.headline_test else MISSING,
                 "verdict": words,
                 "css": css,
                 "note": row.note or "",
             })
+        tests = dict.fromkeys(row.headline_label for row in group.itertuples(index=False) if row.headline_test)
         groups.append({
             "basket": titles.get(basket, basket),
             "benchmark": bench,
-            "trusted": TEST_LABELS.get(chosen.test, "") if chosen and chosen.test else "",
+            "trusted": " / ".join(tests),
             "rows": rows,
         })
     return groups
@@ -228,7 +233,6 @@ def _basket_groups(results: StudyResults, event_id: str) -> list[dict[str, Any]]
 def _headlines(results: StudyResults, event_id: str) -> list[dict[str, str]]:
     window = _headline_window(results)
     titles = charts.basket_titles(results)
-    advice, trusted = _verdict_source(results)
     table = results.baskets[
         (results.baskets["event"] == event_id)
         & (results.baskets["window_start"] == window.start)
@@ -236,15 +240,14 @@ def _headlines(results: StudyResults, event_id: str) -> list[dict[str, str]]:
     ]
     out = []
     for row in table.itertuples(index=False):
-        test, p_trusted = trusted.get((event_id, row.basket, row.benchmark, window.start, window.end), (None, None))
-        words, css = verdict(p_trusted if test else row.p_value, row.caar)
+        words, css = record_verdict(row.verdict, row.caar)
         out.append({
             "basket": titles.get(row.basket, row.basket),
             "benchmark": row.benchmark,
             "caar": fmt_pct(row.caar),
             "n": fmt_int(row.n),
-            "test": TEST_LABELS.get(test, "cross-sectional t") if test else "cross-sectional t",
-            "p": fmt_p(p_trusted) if test else fmt_p(row.p_value),
+            "test": row.headline_label,
+            "p": fmt_p(row.p_value),
             "verdict": words,
             "css": css,
         })
