@@ -19,8 +19,7 @@ from scipy import special
 
 from evstudy.catalogue import Catalogue, DriftSummary
 from evstudy.report import charts
-from evstudy.report.compare_section import sort_key
-from evstudy.report.html import figure_json, fmt_int, fmt_num, fmt_p, fmt_pct, verdict, window_words
+from evstudy.report.format import figure_json, fmt_int, fmt_num, fmt_p, fmt_pct, sort_key, verdict, window_words
 from evstudy.report.sections import Section, render_section
 from evstudy.results import StudyResults
 
@@ -73,7 +72,7 @@ def stacked_figure(results: StudyResults, cat: Catalogue, stack: str, bench: str
         fig.add_trace(go.Scatter(
             x=mean.index.tolist(), y=mean.to_numpy() * 100, mode="lines",
             name=charts.esc(f"{timeline.event_id} (day 0 {timeline.day0:%Y-%m-%d})"),
-            line={"color": charts.TICKER_COLORS[i % len(charts.TICKER_COLORS)], "width": 1.3},
+            line={"color": charts.LINE_COLORS[i % len(charts.LINE_COLORS)], "width": 1.3},
             opacity=0.75, hovertemplate=charts.esc(timeline.event_id) + ": %{y:+.2f}%<extra></extra>",
         ))
     x = path["rel_day"].tolist()
@@ -202,7 +201,7 @@ def drift_figure(results: StudyResults, drift: DriftSummary) -> go.Figure | None
                      & (daily["benchmark"] == row.benchmark)].sort_values("rel_day")
         cum = part["abnormal_return"].cumsum().to_numpy(dtype=float) * 100
         name = charts.esc(f"{row.ticker} vs {row.benchmark}" + (f" ({row.event})" if multi else ""))
-        color = charts.TICKER_COLORS[i % len(charts.TICKER_COLORS)]
+        color = charts.LINE_COLORS[i % len(charts.LINE_COLORS)]
         custom = np.column_stack([
             [f"{pd.Timestamp(d):%a %Y-%m-%d}" if pd.notna(d) else "" for d in part["date"]],
             part["return"].to_numpy(dtype=float) * 100, part["abnormal_return"].to_numpy(dtype=float) * 100,

@@ -22,19 +22,23 @@ from scipy import stats
 from evstudy.results import EventTimeline, StudyResults
 
 BASKET_COLORS = ("#2563eb", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d")
-TICKER_COLORS = (
-    "#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d",
-    "#9333ea", "#ea580c", "#0d9488", "#4f46e5", "#be123c", "#a16207",
-)
 BENCHMARK_COLORS = ("#334155", "#0f766e", "#9a3412", "#6d28d9")
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
 CONFOUNDER_COLOR = "#b45309"
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 SMALL_MULTIPLES_MAX = 16  # more stocks than this: one CAR panel with a stock picker
-ALL_PRICES_MAX = 15  # more stocks than this: the price chart opens on the first basket
+PICKER_MAX = 100  # more stocks than this: the picker offers the largest and smallest CARs only
+LABELLED_BARS_MAX = 120  # more stocks than this: the day-0 bars show the movers, a histogram shows all
+MOVER_BARS = 30  # bars each way when the day-0 chart shows movers only
+PRICE_LINES_MAX = 24  # lines in one view of the price chart: each its own colour (LINE_COLORS)
+# 24 colours a reader can tell apart (plotly's Dark24), so no two lines of one price view share one
+LINE_COLORS = (
+    "#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#222A2A", "#B68100", "#750D86", "#EB663B", "#511CFB",
+    "#00A08B", "#FB00D1", "#FC0080", "#B2828D", "#6C7C32", "#778AAE", "#862A16", "#A777F1", "#620042", "#1616A7",
+    "#DA60CA", "#6C4516", "#0D2A63", "#AF0038",
+)
+HIST_BINS = 40
 
-# Toolbar without the plotly logo; "responsive" makes figures follow the page width.
-PLOT_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
 
 def esc(text: object) -> str:
@@ -216,157 +220,344 @@ def _car_traces(results: StudyResults, event_id: str) -> list[tuple[str, list[go
     return out
 
 
-def car_figure(results: StudyResults, event_id: str) -> go.Figure | None:
-    """Each stock's cumulative abnormal return with its 95% band.
+def _car_traces(results: StudyResults, event_id: str, tickers: list[str]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Per ticker of ``tickers``: band and line (plotly.js dicts) of its CAR path against each benchmark."""
+    paths = _event_rows(results.car_paths, event_id)
+    paths = paths[paths["ticker"].isin(tickers)].sort_values(["ticker", "benchmark", "rel_day"], kind="stable")
+    df = _event_rows(results.fits, event_id).set_index(["ticker", "benchmark"])["df"]
+    bench_color = {b: BENCHMARK_COLORS[i % len(BENCHMARK_COLORS)] for i, b in enumerate(_benchmarks(results, event_id))}
+    quantile = stats.t.ppf(0.975, df.reindex(pd.MultiIndex.from_arrays([paths["ticker"], paths["benchmark"]])).to_numpy(float))
+    paths = paths.assign(_car=paths["car"].to_numpy(float) * 100, _half=quantile * paths["se"].to_numpy(float) * 100)
+    traces: dict[str, list[dict[str, Any]]] = {}
+    for (ticker, bench), group in paths.groupby(["ticker", "benchmark"], sort=False):
+        x = group["rel_day"].tolist()
+        car, half = group["_car"].to_numpy(), group["_half"].to_numpy()
+        color = bench_color[bench]
+        traces.setdefault(ticker, []).extend([
+            {"type": "scatter", "x": x + x[::-1], "y": np.concatenate([car + half, (car - half)[::-1]]),
+             "fill": "toself", "fillcolor": _rgba(color, 0.13), "line": {"width": 0}, "hoverinfo": "skip",
+             "showlegend": False, "legendgroup": bench, "mode": "lines"},
+            {"type": "scatter", "x": x, "y": car, "mode": "lines", "name": esc(f"vs {bench}"), "legendgroup": bench,
+             "line": {"color": color, "width": 2}, "customdata": np.column_stack([car - half, car + half]),
+             "hovertemplate": esc(f"{ticker} vs {bench}")
+             + "<br>day %{x:+d}: CAR %{y:+.2f}%<br>95% band %{customdata[0]:+.2f}% to %{customdata[1]:+.2f}%"
+             "<extra></extra>"},
+        ])
+    return [(ticker, traces[ticker]) for ticker in tickers if ticker in traces]
 
-    Up to SMALL_MULTIPLES_MAX stocks: one small panel each; beyond that one
-    panel with a stock picker, which stays readable (and fast) for large studies.
+
+def _picked_tickers(results: StudyResults, event_id: str) -> list[str]:
+    """The stocks the CAR picker offers: all up to PICKER_MAX, else the largest and smallest CARs (CAR window)."""
+    tickers = _tickers(results, event_id)
+    if len(tickers) <= PICKER_MAX:
+        return tickers
+    windows = results.config.windows
+    window = (-1, 1) if (-1, 1) in [(w.start, w.end) for w in windows] else (windows[0].start, windows[0].end)
+    cars = _event_rows(results.cars, event_id)
+    cars = cars[(cars["window_start"] == window[0]) & (cars["window_end"] == window[1])].dropna(subset=["car"])
+    order = list(dict.fromkeys(cars.sort_values("car", ascending=False)["ticker"]))
+    half = PICKER_MAX // 2
+    return list(dict.fromkeys(order[:half] + order[-half:]))
+
+
+def car_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
+    """Each stock's cumulative abnormal return with its 95% band, as plotly.js JSON.
+
+    Up to SMALL_MULTIPLES_MAX stocks: one small panel each (y axes titled,
+    titles inside their panel); beyond that one panel with a stock picker
+    whose buttons each carry only their own stock's data, so the page grows
+    linearly with the stocks (up to PICKER_MAX, then the largest and smallest
+    CARs only).
     """
-    per_ticker = _car_traces(results, event_id)
+    tickers = _tickers(results, event_id)
+    if len(tickers) > SMALL_MULTIPLES_MAX:
+        return _car_picker(results, event_id, _picked_tickers(results, event_id))
+    per_ticker = _car_traces(results, event_id, tickers)
     if not per_ticker:
         return None
-    title = "Cumulative abnormal return per stock (shaded: 95% band)"
-    if len(per_ticker) > SMALL_MULTIPLES_MAX:
-        fig = go.Figure()
-        spans = []
-        for k, (_, traces) in enumerate(per_ticker):
-            spans.append((len(fig.data), len(traces)))
-            for trace in traces:
-                trace.visible = k == 0
-                fig.add_trace(trace)
-        buttons = [
-            {"label": esc(ticker), "method": "restyle",
-             "args": [{"visible": [start <= i < start + count for i in range(len(fig.data))]}]}
-            for (ticker, _), (start, count) in zip(per_ticker, spans)
-        ]
-        _layout(fig, title, 490, "CAR (%)")
-        _menu(fig, buttons, 0)
-        fig.update_yaxes(ticksuffix="%")
-        fig.add_vline(x=0, line={"color": "#0f172a", "width": 1.5, "dash": "dash"})
-        _day_axis(fig, results, event_id, sorted(_event_rows(results.car_paths, event_id)["rel_day"].unique()))
-        return fig
-
     cols = min(4, len(per_ticker))
     rows = math.ceil(len(per_ticker) / cols)
-    height = 150 + 230 * rows
-    fig = make_subplots(
-        rows=rows, cols=cols, subplot_titles=[esc(t) for t, _ in per_ticker],
-        horizontal_spacing=0.06, vertical_spacing=min(0.25, 70 / height),
-    )
+    panel, gap = 210, 60  # px: panel height, gap between rows (room for the x tick labels and the next title)
+    height = 110 + rows * panel + (rows - 1) * gap + 70
+    top, bottom = 1 - 110 / height, 70 / height
+    step = (top - bottom + gap / height) / rows
+    layout = _base_layout("Cumulative abnormal return per stock (shaded: 95% band)", height)
+    layout.update(margin={"l": 64, "r": 20, "t": 110, "b": 70}, legend={"orientation": "h", "x": 0.0, "y": 1.0,
+                  "yanchor": "bottom", "xanchor": "left"}, annotations=[], shapes=[])
+    data: list[dict[str, Any]] = []
     shown: set[str] = set()
-    for k, (_, traces) in enumerate(per_ticker):
+    width = (1 - 0.06 * (cols - 1)) / cols
+    for k, (ticker, traces) in enumerate(per_ticker):
         row, col = divmod(k, cols)
+        suffix = "" if k == 0 else str(k + 1)
+        y1 = top - row * step
+        y0 = y1 - (step - gap / height)
+        x0 = col * (width + 0.06)
+        layout[f"xaxis{suffix}"] = {"domain": [x0, x0 + width], "anchor": f"y{suffix}", "showgrid": False, "dtick": 5,
+                                    "zeroline": False}
+        layout[f"yaxis{suffix}"] = {"domain": [y0, y1], "anchor": f"x{suffix}", "ticksuffix": "%", "zeroline": True,
+                                    "zerolinecolor": "#94a3b8", "title": {"text": "CAR (%)" if col == 0 else ""}}
+        layout["annotations"].append({
+            "text": f"<b>{esc(ticker)}</b>", "x": 0.02, "y": 0.98, "xref": f"x{suffix} domain",
+            "yref": f"y{suffix} domain", "xanchor": "left", "yanchor": "top", "showarrow": False,
+            "font": {"size": 13}, "bgcolor": "rgba(255,255,255,0.8)",
+        })
+        layout["shapes"].append({"type": "line", "x0": 0, "x1": 0, "y0": 0, "y1": 1, "xref": f"x{suffix}",
+                                 "yref": f"y{suffix} domain", "line": {"color": "#0f172a", "width": 1, "dash": "dash"}})
         for trace in traces:
-            if trace.showlegend is not False:
-                trace.showlegend = trace.legendgroup not in shown
-                shown.add(trace.legendgroup)
-            fig.add_trace(trace, row=row + 1, col=col + 1)
-    fig.add_vline(x=0, line={"color": "#0f172a", "width": 1, "dash": "dash"}, row="all", col="all")
-    _layout(fig, title, height, "")
-    fig.update_layout(legend={"y": -60 / height}, margin={"l": 50, "r": 20, "t": 90, "b": 50})
-    fig.update_yaxes(ticksuffix="%", zeroline=True, zerolinecolor="#94a3b8")
-    fig.update_xaxes(showgrid=False, dtick=5)
-    fig.update_annotations(font={"size": 13})
-    return fig
+            trace = {**trace, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
+            if trace.get("showlegend") is not False:
+                trace["showlegend"] = trace["legendgroup"] not in shown
+                shown.add(trace["legendgroup"])
+            data.append(trace)
+    return {"data": data, "layout": layout}
 
 
-def day0_figure(results: StudyResults, event_id: str) -> go.Figure | None:
-    """Day-0 abnormal return, one bar per stock, coloured by its first basket, biggest first within a basket.
+def _base_layout(title: str, height: int) -> dict[str, Any]:
+    """The report's figure style as a plotly.js layout dict."""
+    return {
+        "title": {"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 17}},
+        "height": height, "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff",
+        "font": {"family": FONT, "size": 12, "color": "#1e293b"},
+        "hoverlabel": {"font": {"family": FONT}},
+    }
+
+
+def _car_picker(results: StudyResults, event_id: str, tickers: list[str]) -> dict[str, Any] | None:
+    """One panel, one stock at a time: fixed traces (band, line per benchmark) whose data each button replaces."""
+    per_ticker = _car_traces(results, event_id, tickers)
+    if not per_ticker:
+        return None
+    benches = _benchmarks(results, event_id)
+    slots = [(bench, part) for bench in benches for part in ("band", "line")]
+
+    def slot_data(traces: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        found = {(t["legendgroup"], "band" if t.get("fill") else "line"): t for t in traces}
+        empty = {"x": [], "y": [], "customdata": [], "hovertemplate": ""}
+        picked = [found.get(slot, empty) for slot in slots]
+        return {key: [t.get(key, []) for t in picked] for key in ("x", "y", "customdata", "hovertemplate")}
+
+    first = per_ticker[0][1]
+    data = []
+    for (bench, part), x, y, custom, hover in zip(slots, *slot_data(first).values()):
+        template = next((t for t in first if t["legendgroup"] == bench and bool(t.get("fill")) == (part == "band")), None)
+        color = BENCHMARK_COLORS[benches.index(bench) % len(BENCHMARK_COLORS)]
+        base = template or ({"type": "scatter", "mode": "lines", "fill": "toself", "fillcolor": _rgba(color, 0.13),
+                             "line": {"width": 0}, "hoverinfo": "skip", "showlegend": False, "legendgroup": bench}
+                            if part == "band" else
+                            {"type": "scatter", "mode": "lines", "name": esc(f"vs {bench}"), "legendgroup": bench,
+                             "line": {"color": color, "width": 2}})
+        data.append({**base, "x": x, "y": y, "customdata": custom, "hovertemplate": hover})
+    buttons = [{"label": esc(ticker), "method": "restyle", "args": [slot_data(traces)]} for ticker, traces in per_ticker]
+    layout = _base_layout("Cumulative abnormal return per stock (shaded: 95% band)", 490)
+    layout.update(
+        margin={"l": 64, "r": 20, "t": 116, "b": 60},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0.0},
+        yaxis={"title": {"text": "CAR (%)"}, "ticksuffix": "%", "zeroline": True, "zerolinecolor": "#94a3b8",
+               "gridcolor": "#e2e8f0"},
+        updatemenus=[{"buttons": buttons, "active": 0, "x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "bottom",
+                      "pad": {"b": 46}, "bgcolor": "#ffffff", "bordercolor": "#94a3b8"}],
+        shapes=[{"type": "line", "x0": 0, "x1": 0, "y0": 0, "y1": 1, "xref": "x", "yref": "paper",
+                 "line": {"color": "#0f172a", "width": 1.5, "dash": "dash"}}],
+    )
+    layout["xaxis"] = _day_axis_dict(results, event_id, sorted(_event_rows(results.car_paths, event_id)["rel_day"].unique()))
+    return {"data": data, "layout": layout}
+
+
+def _day_axis_dict(results: StudyResults, event_id: str, rel_days: list[int]) -> dict[str, Any]:
+    """The relative-day x axis (see :func:`_day_axis`) as a plotly.js layout dict."""
+    fig = go.Figure()
+    _day_axis(fig, results, event_id, rel_days)
+    return fig.layout.xaxis.to_plotly_json()
+
+
+def _day0_table(results: StudyResults, event_id: str) -> pd.DataFrame:
+    """Per stock: its day-0 AR against the first benchmark of its first basket, with basket and hover text."""
+    ar = _event_rows(results.abnormal_returns, event_id)
+    ar = ar[ar["rel_day"] == 0]
+    members = _event_rows(results.memberships, event_id)
+    first = members.drop_duplicates("ticker")[["ticker", "basket", "benchmark"]]
+    table = first.merge(ar[["ticker", "benchmark", "return", "expected_return", "abnormal_return"]],
+                        on=["ticker", "benchmark"], how="inner")
+    if table.empty:
+        return table
+    titles = basket_titles(results)
+    pairs = members.drop_duplicates(["ticker", "basket"])
+    in_baskets = pairs.assign(t=pairs["basket"].map(lambda b: titles.get(b, b))).groupby("ticker", sort=False)["t"].agg(", ".join)
+    every = ar.assign(line=[f"vs {esc(b)}: {v * 100:+.2f}%" for b, v in zip(ar["benchmark"], ar["abnormal_return"])])
+    others = every.groupby("ticker", sort=False)["line"].agg("<br>".join)
+    return table.assign(
+        baskets=table["ticker"].map(in_baskets).fillna("").map(esc), others=table["ticker"].map(others).fillna(""),
+    )
+
+
+def day0_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
+    """Day-0 abnormal return, one bar per stock with every stock labelled, coloured by its first basket.
 
     The bar is measured against the first benchmark of the stock's first
     basket; the hover lists the stock's day-0 abnormal return against every
-    benchmark it was studied with.
+    benchmark it was studied with. A single stock gets no chart (its number is
+    in the answer table); beyond LABELLED_BARS_MAX stocks only the MOVER_BARS
+    largest and smallest are drawn (:func:`day0_histogram` shows them all).
     """
-    ar = _event_rows(results.abnormal_returns, event_id)
-    ar = ar[ar["rel_day"] == 0].set_index(["ticker", "benchmark"])
-    if ar.empty:
+    table = _day0_table(results, event_id).dropna(subset=["abnormal_return"])
+    if len(table) < 2:
         return None
-    members = _event_rows(results.memberships, event_id)
-    first = members.drop_duplicates("ticker").set_index("ticker")
+    many = len(table) > LABELLED_BARS_MAX
+    if many:
+        ranked = table.sort_values("abnormal_return", ascending=False)
+        table = pd.concat([ranked.head(MOVER_BARS), ranked.tail(MOVER_BARS)])
     titles, colors = basket_titles(results), basket_colors(results)
-    in_baskets = members.drop_duplicates(["ticker", "basket"]).groupby("ticker", sort=False)["basket"].agg(
-        lambda names: ", ".join(titles.get(n, n) for n in names)
-    )
-    against = members.drop_duplicates(["ticker", "benchmark"]).groupby("ticker", sort=False)["benchmark"].agg(list)
-    fig = go.Figure()
-    order: list[str] = []
-    for basket in dict.fromkeys(first["basket"]):
-        bars = []
-        for ticker, bench in first.loc[first["basket"] == basket, "benchmark"].items():
-            if (ticker, bench) not in ar.index:
-                continue
-            row = ar.loc[(ticker, bench)]
-            others = "<br>".join(
-                f"vs {esc(b)}: {ar.loc[(ticker, b), 'abnormal_return'] * 100:+.2f}%"
-                for b in against.get(ticker, []) if (ticker, b) in ar.index
-            )
-            bars.append((row["abnormal_return"] * 100, esc(ticker), esc(in_baskets.get(ticker, "")), esc(bench),
-                         row["return"] * 100, row["expected_return"] * 100, others))
-        if not bars:
-            continue
-        bars.sort(key=lambda bar: -bar[0])
-        order.extend(bar[1] for bar in bars)
-        fig.add_trace(go.Bar(
-            x=[bar[1] for bar in bars], y=[bar[0] for bar in bars], name=esc(titles.get(basket, basket)),
-            marker={"color": colors.get(basket, BASKET_COLORS[0])},
-            customdata=[bar[2:] for bar in bars],
-            texttemplate="%{y:+.1f}%" if len(ar) > 30 else "%{y:+.2f}%", textposition="outside", cliponaxis=False,
-            hovertemplate="<b>%{x}</b> (%{customdata[0]})<br>actual return %{customdata[2]:+.2f}%"
+    basket_rank = {b: i for i, b in enumerate(dict.fromkeys(table["basket"]))}
+    table = table.assign(_b=table["basket"].map(basket_rank)).sort_values(
+        ["_b", "abnormal_return"] if not many else ["abnormal_return"], ascending=[True, False] if not many else False,
+        kind="stable")
+    order = [esc(t) for t in table["ticker"]]
+    data = []
+    for basket, part in table.groupby("basket", sort=False):
+        data.append({
+            "type": "bar", "x": [esc(t) for t in part["ticker"]], "y": part["abnormal_return"].to_numpy() * 100,
+            "name": esc(titles.get(basket, basket)), "marker": {"color": colors.get(basket, BASKET_COLORS[0])},
+            "customdata": np.column_stack([part["baskets"], [esc(b) for b in part["benchmark"]],
+                                           part["return"].to_numpy() * 100, part["expected_return"].to_numpy() * 100,
+                                           part["others"]]).tolist(),
+            "texttemplate": "%{y:+.1f}%" if len(table) > 30 else "%{y:+.2f}%", "textposition": "outside",
+            "cliponaxis": False,
+            "hovertemplate": "<b>%{x}</b> (%{customdata[0]})<br>actual return %{customdata[2]:+.2f}%"
             "<br>expected vs %{customdata[1]}: %{customdata[3]:+.2f}%<br>abnormal return:<br>%{customdata[4]}"
             "<extra></extra>",
-        ))
-    _layout(fig, "Day-0 abnormal return by stock", 480, "abnormal return on day 0 (%)")
-    fig.update_layout(barmode="overlay", bargap=0.25, uniformtext={"minsize": 8, "mode": "hide"})
-    fig.update_xaxes(categoryorder="array", categoryarray=order, showgrid=False)
-    return fig
+        })
+    tick_size = 12 if len(order) <= 40 else 10 if len(order) <= 80 else 9
+    title = "Day-0 abnormal return by stock" if not many else \
+        f"Day-0 abnormal return: the {MOVER_BARS} largest and {MOVER_BARS} smallest"
+    layout = _base_layout(title, 560)
+    layout.update(
+        margin={"l": 64, "r": 20, "t": 60, "b": 60}, barmode="overlay", bargap=0.25,
+        uniformtext={"minsize": 8, "mode": "hide"},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.22 if len(order) > 24 else -0.1, "x": 0.0},
+        xaxis={"type": "category", "categoryorder": "array", "categoryarray": order, "tickmode": "array",
+               "tickvals": order, "ticktext": order, "tickangle": -90 if len(order) > 24 else "auto",
+               "tickfont": {"size": tick_size}, "showgrid": False, "automargin": True},
+        yaxis={"title": {"text": "abnormal return on day 0 (%)"}, "zeroline": True, "zerolinecolor": "#94a3b8",
+               "gridcolor": "#e2e8f0"},
+    )
+    return {"data": data, "layout": layout}
 
 
-def price_figure(results: StudyResults, event_id: str) -> go.Figure | None:
-    """Closing prices rebased to 100 on day -1, with day 0 and the other news marked.
+def day0_histogram(results: StudyResults, event_id: str) -> dict[str, Any] | None:
+    """How many stocks had each day-0 abnormal return, per basket: drawn only when the bars show movers only."""
+    table = _day0_table(results, event_id).dropna(subset=["abnormal_return"])
+    if len(table) <= LABELLED_BARS_MAX:
+        return None
+    values = table["abnormal_return"].to_numpy(float) * 100
+    low, high = np.quantile(values, [0.005, 0.995])
+    edges = np.linspace(low, high if high > low else low + 1, HIST_BINS + 1)
+    centers = (edges[:-1] + edges[1:]) / 2
+    titles, colors = basket_titles(results), basket_colors(results)
+    data = []
+    for basket, part in table.groupby("basket", sort=False):
+        counts, _ = np.histogram(np.clip(part["abnormal_return"].to_numpy(float) * 100, edges[0], edges[-1]), edges)
+        data.append({"type": "bar", "x": centers, "y": counts, "width": float(edges[1] - edges[0]),
+                     "name": esc(f"{titles.get(basket, basket)} ({len(part):,})"),
+                     "marker": {"color": colors.get(basket, BASKET_COLORS[0])}, "opacity": 0.75,
+                     "hovertemplate": "%{x:+.1f}%: %{y:,} stocks<extra></extra>"})
+    layout = _base_layout(f"Day-0 abnormal returns of all {len(table):,} stocks", 420)
+    layout.update(margin={"l": 64, "r": 20, "t": 80, "b": 60}, barmode="stack", bargap=0.02,
+                  legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0.0},
+                  xaxis={"title": {"text": "abnormal return on day 0 (%, the outer 1% drawn at the edges)"},
+                         "ticksuffix": "%"},
+                  yaxis={"title": {"text": "stocks"}, "gridcolor": "#e2e8f0"})
+    return {"data": data, "layout": layout}
 
-    With several baskets a menu shows one basket at a time (benchmarks always
-    shown); a large study opens on its first basket rather than a tangle of lines.
+
+def _price_views(results: StudyResults, event_id: str, tickers: list[str], last: pd.Series) -> list[tuple[str, list[str]]]:
+    """The menu views of the price chart: (label, tickers), each at most PRICE_LINES_MAX lines."""
+    members = _event_rows(results.memberships, event_id)
+
+    def capped(names: list[str]) -> list[str]:
+        if len(names) <= PRICE_LINES_MAX:
+            return names
+        ranked = last.reindex(names).dropna().sort_values(ascending=False).index.tolist()
+        half = PRICE_LINES_MAX // 2
+        keep = set(ranked[:half] + ranked[-half:])
+        return [n for n in names if n in keep]
+
+    titles = basket_titles(results)
+    baskets = list(dict.fromkeys(members["basket"]))
+    views = []
+    if len(tickers) <= PRICE_LINES_MAX or len(baskets) == 1:
+        views.append(("All stocks" if len(baskets) > 1 else "", capped(tickers)))
+    if len(baskets) > 1:
+        for basket in baskets:
+            names = list(dict.fromkeys(members.loc[members["basket"] == basket, "ticker"]))
+            views.append((titles.get(basket, basket), capped([t for t in names if t in set(tickers)])))
+    return views
+
+
+def price_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
+    """Closing prices rebased to 100 on day -1, with day 0 and the other news marked, as plotly.js JSON.
+
+    Each menu view (all stocks when they fit, else one basket at a time)
+    draws at most PRICE_LINES_MAX stocks, each in its own colour and
+    labelled at its right end, with its basket's benchmarks dashed.
     """
     prices = _event_rows(results.prices, event_id)
     if prices.empty:
         return None
     members = _event_rows(results.memberships, event_id)
-    tickers = _tickers(results, event_id)
-    benches = [b for b in _benchmarks(results, event_id) if b not in tickers]
+    prices = prices.dropna(subset=["rebased"]).sort_values(["ticker", "rel_day"], kind="stable")
+    present = set(prices["ticker"])
+    all_tickers = _tickers(results, event_id)
+    tickers = [t for t in all_tickers if t in present]
+    benches = [b for b in _benchmarks(results, event_id) if b not in all_tickers and b in present]
+    if not tickers and not benches:
+        return None
+    series = {t: part for t, part in prices.groupby("ticker", sort=False)}
+    last = prices.groupby("ticker", sort=False)["rebased"].last()
+    views = _price_views(results, event_id, tickers, last)
+    bench_of = {b: set(m["benchmark"]) for b, m in members.groupby("basket", sort=False)}
+    titles = basket_titles(results)
+    label_basket = {titles.get(b, b): b for b in bench_of}
+    data: list[dict[str, Any]] = []
+    annotations_per_view: list[list[dict[str, Any]]] = []
+    trace_view: list[int] = []
+    for v, (label, names) in enumerate(views):
+        shown_benches = [b for b in benches if label not in label_basket or b in bench_of[label_basket[label]]]
+        notes = []
+        for i, name in enumerate([*names, *shown_benches]):
+            rows = series[name]
+            is_bench = name in shown_benches
+            color = BENCHMARK_COLORS[benches.index(name) % len(BENCHMARK_COLORS)] if is_bench \
+                else LINE_COLORS[i % len(LINE_COLORS)]
+            data.append({
+                "type": "scatter", "x": rows["rel_day"].tolist(), "y": rows["rebased"].to_numpy(), "mode": "lines",
+                "name": esc(name) + (" (benchmark)" if is_bench else ""), "visible": v == 0,
+                "line": {"color": color, "width": 3 if is_bench else 1.8, "dash": "dash" if is_bench else "solid"},
+                "customdata": rows["close"].to_numpy(),
+                "hovertemplate": esc(name) + ": %{y:.1f} (close %{customdata:.2f})<extra></extra>",
+            })
+            trace_view.append(v)
+            notes.append({"x": float(rows["rel_day"].iloc[-1]), "y": float(rows["rebased"].iloc[-1]), "xref": "x",
+                          "yref": "y", "text": esc(name), "showarrow": False, "xanchor": "left", "xshift": 4,
+                          "font": {"size": 10, "color": color}})
+        annotations_per_view.append(notes)
     fig = go.Figure()
-    drawn: list[str] = []
-    for i, ticker in enumerate([*tickers, *benches]):
-        rows = prices[prices["ticker"] == ticker].sort_values("rel_day")
-        if rows["rebased"].notna().sum() == 0:
-            continue
-        is_bench = ticker in benches
-        color = BENCHMARK_COLORS[benches.index(ticker) % len(BENCHMARK_COLORS)] if is_bench \
-            else TICKER_COLORS[i % len(TICKER_COLORS)]
-        fig.add_trace(go.Scatter(
-            x=rows["rel_day"], y=rows["rebased"], mode="lines",
-            name=esc(ticker) + (" (benchmark)" if is_bench else ""),
-            line={"color": color, "width": 3 if is_bench else 1.8, "dash": "dash" if is_bench else "solid"},
-            customdata=rows["close"].to_numpy(),
-            hovertemplate=esc(ticker) + ": %{y:.1f} (close %{customdata:.2f})<extra></extra>",
-        ))
-        drawn.append(ticker)
     fig.add_hline(y=100, line={"color": "#94a3b8", "width": 1})
-    _layout(fig, "Prices rebased to 100 at the close of day -1", 540, "price (day -1 close = 100)")
+    _layout(fig, "Prices rebased to 100 at the close of day -1", 560, "price (day -1 close = 100)")
     rel_days = sorted(prices["rel_day"].unique())
     _day_axis(fig, results, event_id, rel_days)
-    fig.update_layout(hovermode="x unified")
-    _mark_event(fig, results.timeline(event_id), (rel_days[0], rel_days[-1]))
-
-    baskets = list(dict.fromkeys(members["basket"]))
-    if len(baskets) > 1:
-        titles = basket_titles(results)
-        shown_with = {b: set(m["ticker"]) | set(m["benchmark"]) for b, m in members.groupby("basket")}
-        choices = [("All stocks", set(drawn)), *((titles.get(b, b), shown_with[b]) for b in baskets)]
-        active = 0 if len(tickers) <= ALL_PRICES_MAX else 1
-        for trace, ticker in zip(fig.data, drawn):
-            trace.visible = ticker in choices[active][1]
-        _menu(fig, [
-            {"label": esc(label), "method": "restyle", "args": [{"visible": [t in chosen for t in drawn]}]}
-            for label, chosen in choices
-        ], active)
-    return fig
+    fig.update_layout(hovermode="x unified", margin={"r": 70})
+    if rel_days:
+        fig.update_xaxes(range=[rel_days[0] - 0.5, rel_days[-1] + 2.5])
+    _mark_event(fig, results.timeline(event_id), (rel_days[0], rel_days[-1]) if rel_days else (0, 0))
+    layout = fig.layout.to_plotly_json()
+    marks = list(layout.get("annotations", []))
+    layout["annotations"] = marks + annotations_per_view[0]
+    if len(views) > 1:
+        buttons = [{"label": esc(label), "method": "update",
+                    "args": [{"visible": [tv == v for tv in trace_view]}, {"annotations": marks + notes}]}
+                   for v, ((label, _), notes) in enumerate(zip(views, annotations_per_view))]
+        layout["updatemenus"] = [{"buttons": buttons, "active": 0, "x": 1.0, "xanchor": "right", "y": 1.0,
+                                  "yanchor": "bottom", "pad": {"b": 46}, "bgcolor": "#ffffff", "bordercolor": "#94a3b8"}]
+        layout["margin"] = {**layout.get("margin", {}), "t": 116}
+    return {"data": data, "layout": layout}

@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from evstudy.config import Window
 from evstudy.diagnostics import BREAK_CRITICAL_5PCT, FLAT_RUN_DAYS, NOT_ACTED_ON, OUTLIER_SIGMAS
-from evstudy.report.html import MISSING, fmt_int, fmt_num, fmt_pct, fmt_p, verdict, window_words
+from evstudy.report.format import MISSING, fmt_int, fmt_num, fmt_pct, fmt_p, verdict, window_words
 from evstudy.results import StudyResults
 
 TEMPLATE = "diagnostics_section.html.j2"

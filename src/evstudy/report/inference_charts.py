@@ -20,7 +20,7 @@ from plotly.subplots import make_subplots
 
 from evstudy.inference import SMALL_N, TEST_IDS, TEST_LABELS
 from evstudy.report import charts
-from evstudy.report.html import MISSING, figure_json, fmt_num, fmt_p, fmt_pct, verdict, window_words
+from evstudy.report.format import MISSING, figure_json, fmt_num, fmt_p, fmt_pct, verdict, window_words
 from evstudy.report.sections import Section, render_section
 from evstudy.report.trust import advise, load_evidence
 from evstudy.results import StudyResults
