@@ -10,6 +10,7 @@ CAAR distribution with the actual CAAR marked (a menu picks the basket).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -164,16 +165,23 @@ def render(results: StudyResults) -> Section | None:
     if set(results.tests["test"]) <= {"cs_t"}:
         return None
     evidence = load_evidence()
+    titles = charts.basket_titles(results)
+    # split once, so each event's work follows its own rows (linear in events)
+    tests_by_group = dict(tuple(results.tests.groupby(["event", "basket", "benchmark"], sort=False)))
+    tests_by_event = dict(tuple(results.tests.groupby("event", sort=False)))
+    placebo_by_event = dict(tuple(results.placebo.groupby("event", sort=False))) if len(results.placebo) else {}
     events = []
     for index, timeline in enumerate(results.timelines):
-        event_tests = results.tests[results.tests["event"] == timeline.event_id]
-        titles = charts.basket_titles(results)
+        event_id = timeline.event_id
+        event_tests = tests_by_event.get(event_id, results.tests.iloc[0:0])
         groups = []
         for basket, bench in _groups(event_tests):
-            group = event_tests[(event_tests["basket"] == basket) & (event_tests["benchmark"] == bench)]
+            group = tests_by_group[(event_id, basket, bench)]
             groups.append({"basket": titles.get(basket, basket), "benchmark": bench,
                            **_table(results, group, evidence)})
-        fig = placebo_figure(results, timeline.event_id)
+        view = dataclasses.replace(results, tests=event_tests,
+                                   placebo=placebo_by_event.get(event_id, results.placebo.iloc[0:0]))
+        fig = placebo_figure(view, event_id)
         chart = None if fig is None else {"id": f"chart-{index}-placebo", "json": figure_json(fig)}
         events.append({"label": timeline.label or timeline.event_id, "groups": groups, "chart": chart})
     method = (evidence or {}).get("method", {})
