@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,24 @@ HIST_BINS = 40
 def esc(text: object) -> str:
     """Escape text for plotly, which would otherwise render tags such as <b> or <a>."""
     return html.escape(str(text), quote=False)
+
+
+def tidy_small_multiples(fig: go.Figure, cols: int, *, shared_y: bool = True, page_px: int = 1150) -> None:
+    """Make a ``make_subplots`` grid readable: titles wrapped to their panel, one y range for all panels.
+
+    Subplot titles longer than their panel are broken into lines at word
+    boundaries (about 7 px a character at 12 px type), so neighbouring titles
+    cannot run into each other; with ``shared_y`` every panel's y axis matches
+    the first, so a caption can honestly say "on a common scale" (plotly's
+    ``shared_yaxes`` shares a range within a row only).
+    """
+    chars = max(8, int(page_px / cols / 7.5))
+    for note in fig.layout.annotations:
+        text = note.text or ""
+        if len(text) > chars and "<br>" not in text:
+            note.text = "<br>".join(textwrap.wrap(text, chars, break_long_words=False))
+    if shared_y:
+        fig.update_yaxes(matches="y", showticklabels=True)
 
 
 def _rgba(color: str, alpha: float) -> str:
