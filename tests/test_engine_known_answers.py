@@ -208,8 +208,8 @@ def test_basket_caar_and_cross_sectional_t(results, reference, bench):
         assert int(row["n"]) == 3
         assert_allclose(row["caar"], caar, rtol=0, atol=AR_ATOL)
         assert_allclose(row["se"], sd / np.sqrt(n), rtol=RTOL, atol=0)
-        assert_allclose(row["t"], t, rtol=1e-7, atol=1e-9)
-        assert_allclose(row["p_value"], p, rtol=1e-7, atol=1e-9)
+        assert_allclose(row["cs_t"], t, rtol=1e-7, atol=1e-9)
+        assert_allclose(row["cs_p"], p, rtol=1e-7, atol=1e-9)
         tests = results.tests
         cs = tests[(tests["benchmark"] == bench) & (tests["test"] == "cs_t")
                    & (tests["window_start"] == window[0]) & (tests["window_end"] == window[1])]
@@ -279,7 +279,7 @@ def test_second_event_after_close_matches_its_own_reference(closes, results):
         assert_allclose(row["t"], ref["cars"][window]["t"], rtol=1e-7, atol=1e-9)
     # a one-ticker basket has no cross-sectional t, and says why instead of showing NaN
     lac_basket = res.baskets[res.baskets["event"] == "lac"]
-    assert lac_basket["t"].isna().all() and lac_basket["note"].str.contains("at least 2").all()
+    assert lac_basket["cs_t"].isna().all() and lac_basket["note"].str.contains("at least 2").all()
     jpm_alone = results.cars.reset_index(drop=True)
     jpm_here = res.cars[res.cars["event"] == "jpm"].reset_index(drop=True)
     assert_allclose(jpm_here[["car", "se", "t"]].to_numpy(float), jpm_alone[["car", "se", "t"]].to_numpy(float),

@@ -218,7 +218,7 @@ def test_basket_caar_on_injected_names(market_res):
     c0 = cars[(cars["window_start"] == 0) & (cars["window_end"] == 0)]["car"].to_numpy()
     assert int(day0["n"]) == len(TRUTH)
     assert_allclose(day0["caar"], c0.mean(), rtol=0, atol=1e-14)
-    assert_allclose(day0["t"], c0.mean() / (c0.std(ddof=1) / np.sqrt(len(c0))), rtol=1e-10)
+    assert_allclose(day0["cs_t"], c0.mean() / (c0.std(ddof=1) / np.sqrt(len(c0))), rtol=1e-10)
     # three of four names carry +5%: CAAR near 3.75%
     assert abs(day0["caar"] - 0.0375) < 0.01
 

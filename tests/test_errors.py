@@ -533,12 +533,14 @@ def test_extreme_return_is_kept_and_flagged(dirty_run):
 
 
 @row("single-ticker-basket", "Dirty prices", "a basket of one ticker (N = 1)",
-     "computed; the cross-sectional tests are null with the note `needs at least 2 tickers; the basket has 1`", 0)
+     "computed; the cross-sectional tests are null with the note `needs at least 2 tickers; the basket has 1`; "
+     "the verdict is the stock's own CAR t", 0)
 def test_basket_of_one(files, tmp_path):
     outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA", "--prices", files / "wide.csv", "--out", tmp_path)
     doc = assert_success(outcome, "single-ticker-basket", tmp_path)
     rows = doc["baskets"]
-    assert rows and all(r["n"] == 1 and r["t"] is None and r["p_value"] is None for r in rows)
+    assert rows and all(r["n"] == 1 and r["cs_t"] is None and r["cs_p"] is None for r in rows)
+    assert all(r["headline_test"] == "car_t" and r["p_value"] is not None for r in rows)  # issue 8: its own CAR t
     assert all(r["note"] == "needs at least 2 tickers; the basket has 1" for r in rows)
     assert all(r["caar"] is not None and math.isfinite(r["caar"]) for r in rows)
 

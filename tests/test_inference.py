@@ -24,7 +24,7 @@ from evstudy.abnormal import abnormal_returns, car_stats
 from evstudy.config import Window, config_from_dict
 from evstudy.inference import (
     TEST_IDS, CrossSection, bmp_t, cross_section_tests, cs_t, equal_weighted, generalized_sign, kp_bmp_t,
-    mean_residual_correlation, patell_z, portfolio_t, wilcoxon, window_selectors,
+    MIN_COMMON_DAYS, mean_residual_correlation, patell_z, portfolio_t, sign_binomial, wilcoxon, window_selectors,
 )
 from evstudy.models import fit
 from evstudy.report.files import results_json
@@ -121,11 +121,12 @@ def _check(results, bench, window, test, statistic, p_value):
 @pytest.mark.shared_data
 def test_every_test_id_per_basket_and_window(results):
     t = results.tests
-    assert list(t.columns) == ["event", "basket", "benchmark", "window_start", "window_end", "test", "statistic",
-                               "p_value", "n", "note"]
+    assert list(t.columns)[:10] == ["event", "basket", "benchmark", "window_start", "window_end", "test",
+                                    "statistic", "p_value", "n", "note"]  # then the verdict's `headline` flag
     groups = t.groupby(["basket", "benchmark", "window_start", "window_end"], sort=False)["test"]
     assert len(groups) == 3 * len(WINDOWS)
-    assert all(list(tests) == list(TEST_IDS) for _, tests in groups)
+    # the battery in TEST_IDS order (a single-stock basket's verdict adds its own CAR t row after it)
+    assert all(list(tests)[:len(TEST_IDS)] == list(TEST_IDS) for _, tests in groups)
 
 
 @pytest.mark.shared_data
@@ -143,35 +144,81 @@ def test_cs_t_bmp_and_patell_match_their_formulas(results, reference):
 
 @pytest.mark.shared_data
 def test_kolari_pynnonen_uses_the_pairwise_residual_correlation(results, reference):
+    """Adjusted BMP: t sqrt((1 - r̄)/(1 + (N-1) r̄)); adjusted Patell: Z / sqrt(1 + (N-1) r̄) (KP 2010, eq. 13).
+
+    Changed with issue 8: kp_patell_z was Z sqrt((1 - r̄)/(1 + (N-1) r̄)), which is not the published form.
+    """
     bench, ref = reference
-    corr = ref["resid"].corr().to_numpy()  # pandas: each pair over the days both have
+    corr = ref["resid"].corr(min_periods=MIN_COMMON_DAYS).to_numpy()  # pandas: each pair over the days both have
     assert np.isnan(ref["resid"].to_numpy()).any()  # the holes make the pairs' day sets differ
     n = len(STOCKS)
-    rbar = corr[np.triu_indices(n, 1)].mean()
-    factor = np.sqrt((1 - rbar) / (1 + (n - 1) * rbar))
+    rbar = max(np.nanmean(corr[np.triu_indices(n, 1)]), 0.0)
     scar = ref["cars"] / ref["se"]
     for w, window in enumerate(WINDOWS):
-        bmp = stats.ttest_1samp(scar[w], 0.0).statistic * factor
+        bmp = stats.ttest_1samp(scar[w], 0.0).statistic * np.sqrt((1 - rbar) / (1 + (n - 1) * rbar))
         _check(results, bench, window, "kp_bmp_t", bmp, 2 * stats.t.sf(abs(bmp), n - 1))
-        z = scar[w].sum() / np.sqrt((ref["df"] / (ref["df"] - 2)).sum()) * factor
+        z = scar[w].sum() / np.sqrt((ref["df"] / (ref["df"] - 2)).sum()) / np.sqrt(1 + (n - 1) * rbar)
         _check(results, bench, window, "kp_patell_z", z, 2 * stats.norm.sf(abs(z)))
         assert f"r̄ = {rbar:.3f}" in _row(results, bench, window, "kp_bmp_t")["note"]
 
 
 @pytest.mark.shared_data
 def test_corrado_rank_with_standardized_ranks(results, reference):
+    """Changed with issue 8: the rank pool is the estimation window plus the window itself (as estudy2), not the
+    whole event span, so a window's statistic no longer depends on the config's other windows."""
     bench, ref = reference
-    uniform = {}
-    for ticker in STOCKS:
-        series = pd.concat([ref["resid"][ticker].dropna(), ref["ar"][ticker]])
-        uniform[ticker] = pd.Series(stats.rankdata(series.to_numpy()) / (len(series) + 1), index=series.index)
-    u_bar = pd.DataFrame(uniform).mean(axis=1)  # over the tickers present that day
-    s_u = np.sqrt(((u_bar - 0.5) ** 2).mean())
-    event_u = u_bar.loc[ref["ev"].index].to_numpy()
     for window in WINDOWS:
         inside = (ref["rel"] >= window[0]) & (ref["rel"] <= window[1])
-        t = np.sqrt(inside.sum()) * (event_u[inside].mean() - 0.5) / s_u
+        uniform = {}
+        for ticker in STOCKS:
+            series = pd.concat([ref["resid"][ticker].dropna(), ref["ar"][ticker][inside]])
+            uniform[ticker] = pd.Series(stats.rankdata(series.to_numpy()) / (len(series) + 1), index=series.index)
+        u_bar = pd.DataFrame(uniform).mean(axis=1)  # over the tickers present that day
+        s_u = np.sqrt(((u_bar - 0.5) ** 2).mean())
+        event_u = u_bar.loc[ref["ev"].index[inside]].to_numpy()
+        t = np.sqrt(inside.sum()) * (event_u.mean() - 0.5) / s_u
         _check(results, bench, window, "corrado_rank", t, 2 * stats.norm.sf(abs(t)))
+
+
+@pytest.mark.shared_data
+def test_adding_a_window_leaves_the_other_windows_statistics_unchanged(closes, results):
+    """[0, 20] widens the event span to day +20; every statistic of the six windows stays what it was (Corrado included)."""
+    cfg = config_from_dict({
+        "estimation_window": list(EST), "windows": [*[list(w) for w in WINDOWS], [0, 20]], "ar_span": list(SPAN),
+        "placebo_dates": 0,
+        "events": [{"id": "jpm", "date": "2025-10-13", "timing": "before_open"}],
+        "baskets": [{"name": "minerals", "tickers": STOCKS, "benchmarks": BENCHES}],
+    })
+    wider = compute_study(cfg, price_data(closes, location="market parquet")).tests
+    keys = ["benchmark", "window_start", "window_end", "test"]
+    before = results.tests[(results.tests["basket"] == "minerals") & results.tests["test"].isin(TEST_IDS)]
+    after = before[keys].merge(wider, on=keys, how="left")
+    assert after["statistic"].notna().sum() == before["statistic"].notna().sum() > 0
+    np.testing.assert_allclose(after["statistic"], before["statistic"].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(after["p_value"], before["p_value"].to_numpy(), rtol=1e-12)
+
+
+@pytest.mark.shared_data
+def test_grank_by_hand(results, reference):
+    """Kolari & Pynnönen (2011) GRANK-T, one ticker and one day at a time with scipy's rankdata."""
+    bench, ref = reference
+    resid = ref["resid"]
+    n = len(STOCKS)
+    scale = {t: np.sqrt((resid[t].dropna() ** 2).sum() / ref["df"][i]) for i, t in enumerate(STOCKS)}
+    for w, window in enumerate(WINDOWS):
+        scar = ref["cars"][w] / ref["se"][w]
+        gsar0 = scar / np.std(scar, ddof=1)
+        uniform = {}
+        for i, ticker in enumerate(STOCKS):
+            series = pd.concat([resid[ticker].dropna() / scale[ticker], pd.Series([gsar0[i]], index=[DAY0])])
+            uniform[ticker] = pd.Series(stats.rankdata(series.to_numpy()) / (len(series) + 1) - 0.5, index=series.index)
+        u = pd.DataFrame(uniform)  # (estimation days + day 0) x tickers, NaN where a ticker has no return
+        n_t = u.notna().sum(axis=1)
+        u_bar = u.mean(axis=1)
+        s_u = np.sqrt(((n_t / n) * u_bar**2).sum() / len(u))
+        z = u_bar[DAY0] / s_u  # the window as one day 0, after the estimation days
+        t = z * np.sqrt((len(u) - 2) / (len(u) - 1 - z**2))
+        _check(results, bench, window, "grank_t", t, 2 * stats.t.sf(abs(t), len(u) - 2))
 
 
 @pytest.mark.shared_data
@@ -192,6 +239,33 @@ def test_generalized_sign_and_wilcoxon(results, reference):
 
 
 @pytest.mark.shared_data
+def test_exact_binomial_sign_test(results, reference):
+    bench, ref = reference
+    n = len(STOCKS)
+    p_hat = np.mean([(ref["resid"][t].dropna() > 0).mean() for t in STOCKS])
+    for w, window in enumerate(WINDOWS):
+        positive = int((ref["cars"][w] > 0).sum())
+        _check(results, bench, window, "sign_binomial", positive - n * p_hat,
+               stats.binomtest(positive, n, p_hat).pvalue)
+
+
+def test_exact_binomial_sign_test_at_small_n():
+    """Every count 0..N at N = 2..7 against scipy's binomtest, computed one cell at a time."""
+    rng = np.random.default_rng(8)
+    est = rng.normal(-0.0004, 0.01, (240, 7))  # a share of positive days a little below 1/2
+    p_hat = (est > 0).mean(axis=0)
+    for n in range(2, 8):
+        signs = np.array([[1.0] * k + [-1.0] * (n - k) for k in range(n + 1)])[:, None, :]  # (counts, 1 window, n)
+        result = sign_binomial(signs * 0.01, est[:, :n])
+        share = p_hat[:n].mean()
+        for k in range(n + 1):
+            assert result.p_value[k, 0] == pytest.approx(stats.binomtest(k, n, share).pvalue, rel=1e-10)
+            assert result.statistic[k, 0] == pytest.approx(k - n * share, rel=1e-12)
+    assert sign_binomial(np.array([[0.01, 0.02, 0.03]]), np.full((50, 3), -0.01)).note[0].startswith(
+        "the estimation-window share of positive abnormal returns is 0%")
+
+
+@pytest.mark.shared_data
 def test_portfolio_t_is_an_ols_of_the_basket_series(results, reference):
     bench, ref = reference
     est, ev = ref["est"], ref["ev"]
@@ -208,11 +282,46 @@ def test_portfolio_t_is_an_ols_of_the_basket_series(results, reference):
 
 
 @pytest.mark.shared_data
+def test_standardized_portfolio_t_by_hand(results, reference):
+    """Weights 1/s_i^2 (statsmodels' scale), the portfolio residual series day by day, the excess dispersion."""
+    bench, ref = reference
+    resid = ref["resid"]
+    s2 = pd.Series(ref["df"] * 0.0, index=STOCKS)
+    for i, ticker in enumerate(STOCKS):
+        s2[ticker] = (resid[ticker].dropna() ** 2).sum() / ref["df"][i]  # = the OLS scale
+    weights = (1 / s2) / (1 / s2).sum()
+    portfolio = []
+    for day in resid.index:  # the portfolio's residual: weights renormalized over the members present that day
+        row = resid.loc[day].dropna()
+        portfolio.append((row * (1 / s2[row.index])).sum() / (1 / s2[row.index]).sum())
+    s2_p = np.var(portfolio, ddof=1)
+    spreads = []
+    for day in resid.index:
+        z = [resid.loc[day, t] / np.sqrt((resid[t].dropna() ** 2).mean()) for t in STOCKS if pd.notna(resid.loc[day, t])]
+        if len(z) >= 2:
+            spreads.append(np.var(z, ddof=1))
+    d_est = np.mean(spreads)
+    for w, window in enumerate(WINDOWS):
+        car, se = ref["cars"][w], ref["se"][w]
+        car_p = float(np.dot(weights, car))
+        h = np.dot(weights**2, se**2) / np.dot(weights**2, s2.to_numpy())
+        v_base = h * s2_p
+        v_event = max(np.var(car / se, ddof=1) - d_est, 0.0) * np.dot(weights**2, se**2)
+        d_event = np.var(car / se, ddof=1)
+        noise = (d_event * np.dot(weights**2, se**2)) ** 2 / (len(STOCKS) - 1) if v_event > 0 else 0.0
+        dof = (v_base + v_event) ** 2 / (v_base**2 / (len(portfolio) - 1) + noise)
+        t = car_p / np.sqrt(v_base + v_event)
+        _check(results, bench, window, "std_portfolio_t", t, 2 * stats.t.sf(abs(t), dof))
+
+
+@pytest.mark.shared_data
 def test_one_ticker_basket_gives_reasons_not_nan(results):
-    t = results.tests[results.tests["basket"] == "alone"]
+    t = results.tests[(results.tests["basket"] == "alone") & results.tests["test"].isin(TEST_IDS)]
     assert len(t) == len(WINDOWS) * len(TEST_IDS)
     undefined = t[t["statistic"].isna()]
-    assert set(undefined["test"]) == {"cs_t", "bmp_t", "kp_patell_z", "kp_bmp_t", "placebo_caar", "placebo_bmp"}
+    assert set(undefined["test"]) == {
+        "cs_t", "bmp_t", "kp_patell_z", "kp_bmp_t", "grank_t", "std_portfolio_t", "placebo_caar", "placebo_bmp",
+    }
     assert (undefined["p_value"].isna()).all() and (undefined["note"].str.len() > 10).all()
     assert undefined.loc[undefined["test"] == "cs_t", "note"].iloc[0] == "needs at least 2 tickers; the basket has 1"
     assert undefined.loc[undefined["test"] == "placebo_bmp", "note"].iloc[0].startswith("placebo tests switched off")
@@ -239,21 +348,38 @@ def test_patell_needs_more_than_two_degrees_of_freedom():
 
 def test_kolari_pynnonen_undefined_correlations():
     rng = np.random.default_rng(5)
-    e = rng.normal(size=(60, 1))
+    e = rng.normal(size=(MIN_COMMON_DAYS, 1))
     same = np.hstack([e, 2 * e, 3 * e + 0.1])  # perfectly correlated: r̄ = 1
     rbar, pairs = mean_residual_correlation(same)
     assert pairs == 3 and rbar == pytest.approx(1.0)
     result = kp_bmp_t(np.array([1.0, 2.0, 0.5]), rbar, pairs).results()[0]
     assert result.statistic is None and "perfectly correlated" in result.note
-    opposite = np.hstack([e, -e])  # r̄ = -1: 1 + (N-1) r̄ = 0
-    rbar, pairs = mean_residual_correlation(opposite)
-    result = kp_bmp_t(np.array([1.0, 2.0]), rbar, pairs).results()[0]
-    assert result.statistic is None and "<= 0" in result.note
-    apart = np.full((10, 2), np.nan)
-    apart[:5, 0], apart[5:, 1] = rng.normal(size=5), rng.normal(size=5)  # no common day
+    apart = np.full((2 * MIN_COMMON_DAYS, 2), np.nan)
+    apart[:MIN_COMMON_DAYS, 0], apart[MIN_COMMON_DAYS:, 1] = rng.normal(size=(2, MIN_COMMON_DAYS))  # no common day
     rbar, pairs = mean_residual_correlation(apart)
     assert pairs == 0 and np.isnan(rbar)
-    assert "no pair of tickers" in kp_bmp_t(np.array([1.0, 2.0]), rbar, pairs).note[()]
+    assert f"shares {MIN_COMMON_DAYS} or more" in kp_bmp_t(np.array([1.0, 2.0]), rbar, pairs).note[()]
+
+
+def test_mean_correlation_is_floored_at_0_and_skips_pairs_with_few_common_days():
+    """Changed with issue 8: r̄ = -1 used to make the correction undefined; it is now floored at 0."""
+    rng = np.random.default_rng(6)
+    e = rng.normal(size=(200, 1))
+    opposite = np.hstack([e, -e])
+    rbar, pairs = mean_residual_correlation(opposite)
+    assert pairs == 1 and rbar == 0.0
+    result = kp_bmp_t(np.array([1.0, 2.0]), rbar, pairs)
+    assert result.statistic[()] == pytest.approx(stats.ttest_1samp([1.0, 2.0], 0.0).statistic)
+    # Three series: 0 and 1 share all 200 days (r = 0.5 by construction); 2 shares only MIN_COMMON_DAYS - 1 days
+    # with them and is perfectly correlated with 0 there: counting it would pull r̄ up.
+    a, b = rng.normal(size=(2, 200))
+    x = np.column_stack([a, 0.5 * a + np.sqrt(0.75) * b, a])
+    x[MIN_COMMON_DAYS - 1:, 2] = np.nan
+    rbar, pairs = mean_residual_correlation(x)
+    expected = np.corrcoef(x[:, 0], x[:, 1])[0, 1]
+    assert pairs == 1 and rbar == pytest.approx(expected, rel=1e-12)
+    rbar_all, pairs_all = mean_residual_correlation(x, min_days=MIN_COMMON_DAYS - 1)
+    assert pairs_all == 3 and rbar_all > rbar + 0.15
 
 
 def test_sign_test_needs_a_share_strictly_inside_0_1():
@@ -278,12 +404,13 @@ N_SYNTH = 20
 ALPHA = 0.05
 
 
-def _synthetic_battery(rng: np.random.Generator, effect_sigmas: float) -> dict[str, np.ndarray]:
+def _synthetic_battery(rng: np.random.Generator, effect_sigmas: float, event_variance: float = 0.0) -> dict[str, np.ndarray]:
     """Rejection indicators (draws,) at 5% on day 0 for every non-placebo test, on DRAWS synthetic baskets.
 
     Each draw: its own market path and N_SYNTH stocks with known alpha, beta and
     sigma and independent normal residuals; ``effect_sigmas`` * sigma_i added to
-    each stock's day-0 return. Everything is batched: draws x stocks become the
+    each stock's day-0 return, plus a zero-mean sigma_i sqrt(``event_variance``) z_i
+    (event-induced variance: day-0 variance x (1 + event_variance)). Everything is batched: draws x stocks become the
     columns of one fit, as in the size/power benchmark.
     """
     l1, span = 240, (-10, 10)
@@ -294,7 +421,7 @@ def _synthetic_battery(rng: np.random.Generator, effect_sigmas: float) -> dict[s
     sigma = rng.uniform(0.01, 0.03, (DRAWS, N_SYNTH))
     market = rng.normal(0.0004, 0.01, (days, DRAWS, 1))
     stock = alpha + beta * market + sigma * rng.normal(size=(days, DRAWS, N_SYNTH))
-    stock[l1 - span[0]] += effect_sigmas * sigma  # day 0
+    stock[l1 - span[0]] += effect_sigmas * sigma + np.sqrt(event_variance) * sigma * rng.normal(size=sigma.shape)
     market = np.broadcast_to(market, stock.shape)
     cols = DRAWS * N_SYNTH
     est_y, est_m = stock[:l1].reshape(l1, cols), market[:l1].reshape(l1, cols)
@@ -325,3 +452,10 @@ def test_every_test_holds_its_size_and_detects_a_three_sigma_effect():
     assert all(0.03 <= rate <= 0.07 for rate in rates.values()), rates
     power = {name: float(rejected.mean()) for name, rejected in _synthetic_battery(rng, 3.0).items()}
     assert all(rate >= 0.95 for rate in power.values()), power
+
+
+def test_standardized_portfolio_t_holds_its_size_under_event_induced_variance():
+    """Day-0 variance doubled, zero mean: the event term keeps std_portfolio_t at 5% where Patell's Z over-rejects."""
+    rates = {name: float(r.mean()) for name, r in _synthetic_battery(np.random.default_rng(11), 0.0, 1.0).items()}
+    assert 0.03 <= rates["std_portfolio_t"] <= 0.07, rates
+    assert rates["patell_z"] > 0.12 and rates["portfolio_t"] > 0.12, rates  # the tests without the term do not hold

@@ -128,26 +128,3 @@ def test_placebo_chart_marks_the_actual_caar(study):
     assert [b["label"] for b in fig.layout.updatemenus[0].buttons] == ["large vs MKT", "small vs MKT"]
     menu = copy.deepcopy(fig.layout.updatemenus[0].buttons[1].args[0]["visible"])
     assert sum(menu) == len(actual) // 2 * 2 and not any(menu[: len(menu) // 2])
-
-
-@pytest.mark.shared_data
-def test_headline_verdicts_follow_the_trusted_test_not_the_cross_sectional_t(market_parquet):
-    """The summary and the terminal read the p-value of the advised test, not cs_t's."""
-    from evstudy.report import trust
-    from evstudy.report.terminal import summary_text
-
-    results = evstudy.run_study(REPO / "configs" / "jpm-sri-2025.toml", prices=market_parquet)
-    advice = trust.trusted_tests(results)
-    trusted = trust.trusted_p_values(results)
-    energy = advice[("jpm-sri", "energy", "SPY")]
-    assert energy.test is not None and energy.test != "cs_t"
-    test, p_trusted = trusted[("jpm-sri", "energy", "SPY", 0, 0)]
-    tests = results.tests
-    row = tests[(tests.basket == "energy") & (tests.benchmark == "SPY") & (tests.window_start == 0)
-                & (tests.window_end == 0) & (tests.test == test)]
-    assert p_trusted == pytest.approx(float(row.p_value.iloc[0]))
-    line = next(l for l in summary_text(results).splitlines() if l.startswith("energy"))
-    day0_cell = line.split()[4]
-    assert line.split()[3] == test
-    stars = "**" if p_trusted < 0.01 else "*" if p_trusted < 0.05 else ""
-    assert day0_cell == day0_cell.rstrip("*") + stars

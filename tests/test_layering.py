@@ -1,7 +1,7 @@
 """Data flows one way: no module imports a later stage, and computation does no I/O.
 
 The stages, in order: config → prices / calendar → returns → models →
-abnormal → diagnostics / inference → results / placebo → battery / drift →
+abnormal → diagnostics / inference → results / placebo → battery / drift / verdicts →
 study → compare / catalogue / scan → api → report → cli. Every ``import
 evstudy...`` in a module (including imports inside functions) must name a
 stage at or before its own. Computation modules may use the price stage's
@@ -24,13 +24,13 @@ STAGE = {
     "returns": 3, "models": 4, "abnormal": 5,
     "diagnostics": 6, "inference": 6,
     "results": 7, "placebo": 7,
-    "battery": 8, "drift": 8,
+    "battery": 8, "drift": 8, "verdicts": 8,
     "study": 9,
     "compare": 10, "catalogue": 10, "scan": 10,
     "api": 11, "report": 12, "cli": 13, "__init__": 14, "__main__": 14,
 }
 COMPUTATION = {
-    "returns", "models", "abnormal", "diagnostics", "inference", "results", "placebo", "battery", "drift",
+    "returns", "models", "abnormal", "diagnostics", "inference", "results", "placebo", "battery", "drift", "verdicts",
     "study", "compare", "catalogue", "scan",
 }
 PRICE_TYPES = {"evstudy.prices.base", "evstudy.prices.factors"}  # PriceData, FactorData: types, not readers

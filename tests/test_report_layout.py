@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 import pytest
+from markupsafe import escape
 from plotly.subplots import make_subplots
 
 import evstudy
 from evstudy.config import config_from_dict
 from evstudy.report import charts
-from evstudy.report.format import plural, verdict_css
+from evstudy.report.format import fmt_p, plural, record_verdict
 from evstudy.report.html import render_html
 from evstudy.study import compute_study
 
@@ -98,6 +99,12 @@ def test_first_screen_answers_per_basket_from_the_record(jpm, jpm_page):
                    "Few stocks"):
         assert needle in summary, needle
     assert summary.count("reason 1") >= 1 and 'class="reasons"' in summary
+    # each line's verdict, test and p are the record's (the report chooses no test, computes no p)
+    for row, rec in zip(rows, day0.itertuples(index=False)):
+        assert str(escape(f"{rec.headline_label}, p {fmt_p(rec.p_value)}")) in row
+        assert str(escape(record_verdict(rec.verdict, rec.caar)[0])) in row
+    for reason in set(day0["verdict_reason"]):
+        assert str(escape(reason)) in summary
 
 
 def test_long_tables_scroll_with_sticky_headers_and_a_search_box():
@@ -208,9 +215,10 @@ def test_counts_agree_with_their_nouns():
     assert plural(1, "stock") == "1 stock" and plural(2, "stock") == "2 stocks"
     assert plural(1, "trading day") == "1 trading day" and plural(1204, "trading day") == "1,204 trading days"
     assert plural(1, "series", "series") == "1 series"
-    assert verdict_css("significant at 1%", True) == "sig" and verdict_css("significant at 10%", True) == "weak"
-    assert verdict_css("inconclusive: too few stocks / too little evidence", False) == "na"
-    assert verdict_css("no significant effect", False) == "ns"
+    assert record_verdict("significant at 1%", 0.2) == ("significant at 1%, positive", "sig")
+    assert record_verdict("significant at 10%", -0.1) == ("significant at 10%, negative", "weak")
+    assert record_verdict("inconclusive: too few stocks / too little evidence", 0.3)[1] == "na"
+    assert record_verdict("no significant effect", 0.3) == ("no significant effect", "ns")
 
 
 def test_one_stock_is_never_called_stocks(synthetic_results_small):

@@ -15,19 +15,23 @@ id                        statistic                                             
 ``cs_t``                  Brown & Warner (1985) cross-sectional t on CARs            Student t(N-1)
 ``patell_z``              Patell (1976) Z on standardized CARs                       standard normal
 ``bmp_t``                 Boehmer, Musumeci & Poulsen (1991) t on standardized CARs  Student t(N-1)
-``kp_patell_z``           Patell Z x Kolari & Pynnönen (2010) correction             standard normal
+``kp_patell_z``           Kolari & Pynnönen (2010, eq. 13) adjusted Patell Z         standard normal
 ``kp_bmp_t``              BMP t x Kolari & Pynnönen (2010) correction                Student t(N-1)
 ``corrado_rank``          Corrado (1989) rank test, Corrado & Zivney (1992) ranks,   standard normal
                           Campbell & Wasley (1993) multi-day form
+``grank_t``               Kolari & Pynnönen (2011) generalized rank test, GRANK-T    Student t(T-2)
 ``generalized_sign``      Cowan (1992) generalized sign test                         standard normal
+``sign_binomial``         exact sign test, Cowan's (1992) share of positive ARs      exact binomial
 ``wilcoxon``              Wilcoxon (1945) signed-rank test on CARs                   exact (N <= 50)
 ``portfolio_t``           Jaffe (1974) portfolio time-series t                       Student t(model df)
+``std_portfolio_t``       inverse-variance portfolio t with an event-induced         Student t (Welch-
+                          variance term (Brown & Warner 1985; BMP 1991)              Satterthwaite df)
 ``placebo_caar``          CAAR against its placebo-date distribution                 empirical
 ``placebo_bmp``           BMP t against its placebo-date distribution                empirical
 ========================  =========================================================  ====================
 
 All p-values are two-sided. ``scipy.stats`` is imported only inside the rank
-tests: it costs about a second at start-up.
+and exact sign tests: it costs about a second at start-up.
 """
 
 from __future__ import annotations
@@ -43,22 +47,30 @@ from evstudy.config import ModelName, Window
 from evstudy.models import fit
 
 TEST_IDS: tuple[str, ...] = (
-    "cs_t", "patell_z", "bmp_t", "kp_patell_z", "kp_bmp_t", "corrado_rank",
-    "generalized_sign", "wilcoxon", "portfolio_t", "placebo_caar", "placebo_bmp",
+    "cs_t", "patell_z", "bmp_t", "kp_patell_z", "kp_bmp_t", "corrado_rank", "grank_t",
+    "generalized_sign", "sign_binomial", "wilcoxon", "portfolio_t", "std_portfolio_t", "placebo_caar",
+    "placebo_bmp",
 )
 TEST_LABELS: dict[str, str] = {
     "cs_t": "cross-sectional t (Brown & Warner 1985)",
     "patell_z": "Patell Z (1976)",
     "bmp_t": "BMP t (Boehmer, Musumeci & Poulsen 1991)",
-    "kp_patell_z": "Patell Z with the Kolari & Pynnönen (2010) correction",
+    "kp_patell_z": "adjusted Patell Z (Kolari & Pynnönen 2010)",
     "kp_bmp_t": "BMP t with the Kolari & Pynnönen (2010) correction",
     "corrado_rank": "Corrado rank test (1989)",
+    "grank_t": "generalized rank test (Kolari & Pynnönen 2011)",
     "generalized_sign": "generalized sign test (Cowan 1992)",
+    "sign_binomial": "exact binomial sign test",
     "wilcoxon": "Wilcoxon signed-rank test",
     "portfolio_t": "portfolio t (Jaffe 1974)",
+    "std_portfolio_t": "inverse-variance portfolio t with event-induced variance",
     "placebo_caar": "placebo-date test of the CAAR",
     "placebo_bmp": "placebo-date test of the BMP t",
 }
+# A pair of residual series counts towards r̄ only over at least this many common estimation days: a
+# quarter of the default 240-day window. One pair's r from n days has standard error ~1/sqrt(n), 0.13 at
+# 60 days, already twice the r̄ ~ 0.06 of unrelated stocks; fewer days would also cover another regime.
+MIN_COMMON_DAYS = 60
 # Below this many tickers the asymptotic (normal / t) approximations are unreliable.
 SMALL_N = 10
 
@@ -237,8 +249,10 @@ def bmp_t(scar: np.ndarray) -> TestArrays:
     return _mean_t(scar, "bmp_t", "standardized CARs")
 
 
-def mean_residual_correlation(residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """r̄: the mean pairwise Pearson correlation of estimation-window residuals (Kolari & Pynnönen 2010).
+def mean_residual_correlation(
+    residuals: np.ndarray, min_days: int = MIN_COMMON_DAYS
+) -> tuple[np.ndarray, np.ndarray]:
+    """r̄: the mean pairwise Pearson correlation of estimation-window residuals (Kolari & Pynnönen 2010), floored at 0.
 
     Notes
     -----
@@ -248,9 +262,12 @@ def mean_residual_correlation(residuals: np.ndarray) -> tuple[np.ndarray, np.nda
 
         r_ij = (S_ij - S_i S_j / n_ij) / sqrt((S_ii - S_i^2/n_ij)(S_jj - S_j^2/n_ij)),
 
-    all pairs at once as matrix products. Pairs with fewer than 3 common days or
-    no variation are skipped. Returns (r̄, number of pairs used); r̄ is NaN
-    where no pair is usable.
+    all pairs at once as matrix products. Only pairs with at least ``min_days``
+    (:data:`MIN_COMMON_DAYS`) common days and some variation count. The mean
+    over those pairs is floored at 0: a negative r̄ among stocks that share an
+    event day is estimation noise, and it would shrink the Kolari-Pynnönen
+    denominator 1 + (N-1) r̄ below 1 and inflate the statistic. Returns
+    (r̄, number of pairs used), each (...); r̄ is NaN where no pair is usable.
     """
     present = np.isfinite(residuals)
     m = present.astype(float)
@@ -268,26 +285,28 @@ def mean_residual_correlation(residuals: np.ndarray) -> tuple[np.ndarray, np.nda
     k = residuals.shape[-1]
     upper = np.triu(np.ones((k, k), dtype=bool), 1)
     scale = np.maximum(sxx, np.swapaxes(sxx, -1, -2))
-    usable = upper & (n >= 3) & (var > 1e-12 * scale) & (var_t > 1e-12 * scale)
+    usable = upper & (n >= max(min_days, 3)) & (var > 1e-12 * scale) & (var_t > 1e-12 * scale)
     r = np.where(usable, cov / np.sqrt(np.where(usable, var * var_t, 1.0)), 0.0)
     pairs = usable.sum(axis=(-1, -2))
-    return r.sum(axis=(-1, -2)) / np.where(pairs > 0, pairs, np.nan), pairs
+    rbar = r.sum(axis=(-1, -2)) / np.where(pairs > 0, pairs, np.nan)
+    return np.where(np.isfinite(rbar), np.maximum(rbar, 0.0), np.nan), pairs
 
 
-def _kp_factor(rbar: np.ndarray, pairs: np.ndarray, n: np.ndarray, note: np.ndarray) -> np.ndarray:
-    """sqrt((1 - r̄) / (1 + (N - 1) r̄)), explaining in ``note`` where it is undefined."""
+def _kp_factor(
+    rbar: np.ndarray, pairs: np.ndarray, n: np.ndarray, note: np.ndarray, numerator: np.ndarray | float
+) -> np.ndarray:
+    """sqrt(numerator / (1 + (N - 1) r̄)), explaining in ``note`` where it is undefined (r̄ >= 0 by construction)."""
     rbar = np.broadcast_to(rbar, n.shape)
     pairs = np.broadcast_to(pairs, n.shape)
     denominator = 1.0 + (n - 1) * rbar
     _explain(note, n < 2, lambda i: f"needs at least 2 tickers to measure their correlation; the basket has {n[i]}")
-    _explain(note, pairs < 1, "no pair of tickers shares 3 or more estimation days: r̄ cannot be measured")
+    _explain(note, pairs < 1, (
+        f"no pair of tickers shares {MIN_COMMON_DAYS} or more estimation days: r̄ cannot be measured"
+    ))
     # 1e-12: a perfect correlation computed in floating point can land a rounding error either side of 1.
     _explain(note, rbar >= 1 - 1e-12, "the residuals are perfectly correlated (r̄ >= 1): the correction is undefined")
-    _explain(note, denominator <= 1e-12, lambda i: (
-        f"1 + (N-1) r̄ = {denominator[i]:.3f} <= 0 (r̄ = {rbar[i]:.3f}): the correction is undefined"
-    ))
-    ok = (rbar < 1 - 1e-12) & (denominator > 1e-12)
-    return np.sqrt(np.where(ok, (1.0 - rbar) / np.where(ok, denominator, 1.0), np.nan))
+    ok = (rbar < 1 - 1e-12) & (denominator > 0)
+    return np.sqrt(np.where(ok, numerator / np.where(ok, denominator, 1.0), np.nan))
 
 
 def _kp_context(rbar: np.ndarray, pairs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -296,21 +315,33 @@ def _kp_context(rbar: np.ndarray, pairs: np.ndarray, shape: tuple[int, ...]) -> 
     context = _notes(shape)
     for index in np.ndindex(shape):
         if np.isfinite(rbar[index]):
-            context[index] = f"mean residual correlation r̄ = {rbar[index]:.3f} over {pairs[index]} pairs"
+            context[index] = (
+                f"mean residual correlation r̄ = {rbar[index]:.3f} (floored at 0) over {pairs[index]} pairs "
+                f"with {MIN_COMMON_DAYS}+ common estimation days"
+            )
     return context
 
 
 def kp_patell_z(scar: np.ndarray, df: np.ndarray, rbar: np.ndarray, pairs: np.ndarray) -> TestArrays:
-    """Patell Z with the Kolari & Pynnönen (2010) cross-correlation correction.
+    """Kolari & Pynnönen (2010) adjusted Patell Z, their eq. 13.
 
     Notes
     -----
-    Z_KP = Z_Patell * sqrt((1 - r̄) / (1 + (N - 1) r̄)), r̄ from
-    :func:`mean_residual_correlation`; p from the standard normal. Undefined
-    for r̄ >= 1 or 1 + (N - 1) r̄ <= 0.
+    ``scar`` (..., N); ``df`` broadcasts against it; ``rbar`` and ``pairs``
+    (from :func:`mean_residual_correlation`) against ``scar[..., 0]``.
+
+        Z_KP = Z_Patell / sqrt(1 + (N - 1) r̄),
+
+    Z_Patell from :func:`patell_z`; p from the standard normal. Patell's
+    variance of the sum of N standardized CARs assumes independence; with
+    pairwise correlation r̄ the variance of the sum is N (1 + (N - 1) r̄)
+    (in SCAR units), hence the divisor. Unlike :func:`kp_bmp_t` there is no
+    (1 - r̄) factor: that one undoes the downward bias of a cross-sectional
+    variance, and Patell's variance is not cross-sectional. Undefined for
+    r̄ >= 1.
     """
     z, n, note = _patell(scar, df)
-    z = z * _kp_factor(rbar, pairs, n, note)
+    z = z * _kp_factor(rbar, pairs, n, note, 1.0)
     result = _finalize("kp_patell_z", z, normal_pvalue(z), n, note)
     return _with_context(result, _kp_context(rbar, pairs, n.shape))
 
@@ -321,12 +352,13 @@ def kp_bmp_t(scar: np.ndarray, rbar: np.ndarray, pairs: np.ndarray) -> TestArray
     Notes
     -----
     t_KP = t_BMP * sqrt((1 - r̄) / (1 + (N - 1) r̄)), r̄ from
-    :func:`mean_residual_correlation`; p from Student's t with N - 1 degrees
-    of freedom. Undefined for r̄ >= 1 or 1 + (N - 1) r̄ <= 0.
+    :func:`mean_residual_correlation` (>= 0); p from Student's t with N - 1
+    degrees of freedom. ``scar`` is (..., N), ``rbar`` and ``pairs`` broadcast
+    against ``scar[..., 0]``. Undefined for r̄ >= 1.
     """
     base = bmp_t(scar)
     note = base.note.copy()
-    t = base.statistic * _kp_factor(rbar, pairs, base.n, note)
+    t = base.statistic * _kp_factor(rbar, pairs, base.n, note, 1.0 - np.broadcast_to(rbar, base.n.shape))
     result = _finalize("kp_bmp_t", t, two_sided_t_pvalue(t, np.maximum(base.n - 1, 1)), base.n, note)
     return _with_context(result, _kp_context(rbar, pairs, base.n.shape))
 
@@ -345,16 +377,19 @@ def corrado_rank(est_ar: np.ndarray, event_ar: np.ndarray, selectors: np.ndarray
 
     Notes
     -----
-    Each series' ARs over the estimation window and the event span together
-    (``est_ar`` (..., L, N) and ``event_ar`` (..., W, N), NaN where missing)
-    are ranked (ties averaged), K_it, and standardized by the number T_i of
-    ARs the series has: U_it = K_it / (T_i + 1), uniform on (0, 1) with mean
-    1/2 under H0 whatever the missing days. With Ū_t the mean of U_it over
-    the N_t series present on day t and
+    Shapes: ``est_ar`` (..., L, N) and ``event_ar`` (..., W, N), NaN where
+    missing; ``selectors`` (windows x W) from :func:`window_selectors`.
+    Returns (..., windows). For each window separately, each series' ARs
+    over the estimation window and THAT window's days (the rank pool of R's
+    estudy2, so a window's statistic does not depend on which other windows
+    the config has) are ranked (ties averaged), K_it, and standardized by
+    the number T_i of ARs the series has there: U_it = K_it / (T_i + 1),
+    uniform on (0, 1) with mean 1/2 under H0 whatever the missing days. With
+    Ū_t the mean of U_it over the N_t series present on day t, and
 
-        S_U = sqrt( (1/T) sum_t (Ū_t - 1/2)^2 )   over the T days with N_t >= 1,
+        S_U = sqrt( (1/T) sum_t (Ū_t - 1/2)^2 )   over the T pool days with N_t >= 1,
 
-    the statistic for a window of L2 days (``selectors``, windows x W) is
+    the statistic for a window of L2 days is
 
         T_rank = sqrt(L2) * (mean_{t in window} Ū_t - 1/2) / S_U  ~  N(0, 1),
 
@@ -364,27 +399,116 @@ def corrado_rank(est_ar: np.ndarray, event_ar: np.ndarray, selectors: np.ndarray
     """
     from scipy.stats import rankdata
 
-    combined = np.concatenate([est_ar, event_ar], axis=-2)
-    ranks = rankdata(combined, axis=-2, nan_policy="omit")
-    present = np.isfinite(combined)
-    t_i = present.sum(axis=-2, keepdims=True)
-    u = ranks / (t_i + 1.0)
-    n_t = present.sum(axis=-1)
-    u_bar = np.where(present, u, 0.0).sum(axis=-1) / np.where(n_t > 0, n_t, np.nan)
-    days = (n_t > 0).sum(axis=-1)
-    s_u = np.sqrt(np.nansum((u_bar - 0.5) ** 2, axis=-1) / np.maximum(days, 1))
-    w = event_ar.shape[-2]
-    event_bar = u_bar[..., -w:]
-    event_ok = np.isfinite(event_bar)
-    l2 = event_ok.astype(float) @ selectors.T  # (..., windows)
-    mean_u = np.where(event_ok, event_bar, 0.0) @ selectors.T / np.where(l2 > 0, l2, np.nan)
-    stat = np.sqrt(l2) * (mean_u - 0.5) / np.where(s_u > 0, s_u, np.nan)[..., None]
+    n_windows = selectors.shape[0]
+    shape = (*np.broadcast_shapes(est_ar.shape[:-2], event_ar.shape[:-2]), n_windows)
+    stat = np.full(shape, np.nan)
+    l2 = np.zeros(shape)
+    s_u = np.zeros(shape)
+    for w in range(n_windows):  # one rank pool per window: windows are few
+        days = selectors[w] > 0
+        combined = np.concatenate([est_ar, event_ar[..., days, :]], axis=-2)
+        present = np.isfinite(combined)
+        ranks = rankdata(combined, axis=-2, nan_policy="omit")
+        u = ranks / (present.sum(axis=-2, keepdims=True) + 1.0)
+        n_t = present.sum(axis=-1)
+        u_bar = np.where(present, u, 0.0).sum(axis=-1) / np.where(n_t > 0, n_t, np.nan)
+        pool_days = (n_t > 0).sum(axis=-1)
+        s_u[..., w] = np.sqrt(np.nansum((u_bar - 0.5) ** 2, axis=-1) / np.maximum(pool_days, 1))
+        window_bar = u_bar[..., est_ar.shape[-2]:]
+        l2[..., w] = np.isfinite(window_bar).sum(axis=-1)
+        mean_u = np.nansum(window_bar, axis=-1) / np.where(l2[..., w] > 0, l2[..., w], np.nan)
+        stat[..., w] = np.sqrt(l2[..., w]) * (mean_u - 0.5) / np.where(s_u[..., w] > 0, s_u[..., w], np.nan)
     n = np.broadcast_to(np.isfinite(event_ar).any(axis=-2).sum(axis=-1)[..., None], stat.shape)
     note = _notes(stat.shape)
     _explain(note, n < 1, "no ticker in the basket")
     _explain(note, l2 < 1, "no abnormal return in the window")
-    _explain(note, np.broadcast_to(~(s_u > 0)[..., None], stat.shape), "the mean ranks do not vary: S_U = 0")
+    _explain(note, ~(s_u > 0), "the mean ranks do not vary: S_U = 0")
     return _finalize("corrado_rank", stat, normal_pvalue(stat), n, note)
+
+
+def grank_t(car: np.ndarray, se: np.ndarray, est_ar: np.ndarray, df: np.ndarray) -> TestArrays:
+    """Kolari & Pynnönen (2011) generalized rank test (GRANK-T) for CARs.
+
+    Notes
+    -----
+    Shapes: ``car`` and ``se`` (..., windows, N); ``est_ar`` the
+    estimation-window residuals (..., L, N), NaN on unused days; ``df``
+    (..., N). Returns (..., windows). Kolari, J. W. and Pynnönen, S. (2011),
+    "Nonparametric rank tests for event studies", Journal of Empirical
+    Finance 18(5), 953-971, section 2:
+
+    * standardized abnormal returns SAR_it = e_it / s_i on the estimation
+      days, s_i^2 = sum_t e_it^2 / df_i; SCAR_i = CAR_i / S_CAR_i
+      (:func:`standardized_cars`);
+    * re-standardized for event-induced volatility, SCAR*_i = SCAR_i / S_SCAR,
+      S_SCAR the cross-sectional sd (ddof 1) of the SCAR_i;
+    * generalized standardized abnormal returns: GSAR_it = SAR_it on the
+      estimation days and GSAR_i0 = SCAR*_i, the whole window as one day 0;
+    * demeaned standardized ranks over each series' T_i = L_i + 1 values,
+      U_it = rank(GSAR_it) / (T_i + 1) - 1/2 (ties averaged);
+    * with Ū_t the mean of U_it over the n_t members present on day t, N the
+      members and T the days with n_t >= 1 (estimation days and day 0),
+
+        S_Ū = sqrt( (1/T) sum_t (n_t / N) Ū_t^2 ),   Z = Ū_0 / S_Ū,
+        t_grank = Z sqrt( (T - 2) / (T - 1 - Z^2) )  ~  Student t(T - 2).
+
+    S_Ū comes from the time series of cross-sectional mean ranks, so it
+    carries the cross-correlation of same-day ranks; SCAR* makes the event
+    rank immune to event-induced volatility; one rank per window makes
+    multi-day CARs as well specified as day 0. The rank pool is the
+    estimation window plus this window only, whatever other windows the
+    config has.
+    """
+    from scipy.stats import rankdata
+
+    present_est = np.isfinite(est_ar)
+    s = np.sqrt(np.nansum(est_ar**2, axis=-2) / np.where(df > 0, df, np.nan))  # (..., N)
+    sar = est_ar / np.where(s > 0, s, np.nan)[..., None, :]
+    scar = standardized_cars(car, se)
+    n, _, sd_scar, _ = _moments(scar)  # (..., windows)
+    gsar0 = scar / np.where(sd_scar > 0, sd_scar, np.nan)[..., None]  # (..., windows, N)
+    est_rank = rankdata(sar, axis=-2, nan_policy="omit")  # (..., L, N), NaN where missing
+    stat = np.full(n.shape, np.nan)
+    days = np.zeros(n.shape, dtype=int)
+    for w in range(n.shape[-1]):  # one small pass per window: windows are few
+        g = gsar0[..., w, :]  # (..., N)
+        member = np.isfinite(g)
+        sar_w = np.where(member[..., None, :], sar, np.nan)
+        valid = np.isfinite(sar_w)
+        below = (valid & (sar_w < g[..., None, :])).sum(axis=-2)
+        ties = (valid & (sar_w == g[..., None, :])).sum(axis=-2)
+        count = valid.sum(axis=-2) + 1  # T_i
+        # Adding day 0 lifts every estimation rank above it by one (by a half for a tie).
+        shift = np.where(sar_w > g[..., None, :], 1.0, np.where(sar_w == g[..., None, :], 0.5, 0.0))
+        u_est = np.where(valid, (est_rank + shift) / (count[..., None, :] + 1.0) - 0.5, np.nan)
+        u0 = np.where(member, (1.0 + below + 0.5 * ties) / (count + 1.0) - 0.5, np.nan)
+        u = np.concatenate([u_est, u0[..., None, :]], axis=-2)  # (..., L + 1, N)
+        n_t = np.isfinite(u).sum(axis=-1)
+        u_bar = np.where(np.isfinite(u), u, 0.0).sum(axis=-1) / np.where(n_t > 0, n_t, np.nan)
+        n_members = member.sum(axis=-1)
+        t_days = (n_t > 0).sum(axis=-1)
+        s_u = np.sqrt(
+            np.nansum(n_t / np.where(n_members > 0, n_members, np.nan)[..., None] * u_bar**2, axis=-1)
+            / np.maximum(t_days, 1)
+        )
+        z = u_bar[..., -1] / np.where(s_u > 0, s_u, np.nan)
+        room = t_days - 1 - z**2
+        stat[..., w] = z * np.sqrt((t_days - 2) / np.where(room > 0, room, np.nan))
+        days[..., w] = t_days
+    note = _notes(n.shape)
+    _explain(note, n < 2, lambda i: f"needs at least 2 tickers to re-standardize their CARs; the basket has {n[i]}")
+    _explain(note, _zero_spread(sd_scar, np.nanmax(np.abs(scar), axis=-1, initial=0.0)),
+             "all standardized CARs are equal: zero cross-sectional variance")
+    _explain(note, days < 3, "fewer than 3 days with a rank")
+    return _finalize("grank_t", stat, two_sided_t_pvalue(stat, np.maximum(days - 2, 1)), n, note)
+
+
+def _positive_share(est_ar: np.ndarray) -> np.ndarray:
+    """Each series' share of positive estimation-window ARs, (..., 1, N) for ``est_ar`` (..., L, N)."""
+    valid = np.isfinite(est_ar)
+    days = valid.sum(axis=-2)
+    share = (valid & (est_ar > 0)).sum(axis=-2) / np.where(days > 0, days, np.nan)
+    return share[..., None, :]
 
 
 def generalized_sign(cars: np.ndarray, est_ar: np.ndarray) -> TestArrays:
@@ -399,10 +523,7 @@ def generalized_sign(cars: np.ndarray, est_ar: np.ndarray) -> TestArrays:
 
         Z = (w - N p̂) / sqrt(N p̂ (1 - p̂))  ~  N(0, 1).
     """
-    valid = np.isfinite(est_ar)
-    days = valid.sum(axis=-2)
-    share = (valid & (est_ar > 0)).sum(axis=-2) / np.where(days > 0, days, np.nan)  # (..., N)
-    share = share[..., None, :]
+    share = _positive_share(est_ar)
     present = np.isfinite(cars) & np.isfinite(share)
     n = present.sum(axis=-1)
     p_hat = np.where(present, share, 0.0).sum(axis=-1) / np.maximum(n, 1)
@@ -416,6 +537,47 @@ def generalized_sign(cars: np.ndarray, est_ar: np.ndarray) -> TestArrays:
         f"strictly between 0% and 100%"
     ))
     return _finalize("generalized_sign", z, normal_pvalue(z), n, note)
+
+
+def sign_binomial(cars: np.ndarray, est_ar: np.ndarray) -> TestArrays:
+    """Exact binomial sign test of the CARs, with Cowan's (1992) estimation-window share p̂.
+
+    Notes
+    -----
+    Inputs as :func:`generalized_sign`: ``cars`` (..., windows, N),
+    ``est_ar`` (..., L, N). Under H0 the number w of positive CARs among the
+    N present is Binomial(N, p̂), p̂ the mean share of positive
+    estimation-window ARs (which allows for the skew of daily returns, where
+    0.5 would not). The two-sided p-value is exact, the total probability of
+    the outcomes no more likely than w (the rule of
+    ``scipy.stats.binomtest``):
+
+        p = sum_{k=0..N} P(k) 1[P(k) <= P(w) (1 + 1e-7)],  P = Binomial(N, p̂) pmf,
+
+    so it is valid at any N, where :func:`generalized_sign`'s normal
+    approximation is not (it cannot reach 5% below N = 5). The statistic is
+    the signed excess w - N p̂, so its direction compares with the CAAR's.
+    """
+    from scipy.stats import binom
+
+    share = _positive_share(est_ar)
+    present = np.isfinite(cars) & np.isfinite(share)
+    n = present.sum(axis=-1)
+    p_hat = np.where(present, share, 0.0).sum(axis=-1) / np.maximum(n, 1)
+    w = (present & (cars > 0)).sum(axis=-1)
+    ok = (n >= 1) & (p_hat > 0) & (p_hat < 1)
+    p_null = np.where(ok, p_hat, 0.5)[..., None]
+    k = np.arange(int(n.max(initial=0)) + 1)
+    pmf = binom.pmf(k, n[..., None], p_null)  # zero for k > n
+    observed = binom.pmf(w, n, p_null[..., 0])
+    p = np.minimum(np.where(pmf <= observed[..., None] * (1 + 1e-7), pmf, 0.0).sum(axis=-1), 1.0)
+    note = _notes(n.shape)
+    _explain(note, n < 1, "no ticker in the basket")
+    _explain(note, ~ok, lambda i: (
+        f"the estimation-window share of positive abnormal returns is {p_hat[i]:.0%}: the sign test needs it "
+        f"strictly between 0% and 100%"
+    ))
+    return _finalize("sign_binomial", w - n * p_hat, p, n, note)
 
 
 def wilcoxon(cars: np.ndarray) -> TestArrays:
@@ -506,6 +668,96 @@ def portfolio_t(
     return _with_context(result, context)
 
 
+def std_portfolio_t(car: np.ndarray, se: np.ndarray, est_ar: np.ndarray, df: np.ndarray) -> TestArrays:
+    """Inverse-variance portfolio t with an event-induced variance term.
+
+    Notes
+    -----
+    Shapes: ``car`` and ``se`` (..., windows, N), MacKinlay (1997) S_CAR as
+    in :func:`standardized_cars`; ``est_ar`` the estimation-window residuals
+    (..., L, N), NaN on unused days; ``df`` (..., N) their residual degrees of
+    freedom. Returns (..., windows).
+
+    The portfolio weights each member by its inverse residual variance,
+    w_i = s_i^-2 / sum_j s_j^-2, s_i^2 = sum_t e_it^2 / df_i (the weights of
+    the minimum-variance portfolio of independent stocks, as Patell's
+    standardization), so CAR_p = sum_i w_i CAR_i. Its variance has two parts:
+
+    * from the portfolio's own estimation-window series (Brown & Warner 1985,
+      "crude dependence adjustment"): e_p,t = sum_i w_i e_it / sum_i w_i over
+      the members present on day t, s_p^2 its sample variance (ddof 1) over
+      its L_p days, which contains the members' covariances whatever they
+      are; scaled to the window by H = sum w_i^2 S_CAR_i^2 / sum w_i^2 s_i^2
+      (the window's length in days, inflated for estimation error as in
+      S_CAR): V_base = H s_p^2;
+    * the event-induced variance (Boehmer, Musumeci & Poulsen 1991): the
+      cross-sectional variance D_event of SCAR_i = CAR_i / S_CAR_i (ddof 1)
+      against the same on the estimation days, D_est = mean_t of the
+      cross-sectional variance of e_it / sqrt(sum_t e_it^2 / L_i) (days with
+      2+ members). Without an event both are 1 - (correlation), since a
+      shared shock does not spread the cross-section; the excess is the
+      event's extra variance per unit of S_CAR^2, floored at zero:
+      V_event = max(D_event - D_est, 0) sum_i w_i^2 S_CAR_i^2.
+
+        t = CAR_p / sqrt(V_base + V_event),
+
+    p from Student's t with Welch-Satterthwaite (1946) degrees of freedom
+
+        nu = (V_base + V_event)^2 / (V_base^2 / (L_p - 1) + (D_event sum_i w_i^2 S_CAR_i^2)^2 / (N - 1)),
+
+    the second term only where the excess is positive: D_event, a variance
+    over N - 1 degrees of freedom, carries V_event's noise. The
+    statistic's sign is the weighted CAR_p's, which can differ from the
+    equal-weighted CAAR's.
+    """
+    present_est = np.isfinite(est_ar)
+    sq = np.where(present_est, est_ar, 0.0) ** 2
+    days_i = present_est.sum(axis=-2)
+    s2 = sq.sum(axis=-2) / np.where(df > 0, df, np.nan)  # (..., N)
+    member = np.isfinite(car) & np.isfinite(se) & (se > 0) & (s2 > 0)[..., None, :]  # (..., windows, N)
+    n = member.sum(axis=-1)
+    u = np.where(member, 1.0 / np.where(s2 > 0, s2, 1.0)[..., None, :], 0.0)
+    w = u / np.where(n > 0, u.sum(axis=-1), 1.0)[..., None]
+    car_p = (w * np.where(member, car, 0.0)).sum(axis=-1)
+    se2 = np.where(member, se, 0.0) ** 2
+    w2_se2 = (w**2 * se2).sum(axis=-1)
+    w2_s2 = (w**2 * np.where(member, s2[..., None, :], 0.0)).sum(axis=-1)
+
+    # The portfolio's estimation-window series, per window (its members may differ by window).
+    e = np.where(present_est, est_ar, 0.0)
+    weight_sum = u @ np.swapaxes(present_est, -1, -2).astype(float)  # (..., windows, L)
+    e_p = (u @ np.swapaxes(e, -1, -2)) / np.where(weight_sum > 0, weight_sum, np.nan)
+    days_p = np.isfinite(e_p).sum(axis=-1)
+    e_mean = np.nansum(e_p, axis=-1) / np.maximum(days_p, 1)
+    s2_p = np.nansum((e_p - e_mean[..., None]) ** 2, axis=-1) / np.maximum(days_p - 1, 1)
+    v_base = w2_se2 / np.where(w2_s2 > 0, w2_s2, np.nan) * s2_p
+
+    # Excess cross-sectional dispersion of the standardized CARs over the estimation window's.
+    _, _, sd_scar, _ = _moments(np.where(member, car / np.where(member, se, 1.0), np.nan))
+    z = np.where(present_est, est_ar / np.sqrt(sq.sum(axis=-2) / np.maximum(days_i, 1))[..., None, :], np.nan)
+    day_n, _, day_sd, _ = _moments(z)  # per estimation day: (..., L)
+    enough = day_n >= 2
+    d_est = np.where(enough, day_sd**2, 0.0).sum(axis=-1) / np.where(enough.sum(axis=-1) > 0, enough.sum(axis=-1), np.nan)
+    excess = np.maximum(sd_scar**2 - d_est[..., None], 0.0)
+    v_event = excess * w2_se2
+    v = v_base + v_event
+    t = car_p / np.sqrt(np.where(v > 0, v, np.nan))
+    event_spread = np.where(excess > 0, sd_scar**2 * w2_se2, 0.0)  # D_event sum w^2 S_CAR^2: what V_event's noise scales with
+    dof = v**2 / (v_base**2 / np.maximum(days_p - 1, 1) + event_spread**2 / np.maximum(n - 1, 1))
+    note = _notes(t.shape)
+    _explain(note, n < 2, lambda i: f"needs at least 2 tickers to measure the event's dispersion; the basket has {n[i]}")
+    _explain(note, days_p < 3, "the portfolio has fewer than 3 estimation-window returns")
+    _explain(note, ~(v > 0), "the portfolio's estimation-window residuals do not vary: zero variance")
+    result = _finalize("std_portfolio_t", t, two_sided_t_pvalue(t, np.where(dof > 0, dof, 1.0)), n, note)
+    context = np.empty(t.shape, dtype=object)
+    for index in np.ndindex(t.shape):
+        context[index] = (
+            f"event-induced variance term {v_event[index] / v[index]:.0%} of the total; "
+            f"{dof[index]:.0f} degrees of freedom" if np.isfinite(t[index]) else ""
+        )
+    return _with_context(result, context)
+
+
 # --------------------------------------------------------------------------- placebo tests
 
 
@@ -574,7 +826,7 @@ class CrossSection:
 
 
 def cross_section_tests(data: CrossSection) -> dict[str, TestArrays]:
-    """The eight tests computed from the members' own CARs and residuals, each (..., windows)."""
+    """The tests computed from the members' own CARs and residuals, each (..., windows)."""
     scar = data.scar
     df = data.df[..., None, :]
     rbar, pairs = mean_residual_correlation(data.est_ar)
@@ -586,8 +838,11 @@ def cross_section_tests(data: CrossSection) -> dict[str, TestArrays]:
         "kp_patell_z": kp_patell_z(scar, df, rbar, pairs),
         "kp_bmp_t": kp_bmp_t(scar, rbar, pairs),
         "corrado_rank": corrado_rank(data.est_ar, data.event_ar, data.selectors),
+        "grank_t": grank_t(data.car, data.se, data.est_ar, data.df),
         "generalized_sign": generalized_sign(data.car, data.est_ar),
+        "sign_binomial": sign_binomial(data.car, data.est_ar),
         "wilcoxon": wilcoxon(data.car),
+        "std_portfolio_t": std_portfolio_t(data.car, data.se, data.est_ar, data.df),
     }
 
 

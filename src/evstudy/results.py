@@ -25,13 +25,17 @@ FIT_COLUMNS = [
 AR_COLUMNS = ["event", "ticker", "benchmark", "date", "rel_day", "return", "expected_return", "abnormal_return"]
 CAR_COLUMNS = ["event", "ticker", "benchmark", "window_start", "window_end", "car", "se", "t", "p_value"]
 CAR_PATH_COLUMNS = ["event", "ticker", "benchmark", "rel_day", "car", "se"]
+# THE verdict record per (event, basket, benchmark, window), filled by evstudy.verdicts (see CONTRACT.md):
+# the cross-sectional t and its p, then the headline test that gives the verdict, its statistic and p.
 BASKET_COLUMNS = [
-    "event", "basket", "benchmark", "window_start", "window_end", "n", "caar", "se", "t", "p_value", "note",
+    "event", "basket", "benchmark", "window_start", "window_end", "n", "caar", "se", "cs_t", "cs_p",
+    "headline_test", "headline_label", "statistic", "p_value", "verdict", "significant", "verdict_reason", "note",
 ]
 BASKET_PATH_COLUMNS = ["event", "basket", "benchmark", "rel_day", "n", "caar", "se"]
-TEST_COLUMNS = [
+BATTERY_COLUMNS = [
     "event", "basket", "benchmark", "window_start", "window_end", "test", "statistic", "p_value", "n", "note",
 ]
+TEST_COLUMNS = [*BATTERY_COLUMNS, "headline"]  # headline: the row whose p gives the basket's verdict
 PRICE_COLUMNS = ["event", "ticker", "date", "rel_day", "close", "rebased"]
 MEMBER_COLUMNS = ["event", "basket", "ticker", "benchmark"]
 PLACEBO_COLUMNS = ["event", "basket", "benchmark", "window_start", "window_end", "draw", "day0", "n", "caar", "bmp"]
@@ -79,8 +83,11 @@ class StudyResults:
 
     ``fits`` has one row per (event, ticker, benchmark), included or excluded
     (with its reason); ``cars`` one row per window; ``baskets`` the
-    equal-weighted CAAR with its cross-sectional t; ``tests`` the battery of
-    basket-level tests (one row per test, with a note where undefined).
+    verdict record: the equal-weighted CAAR, its cross-sectional t (``cs_t``,
+    ``cs_p``) and the headline test that gives the verdict with its statistic,
+    p-value, words and reason (:mod:`evstudy.verdicts`); ``tests`` the battery
+    of basket-level tests (one row per test, with a note where undefined; the
+    ``headline`` flag marks the row behind each verdict).
     ``placebo`` holds each basket's CAAR and BMP t on every pseudo-event day
     drawn for the placebo tests (one row per draw and window).
     ``diagnostics`` flags untrustworthy estimation windows (event, ticker,

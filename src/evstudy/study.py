@@ -30,10 +30,15 @@ from evstudy.placebo import lookback_offset
 from evstudy.prices.base import PriceData
 from evstudy.prices.factors import FactorData
 from evstudy.results import (
-    AR_COLUMNS, BASKET_COLUMNS, BASKET_PATH_COLUMNS, CAR_COLUMNS, CAR_PATH_COLUMNS, FIT_COLUMNS,
+    AR_COLUMNS, BASKET_COLUMNS, BASKET_PATH_COLUMNS, BATTERY_COLUMNS, CAR_COLUMNS, CAR_PATH_COLUMNS, FIT_COLUMNS,
     MEMBER_COLUMNS, PRICE_COLUMNS, TEST_COLUMNS, EventTimeline, StudyResults,
 )
 from evstudy.returns import ReturnPanel, simple_returns, trading_days
+from evstudy.verdicts import headline_verdicts
+
+# The basket table before the verdicts are added (evstudy.verdicts fills the rest of BASKET_COLUMNS).
+CS_BASKET_COLUMNS = ["event", "basket", "benchmark", "window_start", "window_end", "n", "caar", "se", "cs_t", "cs_p",
+                     "note"]
 
 
 @dataclass(frozen=True)
@@ -388,9 +393,9 @@ def _study_event(
         "abnormal_returns": ar_table,
         "cars": car_table,
         "car_paths": path_table,
-        "baskets": pd.DataFrame(basket_rows, columns=BASKET_COLUMNS),
+        "baskets": pd.DataFrame(basket_rows, columns=CS_BASKET_COLUMNS),
         "basket_paths": pd.DataFrame(basket_path_rows, columns=BASKET_PATH_COLUMNS),
-        "tests": pd.DataFrame(test_rows, columns=TEST_COLUMNS),
+        "tests": pd.DataFrame(test_rows, columns=BATTERY_COLUMNS),
         "prices": prices,
         "memberships": members,
         **hygiene_tables,
@@ -464,6 +469,7 @@ def compute_study(config: StudyConfig, data: PriceData, factors: FactorData | No
                 f"benchmark's first close ({days[0].date()}): only its last {used} of {est.length} trading days are used"
             )
     notes.append("returns are close-to-close from adjusted closes; intraday moves quoted in the news can differ")
+    baskets, tests = headline_verdicts(stack("baskets"), stack("tests"), stack("cars"), stack("memberships"))
     notes.extend(note for part in parts for note in part["model_notes"])  # type: ignore[attr-defined]
     return StudyResults(
         config=config,
@@ -474,9 +480,9 @@ def compute_study(config: StudyConfig, data: PriceData, factors: FactorData | No
         abnormal_returns=stack("abnormal_returns"),
         cars=stack("cars"),
         car_paths=stack("car_paths"),
-        baskets=stack("baskets"),
+        baskets=baskets[BASKET_COLUMNS],
         basket_paths=stack("basket_paths"),
-        tests=stack("tests"),
+        tests=tests[TEST_COLUMNS],
         prices=stack("prices"),
         memberships=stack("memberships"),
         diagnostics=stack("diagnostics"),

@@ -19,7 +19,18 @@ from scipy import special
 
 from evstudy.catalogue import Catalogue, DriftSummary
 from evstudy.report import charts
-from evstudy.report.format import figure_json, fmt_int, fmt_num, fmt_p, fmt_pct, sort_key, verdict, window_words
+from evstudy.report.format import (
+    MISSING,
+    figure_json,
+    fmt_int,
+    fmt_num,
+    fmt_p,
+    fmt_pct,
+    record_verdict,
+    sort_key,
+    verdict,
+    window_words,
+)
 from evstudy.report.sections import Section, render_section
 from evstudy.results import StudyResults
 
@@ -100,21 +111,30 @@ def _event_blocks(results: StudyResults, cat: Catalogue) -> list[dict[str, Any]]
     titles = charts.basket_titles(results)
     per_event = dict(tuple(cat.events.groupby("event", sort=False)))
     per_group = dict(tuple(cat.day0.groupby(["event", "basket", "benchmark"], sort=False)))
+    record = results.baskets
+    record = record[(record["window_start"] == 0) & (record["window_end"] == 0)].set_index(["event", "basket", "benchmark"])
     blocks = []
     for timeline in results.timelines:
         groups = []
         rows = per_event.get(timeline.event_id, cat.events.iloc[0:0])
         for row in rows.itertuples(index=False):
-            words, css = verdict(row.p_value, row.aar)
-            stocks = per_group.get((row.event, row.basket, row.benchmark), cat.day0.iloc[0:0])
+            key = (row.event, row.basket, row.benchmark)
+            if key in record.index:  # the day-0 cell of the verdict record: the same test, p and verdict as the summary
+                cell = record.loc[key]
+                words, css = record_verdict(cell["verdict"], row.aar)
+                t, p, test = cell["statistic"], cell["p_value"], cell["headline_label"] or MISSING
+            else:
+                words, css = verdict(row.p_value, row.aar)
+                t, p, test = row.t, row.p_value, TEST_WORDS.get(row.test, row.test)
+            stocks = per_group.get(key, cat.day0.iloc[0:0])
             groups.append({
                 "basket": titles.get(row.basket, row.basket),
                 "benchmark": row.benchmark,
                 "n": fmt_int(row.n),
                 "aar": fmt_pct(row.aar),
-                "t": fmt_num(row.t),
-                "p": fmt_p(row.p_value),
-                "test": TEST_WORDS.get(row.test, row.test),
+                "t": fmt_num(t),
+                "p": fmt_p(p),
+                "test": test,
                 "verdict": words,
                 "css": css,
                 "note": row.note or "",

@@ -82,16 +82,20 @@ def verdict(p_value: Any, effect: Any = None) -> tuple[str, str]:
     return "not significant", "ns"
 
 
-def verdict_css(words: str, significant: Any = None) -> str:
-    """The CSS class of a verdict given in words by the verdict record (``results.baskets["verdict"]``)."""
-    text = str(words or "")
-    if text.startswith("inconclusive") or not text:
-        return "na"
-    if "10%" in text:
-        return "weak"
-    if significant is True or (significant is None and text.startswith("significant")):
-        return "sig"
-    return "ns"
+def record_verdict(words: Any, effect: Any = None) -> tuple[str, str]:
+    """The verdict record's words (``results.baskets["verdict"]``) with the effect's direction, and a CSS class.
+
+    Only presentation: the words and the test behind them come from the record.
+    """
+    if not isinstance(words, str) or not words:
+        return "not computed", "na"
+    if words.startswith("inconclusive"):
+        return words, "na"
+    if not words.startswith("significant"):
+        return words, "ns"
+    sign = finite(effect)
+    direction = "" if sign is None or sign == 0 else (", positive" if sign > 0 else ", negative")
+    return f"{words}{direction}", "weak" if words.endswith("10%") else "sig"
 
 
 def window_words(start: int, end: int) -> str:

@@ -33,7 +33,7 @@ from scipy import stats
 
 from evstudy.config import Window
 from evstudy.inference import SMALL_N
-from evstudy.report import catalogue_section, charts, diagnostics_section, inference_charts, record
+from evstudy.report import catalogue_section, charts, diagnostics_section, inference_charts
 from evstudy.report.format import (  # noqa: F401  figure_json, fmt_num and verdict are re-exported for compare_section
     MISSING,
     date_words,
@@ -43,9 +43,9 @@ from evstudy.report.format import (  # noqa: F401  figure_json, fmt_num and verd
     fmt_p,
     fmt_pct,
     plural,
+    record_verdict,
     sort_key,
     verdict,
-    verdict_css,
     window_words,
 )
 from evstudy.report.sections import Section, jinja_environment
@@ -160,6 +160,7 @@ def _answer_rows(view: StudyResults, record: pd.DataFrame) -> tuple[list[dict[st
     answers = []
     for row in rows.itertuples(index=False):
         why = str(row.verdict_reason or "")
+        words, css = record_verdict(row.verdict, row.caar)
         mark = reasons.setdefault(why, str(len(reasons) + 1)) if why else ""
         answers.append({
             "basket": titles.get(row.basket, row.basket),
@@ -167,8 +168,8 @@ def _answer_rows(view: StudyResults, record: pd.DataFrame) -> tuple[list[dict[st
             "n": fmt_int(row.n),
             "n_words": plural(row.n, "stock"),
             "caar": fmt_pct(row.caar),
-            "verdict": row.verdict,
-            "css": verdict_css(row.verdict, bool(row.significant)),
+            "verdict": words,
+            "css": css,
             "test": row.headline_label or "",
             "p": fmt_p(row.p_value),
             "why": mark,
@@ -181,8 +182,10 @@ def _basket_groups(view: StudyResults, record: pd.DataFrame) -> list[dict[str, A
     titles = charts.basket_titles(view)
     groups = []
     for (basket, bench), group in record.groupby(["basket", "benchmark"], sort=False):
-        rows = [
-            {
+        rows = []
+        for row in group.itertuples(index=False):
+            words, css = record_verdict(row.verdict, row.caar)
+            rows.append({
                 "window": window_words(row.window_start, row.window_end),
                 "n": fmt_int(row.n),
                 "caar": fmt_pct(row.caar),
@@ -191,12 +194,10 @@ def _basket_groups(view: StudyResults, record: pd.DataFrame) -> list[dict[str, A
                 "p": fmt_p(row.p_value),
                 "cs_t": fmt_num(row.cs_t),
                 "cs_p": fmt_p(row.cs_p),
-                "verdict": row.verdict,
-                "css": verdict_css(row.verdict, bool(row.significant)),
+                "verdict": words,
+                "css": css,
                 "note": row.note or "",
-            }
-            for row in group.itertuples(index=False)
-        ]
+            })
         groups.append({"basket": titles.get(basket, basket), "benchmark": bench, "rows": rows})
     return groups
 
@@ -439,14 +440,12 @@ def _reproduce(results: StudyResults) -> dict[str, str]:
 
 def _events(results: StudyResults) -> list[dict[str, Any]]:
     headline, car = _headline_window(results), _car_window(results)
-    verdicts = record.verdict_record(results)
-    by_event = dict(tuple(verdicts.groupby("event", sort=False))) if len(verdicts) else {}
     events = []
     for index, timeline, view in _event_views(results):
-        mine = by_event.get(timeline.event_id, verdicts.iloc[0:0])
         key_charts, more_charts = _charts(view, timeline, index)
         stocks, dropped = _ticker_rows(view)
-        answers, reasons = _answer_rows(view, mine)
+        # view.baskets is this event's part of the verdict record: verdicts, tests and p-values are read, never chosen
+        answers, reasons = _answer_rows(view, view.baskets)
         events.append({
             "label": timeline.label or timeline.event_id,
             "mapping": timeline.mapping,
@@ -456,7 +455,7 @@ def _events(results: StudyResults) -> list[dict[str, Any]]:
             "headline_window": window_words(headline.start, headline.end),
             "answers": answers,
             "reasons": reasons,
-            "baskets": _basket_groups(view, mine),
+            "baskets": _basket_groups(view, view.baskets),
             "car_window": window_words(car.start, car.end),
             "tickers": stocks,
             "tickers_dropped": dropped,

@@ -3,7 +3,7 @@
 Drawn from ``results.tests`` and ``results.placebo``; nothing is re-estimated.
 Per event and basket x benchmark: a compact table (tests x windows:
 statistic and p-value), the row of the test the measured size/power table
-supports highlighted with its one-sentence reason (:mod:`evstudy.report.trust`),
+supports highlighted with its one-sentence reason (read from the verdict record, :mod:`evstudy.verdicts`),
 the notes of undefined tests, and one chart per event of each basket's placebo
 CAAR distribution with the actual CAAR marked (a menu picks the basket).
 """
@@ -23,7 +23,7 @@ from evstudy.inference import SMALL_N, TEST_IDS, TEST_LABELS
 from evstudy.report import charts
 from evstudy.report.format import MISSING, figure_json, fmt_num, fmt_p, fmt_pct, verdict, window_words
 from evstudy.report.sections import Section, render_section
-from evstudy.report.trust import advise, load_evidence
+from evstudy.verdicts import load_evidence
 from evstudy.results import StudyResults
 
 TEMPLATE = "inference_section.html.j2"
@@ -43,11 +43,15 @@ def _statistic(test: str, value: Any) -> str:
     return fmt_num(value, 1) if test == "wilcoxon" else fmt_num(value)
 
 
-def _table(results: StudyResults, group: pd.DataFrame, evidence: Any) -> dict[str, Any]:
+def _table(group: pd.DataFrame, record: pd.DataFrame) -> dict[str, Any]:
+    """Tests x windows for one basket, the verdict record's headline rows marked, with its reasons.
+
+    ``record`` holds this basket's rows of the verdict record (``results.baskets``).
+    """
     windows = list(dict.fromkeys(zip(group["window_start"], group["window_end"])))
     n = int(group["n"].max()) if len(group) else 0
-    available = set(group.loc[group["statistic"].notna(), "test"])
-    advice = advise(evidence, n, shared=True, available=available)
+    headline = group["headline"] if "headline" in group else pd.Series(False, index=group.index)
+    chosen = set(group.loc[headline.astype(bool), "test"])
     cells = group.set_index(["test", "window_start", "window_end"])
     rows, notes = [], {}
     for test in [t for t in TEST_IDS if t in set(group["test"])]:
@@ -60,13 +64,17 @@ def _table(results: StudyResults, group: pd.DataFrame, evidence: Any) -> dict[st
             note = str(rec["note"]) if isinstance(rec["note"], str) else ""
             if note and test not in notes.setdefault(note, []):
                 notes[note].append(test)
-        rows.append({"id": test, "label": TEST_LABELS[test], "cells": row_cells, "trusted": test == advice.test})
+        rows.append({"id": test, "label": TEST_LABELS[test], "cells": row_cells, "trusted": test in chosen})
+    reasons: dict[str, list[str]] = {}
+    for row in record.itertuples(index=False):
+        reasons.setdefault(row.verdict_reason, []).append(window_words(row.window_start, row.window_end))
+    reason = " ".join(r if len(reasons) == 1 else f"{', '.join(w)}: {r}" for r, w in reasons.items())
     return {
         "n": n,
         "windows": [window_words(s, e) for s, e in windows],
         "rows": rows,
-        "reason": advice.reason,
-        "small": advice.small_n,
+        "reason": reason,
+        "small": n < SMALL_N,
         "notes": [{"tests": tests, "note": note} for note, tests in notes.items()],
     }
 
@@ -170,6 +178,8 @@ def render(results: StudyResults) -> Section | None:
     tests_by_group = dict(tuple(results.tests.groupby(["event", "basket", "benchmark"], sort=False)))
     tests_by_event = dict(tuple(results.tests.groupby("event", sort=False)))
     placebo_by_event = dict(tuple(results.placebo.groupby("event", sort=False))) if len(results.placebo) else {}
+    record = results.baskets
+    record_by_group = dict(tuple(record.groupby(["event", "basket", "benchmark"], sort=False))) if len(record) else {}
     events = []
     for index, timeline in enumerate(results.timelines):
         event_id = timeline.event_id
@@ -178,7 +188,7 @@ def render(results: StudyResults) -> Section | None:
         for basket, bench in _groups(event_tests):
             group = tests_by_group[(event_id, basket, bench)]
             groups.append({"basket": titles.get(basket, basket), "benchmark": bench,
-                           **_table(results, group, evidence)})
+                           **_table(group, record_by_group.get((event_id, basket, bench), record.iloc[0:0]))})
         view = dataclasses.replace(results, tests=event_tests,
                                    placebo=placebo_by_event.get(event_id, results.placebo.iloc[0:0]))
         fig = placebo_figure(view, event_id)

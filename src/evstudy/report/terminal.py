@@ -6,7 +6,6 @@ import math
 
 import pandas as pd
 
-from evstudy.report import trust
 from evstudy.results import StudyResults
 
 
@@ -14,10 +13,19 @@ def _pct(value: float | None) -> str:
     return "—" if value is None or not math.isfinite(value) else f"{value * 100:+.2f}%"
 
 
-def _stars(p: float | None) -> str:
-    if p is None or not math.isfinite(p):
-        return "  "
-    return "**" if p < 0.01 else "* " if p < 0.05 else "  "
+def _p(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    return "<.001" if value < 0.001 else f"{value:.3f}".lstrip("0")
+
+
+def _mark(verdict: str) -> str:
+    """The verdict record's words as a mark: ** 1%, * 5%, ? inconclusive."""
+    if verdict == "significant at 1%":
+        return "**"
+    if verdict == "significant at 5%":
+        return "* "
+    return "? " if verdict.startswith("inconclusive") else "  "
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -27,9 +35,8 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def summary_text(results: StudyResults, *, top: int = 5) -> str:
-    """Day 0, basket CAARs per window (stars from the trusted test), top day-0 movers, exclusions."""
+    """Day 0, basket CAARs with the verdict record's p and mark per window, top day-0 movers, exclusions."""
     cfg = results.config
-    advice, trusted = trust.trusted_tests(results), trust.trusted_p_values(results)
     lines = [f"{cfg.title or cfg.name} — model: {cfg.model}, estimation window {cfg.estimation_window.label}"]
     windows = [w.label for w in cfg.windows]
     for timeline in results.timelines:
@@ -37,13 +44,9 @@ def summary_text(results: StudyResults, *, top: int = 5) -> str:
         baskets = results.baskets[results.baskets["event"] == timeline.event_id]
         rows = []
         for (basket, bench), group in baskets.groupby(["basket", "benchmark"], sort=False):
-            cells = []
-            for r in group.itertuples():
-                key = (timeline.event_id, basket, bench, r.window_start, r.window_end)
-                test, p_value = trusted.get(key, (None, r.p_value))
-                cells.append(f"{_pct(r.caar)}{_stars(p_value)}")
-            chosen = advice.get((timeline.event_id, basket, bench))
-            rows.append([basket, bench, str(int(group["n"].iloc[0])), chosen.test if chosen and chosen.test else "cs_t", *cells])
+            cells = [f"{_pct(r.caar)} {_p(r.p_value)}{_mark(r.verdict)}" for r in group.itertuples()]
+            tests = "/".join(dict.fromkeys(t for t in group["headline_test"] if t)) or "—"
+            rows.append([basket, bench, str(int(group["n"].iloc[0])), tests, *cells])
         lines += _table(["basket", "vs", "N", "test", *windows], rows)
         ars = results.abnormal_returns
         day0 = ars[(ars["event"] == timeline.event_id) & (ars["rel_day"] == 0)]
@@ -52,9 +55,9 @@ def summary_text(results: StudyResults, *, top: int = 5) -> str:
         movers = pd.concat([ranked.head(top), ranked.tail(top)]).drop_duplicates(subset=["ticker", "benchmark"])
         lines += ["", f"Day-0 abnormal returns, largest and smallest (vs {cfg.benchmark}):"]
         lines += ["  " + "  ".join(f"{r.ticker} {_pct(r.abnormal_return)}" for r in movers.itertuples())]
-    lines += ["", "CAAR per window; ** p<0.01, * p<0.05 by the test in the 'test' column: the one that kept its"]
-    lines += ["5% error rate in the size/power measurements of docs/inference.md for a basket of this size"]
-    lines += ["sharing one event day (the report's 'Which test to trust' says why)."]
+    lines += ["", "CAAR and p per window; ** significant at 1%, * at 5%, ? inconclusive. The p is the headline test's"]
+    lines += ["(the 'test' column, per window where several): the one the size/power measurements of"]
+    lines += ["docs/inference.md support for a basket of this size and window (the report says why)."]
     excluded = results.exclusions
     if len(excluded):
         lines += ["", f"Excluded ({len(excluded)}):"]
