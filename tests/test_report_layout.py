@@ -274,3 +274,17 @@ def synthetic_results_small():
         "baskets": [{"name": "five", "tickers": names}, {"name": "solo", "tickers": ["AAA"]}],
     })
     return compute_study(cfg, price_data(closes))
+
+
+@pytest.mark.shared_data
+def test_scan_movers_tables_keep_their_header_in_view(market_parquet, tmp_path):
+    from click.testing import CliRunner
+
+    from evstudy.cli import cli
+
+    out = tmp_path / "scan"
+    result = CliRunner().invoke(cli, ["scan", "--event", "2025-10-13:before_open", "--prices", str(market_parquet),
+                                      "--out", str(out), "--top", "20"])
+    assert result.exit_code == 0, result.output
+    document = (out / "scan.html").read_text(encoding="utf-8")
+    assert document.count('<div class="table-wrap scroll">') == 2 and "position: sticky" in document
