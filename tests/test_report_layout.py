@@ -288,3 +288,19 @@ def test_scan_movers_tables_keep_their_header_in_view(market_parquet, tmp_path):
     assert result.exit_code == 0, result.output
     document = (out / "scan.html").read_text(encoding="utf-8")
     assert document.count('<div class="table-wrap scroll">') == 2 and "position: sticky" in document
+
+
+@pytest.mark.shared_data
+def test_catalogue_rows_show_the_summary_p(stakes):
+    """INTC and LAC day 0: the event catalogue shows the verdict record's test and p, as the summary does."""
+    document = render_html(stakes)
+    start = document.index('<section class="card" id="catalogue">')
+    catalogue = document[start:document.index("<h3>Stacked CAAR</h3>", start)]
+    day0 = stakes.baskets[(stakes.baskets["window_start"] == 0) & (stakes.baskets["window_end"] == 0)]
+    titles = charts.basket_titles(stakes)
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+            for row in re.findall(r"<tr><td><strong>.*?</tr>", catalogue, re.S)]
+    cells = [(row[6], row[7]) for row in rows]  # columns: stocks, benchmark, N, return, AR, t, p, test, verdict
+    assert len(cells) == len(day0)
+    for (p, test), rec in zip(cells, day0.itertuples(index=False)):
+        assert p == str(escape(fmt_p(rec.p_value))) and test == str(escape(rec.headline_label)), titles[rec.basket]
