@@ -86,6 +86,9 @@ def test_jpm_report_fits_in_twelve_screens_collapsed(jpm_page, tmp_path):
     assert {"baskets", "stocks", "diagnostics", "data", "reproduce", "fold-tests", "fold-drift"} <= set(blocks)
     for anchor in ("#baskets", "#tests", "#stocks", "#diagnostics", "#drift", "#reproduce"):
         assert f'href="{anchor}"' in jpm_page
+    # inside "Which test to trust", each basket's table of every test opens on its own
+    groups = jpm_page.count('<details class="sub">')
+    assert groups == len(jpm_page.split('id="tests"')[1].split("</section>")[0].split("All tests: ")) - 1 >= 8
 
 
 @pytest.mark.shared_data

@@ -74,6 +74,7 @@ def _table(group: pd.DataFrame, record: pd.DataFrame) -> dict[str, Any]:
         "windows": [window_words(s, e) for s, e in windows],
         "rows": rows,
         "reason": reason,
+        "headline": " / ".join(TEST_LABELS.get(t, t) for t in TEST_IDS if t in chosen),
         "small": n < SMALL_N,
         "notes": [{"tests": tests, "note": note} for note, tests in notes.items()],
     }
