@@ -148,7 +148,8 @@ def test_price_chart_gives_every_line_of_a_view_its_own_colour_and_a_label(jpm_p
         assert 0 < len(stocks) <= charts.PRICE_LINES_MAX
         colours = [t["line"]["color"] for t in stocks]
         assert len(set(colours)) == len(colours), Counter(colours).most_common(2)
-        if k:  # each view labels each of its lines at the line's end
+        lines = sum(1 for shown in visible if shown)
+        if k and lines <= charts.END_LABELS_MAX:  # a small view also names each line at its end
             texts = {a["text"] for a in labels[k - 1]}
             assert {t["name"] for t in stocks} <= texts
 

@@ -32,6 +32,7 @@ PICKER_MAX = 100  # more stocks than this: the picker offers the largest and sma
 LABELLED_BARS_MAX = 120  # more stocks than this: the day-0 bars show the movers, a histogram shows all
 MOVER_BARS = 30  # bars each way when the day-0 chart shows movers only
 PRICE_LINES_MAX = 24  # lines in one view of the price chart: each its own colour (LINE_COLORS)
+END_LABELS_MAX = 10  # a view with at most this many lines also names each line at its right end
 # 24 colours a reader can tell apart (plotly's Dark24), so no two lines of one price view share one
 LINE_COLORS = (
     "#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#222A2A", "#B68100", "#750D86", "#EB663B", "#511CFB",
@@ -517,8 +518,9 @@ def price_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
     """Closing prices rebased to 100 on day -1, with day 0 and the other news marked, as plotly.js JSON.
 
     Each menu view (all stocks when they fit, else one basket at a time)
-    draws at most PRICE_LINES_MAX stocks, each in its own colour and
-    labelled at its right end, with its basket's benchmarks dashed.
+    draws at most PRICE_LINES_MAX stocks, each in its own colour (and, up to
+    END_LABELS_MAX lines, named at its right end), with its basket's
+    benchmarks dashed.
     """
     prices = _event_rows(results.prices, event_id)
     if prices.empty:
@@ -556,6 +558,8 @@ def price_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
                 "hovertemplate": esc(name) + ": %{y:.1f} (close %{customdata:.2f})<extra></extra>",
             })
             trace_view.append(v)
+            if len(names) + len(shown_benches) > END_LABELS_MAX:
+                continue
             notes.append({"x": float(rows["rel_day"].iloc[-1]), "y": float(rows["rebased"].iloc[-1]), "xref": "x",
                           "yref": "y", "text": esc(name), "showarrow": False, "xanchor": "left", "xshift": 4,
                           "font": {"size": 10, "color": color}})
@@ -565,9 +569,7 @@ def price_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
     _layout(fig, "Prices rebased to 100 at the close of day -1", 560, "price (day -1 close = 100)")
     rel_days = sorted(prices["rel_day"].unique())
     _day_axis(fig, results, event_id, rel_days)
-    fig.update_layout(hovermode="x unified", margin={"r": 70})
-    if rel_days:
-        fig.update_xaxes(range=[rel_days[0] - 0.5, rel_days[-1] + 2.5])
+    fig.update_layout(hovermode="x unified", margin={"r": 64 if any(annotations_per_view) else 20})
     _mark_event(fig, results.timeline(event_id), (rel_days[0], rel_days[-1]) if rel_days else (0, 0))
     layout = fig.layout.to_plotly_json()
     marks = list(layout.get("annotations", []))

@@ -360,7 +360,7 @@ def _charts(view: StudyResults, timeline: EventTimeline, index: int) -> tuple[li
          "estimation error of the model (MacKinlay 1997) and t uses the estimation window's degrees of freedom."),
         ("prices", charts.price_figure,
          "Closing prices divided by the close of day -1, times 100: a value of 110 means 10% above "
-         "the last close before the event; each line is labelled at its right end. Benchmarks are dashed."
+         "the last close before the event; every line of a view has its own colour. Benchmarks are dashed."
          + (" The menu at the top right shows one basket at a time." if n_baskets > 1 else "") + lines + key),
     ]
 
