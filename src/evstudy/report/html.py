@@ -251,6 +251,20 @@ def _caveats(results: StudyResults, view: StudyResults, timeline: EventTimeline)
     return out
 
 
+def _stacked_answers(results: StudyResults) -> list[dict[str, str]]:
+    """The stacked CAAR of a multi-event catalogue on the headline window (its tests stay in the catalogue)."""
+    cat = results.extras.get("catalogue")
+    if cat is None or cat.stacked.empty:
+        return []
+    window = _headline_window(results)
+    rows = cat.stacked[(cat.stacked["window_start"] == window.start) & (cat.stacked["window_end"] == window.end)]
+    return [
+        {"label": str(row.label), "benchmark": row.benchmark, "events": plural(row.n_events, "event"),
+         "n": fmt_int(row.n), "caar": fmt_pct(row.caar)}
+        for row in rows.itertuples(index=False)
+    ]
+
+
 # --------------------------------------------------------------------------- per stock
 
 
@@ -495,6 +509,8 @@ def render_html(results: StudyResults, *, generated_at: dt.datetime | None = Non
         generated=f"{when:%Y-%m-%d %H:%M} UTC",
         model_name=MODEL_WORDS.get(cfg.model, cfg.model),
         events=_events(results),
+        stacked=_stacked_answers(results),
+        headline_window=window_words(_headline_window(results).start, _headline_window(results).end),
         multi_event=len(results.timelines) > 1,
         provenance=_provenance(results),
         notes=list(results.notes),
