@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 from scipy import stats
 
 from evstudy.results import EventTimeline, StudyResults
@@ -40,7 +39,6 @@ LINE_COLORS = (
     "#DA60CA", "#6C4516", "#0D2A63", "#AF0038",
 )
 HIST_BINS = 40
-
 
 
 def esc(text: object) -> str:
@@ -158,17 +156,6 @@ def _mark_event(fig: go.Figure, timeline: EventTimeline, x_range: tuple[float, f
         )
 
 
-def _menu(fig: go.Figure, buttons: list[dict[str, Any]], active: int) -> None:
-    """A dropdown at the top right, above the day-0 and news markers and below the toolbar."""
-    fig.update_layout(
-        updatemenus=[{
-            "buttons": buttons, "active": active, "x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "bottom",
-            "pad": {"b": 46}, "bgcolor": "#ffffff", "bordercolor": "#94a3b8",
-        }],
-        margin={"t": 116},
-    )
-
-
 def _band(x: list[int], y: np.ndarray, half: np.ndarray, color: str, group: str) -> go.Scatter:
     """The filled 95% band y ± half, drawn behind its line and toggled with it."""
     return go.Scatter(
@@ -210,34 +197,6 @@ def caar_figure(results: StudyResults, event_id: str) -> go.Figure | None:
     fig.update_layout(hovermode="x unified")
     _mark_event(fig, results.timeline(event_id), (rel_days[0], rel_days[-1]))
     return fig
-
-
-def _car_traces(results: StudyResults, event_id: str) -> list[tuple[str, list[go.Scatter]]]:
-    """Per ticker (membership order): band and line of its CAR path against each benchmark."""
-    paths = _event_rows(results.car_paths, event_id)
-    fits = _event_rows(results.fits, event_id).set_index(["ticker", "benchmark"])["df"]
-    bench_color = {b: BENCHMARK_COLORS[i % len(BENCHMARK_COLORS)] for i, b in enumerate(_benchmarks(results, event_id))}
-    out = []
-    for ticker in _tickers(results, event_id):
-        traces = []
-        for bench, group in paths[paths["ticker"] == ticker].groupby("benchmark", sort=False):
-            group = group.sort_values("rel_day")
-            x = group["rel_day"].tolist()
-            car = group["car"].to_numpy() * 100
-            half = stats.t.ppf(0.975, float(fits.get((ticker, bench), np.nan))) * group["se"].to_numpy() * 100
-            color = bench_color[bench]
-            traces.append(_band(x, car, half, color, bench))
-            traces.append(go.Scatter(
-                x=x, y=car, mode="lines", name=esc(f"vs {bench}"), legendgroup=bench,
-                line={"color": color, "width": 2},
-                customdata=np.column_stack([car - half, car + half]),
-                hovertemplate=esc(f"{ticker} vs {bench}")
-                + "<br>day %{x:+d}: CAR %{y:+.2f}%<br>95% band %{customdata[0]:+.2f}% to %{customdata[1]:+.2f}%"
-                "<extra></extra>",
-            ))
-        if traces:
-            out.append((ticker, traces))
-    return out
 
 
 def _car_traces(results: StudyResults, event_id: str, tickers: list[str]) -> list[tuple[str, list[dict[str, Any]]]]:

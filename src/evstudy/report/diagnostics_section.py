@@ -28,7 +28,6 @@ FLAG_WORDS = {
     "few_returns": "too few valid returns",
     "outlier": "extreme days",
 }
-SHOWN_OUTLIERS = 4
 ROWS_MAX = 300  # rows per table; a larger study lists the rest in results.json, not in the page
 
 

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 from scipy import stats
@@ -34,7 +33,7 @@ from scipy import stats
 from evstudy.config import Window
 from evstudy.inference import SMALL_N
 from evstudy.report import catalogue_section, charts, diagnostics_section, inference_charts
-from evstudy.report.format import (  # noqa: F401  figure_json, fmt_num and verdict are re-exported for compare_section
+from evstudy.report.format import (  # compare_section still imports some of these names from this module
     MISSING,
     date_words,
     figure_json,
