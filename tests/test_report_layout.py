@@ -308,3 +308,25 @@ def test_catalogue_rows_show_the_summary_p(stakes):
     assert len(cells) == len(day0)
     for (p, test), rec in zip(cells, day0.itertuples(index=False)):
         assert p == str(escape(fmt_p(rec.p_value))) and test == str(escape(rec.headline_label)), titles[rec.basket]
+
+
+def test_sections_import_formats_from_format_not_from_the_page_composer():
+    """report/html.py composes the page from the sections; no section imports it back (no import circle)."""
+    import ast
+
+    package = REPO / "src" / "evstudy" / "report"
+    above = {"html.py", "files.py"}  # the composer and the writer that calls it
+    pending = {"compare_section.py"}  # owned elsewhere: still imports html's re-exported formats
+    offenders = []
+    for path in sorted(package.glob("*.py")):
+        if path.name in above | pending:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "evstudy.report.html":
+                offenders.append(path.name)
+            if isinstance(node, ast.ImportFrom) and node.module == "evstudy.report" and \
+                    any(alias.name == "html" for alias in node.names):
+                offenders.append(path.name)
+    assert offenders == []
+    format_source = (package / "format.py").read_text(encoding="utf-8")
+    assert "from evstudy.report" not in format_source  # the bottom of the package imports none of it
