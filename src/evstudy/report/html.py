@@ -341,15 +341,16 @@ def _charts(view: StudyResults, timeline: EventTimeline, index: int) -> tuple[li
     key = _confounder_key(timeline)
     n_tickers = view.memberships["ticker"].nunique()
     n_baskets = view.memberships["basket"].nunique()
+    n_measured = view.abnormal_returns.loc[view.abnormal_returns["rel_day"] == 0, "ticker"].nunique()
     if n_tickers <= charts.SMALL_MULTIPLES_MAX:
         picker = "One panel per stock, each on its own scale. "
     elif n_tickers <= charts.PICKER_MAX:
         picker = "Pick a stock with the menu at the top right. "
     else:
         picker = (f"Pick a stock with the menu at the top right: the {charts.PICKER_MAX // 2} largest and "
-                  f"{charts.PICKER_MAX // 2} smallest CARs of {n_tickers:,} stocks (all of them in cars.csv). ")
-    bars = ("One bar per stock, every stock labelled. " if n_tickers <= charts.LABELLED_BARS_MAX else
-            f"The {charts.MOVER_BARS} largest and {charts.MOVER_BARS} smallest of {n_tickers:,} stocks; the "
+                  f"{charts.PICKER_MAX // 2} smallest CARs of {n_measured:,} stocks (all of them in cars.csv). ")
+    bars = ("One bar per stock, every stock labelled. " if n_measured <= charts.LABELLED_BARS_MAX else
+            f"The {charts.MOVER_BARS} largest and {charts.MOVER_BARS} smallest of {n_measured:,} stocks; the "
             "histogram below shows them all. ")
     lines = ("" if n_tickers <= charts.PRICE_LINES_MAX else
              f" A basket of more than {charts.PRICE_LINES_MAX} stocks shows its {charts.PRICE_LINES_MAX // 2} "
