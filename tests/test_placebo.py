@@ -132,31 +132,58 @@ def test_the_engine_at_day_0_is_the_study(closes, results):
 
 @pytest.mark.shared_data
 def test_pseudo_days_avoid_events_and_confounders(closes, results):
+    """Changed with issue 8: the pool reaches through the estimation window (the regime nearest the event)."""
     timeline = results.timelines[0]
     days = closes.index[closes["SPY"].notna()]
     i0 = days.get_loc(timeline.day0)
     drawn = pd.DatetimeIndex(results.placebo["day0"].unique())
     rows = days.get_indexer(drawn)
-    assert (rows >= i0 + EST[0] - PLACEBO_LOOKBACK).all() and (rows < i0 + EST[0]).all()
-    confounder = days.searchsorted(pd.Timestamp("2023-06-05"))
-    assert i0 + EST[0] - PLACEBO_LOOKBACK + 10 < confounder < i0 + EST[0] - 10  # inside the lookback
-    assert not (np.abs(rows - confounder) <= 10).any()  # no pseudo event span holds it
-    assert len(drawn) > 200
+    assert (rows >= i0 + EST[0] - PLACEBO_LOOKBACK).all() and (rows <= i0 - 10 - 10 - 1).all()
+    assert (rows > i0 + EST[0]).any()  # pseudo-days inside the estimation window
+    for confounder in ("2023-06-05", "2025-10-09"):
+        row = days.searchsorted(pd.Timestamp(confounder))
+        assert not (np.abs(rows - row) <= 10).any()  # no pseudo event span holds it
+    old = days.searchsorted(pd.Timestamp("2023-06-05"))
+    assert i0 + EST[0] - PLACEBO_LOOKBACK + 10 < old < i0 + EST[0] - 10  # inside the lookback
+    assert len(drawn) == 300  # distinct days: drawn without replacement
 
 
 def test_candidate_days_and_draws():
+    """Changed with issue 8: the pool runs to the last day whose event span ends before the event's; no repeats."""
     est, span = Window(-250, -11), Window(-10, 10)
     rows = candidate_days(2000, est, span, blocked=[1500, 1600])
-    assert rows.min() == 2000 - 250 - PLACEBO_LOOKBACK and rows.max() == 2000 - 251
+    assert rows.min() == 2000 - 250 - PLACEBO_LOOKBACK and rows.max() == 2000 - 21
     assert not np.isin(np.arange(1490, 1511), rows).any() and not np.isin(np.arange(1590, 1611), rows).any()
-    assert len(rows) == PLACEBO_LOOKBACK - 2 * 21
+    assert len(rows) == (2000 - 21) - (2000 - 250 - PLACEBO_LOOKBACK) + 1 - 2 * 21
     assert np.isin(1489, rows) and np.isin(1511, rows)
     early = candidate_days(300, est, span, blocked=[])  # the data start cuts the lookback: event spans must fit
-    assert early.min() == 1 - span.start and early.max() == 300 - 251
-    first = draw_days(rows, 1000, np.random.default_rng(np.random.SeedSequence(1, spawn_key=(0,))))
-    again = draw_days(rows, 1000, np.random.default_rng(np.random.SeedSequence(1, spawn_key=(0,))))
-    other = draw_days(rows, 1000, np.random.default_rng(np.random.SeedSequence(1, spawn_key=(1,))))
+    assert early.min() == 1 - span.start and early.max() == 300 - 21
+    first = draw_days(rows, 500, np.random.default_rng(np.random.SeedSequence(1, spawn_key=(0,))))
+    again = draw_days(rows, 500, np.random.default_rng(np.random.SeedSequence(1, spawn_key=(0,))))
+    other = draw_days(rows, 500, np.random.default_rng(np.random.SeedSequence(1, spawn_key=(1,))))
     assert (first == again).all() and not (first == other).all() and np.isin(first, rows).all()
+    assert len(np.unique(first)) == 500  # without replacement
+    every = draw_days(rows, 10 * len(rows), np.random.default_rng(2))  # more than the pool: each candidate once
+    assert len(every) == len(rows) and set(every) == set(rows)
+
+
+def test_a_draw_with_a_member_missing_is_dropped_and_counted():
+    """Per draw, the basket's statistics use all of its members or the draw is dropped (not a smaller basket)."""
+    rng = np.random.default_rng(4)
+    rows, n = 900, 3
+    market = rng.normal(0.0004, 0.01, (rows, 1))
+    stock = 0.0002 + market + rng.normal(0, 0.02, (rows, n))
+    stock[600:640, 1] = np.nan  # member 1 has no data for 40 days: pseudo-days whose windows need them lose it
+    days = np.array([300, 500, 620, 700, 880])  # 620: gap in the event span; 700: 200 < 210 estimation returns
+    series = series_placebo("market", stock, np.repeat(market, n, axis=1), np.arange(n), np.arange(n), days,
+                            estimation=Window(-250, -11), span=Window(-10, 10), windows=[Window(0, 0)],
+                            min_returns=210, max_zero_share=0.5)
+    complete = series.usable.all(axis=1)
+    assert complete.tolist() == [True, True, False, False, True]
+    dist = basket_placebo(series, np.arange(n))
+    assert dist.dropped == 2 and dist.n.tolist() == [3, 3, 2, 2, 3]
+    assert np.isnan(dist.caar[~complete]).all() and np.isnan(dist.bmp[~complete]).all()
+    np.testing.assert_allclose(dist.caar[complete, 0], series.car[complete, 0].mean(axis=1), rtol=1e-14)
 
 
 @pytest.mark.shared_data
@@ -167,10 +194,21 @@ def test_placebo_settings_reach_the_notes(closes):
     assert (rows["note"] == "placebo tests switched off (placebo_dates = 0)").all()
     assert off.placebo.empty
     cfg = config_from_dict({**BASE, "placebo_dates": 50})
-    rows = compute_study(cfg, price_data(closes.loc["2024-10-10":])).tests  # the lookback is before the data
-    assert rows.loc[rows["test"] == "placebo_caar", "note"].str.startswith("no pseudo-event day available").all()
-    rows = compute_study(cfg, price_data(closes.loc["2024-05-01":])).tests  # pseudo-days without estimation data
+    days = closes.index[closes["SPY"].notna()]
+    i0 = days.get_loc(pd.Timestamp("2025-10-13"))
+    # 140 sessions: enough for the event's 120 estimation returns, too few for any pseudo-day's (the last is day -21).
+    rows = compute_study(cfg, price_data(closes.loc[days[i0 - 140]:])).tests
     assert rows.loc[rows["test"] == "placebo_bmp", "note"].str.startswith("no usable pseudo-event day").all()
+    short = compute_study(cfg, price_data(closes.loc["2024-10-10":])).tests  # early pseudo-days lack estimation data
+    notes = short.loc[(short["test"] == "placebo_caar") & (short["basket"] == "minerals"), "note"]
+    dropped = notes.str.extract(r"; ([\d,]+) dropped because a member")[0].astype(int)
+    usable = notes.str.extract(r"; ([\d,]+) draws usable")[0].astype(int)
+    assert (dropped > 0).all() and (dropped + usable == 50).all()
+    # Confounders every 15 sessions block every pseudo-day of the pool that the data reach.
+    dense = [{"date": str(d.date()), "label": "noise"} for d in pd.bdate_range("2024-10-01", "2025-09-30", freq="15B")]
+    rows = compute_study(config_from_dict({**BASE, "placebo_dates": 50, "confounders": dense}),
+                         price_data(closes.loc["2024-10-10":])).tests
+    assert rows.loc[rows["test"] == "placebo_caar", "note"].str.startswith("no pseudo-event day available").all()
 
 
 def test_required_dates_reach_back_for_the_placebo():
@@ -209,7 +247,8 @@ def test_placebo_holds_its_size_on_a_synthetic_market():
     cols = np.arange(reps * n)
     settings = dict(estimation=est, span=span, windows=windows, min_returns=120, max_zero_share=0.5)
     candidates = candidate_days(i0, est, span, blocked=[])
-    pseudo = np.repeat(candidates[rng.integers(0, len(candidates), (k, reps))], n, axis=1)  # a basket shares its days
+    distinct = np.argsort(rng.random((len(candidates), reps)), axis=0)[:k]  # k distinct days per basket
+    pseudo = np.repeat(candidates[distinct], n, axis=1)  # a basket shares its days
     placebo = series_placebo("market", stock, regressors, cols, cols, pseudo, **settings)
     dist_caar = placebo.car.reshape(k, len(windows), reps, n).mean(axis=-1)
     dist_bmp = bmp_t(placebo.scar.reshape(k, len(windows), reps, n)).statistic
@@ -236,6 +275,54 @@ def test_cli_placebo_and_seed_flags(market_parquet, tmp_path):
     assert result.exit_code == 0, result.stderr
     tests = pd.read_csv(tmp_path / "a" / "tests.csv")
     notes = tests.loc[tests["test"] == "placebo_caar", "note"]
-    assert notes.str.startswith("40 pseudo-event days drawn with replacement (seed 3)").all()
+    assert notes.str.startswith("40 pseudo-event days drawn without replacement (seed 3)").all()
     bad = CliRunner().invoke(cli, [*args[:-2], "--placebo", "-5"])
     assert bad.exit_code == 2 and "--placebo" in bad.stderr
+
+
+@pytest.mark.parametrize("model", ["market", "constant_mean", "market_adjusted", "two_index", "dimson"])
+def test_prefix_sum_engine_matches_statsmodels_with_missing_days(model):
+    """Each (pseudo-day, series) refitted on its own rows with statsmodels: CAR and MacKinlay S_CAR per window."""
+    rng = np.random.default_rng(21)
+    rows, n = 800, 3
+    market = rng.normal(0.0004, 0.01, rows)
+    sector = rng.normal(0.0, 0.01, rows)
+    stock = 0.0002 + 0.9 * market[:, None] + 0.5 * sector[:, None] + rng.normal(0, 0.02, (rows, n))
+    stock[rng.random((rows, n)) < 0.05] = np.nan  # scattered missing days, different per series
+    market[rng.random(rows) < 0.01] = np.nan
+    lag, lead = np.r_[np.nan, market[:-1]], np.r_[market[1:], np.nan]
+    regressors = {"two_index": np.stack([market, sector], axis=-1), "dimson": np.stack([lag, market, lead], axis=-1)}
+    panel = np.repeat(regressors.get(model, market)[:, None], n, axis=1)
+    est, span, windows = Window(-250, -11), Window(-10, 10), [Window(0, 0), Window(-3, 2), Window(-10, 10)]
+    days = np.array([280, 420, 555, 700, 789])
+    result = series_placebo(model, stock, panel, np.arange(n), np.arange(n), days, estimation=est, span=span,
+                            windows=windows, min_returns=150, max_zero_share=0.5)
+    checked = 0
+    for i, d in enumerate(days):
+        for s in range(n):
+            x_all = panel[:, s].reshape(rows, -1)
+            y_all = stock[:, s] - (x_all[:, 0] if model == "market_adjusted" else 0.0)
+            est_rows = np.arange(d + est.start, d + est.end + 1)
+            ok = np.isfinite(y_all[est_rows]) & np.isfinite(x_all[est_rows]).all(axis=1)
+            ev_rows = np.arange(d + span.start, d + span.end + 1)
+            usable = ok.sum() >= 150 and np.isfinite(stock[ev_rows, s]).all() and np.isfinite(x_all[ev_rows]).all()
+            if not usable:
+                assert np.isnan(result.car[i, :, s]).all()
+                continue
+            design = np.ones((len(est_rows), 1)) if model in ("constant_mean", "market_adjusted") else \
+                sm.add_constant(x_all[est_rows], has_constant="add")
+            ols = sm.OLS(y_all[est_rows][ok], design[ok]).fit()
+            for w, window in enumerate(windows):
+                inside = np.arange(d + window.start, d + window.end + 1)
+                if model == "market_adjusted":
+                    car, var = (stock[inside, s] - x_all[inside, 0]).sum(), ols.scale * len(inside)
+                else:
+                    z = np.ones((len(inside), 1)) if model == "constant_mean" else \
+                        sm.add_constant(x_all[inside], has_constant="add")
+                    car = (stock[inside, s] - z @ ols.params).sum()
+                    v = z.sum(axis=0)
+                    var = ols.scale * (len(inside) + v @ ols.normalized_cov_params @ v)
+                assert result.car[i, w, s] == pytest.approx(car, rel=1e-9, abs=1e-13)
+                assert result.scar[i, w, s] == pytest.approx(car / np.sqrt(var), rel=1e-9, abs=1e-11)
+            checked += 1
+    assert checked >= 5  # and the rest were checked to be excluded

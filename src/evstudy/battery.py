@@ -67,6 +67,7 @@ def _event_placebo(config: StudyConfig, data: EventArrays) -> tuple[np.ndarray, 
     if len(candidates) == 0:
         return np.empty(0, dtype=int), None, (
             f"no pseudo-event day available: none of the {PLACEBO_LOOKBACK} sessions before the estimation window "
+            f"nor of the estimation window "
             f"is inside the price data with its event span clear of the config's events and confounders"
         )
     index = [e.id for e in config.events].index(data.event.id)
@@ -79,9 +80,11 @@ def _event_placebo(config: StudyConfig, data: EventArrays) -> tuple[np.ndarray, 
         min_returns=config.min_estimation_returns, max_zero_share=config.max_zero_share,
     )
     first, last = data.days[candidates.min()].date(), data.days[candidates.max()].date()
+    asked = "" if len(draws) == config.placebo_dates else f" (all of them; {config.placebo_dates:,} were asked for)"
     context = (
-        f"{len(draws):,} pseudo-event days drawn with replacement (seed {config.seed}) from {len(candidates)} "
-        f"sessions {first} to {last}"
+        f"{len(draws):,} pseudo-event days drawn without replacement (seed {config.seed}) from {len(candidates):,} "
+        f"sessions {first} to {last}{asked}: the {PLACEBO_LOOKBACK} sessions before the estimation window and the "
+        f"estimation window, clear of the config's events and confounders"
     )
     return draws, series, context
 
@@ -124,7 +127,10 @@ def event_tests(config: StudyConfig, data: EventArrays, members: pd.DataFrame) -
                     tests[name] = undefined(name, (n_windows,), n, placebo_context)
             else:
                 dist = basket_placebo(series, cols)
-                context = f"{placebo_context}; median {int(np.median(dist.n))} of {n} tickers usable"
+                context = (
+                    f"{placebo_context}; {int(dist.dropped):,} dropped because a member of the basket lacked clean "
+                    f"data there (too few estimation-window returns or a gap in its event span)"
+                )
                 tests["placebo_caar"] = placebo_test("placebo_caar", car.mean(axis=1), dist.caar, n, context)
                 tests["placebo_bmp"] = placebo_test("placebo_bmp", tests["bmp_t"].statistic, dist.bmp, n, context)
                 k = len(draws)

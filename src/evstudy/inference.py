@@ -772,8 +772,10 @@ def placebo_test(test: str, actual: np.ndarray, draws: np.ndarray, n: np.ndarray
         p = (1 + #{k : |stat_k| >= |stat_actual|}) / (K_valid + 1),
 
     the Monte Carlo p-value that counts the actual date as one more draw
-    (Davison & Hinkley 1997, ch. 4), so it is never 0. The reported
-    statistic is the actual one.
+    (Davison & Hinkley 1997, ch. 4), so it is never 0. The pseudo-days are
+    distinct (drawn without replacement, :func:`evstudy.placebo.draw_days`),
+    so the floor 1 / (K_valid + 1) is set by real evidence. The reported
+    statistic is the actual one. ``actual`` (...), ``draws`` (K, ...).
     """
     actual = np.asarray(actual, dtype=float)
     valid = np.isfinite(draws)
