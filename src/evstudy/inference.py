@@ -252,7 +252,7 @@ def bmp_t(scar: np.ndarray) -> TestArrays:
 def mean_residual_correlation(
     residuals: np.ndarray, min_days: int = MIN_COMMON_DAYS
 ) -> tuple[np.ndarray, np.ndarray]:
-    """r̄: the mean pairwise Pearson correlation of estimation-window residuals (Kolari & Pynnönen 2010), floored at 0.
+    """r̄: mean pairwise Pearson correlation of estimation-window residuals (Kolari & Pynnönen 2010), floored at 0.
 
     Notes
     -----
@@ -316,8 +316,8 @@ def _kp_context(rbar: np.ndarray, pairs: np.ndarray, shape: tuple[int, ...]) -> 
     for index in np.ndindex(shape):
         if np.isfinite(rbar[index]):
             context[index] = (
-                f"mean residual correlation r̄ = {rbar[index]:.3f} (floored at 0) over {pairs[index]} pairs "
-                f"with {MIN_COMMON_DAYS}+ common estimation days"
+                f"mean residual correlation r̄ = {rbar[index]:.3f} over {pairs[index]} pair(s) of tickers with "
+                f"{MIN_COMMON_DAYS}+ common estimation days (a negative mean counts as 0)"
             )
     return context
 
@@ -372,6 +372,34 @@ def window_selectors(rel_days: np.ndarray, windows: Sequence[Window]) -> np.ndar
     return np.array([(rel >= w.start) & (rel <= w.end) for w in windows], dtype=float)
 
 
+def _subset_ranks(ordered: np.ndarray, order: np.ndarray, member: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Average ranks (ties averaged) of the members of a subset, from one sort of the whole set.
+
+    ``ordered`` holds the values sorted along axis -2 and ``order`` the
+    sorting permutation (``np.argsort``); ``member`` (in sorted order) marks
+    the subset. Returns the ranks in the original order (NaN off the subset)
+    and each column's subset size, (..., 1, N). Within a run of equal values
+    holding k members, each gets (members before the run) + (k + 1) / 2, as
+    ``scipy.stats.rankdata``; without ties that is the running member count.
+    """
+    taken = member.astype(float)
+    through = np.cumsum(taken, axis=-2)  # members up to and including each position
+    tied = ordered[..., 1:, :] == ordered[..., :-1, :]
+    if tied.any():
+        new_run = np.ones(ordered.shape, dtype=bool)
+        new_run[..., 1:, :] = ~tied
+        run_end = np.ones(ordered.shape, dtype=bool)
+        run_end[..., :-1, :] = ~tied
+        before_run = np.maximum.accumulate(np.where(new_run, through - taken, 0.0), axis=-2)
+        through_run = np.flip(np.minimum.accumulate(np.flip(np.where(run_end, through, np.inf), -2), axis=-2), -2)
+        rank = (before_run + 1.0 + through_run) / 2.0
+    else:
+        rank = through
+    ranks = np.full(ordered.shape, np.nan)
+    np.put_along_axis(ranks, order, np.where(member, rank, np.nan), axis=-2)
+    return ranks, through[..., -1:, :]
+
+
 def corrado_rank(est_ar: np.ndarray, event_ar: np.ndarray, selectors: np.ndarray) -> TestArrays:
     """Corrado (1989) rank test with Corrado & Zivney (1992) standardized ranks; Campbell & Wasley (1993) windows.
 
@@ -397,24 +425,25 @@ def corrado_rank(est_ar: np.ndarray, event_ar: np.ndarray, selectors: np.ndarray
     the time series of cross-sectional mean ranks, so it carries the
     cross-correlation of same-day ranks.
     """
-    from scipy.stats import rankdata
-
     n_windows = selectors.shape[0]
-    shape = (*np.broadcast_shapes(est_ar.shape[:-2], event_ar.shape[:-2]), n_windows)
+    length = est_ar.shape[-2]
+    combined = np.concatenate([est_ar, event_ar], axis=-2)
+    order = np.argsort(combined, axis=-2, kind="stable")  # sorted once; each window's pool is a subset
+    ordered = np.take_along_axis(combined, order, axis=-2)
+    shape = (*combined.shape[:-2], n_windows)
     stat = np.full(shape, np.nan)
     l2 = np.zeros(shape)
     s_u = np.zeros(shape)
     for w in range(n_windows):  # one rank pool per window: windows are few
-        days = selectors[w] > 0
-        combined = np.concatenate([est_ar, event_ar[..., days, :]], axis=-2)
-        present = np.isfinite(combined)
-        ranks = rankdata(combined, axis=-2, nan_policy="omit")
-        u = ranks / (present.sum(axis=-2, keepdims=True) + 1.0)
+        in_pool = np.concatenate([np.ones(length, dtype=bool), selectors[w] > 0])
+        ranks, count = _subset_ranks(ordered, order, in_pool[order] & np.isfinite(ordered))
+        u = ranks / (count + 1.0)
+        present = np.isfinite(u)
         n_t = present.sum(axis=-1)
         u_bar = np.where(present, u, 0.0).sum(axis=-1) / np.where(n_t > 0, n_t, np.nan)
         pool_days = (n_t > 0).sum(axis=-1)
         s_u[..., w] = np.sqrt(np.nansum((u_bar - 0.5) ** 2, axis=-1) / np.maximum(pool_days, 1))
-        window_bar = u_bar[..., est_ar.shape[-2]:]
+        window_bar = u_bar[..., length:][..., selectors[w] > 0]
         l2[..., w] = np.isfinite(window_bar).sum(axis=-1)
         mean_u = np.nansum(window_bar, axis=-1) / np.where(l2[..., w] > 0, l2[..., w], np.nan)
         stat[..., w] = np.sqrt(l2[..., w]) * (mean_u - 0.5) / np.where(s_u[..., w] > 0, s_u[..., w], np.nan)
@@ -737,15 +766,18 @@ def std_portfolio_t(car: np.ndarray, se: np.ndarray, est_ar: np.ndarray, df: np.
     z = np.where(present_est, est_ar / np.sqrt(sq.sum(axis=-2) / np.maximum(days_i, 1))[..., None, :], np.nan)
     day_n, _, day_sd, _ = _moments(z)  # per estimation day: (..., L)
     enough = day_n >= 2
-    d_est = np.where(enough, day_sd**2, 0.0).sum(axis=-1) / np.where(enough.sum(axis=-1) > 0, enough.sum(axis=-1), np.nan)
+    spread_days = enough.sum(axis=-1)
+    d_est = np.where(enough, day_sd**2, 0.0).sum(axis=-1) / np.where(spread_days > 0, spread_days, np.nan)
     excess = np.maximum(sd_scar**2 - d_est[..., None], 0.0)
     v_event = excess * w2_se2
     v = v_base + v_event
     t = car_p / np.sqrt(np.where(v > 0, v, np.nan))
-    event_spread = np.where(excess > 0, sd_scar**2 * w2_se2, 0.0)  # D_event sum w^2 S_CAR^2: what V_event's noise scales with
+    event_spread = np.where(excess > 0, sd_scar**2 * w2_se2, 0.0)  # D_event sum w^2 S_CAR^2: V_event's noise
     dof = v**2 / (v_base**2 / np.maximum(days_p - 1, 1) + event_spread**2 / np.maximum(n - 1, 1))
     note = _notes(t.shape)
-    _explain(note, n < 2, lambda i: f"needs at least 2 tickers to measure the event's dispersion; the basket has {n[i]}")
+    _explain(note, n < 2, lambda i: (
+        f"needs at least 2 tickers to measure the event's dispersion; the basket has {n[i]}"
+    ))
     _explain(note, days_p < 3, "the portfolio has fewer than 3 estimation-window returns")
     _explain(note, ~(v > 0), "the portfolio's estimation-window residuals do not vary: zero variance")
     result = _finalize("std_portfolio_t", t, two_sided_t_pvalue(t, np.where(dof > 0, dof, 1.0)), n, note)

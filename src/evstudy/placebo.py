@@ -32,6 +32,7 @@ from evstudy.models import design
 
 PLACEBO_LOOKBACK = 504  # two years of trading days before the estimation window
 PAIR_CHUNK = 1024  # (stock, regressor) pairs whose prefix sums are held at once: ~100 MB at 1,300 days
+REQUEST_CHUNK = 200_000  # (pseudo-day, series) cells evaluated at once: ~20 MB per (cells x windows x p) array
 
 
 def lookback_offset(estimation: Window, lookback: int = PLACEBO_LOOKBACK) -> int:
@@ -174,42 +175,46 @@ def series_placebo(
         prefix_y = _prefix(ar_y)
         prefix_z = _prefix(zv)
 
-        series = np.flatnonzero((pair_of >= start) & (pair_of < start + chunk))
-        d = day0[:, series]  # (D, s)
-        pair = np.broadcast_to(pair_of[series] - start, d.shape)
-        est_a, est_b = d + estimation.start, d + estimation.end + 1
-        n = _range_sum(prefix_n, est_a, est_b, pair)
-        zeros = _range_sum(prefix_zero, est_a, est_b, pair)
-        xtx = _range_sum(prefix_zz, est_a, est_b, pair)  # (D, s, p, p)
-        xty = _range_sum(prefix_zy, est_a, est_b, pair)
-        yy = _range_sum(prefix_yy, est_a, est_b, pair)
-        # The study's singularity test (evstudy.models.fit): the scale-free X'X must be invertible.
-        scale = np.sqrt(np.einsum("...pp->...p", xtx))
-        unit = np.where(scale > 0, scale, 1.0)
-        det_ok = (scale > 0).all(axis=-1) & (np.abs(np.linalg.det(xtx / unit[..., :, None] / unit[..., None, :])) > 1e-12)
-        xtx_inv = np.linalg.inv(np.where(det_ok[..., None, None], xtx, np.eye(p)))
-        b = np.einsum("...pq,...q->...p", xtx_inv, xty)
-        df = n - p
-        s2 = (yy - np.einsum("...p,...p->...", b, xty)) / np.where(df > 0, df, np.nan)
-        span_full = _range_sum(prefix_n, d + span.start, d + span.end + 1, pair) == span.end - span.start + 1
-        usable = (
-            (n >= min_returns) & (zeros / np.maximum(n, 1) <= max_zero_share) & det_ok
-            & np.isfinite(b).all(axis=-1) & np.isfinite(s2) & (s2 > 0) & span_full
-        )
-        w_a = d[:, None, :] + starts[None, :, None]  # (D, windows, s)
-        w_b = d[:, None, :] + ends[None, :, None] + 1
-        pair_w = np.broadcast_to(pair[:, None, :], w_a.shape)
-        sum_y = _range_sum(prefix_y, w_a, w_b, pair_w)
-        length = (ends - starts + 1)[None, :, None].astype(float)
-        if adjusted:
-            car_part, var_part = sum_y, s2[:, None, :] * length
-        else:
-            v = _range_sum(prefix_z, w_a, w_b, pair_w)  # (D, windows, s, p)
-            car_part = sum_y - np.einsum("dwsp,dsp->dws", v, b)
-            var_part = s2[:, None, :] * (length + np.einsum("dwsp,dspq,dwsq->dws", v, xtx_inv, v))
-        keep = usable[:, None, :]
-        car[:, :, series] = np.where(keep, car_part, np.nan)
-        se[:, :, series] = np.where(keep, np.sqrt(np.where(keep, var_part, np.nan)), np.nan)
+        in_chunk = np.flatnonzero((pair_of >= start) & (pair_of < start + chunk))
+        step = max(1, REQUEST_CHUNK // max(day0.shape[0], 1))
+        for sub in range(0, len(in_chunk), step):  # bounds the (draws x windows x series x p) temporaries
+            series = in_chunk[sub : sub + step]
+            d = day0[:, series]  # (D, s)
+            pair = np.broadcast_to(pair_of[series] - start, d.shape)
+            est_a, est_b = d + estimation.start, d + estimation.end + 1
+            n = _range_sum(prefix_n, est_a, est_b, pair)
+            zeros = _range_sum(prefix_zero, est_a, est_b, pair)
+            xtx = _range_sum(prefix_zz, est_a, est_b, pair)  # (D, s, p, p)
+            xty = _range_sum(prefix_zy, est_a, est_b, pair)
+            yy = _range_sum(prefix_yy, est_a, est_b, pair)
+            # The study's singularity test (evstudy.models.fit): the scale-free X'X must be invertible.
+            scale = np.sqrt(np.einsum("...pp->...p", xtx))
+            unit = np.where(scale > 0, scale, 1.0)
+            scaled = xtx / unit[..., :, None] / unit[..., None, :]
+            det_ok = (scale > 0).all(axis=-1) & (np.abs(np.linalg.det(scaled)) > 1e-12)
+            xtx_inv = np.linalg.inv(np.where(det_ok[..., None, None], xtx, np.eye(p)))
+            b = np.einsum("...pq,...q->...p", xtx_inv, xty)
+            df = n - p
+            s2 = (yy - np.einsum("...p,...p->...", b, xty)) / np.where(df > 0, df, np.nan)
+            span_full = _range_sum(prefix_n, d + span.start, d + span.end + 1, pair) == span.end - span.start + 1
+            usable = (
+                (n >= min_returns) & (zeros / np.maximum(n, 1) <= max_zero_share) & det_ok
+                & np.isfinite(b).all(axis=-1) & np.isfinite(s2) & (s2 > 0) & span_full
+            )
+            w_a = d[:, None, :] + starts[None, :, None]  # (D, windows, s)
+            w_b = d[:, None, :] + ends[None, :, None] + 1
+            pair_w = np.broadcast_to(pair[:, None, :], w_a.shape)
+            sum_y = _range_sum(prefix_y, w_a, w_b, pair_w)
+            length = (ends - starts + 1)[None, :, None].astype(float)
+            if adjusted:
+                car_part, var_part = sum_y, s2[:, None, :] * length
+            else:
+                v = _range_sum(prefix_z, w_a, w_b, pair_w)  # (D, windows, s, p)
+                car_part = sum_y - np.einsum("dwsp,dsp->dws", v, b)
+                var_part = s2[:, None, :] * (length + np.einsum("dwsp,dspq,dwsq->dws", v, xtx_inv, v))
+            keep = usable[:, None, :]
+            car[:, :, series] = np.where(keep, car_part, np.nan)
+            se[:, :, series] = np.where(keep, np.sqrt(np.where(keep, var_part, np.nan)), np.nan)
     return SeriesPlacebo(day0, car, standardized_cars(car, se))
 
 
