@@ -248,6 +248,25 @@ def test_a_large_study_stays_small():
     assert len(rows) == 400 and "more rows in <code>cars.csv</code>" in document
 
 
+def test_a_long_catalogue_draws_the_first_events_charts_only(monkeypatch):
+    from evstudy.catalogue import attach_catalogue
+    from evstudy.report import html
+
+    monkeypatch.setattr(html, "EVENT_CHARTS_MAX", 2)
+    rng = np.random.default_rng(4)
+    dates = nyse_dates(420, start="2023-06-01")
+    mkt = rng.normal(0.0004, 0.01, len(dates))
+    names = ["A", "B", "C"]
+    closes = closes_from_returns({"MKT": mkt, **{n: mkt + rng.normal(0, 0.01, len(dates)) for n in names}}, dates)
+    events = [{"id": f"e{k}", "date": dates[300 + 20 * k].date().isoformat()} for k in range(4)]
+    cfg = config_from_dict({"benchmark": "MKT", "events": events, "baskets": [{"name": "b", "tickers": names}],
+                            "placebo_dates": 0})
+    document = render_html(attach_catalogue(compute_study(cfg, price_data(closes))))
+    specs = _specs(document)
+    assert {k for k in specs if k.endswith("-caar-spec")} == {"chart-0-caar-spec", "chart-1-caar-spec"}
+    assert "the other\n  2 events are in the event catalogue" in document
+
+
 # --------------------------------------------------------------------------- helpers
 
 

@@ -48,8 +48,8 @@ TEST_WORDS = {
 
 
 def _style(fig: go.Figure, title: str, height: int, y_title: str) -> None:
+    charts.plain_style(fig)
     fig.update_layout(
-        template="plotly_white",
         title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 17}},
         height=height,
         font={"family": charts.FONT, "size": 12, "color": "#1e293b"},

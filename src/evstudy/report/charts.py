@@ -91,31 +91,30 @@ def _tickers(results: StudyResults, event_id: str) -> list[str]:
     return list(dict.fromkeys(_event_rows(results.memberships, event_id)["ticker"]))
 
 
-def _layout(fig: go.Figure, title: str, height: int, y_title: str) -> None:
-    fig.update_layout(
-        template="plotly_white",
-        title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 17}},
-        height=height,
-        font={"family": FONT, "size": 12, "color": "#1e293b"},
-        margin={"l": 64, "r": 20, "t": 92, "b": 60},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0.0},
-        hoverlabel={"font": {"family": FONT}},
-    )
-    fig.update_yaxes(title_text=y_title, zeroline=True, zerolinecolor="#94a3b8")
+def plain_style(fig: go.Figure) -> None:
+    """White background and light grid, written out instead of plotly's "plotly_white" template.
+
+    A named template is copied into every figure's JSON (about 6.5 kB each)
+    and costs ~0.1 s to apply, which a study of many events pays per chart.
+    """
+    fig.update_layout(template={}, paper_bgcolor="#ffffff", plot_bgcolor="#ffffff", colorway=list(LINE_COLORS))
+    fig.update_xaxes(gridcolor="#e2e8f0", zerolinecolor="#cbd5e1", linecolor="#cbd5e1", ticks="")
+    fig.update_yaxes(gridcolor="#e2e8f0", zerolinecolor="#cbd5e1", linecolor="#cbd5e1", ticks="")
 
 
-def _day_axis(fig: go.Figure, results: StudyResults, event_id: str, rel_days: list[int]) -> None:
-    """Tick every trading day as "+1 / Oct 14" so readers see relative days and dates together."""
+def _day_axis(results: StudyResults, event_id: str, rel_days: list[int]) -> dict[str, Any]:
+    """The relative-day x axis (plotly.js layout dict): every trading day ticked "+1 / Oct 14"."""
     dates = _event_rows(results.prices, event_id).drop_duplicates("rel_day").set_index("rel_day")["date"]
     ticks = [d for d in rel_days if d in dates.index]
     step = max(1, math.ceil(len(ticks) / 24))
-    shown = [d for d in ticks if d % step == 0]
+    shown = [int(d) for d in ticks if d % step == 0]
     text = [f"{'0' if d == 0 else f'{d:+d}'}<br>{pd.Timestamp(dates[d]):%b %d}" for d in shown]
-    fig.update_xaxes(tickmode="array", tickvals=shown, ticktext=text, title_text="trading day (relative to day 0)",
-                     showgrid=False, unifiedhovertitle={"text": "day %{x:+d}"})
-    fig.update_layout(legend={"y": -0.3})
+    axis: dict[str, Any] = {"tickmode": "array", "tickvals": shown, "ticktext": text, "showgrid": False,
+                            "title": {"text": "trading day (relative to day 0)"},
+                            "unifiedhovertitle": {"text": "day %{x:+d}"}, "zerolinecolor": "#cbd5e1"}
     if ticks:
-        fig.update_xaxes(range=[ticks[0] - 0.5, ticks[-1] + 0.5])
+        axis["range"] = [float(ticks[0]) - 0.5, float(ticks[-1]) + 0.5]
+    return axis
 
 
 def confounder_note(item: dict[str, Any]) -> str:
@@ -129,17 +128,20 @@ def confounder_note(item: dict[str, Any]) -> str:
     return f"not a trading day: first priced on day {day}"
 
 
-def _mark_event(fig: go.Figure, timeline: EventTimeline, x_range: tuple[float, float]) -> None:
-    """Day 0 as a dashed line; each confounder as a dotted line with its number from the report's list.
+def _event_marks(timeline: EventTimeline, x_range: tuple[float, float]) -> tuple[list[dict], list[dict]]:
+    """Shapes and annotations: day 0 as a dashed line; each confounder as a dotted line with its number.
 
     A confounder on a non-trading day sits half-way between the sessions before and after it.
     """
-    fig.add_vline(x=0, line={"color": "#0f172a", "width": 1.5, "dash": "dash"})
-    fig.add_annotation(
-        x=0, y=1.0, xref="x", yref="paper", yanchor="bottom", yshift=22, showarrow=False,
-        text="<b>day 0</b>", font={"size": 11, "color": "#0f172a"},
-        hovertext=esc(f"{timeline.label or timeline.event_id}: {timeline.mapping}"),
-    )
+    def vline(x: float, line: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "line", "x0": x, "x1": x, "y0": 0, "y1": 1, "xref": "x", "yref": "paper", "line": line}
+
+    shapes = [vline(0.0, {"color": "#0f172a", "width": 1.5, "dash": "dash"})]
+    notes = [{
+        "x": 0, "y": 1.0, "xref": "x", "yref": "paper", "yanchor": "bottom", "yshift": 22, "showarrow": False,
+        "text": "<b>day 0</b>", "font": {"size": 11, "color": "#0f172a"},
+        "hovertext": esc(f"{timeline.label or timeline.event_id}: {timeline.mapping}"),
+    }]
     for number, item in enumerate(timeline.confounders, start=1):
         rel = item.get("rel_day")
         if rel is None:
@@ -147,56 +149,70 @@ def _mark_event(fig: go.Figure, timeline: EventTimeline, x_range: tuple[float, f
         x = float(rel) if item.get("trading_day") else float(rel) - 0.5
         if not x_range[0] <= x <= x_range[1]:
             continue
-        fig.add_vline(x=x, line={"color": CONFOUNDER_COLOR, "width": 1.2, "dash": "dot"})
-        fig.add_annotation(
-            x=x, y=1.0, xref="x", yref="paper", yanchor="bottom", showarrow=False,
-            text=f"<b>{number}</b>", font={"size": 11, "color": "#ffffff"},
-            bgcolor=CONFOUNDER_COLOR, borderpad=2,
-            hovertext=esc(f"{item.get('date')}: {item.get('label') or ''} ({confounder_note(item)})"),
-        )
+        shapes.append(vline(x, {"color": CONFOUNDER_COLOR, "width": 1.2, "dash": "dot"}))
+        notes.append({
+            "x": x, "y": 1.0, "xref": "x", "yref": "paper", "yanchor": "bottom", "showarrow": False,
+            "text": f"<b>{number}</b>", "font": {"size": 11, "color": "#ffffff"},
+            "bgcolor": CONFOUNDER_COLOR, "borderpad": 2,
+            "hovertext": esc(f"{item.get('date')}: {item.get('label') or ''} ({confounder_note(item)})"),
+        })
+    return shapes, notes
 
 
-def _band(x: list[int], y: np.ndarray, half: np.ndarray, color: str, group: str) -> go.Scatter:
-    """The filled 95% band y ± half, drawn behind its line and toggled with it."""
-    return go.Scatter(
-        x=x + x[::-1], y=np.concatenate([y + half, (y - half)[::-1]]),
-        fill="toself", fillcolor=_rgba(color, 0.13), line={"width": 0}, hoverinfo="skip",
-        showlegend=False, legendgroup=group,
+def _band(x: list[int], y: np.ndarray, half: np.ndarray, color: str, group: str) -> dict[str, Any]:
+    """The filled 95% band y ± half (plotly.js trace), drawn behind its line and toggled with it."""
+    return {
+        "type": "scatter", "mode": "lines", "x": x + x[::-1], "y": np.concatenate([y + half, (y - half)[::-1]]),
+        "fill": "toself", "fillcolor": _rgba(color, 0.13), "line": {"width": 0}, "hoverinfo": "skip",
+        "showlegend": False, "legendgroup": group,
+    }
+
+
+def _line_layout(title: str, height: int, y_title: str) -> dict[str, Any]:
+    """The report's style for a chart over relative days, as a plotly.js layout dict."""
+    layout = _base_layout(title, height)
+    layout.update(
+        margin={"l": 64, "r": 20, "t": 92, "b": 60},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0.0},
+        yaxis={"title": {"text": y_title}, "zeroline": True, "zerolinecolor": "#94a3b8", "gridcolor": "#e2e8f0"},
+        hovermode="x unified",
     )
+    return layout
 
 
-def caar_figure(results: StudyResults, event_id: str) -> go.Figure | None:
-    """Average cumulative abnormal return per basket × benchmark, with its 95% band."""
+def caar_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
+    """Average cumulative abnormal return per basket × benchmark, with its 95% band (plotly.js JSON)."""
     paths = _event_rows(results.basket_paths, event_id)
     if paths.empty:
         return None
     colors, titles = basket_colors(results), basket_titles(results)
     dashes = {b: DASHES[i % len(DASHES)] for i, b in enumerate(_benchmarks(results, event_id))}
-    fig = go.Figure()
+    data: list[dict[str, Any]] = []
+    lines = 0
     for (basket, bench), group in paths.groupby(["basket", "benchmark"], sort=False):
         group = group.sort_values("rel_day")
-        x = group["rel_day"].tolist()
-        caar = group["caar"].to_numpy() * 100
-        n = group["n"].to_numpy()
+        x = [int(d) for d in group["rel_day"]]
+        caar = np.round(group["caar"].to_numpy(float) * 100, 3)
+        n = group["n"].to_numpy(float)
         quantile = np.where(n > 1, stats.t.ppf(0.975, np.maximum(n - 1, 1)), np.nan)
-        half = quantile * group["se"].to_numpy() * 100
+        half = np.round(quantile * group["se"].to_numpy(float) * 100, 3)
         name = esc(f"{titles.get(basket, basket)} vs {bench} (N={int(n[0])})")
         color = colors.get(basket, BASKET_COLORS[0])
         if np.isfinite(half).any():
-            fig.add_trace(_band(x, caar, half, color, name))
-        fig.add_trace(go.Scatter(
-            x=x, y=caar, mode="lines+markers", name=name, legendgroup=name,
-            line={"color": color, "width": 2.5, "dash": dashes[bench]}, marker={"size": 5},
-            customdata=np.column_stack([caar - half, caar + half]),
-            hovertemplate="CAAR %{y:+.2f}% (95% band %{customdata[0]:+.2f}% to %{customdata[1]:+.2f}%)",
-        ))
-    rel_days = sorted(paths["rel_day"].unique())
-    lines = len(fig.data) - sum(trace.hoverinfo == "skip" for trace in fig.data)
-    _layout(fig, "Average cumulative abnormal return (CAAR) by basket", 460 + 20 * math.ceil(lines / 2), "CAAR (%)")
-    _day_axis(fig, results, event_id, rel_days)
-    fig.update_layout(hovermode="x unified")
-    _mark_event(fig, results.timeline(event_id), (rel_days[0], rel_days[-1]))
-    return fig
+            data.append(_band(x, caar, half, color, name))
+        data.append({
+            "type": "scatter", "x": x, "y": caar, "mode": "lines+markers", "name": name, "legendgroup": name,
+            "line": {"color": color, "width": 2.5, "dash": dashes[bench]}, "marker": {"size": 5},
+            "customdata": np.column_stack([caar - half, caar + half]),
+            "hovertemplate": "CAAR %{y:+.2f}% (95% band %{customdata[0]:+.2f}% to %{customdata[1]:+.2f}%)",
+        })
+        lines += 1
+    rel_days = sorted(int(d) for d in paths["rel_day"].unique())
+    layout = _line_layout("Average cumulative abnormal return (CAAR) by basket", 460 + 20 * math.ceil(lines / 2),
+                          "CAAR (%)")
+    layout["xaxis"] = _day_axis(results, event_id, rel_days)
+    layout["shapes"], layout["annotations"] = _event_marks(results.timeline(event_id), (rel_days[0], rel_days[-1]))
+    return {"data": data, "layout": layout}
 
 
 def _car_traces(results: StudyResults, event_id: str, tickers: list[str]) -> list[tuple[str, list[dict[str, Any]]]]:
@@ -206,7 +222,9 @@ def _car_traces(results: StudyResults, event_id: str, tickers: list[str]) -> lis
     df = _event_rows(results.fits, event_id).set_index(["ticker", "benchmark"])["df"]
     bench_color = {b: BENCHMARK_COLORS[i % len(BENCHMARK_COLORS)] for i, b in enumerate(_benchmarks(results, event_id))}
     quantile = stats.t.ppf(0.975, df.reindex(pd.MultiIndex.from_arrays([paths["ticker"], paths["benchmark"]])).to_numpy(float))
-    paths = paths.assign(_car=paths["car"].to_numpy(float) * 100, _half=quantile * paths["se"].to_numpy(float) * 100)
+    # rounded to 0.001 percentage points: the page carries what a reader can see, not 17 digits
+    paths = paths.assign(_car=np.round(paths["car"].to_numpy(float) * 100, 3),
+                         _half=np.round(quantile * paths["se"].to_numpy(float) * 100, 3))
     traces: dict[str, list[dict[str, Any]]] = {}
     for (ticker, bench), group in paths.groupby(["ticker", "benchmark"], sort=False):
         x = group["rel_day"].tolist()
@@ -296,7 +314,7 @@ def _base_layout(title: str, height: int) -> dict[str, Any]:
     """The report's figure style as a plotly.js layout dict."""
     return {
         "title": {"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 17}},
-        "height": height, "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff",
+        "height": height, "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff", "colorway": list(LINE_COLORS),
         "font": {"family": FONT, "size": 12, "color": "#1e293b"},
         "hoverlabel": {"font": {"family": FONT}},
     }
@@ -339,15 +357,8 @@ def _car_picker(results: StudyResults, event_id: str, tickers: list[str]) -> dic
         shapes=[{"type": "line", "x0": 0, "x1": 0, "y0": 0, "y1": 1, "xref": "x", "yref": "paper",
                  "line": {"color": "#0f172a", "width": 1.5, "dash": "dash"}}],
     )
-    layout["xaxis"] = _day_axis_dict(results, event_id, sorted(_event_rows(results.car_paths, event_id)["rel_day"].unique()))
+    layout["xaxis"] = _day_axis(results, event_id, sorted(int(d) for d in _event_rows(results.car_paths, event_id)["rel_day"].unique()))
     return {"data": data, "layout": layout}
-
-
-def _day_axis_dict(results: StudyResults, event_id: str, rel_days: list[int]) -> dict[str, Any]:
-    """The relative-day x axis (see :func:`_day_axis`) as a plotly.js layout dict."""
-    fig = go.Figure()
-    _day_axis(fig, results, event_id, rel_days)
-    return fig.layout.xaxis.to_plotly_json()
 
 
 def _day0_table(results: StudyResults, event_id: str) -> pd.DataFrame:
@@ -425,9 +436,10 @@ def day0_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
 
 def day0_histogram(results: StudyResults, event_id: str) -> dict[str, Any] | None:
     """How many stocks had each day-0 abnormal return, per basket: drawn only when the bars show movers only."""
-    table = _day0_table(results, event_id).dropna(subset=["abnormal_return"])
-    if len(table) <= LABELLED_BARS_MAX:
+    ar = _event_rows(results.abnormal_returns, event_id)
+    if ar.loc[ar["rel_day"] == 0, "ticker"].nunique() <= LABELLED_BARS_MAX:
         return None
+    table = _day0_table(results, event_id).dropna(subset=["abnormal_return"])
     values = table["abnormal_return"].to_numpy(float) * 100
     low, high = np.quantile(values, [0.005, 0.995])
     edges = np.linspace(low, high if high > low else low + 1, HIST_BINS + 1)
@@ -510,10 +522,11 @@ def price_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
             color = BENCHMARK_COLORS[benches.index(name) % len(BENCHMARK_COLORS)] if is_bench \
                 else LINE_COLORS[i % len(LINE_COLORS)]
             data.append({
-                "type": "scatter", "x": rows["rel_day"].tolist(), "y": rows["rebased"].to_numpy(), "mode": "lines",
+                "type": "scatter", "x": rows["rel_day"].tolist(), "y": np.round(rows["rebased"].to_numpy(float), 3),
+                "mode": "lines",
                 "name": esc(name) + (" (benchmark)" if is_bench else ""), "visible": v == 0,
                 "line": {"color": color, "width": 3 if is_bench else 1.8, "dash": "dash" if is_bench else "solid"},
-                "customdata": rows["close"].to_numpy(),
+                "customdata": np.round(rows["close"].to_numpy(float), 4),
                 "hovertemplate": esc(name) + ": %{y:.1f} (close %{customdata:.2f})<extra></extra>",
             })
             trace_view.append(v)
@@ -523,15 +536,13 @@ def price_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
                           "yref": "y", "text": esc(name), "showarrow": False, "xanchor": "left", "xshift": 4,
                           "font": {"size": 10, "color": color}})
         annotations_per_view.append(notes)
-    fig = go.Figure()
-    fig.add_hline(y=100, line={"color": "#94a3b8", "width": 1})
-    _layout(fig, "Prices rebased to 100 at the close of day -1", 560, "price (day -1 close = 100)")
-    rel_days = sorted(prices["rel_day"].unique())
-    _day_axis(fig, results, event_id, rel_days)
-    fig.update_layout(hovermode="x unified", margin={"r": 64 if any(annotations_per_view) else 20})
-    _mark_event(fig, results.timeline(event_id), (rel_days[0], rel_days[-1]) if rel_days else (0, 0))
-    layout = fig.layout.to_plotly_json()
-    marks = list(layout.get("annotations", []))
+    rel_days = sorted(int(d) for d in prices["rel_day"].unique())
+    layout = _line_layout("Prices rebased to 100 at the close of day -1", 560, "price (day -1 close = 100)")
+    layout["margin"]["r"] = 64 if any(annotations_per_view) else 20
+    layout["xaxis"] = _day_axis(results, event_id, rel_days)
+    shapes, marks = _event_marks(results.timeline(event_id), (rel_days[0], rel_days[-1]) if rel_days else (0, 0))
+    layout["shapes"] = [{"type": "line", "x0": 0, "x1": 1, "y0": 100, "y1": 100, "xref": "paper", "yref": "y",
+                         "line": {"color": "#94a3b8", "width": 1}}, *shapes]
     layout["annotations"] = marks + annotations_per_view[0]
     if len(views) > 1:
         buttons = [{"label": esc(label), "method": "update",

@@ -68,6 +68,7 @@ STOCK_ROWS_MAX = 400  # more per-stock rows than this: the biggest movers each w
 FIT_ROWS_MAX = 400  # more fitted series than this: the weakest fits, the rest in results.json
 SCROLL_ROWS = 15  # a longer table scrolls inside its own box, its header row staying in view
 FILTER_ROWS = 25  # a longer table gets a search box
+EVENT_CHARTS_MAX = 20  # a catalogue of more events draws its first events' charts; the stacked chart covers all
 
 
 # --------------------------------------------------------------------------- one event at a time
@@ -456,7 +457,7 @@ def _events(results: StudyResults) -> list[dict[str, Any]]:
     headline, car = _headline_window(results), _car_window(results)
     events = []
     for index, timeline, view in _event_views(results):
-        key_charts, more_charts = _charts(view, timeline, index)
+        key_charts, more_charts = _charts(view, timeline, index) if index < EVENT_CHARTS_MAX else ([], [])
         stocks, dropped = _ticker_rows(view)
         # view.baskets is this event's part of the verdict record: verdicts, tests and p-values are read, never chosen
         answers, reasons = _answer_rows(view, view.baskets)
@@ -526,6 +527,7 @@ def render_html(results: StudyResults, *, generated_at: dt.datetime | None = Non
         robust_columns=cfg.model != "market_adjusted" and not results.robustness.empty,
         hygiene=diagnostics_section.render(results, _car_window(results)),
         sections=_analysis_sections(results),
+        charts_left_out=max(0, len(results.timelines) - EVENT_CHARTS_MAX),
         scroll_rows=SCROLL_ROWS,
         filter_rows=FILTER_ROWS,
         plotly_js=Markup(get_plotlyjs().replace("</script", "<\\/script")),

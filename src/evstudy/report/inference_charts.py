@@ -154,8 +154,8 @@ def placebo_figure(results: StudyResults, event_id: str) -> go.Figure | None:
             "x": 0.0, "xanchor": "left", "y": 1.09, "yanchor": "bottom", "showactive": True,
         }])
     k = int(draws["draw"].max()) + 1 if len(draws) else 0
+    charts.plain_style(fig)
     fig.update_layout(
-        template="plotly_white",
         title={"text": f"Placebo test: the basket's CAAR on {k:,} days without news, and on the event (red)",
                "x": 0.0, "xanchor": "left", "y": 0.98, "yanchor": "top", "font": {"size": 16}},
         height=170 + 250 * nrows, bargap=0.02,
