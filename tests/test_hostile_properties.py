@@ -17,7 +17,6 @@ Bounded in CI by the ``ci`` hypothesis profile (tests/conftest.py).
 
 from __future__ import annotations
 
-import datetime as dt
 
 import numpy as np
 import pandas as pd

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from markupsafe import escape
 
-import evstudy
 from evstudy.config import config_from_dict
 from evstudy.inference import TEST_IDS
 from evstudy.report.html import render_html

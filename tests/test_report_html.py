@@ -22,7 +22,8 @@ import pytest
 from plotly.offline import get_plotlyjs
 
 from evstudy.config import config_from_dict
-from evstudy.report.html import fmt_num, fmt_p, fmt_pct, render_html, verdict, window_words
+from evstudy.report.format import fmt_num, fmt_p, fmt_pct, verdict, window_words
+from evstudy.report.html import render_html
 from evstudy.study import compute_study
 
 from helpers import closes_from_returns, nyse_dates, price_data, read_parquet_closes
@@ -70,6 +71,12 @@ class Page(HTMLParser):
 
     def json_specs(self) -> dict[str, dict]:
         return {a["id"]: json.loads(text) for a, text in self.scripts if a.get("type") == "application/json"}
+
+
+def open_every_block(document: str) -> str:
+    """The report with every <details> block opened before its script runs (charts in closed blocks wait)."""
+    opener = '<script>document.querySelectorAll("details").forEach(function (d) { d.open = true; });</script>'
+    return document.replace('<script>\n(function () {', opener + '\n<script>\n(function () {', 1)
 
 
 def _strings(value: object):
@@ -198,7 +205,7 @@ def test_reads_as_a_report(synthetic_results, document):
         f"market model vs MKT, SEC, estimated over trading days -250 to -11 ({est_start} to {est_end})",
         "synthetic &lt;market&gt;",
         "returns are close-to-close",
-        "Caution:",
+        "What could fool you here",
         "significant at",
         "Estimation diagnostics",
         "MacKinlay 1997",
@@ -210,8 +217,8 @@ def test_reads_as_a_report(synthetic_results, document):
         assert text in document, text
     reason = res.exclusions.loc[res.exclusions["ticker"] == "GAP", "reason"].iloc[0]
     assert reason in document
-    order = [document.index(h) for h in ("id=\"summary\"", "id=\"data\"", "id=\"baskets\"", "id=\"stocks\"",
-                                           "id=\"charts\"", "id=\"diagnostics\"", "id=\"reproduce\"")]
+    order = [document.index(h) for h in ("id=\"summary\"", "id=\"charts\"", "id=\"baskets\"", "id=\"stocks\"",
+                                           "id=\"diagnostics\"", "id=\"data\"", "id=\"reproduce\"")]
     assert order == sorted(order)
 
 
@@ -294,7 +301,7 @@ def test_charts_render_in_headless_chromium(document, tmp_path):
     if CHROMIUM is None:
         pytest.skip("headless Chromium not found (install it: apt-get install -y chromium)")
     report = tmp_path / "report.html"
-    report.write_text(document, encoding="utf-8")
+    report.write_text(open_every_block(document), encoding="utf-8")
     result = subprocess.run(
         [CHROMIUM, *NO_NETWORK_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000",
          "--dump-dom", report.as_uri()],

@@ -490,7 +490,6 @@ def grank_t(car: np.ndarray, se: np.ndarray, est_ar: np.ndarray, df: np.ndarray)
     """
     from scipy.stats import rankdata
 
-    present_est = np.isfinite(est_ar)
     s = np.sqrt(np.nansum(est_ar**2, axis=-2) / np.where(df > 0, df, np.nan))  # (..., N)
     sar = est_ar / np.where(s > 0, s, np.nan)[..., None, :]
     scar = standardized_cars(car, se)

@@ -275,7 +275,6 @@ def headline_verdicts(
     cell. ``significant`` is true for p < 5%, the level the evidence measured.
     """
     table = shipped_table() if table is None else table
-    cells = ["event", "basket", "benchmark", "window_start", "window_end"]
     single = _single_stock_rows(baskets, cars, memberships)
     if len(single):
         extra = single.assign(test=CAR_T, n=1, note="")

@@ -509,6 +509,7 @@ class _Run:
                 if closes is not None:
                     pending.remove(ticker)
                     yield ticker, closes, ""
+        asked: list[str] = []  # the tickers of the previous attempt
         for attempt in range(source.retries + 1):
             if attempt:
                 delay = source.backoff * 2 ** (attempt - 1) * (_RATE_LIMIT_FACTOR if rate_limited else 1.0)

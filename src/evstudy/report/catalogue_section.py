@@ -19,8 +19,18 @@ from scipy import special
 
 from evstudy.catalogue import Catalogue, DriftSummary
 from evstudy.report import charts
-from evstudy.report.compare_section import sort_key
-from evstudy.report.html import figure_json, fmt_int, fmt_num, fmt_p, fmt_pct, record_verdict, verdict, window_words
+from evstudy.report.format import (
+    MISSING,
+    figure_json,
+    fmt_int,
+    fmt_num,
+    fmt_p,
+    fmt_pct,
+    record_verdict,
+    sort_key,
+    verdict,
+    window_words,
+)
 from evstudy.report.sections import Section, render_section
 from evstudy.results import StudyResults
 from evstudy.verdicts import HEADLINE_LABELS
@@ -30,6 +40,7 @@ DRIFT_TEMPLATE = "drift_section.html.j2"
 STOCKS_SHOWN = 10  # a basket with more stocks shows only its day-0 average in the catalogue table
 DRIFT_TOP = 15  # drift rows shown before "show all"
 DRIFT_LINES = 8  # series drawn in the drift chart
+DRIFT_ROWS_MAX = 300  # drift rows in the page; a larger study lists every series in results.json
 TEST_WORDS = {
     "cs_t": "cross-sectional t",
     "bmp_t": "BMP t (standardized)",
@@ -38,8 +49,8 @@ TEST_WORDS = {
 
 
 def _style(fig: go.Figure, title: str, height: int, y_title: str) -> None:
+    charts.plain_style(fig)
     fig.update_layout(
-        template="plotly_white",
         title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 17}},
         height=height,
         font={"family": charts.FONT, "size": 12, "color": "#1e293b"},
@@ -62,19 +73,19 @@ def stacked_figure(results: StudyResults, cat: Catalogue, stack: str, bench: str
     path = cat.paths[(cat.paths["stack"] == stack) & (cat.paths["benchmark"] == bench)].sort_values("rel_day")
     if path.empty:
         return None
-    members = cat.day0[cat.day0["benchmark"] == bench]
+    members = cat.day0.loc[cat.day0["benchmark"] == bench, ["event", "ticker"]].drop_duplicates()
+    cars = results.car_paths[results.car_paths["benchmark"] == bench].merge(members, on=["event", "ticker"])
+    means = dict(tuple(cars.groupby("event", sort=False)))  # one pass, not one filter per event
     fig = go.Figure()
     for i, timeline in enumerate(results.timelines):
-        cars = results.car_paths
-        tickers = set(members.loc[members["event"] == timeline.event_id, "ticker"])
-        part = cars[(cars["event"] == timeline.event_id) & (cars["benchmark"] == bench) & cars["ticker"].isin(tickers)]
-        if part.empty:
+        part = means.get(timeline.event_id)
+        if part is None:
             continue
         mean = part.groupby("rel_day")["car"].mean().sort_index()
         fig.add_trace(go.Scatter(
             x=mean.index.tolist(), y=mean.to_numpy() * 100, mode="lines",
             name=charts.esc(f"{timeline.event_id} (day 0 {timeline.day0:%Y-%m-%d})"),
-            line={"color": charts.TICKER_COLORS[i % len(charts.TICKER_COLORS)], "width": 1.3},
+            line={"color": charts.LINE_COLORS[i % len(charts.LINE_COLORS)], "width": 1.3},
             opacity=0.75, hovertemplate=charts.esc(timeline.event_id) + ": %{y:+.2f}%<extra></extra>",
         ))
     x = path["rel_day"].tolist()
@@ -99,22 +110,32 @@ def stacked_figure(results: StudyResults, cat: Catalogue, stack: str, bench: str
 
 def _event_blocks(results: StudyResults, cat: Catalogue) -> list[dict[str, Any]]:
     titles = charts.basket_titles(results)
+    per_event = dict(tuple(cat.events.groupby("event", sort=False)))
+    per_group = dict(tuple(cat.day0.groupby(["event", "basket", "benchmark"], sort=False)))
+    record = results.baskets
+    record = record[(record["window_start"] == 0) & (record["window_end"] == 0)].set_index(["event", "basket", "benchmark"])
     blocks = []
     for timeline in results.timelines:
         groups = []
-        rows = cat.events[cat.events["event"] == timeline.event_id]
+        rows = per_event.get(timeline.event_id, cat.events.iloc[0:0])
         for row in rows.itertuples(index=False):
-            words, css = record_verdict(row.verdict, row.aar) if row.verdict else verdict(row.p_value, row.aar)
-            stocks = cat.day0[(cat.day0["event"] == row.event) & (cat.day0["basket"] == row.basket)
-                              & (cat.day0["benchmark"] == row.benchmark)]
+            key = (row.event, row.basket, row.benchmark)
+            if key in record.index:  # the day-0 cell of the verdict record: the same test, p and verdict as the summary
+                cell = record.loc[key]
+                words, css = record_verdict(cell["verdict"], row.aar)
+                t, p, test = cell["statistic"], cell["p_value"], cell["headline_label"] or MISSING
+            else:
+                words, css = verdict(row.p_value, row.aar)
+                t, p, test = row.t, row.p_value, TEST_WORDS.get(row.test, HEADLINE_LABELS.get(row.test, row.test))
+            stocks = per_group.get(key, cat.day0.iloc[0:0])
             groups.append({
                 "basket": titles.get(row.basket, row.basket),
                 "benchmark": row.benchmark,
                 "n": fmt_int(row.n),
                 "aar": fmt_pct(row.aar),
-                "t": fmt_num(row.t),
-                "p": fmt_p(row.p_value),
-                "test": TEST_WORDS.get(row.test, HEADLINE_LABELS.get(row.test, row.test)),
+                "t": fmt_num(t),
+                "p": fmt_p(p),
+                "test": test,
                 "verdict": words,
                 "css": css,
                 "note": row.note or "",
@@ -189,44 +210,51 @@ def render(results: StudyResults) -> Section | None:
 
 
 def drift_figure(results: StudyResults, drift: DriftSummary) -> go.Figure | None:
-    """Cumulative abnormal return through the drift window for the series that drifted most, peak day marked."""
+    """Cumulative abnormal return through the drift window for the stocks that drifted most, peak day marked.
+
+    One line per stock (its benchmark with the largest drift), so a stock
+    studied against two benchmarks is not drawn and labelled twice; its
+    largest day is a diamond, named in the legend, not a label over the lines.
+    """
     series = drift.series.dropna(subset=["car"])
     if series.empty:
         return None
-    top = series.reindex(series["car"].abs().sort_values(ascending=False).index).head(DRIFT_LINES)
+    ranked = series.reindex(series["car"].abs().sort_values(ascending=False).index)
+    top = ranked.drop_duplicates(["event", "ticker"]).head(DRIFT_LINES)
     daily = results.drift_returns
+    daily = daily.set_index(["event", "ticker", "benchmark"]).sort_index()
     multi = len(results.timelines) > 1
     window = drift.window
     fig = go.Figure()
     for i, row in enumerate(top.itertuples(index=False)):
-        part = daily[(daily["event"] == row.event) & (daily["ticker"] == row.ticker)
-                     & (daily["benchmark"] == row.benchmark)].sort_values("rel_day")
+        key = (row.event, row.ticker, row.benchmark)
+        part = daily.loc[key].sort_values("rel_day") if key in daily.index else daily.iloc[0:0]
         cum = part["abnormal_return"].cumsum().to_numpy(dtype=float) * 100
-        name = charts.esc(f"{row.ticker} vs {row.benchmark}" + (f" ({row.event})" if multi else ""))
-        color = charts.TICKER_COLORS[i % len(charts.TICKER_COLORS)]
+        peak_words = "" if pd.isna(row.peak_date) else \
+            f", largest day {pd.Timestamp(row.peak_date):%b %d} {row.peak_return * 100:+.1f}%"
+        name = charts.esc(f"{row.ticker} vs {row.benchmark}" + (f" ({row.event})" if multi else "") + peak_words)
+        color = charts.LINE_COLORS[i % len(charts.LINE_COLORS)]
         custom = np.column_stack([
             [f"{pd.Timestamp(d):%a %Y-%m-%d}" if pd.notna(d) else "" for d in part["date"]],
             part["return"].to_numpy(dtype=float) * 100, part["abnormal_return"].to_numpy(dtype=float) * 100,
         ])
         fig.add_trace(go.Scatter(
             x=part["rel_day"].tolist(), y=cum, mode="lines", name=name, line={"color": color, "width": 2},
-            customdata=custom,
-            hovertemplate=name + "<br>day %{x:+d}, %{customdata[0]}<br>return %{customdata[1]:+.2f}%, "
-            "AR %{customdata[2]:+.2f}%<br>cumulative AR %{y:+.2f}%<extra></extra>",
+            legendgroup=name, customdata=custom,
+            hovertemplate=charts.esc(f"{row.ticker} vs {row.benchmark}") + "<br>day %{x:+d}, %{customdata[0]}"
+            "<br>return %{customdata[1]:+.2f}%, AR %{customdata[2]:+.2f}%<br>cumulative AR %{y:+.2f}%<extra></extra>",
         ))
-        peak = part[part["rel_day"] == row.peak_rel_day]
-        if len(peak):
-            k = int(np.flatnonzero(part["rel_day"].to_numpy() == row.peak_rel_day)[0])
+        at = np.flatnonzero(part["rel_day"].to_numpy() == row.peak_rel_day)
+        if len(at):
             fig.add_trace(go.Scatter(
-                x=[row.peak_rel_day], y=[cum[k]], mode="markers+text", showlegend=False,
-                marker={"color": color, "size": 10, "symbol": "diamond"},
-                text=[f"{row.ticker} {row.peak_return * 100:+.1f}% on {pd.Timestamp(row.peak_date):%b %d}"],
-                textposition="top left" if row.peak_rel_day > (window.start + window.end) / 2 else "top right",
-                textfont={"size": 11, "color": color}, hoverinfo="skip",
+                x=[row.peak_rel_day], y=[cum[at[0]]], mode="markers", showlegend=False, legendgroup=name,
+                marker={"color": color, "size": 11, "symbol": "diamond", "line": {"color": "#ffffff", "width": 1}},
+                hoverinfo="skip",
             ))
-    _style(fig, f"Cumulative abnormal return before day 0, days {window.start:+d} to {window.end:+d}", 480,
+    _style(fig, f"Cumulative abnormal return before day 0, days {window.start:+d} to {window.end:+d}", 520,
            "cumulative AR (%)")
     fig.update_xaxes(title_text="trading day relative to day 0", showgrid=False, dtick=2)
+    fig.update_layout(legend={"y": -0.16})
     return fig
 
 
@@ -290,7 +318,8 @@ def render_drift(results: StudyResults) -> Section | None:
         spans=spans,
         multi=multi,
         rows=rows[:DRIFT_TOP],
-        more=rows[DRIFT_TOP:],
+        more=rows[DRIFT_TOP:DRIFT_TOP + DRIFT_ROWS_MAX],
+        n_rows=len(rows),
         baskets=baskets,
         chart=None if fig is None else {"id": "drift-chart", "json": figure_json(fig)},
         lines=DRIFT_LINES,

@@ -11,35 +11,57 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 from scipy import stats
 
 from evstudy.results import EventTimeline, StudyResults
 
 BASKET_COLORS = ("#2563eb", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d")
-TICKER_COLORS = (
-    "#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d",
-    "#9333ea", "#ea580c", "#0d9488", "#4f46e5", "#be123c", "#a16207",
-)
 BENCHMARK_COLORS = ("#334155", "#0f766e", "#9a3412", "#6d28d9")
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
 CONFOUNDER_COLOR = "#b45309"
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 SMALL_MULTIPLES_MAX = 16  # more stocks than this: one CAR panel with a stock picker
-ALL_PRICES_MAX = 15  # more stocks than this: the price chart opens on the first basket
-
-# Toolbar without the plotly logo; "responsive" makes figures follow the page width.
-PLOT_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+PICKER_MAX = 100  # more stocks than this: the picker offers the largest and smallest CARs only
+LABELLED_BARS_MAX = 120  # more stocks than this: the day-0 bars show the movers, a histogram shows all
+MOVER_BARS = 30  # bars each way when the day-0 chart shows movers only
+PRICE_LINES_MAX = 24  # lines in one view of the price chart: each its own colour (LINE_COLORS)
+END_LABELS_MAX = 10  # a view with at most this many lines also names each line at its right end
+# 24 colours a reader can tell apart (plotly's Dark24), so no two lines of one price view share one
+LINE_COLORS = (
+    "#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#222A2A", "#B68100", "#750D86", "#EB663B", "#511CFB",
+    "#00A08B", "#FB00D1", "#FC0080", "#B2828D", "#6C7C32", "#778AAE", "#862A16", "#A777F1", "#620042", "#1616A7",
+    "#DA60CA", "#6C4516", "#0D2A63", "#AF0038",
+)
+HIST_BINS = 40
 
 
 def esc(text: object) -> str:
     """Escape text for plotly, which would otherwise render tags such as <b> or <a>."""
     return html.escape(str(text), quote=False)
+
+
+def tidy_small_multiples(fig: go.Figure, cols: int, *, shared_y: bool = True, page_px: int = 1150) -> None:
+    """Make a ``make_subplots`` grid readable: titles wrapped to their panel, one y range for all panels.
+
+    Subplot titles longer than their panel are broken into lines at word
+    boundaries (about 7 px a character at 12 px type), so neighbouring titles
+    cannot run into each other; with ``shared_y`` every panel's y axis matches
+    the first, so a caption can honestly say "on a common scale" (plotly's
+    ``shared_yaxes`` shares a range within a row only).
+    """
+    chars = max(8, int(page_px / cols / 7.5))
+    for note in fig.layout.annotations:
+        text = note.text or ""
+        if len(text) > chars and "<br>" not in text:
+            note.text = "<br>".join(textwrap.wrap(text, chars, break_long_words=False))
+    if shared_y:
+        fig.update_yaxes(matches="y", showticklabels=True)
 
 
 def _rgba(color: str, alpha: float) -> str:
@@ -69,31 +91,30 @@ def _tickers(results: StudyResults, event_id: str) -> list[str]:
     return list(dict.fromkeys(_event_rows(results.memberships, event_id)["ticker"]))
 
 
-def _layout(fig: go.Figure, title: str, height: int, y_title: str) -> None:
-    fig.update_layout(
-        template="plotly_white",
-        title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 17}},
-        height=height,
-        font={"family": FONT, "size": 12, "color": "#1e293b"},
-        margin={"l": 64, "r": 20, "t": 92, "b": 60},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0.0},
-        hoverlabel={"font": {"family": FONT}},
-    )
-    fig.update_yaxes(title_text=y_title, zeroline=True, zerolinecolor="#94a3b8")
+def plain_style(fig: go.Figure) -> None:
+    """White background and light grid, written out instead of plotly's "plotly_white" template.
+
+    A named template is copied into every figure's JSON (about 6.5 kB each)
+    and costs ~0.1 s to apply, which a study of many events pays per chart.
+    """
+    fig.update_layout(template={}, paper_bgcolor="#ffffff", plot_bgcolor="#ffffff", colorway=list(LINE_COLORS))
+    fig.update_xaxes(gridcolor="#e2e8f0", zerolinecolor="#cbd5e1", linecolor="#cbd5e1", ticks="")
+    fig.update_yaxes(gridcolor="#e2e8f0", zerolinecolor="#cbd5e1", linecolor="#cbd5e1", ticks="")
 
 
-def _day_axis(fig: go.Figure, results: StudyResults, event_id: str, rel_days: list[int]) -> None:
-    """Tick every trading day as "+1 / Oct 14" so readers see relative days and dates together."""
+def _day_axis(results: StudyResults, event_id: str, rel_days: list[int]) -> dict[str, Any]:
+    """The relative-day x axis (plotly.js layout dict): every trading day ticked "+1 / Oct 14"."""
     dates = _event_rows(results.prices, event_id).drop_duplicates("rel_day").set_index("rel_day")["date"]
     ticks = [d for d in rel_days if d in dates.index]
     step = max(1, math.ceil(len(ticks) / 24))
-    shown = [d for d in ticks if d % step == 0]
+    shown = [int(d) for d in ticks if d % step == 0]
     text = [f"{'0' if d == 0 else f'{d:+d}'}<br>{pd.Timestamp(dates[d]):%b %d}" for d in shown]
-    fig.update_xaxes(tickmode="array", tickvals=shown, ticktext=text, title_text="trading day (relative to day 0)",
-                     showgrid=False, unifiedhovertitle={"text": "day %{x:+d}"})
-    fig.update_layout(legend={"y": -0.3})
+    axis: dict[str, Any] = {"tickmode": "array", "tickvals": shown, "ticktext": text, "showgrid": False,
+                            "title": {"text": "trading day (relative to day 0)"},
+                            "unifiedhovertitle": {"text": "day %{x:+d}"}, "zerolinecolor": "#cbd5e1"}
     if ticks:
-        fig.update_xaxes(range=[ticks[0] - 0.5, ticks[-1] + 0.5])
+        axis["range"] = [float(ticks[0]) - 0.5, float(ticks[-1]) + 0.5]
+    return axis
 
 
 def confounder_note(item: dict[str, Any]) -> str:
@@ -107,17 +128,20 @@ def confounder_note(item: dict[str, Any]) -> str:
     return f"not a trading day: first priced on day {day}"
 
 
-def _mark_event(fig: go.Figure, timeline: EventTimeline, x_range: tuple[float, float]) -> None:
-    """Day 0 as a dashed line; each confounder as a dotted line with its number from the report's list.
+def _event_marks(timeline: EventTimeline, x_range: tuple[float, float]) -> tuple[list[dict], list[dict]]:
+    """Shapes and annotations: day 0 as a dashed line; each confounder as a dotted line with its number.
 
     A confounder on a non-trading day sits half-way between the sessions before and after it.
     """
-    fig.add_vline(x=0, line={"color": "#0f172a", "width": 1.5, "dash": "dash"})
-    fig.add_annotation(
-        x=0, y=1.0, xref="x", yref="paper", yanchor="bottom", yshift=22, showarrow=False,
-        text="<b>day 0</b>", font={"size": 11, "color": "#0f172a"},
-        hovertext=esc(f"{timeline.label or timeline.event_id}: {timeline.mapping}"),
-    )
+    def vline(x: float, line: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "line", "x0": x, "x1": x, "y0": 0, "y1": 1, "xref": "x", "yref": "paper", "line": line}
+
+    shapes = [vline(0.0, {"color": "#0f172a", "width": 1.5, "dash": "dash"})]
+    notes = [{
+        "x": 0, "y": 1.0, "xref": "x", "yref": "paper", "yanchor": "bottom", "yshift": 22, "showarrow": False,
+        "text": "<b>day 0</b>", "font": {"size": 11, "color": "#0f172a"},
+        "hovertext": esc(f"{timeline.label or timeline.event_id}: {timeline.mapping}"),
+    }]
     for number, item in enumerate(timeline.confounders, start=1):
         rel = item.get("rel_day")
         if rel is None:
@@ -125,248 +149,406 @@ def _mark_event(fig: go.Figure, timeline: EventTimeline, x_range: tuple[float, f
         x = float(rel) if item.get("trading_day") else float(rel) - 0.5
         if not x_range[0] <= x <= x_range[1]:
             continue
-        fig.add_vline(x=x, line={"color": CONFOUNDER_COLOR, "width": 1.2, "dash": "dot"})
-        fig.add_annotation(
-            x=x, y=1.0, xref="x", yref="paper", yanchor="bottom", showarrow=False,
-            text=f"<b>{number}</b>", font={"size": 11, "color": "#ffffff"},
-            bgcolor=CONFOUNDER_COLOR, borderpad=2,
-            hovertext=esc(f"{item.get('date')}: {item.get('label') or ''} ({confounder_note(item)})"),
-        )
+        shapes.append(vline(x, {"color": CONFOUNDER_COLOR, "width": 1.2, "dash": "dot"}))
+        notes.append({
+            "x": x, "y": 1.0, "xref": "x", "yref": "paper", "yanchor": "bottom", "showarrow": False,
+            "text": f"<b>{number}</b>", "font": {"size": 11, "color": "#ffffff"},
+            "bgcolor": CONFOUNDER_COLOR, "borderpad": 2,
+            "hovertext": esc(f"{item.get('date')}: {item.get('label') or ''} ({confounder_note(item)})"),
+        })
+    return shapes, notes
 
 
-def _menu(fig: go.Figure, buttons: list[dict[str, Any]], active: int) -> None:
-    """A dropdown at the top right, above the day-0 and news markers and below the toolbar."""
-    fig.update_layout(
-        updatemenus=[{
-            "buttons": buttons, "active": active, "x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "bottom",
-            "pad": {"b": 46}, "bgcolor": "#ffffff", "bordercolor": "#94a3b8",
-        }],
-        margin={"t": 116},
+def _band(x: list[int], y: np.ndarray, half: np.ndarray, color: str, group: str) -> dict[str, Any]:
+    """The filled 95% band y ± half (plotly.js trace), drawn behind its line and toggled with it."""
+    return {
+        "type": "scatter", "mode": "lines", "x": x + x[::-1], "y": np.concatenate([y + half, (y - half)[::-1]]),
+        "fill": "toself", "fillcolor": _rgba(color, 0.13), "line": {"width": 0}, "hoverinfo": "skip",
+        "showlegend": False, "legendgroup": group,
+    }
+
+
+def _line_layout(title: str, height: int, y_title: str) -> dict[str, Any]:
+    """The report's style for a chart over relative days, as a plotly.js layout dict."""
+    layout = _base_layout(title, height)
+    layout.update(
+        margin={"l": 64, "r": 20, "t": 92, "b": 60},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0.0},
+        yaxis={"title": {"text": y_title}, "zeroline": True, "zerolinecolor": "#94a3b8", "gridcolor": "#e2e8f0"},
+        hovermode="x unified",
     )
+    return layout
 
 
-def _band(x: list[int], y: np.ndarray, half: np.ndarray, color: str, group: str) -> go.Scatter:
-    """The filled 95% band y ± half, drawn behind its line and toggled with it."""
-    return go.Scatter(
-        x=x + x[::-1], y=np.concatenate([y + half, (y - half)[::-1]]),
-        fill="toself", fillcolor=_rgba(color, 0.13), line={"width": 0}, hoverinfo="skip",
-        showlegend=False, legendgroup=group,
-    )
-
-
-def caar_figure(results: StudyResults, event_id: str) -> go.Figure | None:
-    """Average cumulative abnormal return per basket × benchmark, with its 95% band."""
+def caar_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
+    """Average cumulative abnormal return per basket × benchmark, with its 95% band (plotly.js JSON)."""
     paths = _event_rows(results.basket_paths, event_id)
     if paths.empty:
         return None
     colors, titles = basket_colors(results), basket_titles(results)
     dashes = {b: DASHES[i % len(DASHES)] for i, b in enumerate(_benchmarks(results, event_id))}
-    fig = go.Figure()
+    data: list[dict[str, Any]] = []
+    lines = 0
     for (basket, bench), group in paths.groupby(["basket", "benchmark"], sort=False):
         group = group.sort_values("rel_day")
-        x = group["rel_day"].tolist()
-        caar = group["caar"].to_numpy() * 100
-        n = group["n"].to_numpy()
+        x = [int(d) for d in group["rel_day"]]
+        caar = np.round(group["caar"].to_numpy(float) * 100, 3)
+        n = group["n"].to_numpy(float)
         quantile = np.where(n > 1, stats.t.ppf(0.975, np.maximum(n - 1, 1)), np.nan)
-        half = quantile * group["se"].to_numpy() * 100
+        half = np.round(quantile * group["se"].to_numpy(float) * 100, 3)
         name = esc(f"{titles.get(basket, basket)} vs {bench} (N={int(n[0])})")
         color = colors.get(basket, BASKET_COLORS[0])
         if np.isfinite(half).any():
-            fig.add_trace(_band(x, caar, half, color, name))
-        fig.add_trace(go.Scatter(
-            x=x, y=caar, mode="lines+markers", name=name, legendgroup=name,
-            line={"color": color, "width": 2.5, "dash": dashes[bench]}, marker={"size": 5},
-            customdata=np.column_stack([caar - half, caar + half]),
-            hovertemplate="CAAR %{y:+.2f}% (95% band %{customdata[0]:+.2f}% to %{customdata[1]:+.2f}%)",
-        ))
-    rel_days = sorted(paths["rel_day"].unique())
-    lines = len(fig.data) - sum(trace.hoverinfo == "skip" for trace in fig.data)
-    _layout(fig, "Average cumulative abnormal return (CAAR) by basket", 460 + 20 * math.ceil(lines / 2), "CAAR (%)")
-    _day_axis(fig, results, event_id, rel_days)
-    fig.update_layout(hovermode="x unified")
-    _mark_event(fig, results.timeline(event_id), (rel_days[0], rel_days[-1]))
-    return fig
+            data.append(_band(x, caar, half, color, name))
+        data.append({
+            "type": "scatter", "x": x, "y": caar, "mode": "lines+markers", "name": name, "legendgroup": name,
+            "line": {"color": color, "width": 2.5, "dash": dashes[bench]}, "marker": {"size": 5},
+            "customdata": np.column_stack([caar - half, caar + half]),
+            "hovertemplate": "CAAR %{y:+.2f}% (95% band %{customdata[0]:+.2f}% to %{customdata[1]:+.2f}%)",
+        })
+        lines += 1
+    rel_days = sorted(int(d) for d in paths["rel_day"].unique())
+    layout = _line_layout("Average cumulative abnormal return (CAAR) by basket", 460 + 20 * math.ceil(lines / 2),
+                          "CAAR (%)")
+    layout["xaxis"] = _day_axis(results, event_id, rel_days)
+    layout["shapes"], layout["annotations"] = _event_marks(results.timeline(event_id), (rel_days[0], rel_days[-1]))
+    return {"data": data, "layout": layout}
 
 
-def _car_traces(results: StudyResults, event_id: str) -> list[tuple[str, list[go.Scatter]]]:
-    """Per ticker (membership order): band and line of its CAR path against each benchmark."""
+def _car_traces(results: StudyResults, event_id: str, tickers: list[str]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Per ticker of ``tickers``: band and line (plotly.js dicts) of its CAR path against each benchmark."""
     paths = _event_rows(results.car_paths, event_id)
-    fits = _event_rows(results.fits, event_id).set_index(["ticker", "benchmark"])["df"]
+    paths = paths[paths["ticker"].isin(tickers)].sort_values(["ticker", "benchmark", "rel_day"], kind="stable")
+    df = _event_rows(results.fits, event_id).set_index(["ticker", "benchmark"])["df"]
     bench_color = {b: BENCHMARK_COLORS[i % len(BENCHMARK_COLORS)] for i, b in enumerate(_benchmarks(results, event_id))}
-    out = []
-    for ticker in _tickers(results, event_id):
-        traces = []
-        for bench, group in paths[paths["ticker"] == ticker].groupby("benchmark", sort=False):
-            group = group.sort_values("rel_day")
-            x = group["rel_day"].tolist()
-            car = group["car"].to_numpy() * 100
-            half = stats.t.ppf(0.975, float(fits.get((ticker, bench), np.nan))) * group["se"].to_numpy() * 100
-            color = bench_color[bench]
-            traces.append(_band(x, car, half, color, bench))
-            traces.append(go.Scatter(
-                x=x, y=car, mode="lines", name=esc(f"vs {bench}"), legendgroup=bench,
-                line={"color": color, "width": 2},
-                customdata=np.column_stack([car - half, car + half]),
-                hovertemplate=esc(f"{ticker} vs {bench}")
-                + "<br>day %{x:+d}: CAR %{y:+.2f}%<br>95% band %{customdata[0]:+.2f}% to %{customdata[1]:+.2f}%"
-                "<extra></extra>",
-            ))
-        if traces:
-            out.append((ticker, traces))
-    return out
+    quantile = stats.t.ppf(0.975, df.reindex(pd.MultiIndex.from_arrays([paths["ticker"], paths["benchmark"]])).to_numpy(float))
+    # rounded to 0.001 percentage points: the page carries what a reader can see, not 17 digits
+    paths = paths.assign(_car=np.round(paths["car"].to_numpy(float) * 100, 3),
+                         _half=np.round(quantile * paths["se"].to_numpy(float) * 100, 3))
+    traces: dict[str, list[dict[str, Any]]] = {}
+    for (ticker, bench), group in paths.groupby(["ticker", "benchmark"], sort=False):
+        x = group["rel_day"].tolist()
+        car, half = group["_car"].to_numpy(), group["_half"].to_numpy()
+        color = bench_color[bench]
+        traces.setdefault(ticker, []).extend([
+            {"type": "scatter", "x": x + x[::-1], "y": np.concatenate([car + half, (car - half)[::-1]]),
+             "fill": "toself", "fillcolor": _rgba(color, 0.13), "line": {"width": 0}, "hoverinfo": "skip",
+             "showlegend": False, "legendgroup": bench, "mode": "lines"},
+            {"type": "scatter", "x": x, "y": car, "mode": "lines", "name": esc(f"vs {bench}"), "legendgroup": bench,
+             "line": {"color": color, "width": 2}, "customdata": np.column_stack([car - half, car + half]),
+             "hovertemplate": esc(f"{ticker} vs {bench}")
+             + "<br>day %{x:+d}: CAR %{y:+.2f}%<br>95% band %{customdata[0]:+.2f}% to %{customdata[1]:+.2f}%"
+             "<extra></extra>"},
+        ])
+    return [(ticker, traces[ticker]) for ticker in tickers if ticker in traces]
 
 
-def car_figure(results: StudyResults, event_id: str) -> go.Figure | None:
-    """Each stock's cumulative abnormal return with its 95% band.
+def _picked_tickers(results: StudyResults, event_id: str) -> list[str]:
+    """The stocks the CAR picker offers: all up to PICKER_MAX, else the largest and smallest CARs (CAR window)."""
+    tickers = _tickers(results, event_id)
+    if len(tickers) <= PICKER_MAX:
+        return tickers
+    windows = results.config.windows
+    window = (-1, 1) if (-1, 1) in [(w.start, w.end) for w in windows] else (windows[0].start, windows[0].end)
+    cars = _event_rows(results.cars, event_id)
+    cars = cars[(cars["window_start"] == window[0]) & (cars["window_end"] == window[1])].dropna(subset=["car"])
+    order = list(dict.fromkeys(cars.sort_values("car", ascending=False)["ticker"]))
+    half = PICKER_MAX // 2
+    return list(dict.fromkeys(order[:half] + order[-half:]))
 
-    Up to SMALL_MULTIPLES_MAX stocks: one small panel each; beyond that one
-    panel with a stock picker, which stays readable (and fast) for large studies.
+
+def car_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
+    """Each stock's cumulative abnormal return with its 95% band, as plotly.js JSON.
+
+    Up to SMALL_MULTIPLES_MAX stocks: one small panel each (y axes titled,
+    titles inside their panel); beyond that one panel with a stock picker
+    whose buttons each carry only their own stock's data, so the page grows
+    linearly with the stocks (up to PICKER_MAX, then the largest and smallest
+    CARs only).
     """
-    per_ticker = _car_traces(results, event_id)
+    tickers = _tickers(results, event_id)
+    if len(tickers) > SMALL_MULTIPLES_MAX:
+        return _car_picker(results, event_id, _picked_tickers(results, event_id))
+    per_ticker = _car_traces(results, event_id, tickers)
     if not per_ticker:
         return None
-    title = "Cumulative abnormal return per stock (shaded: 95% band)"
-    if len(per_ticker) > SMALL_MULTIPLES_MAX:
-        fig = go.Figure()
-        spans = []
-        for k, (_, traces) in enumerate(per_ticker):
-            spans.append((len(fig.data), len(traces)))
-            for trace in traces:
-                trace.visible = k == 0
-                fig.add_trace(trace)
-        buttons = [
-            {"label": esc(ticker), "method": "restyle",
-             "args": [{"visible": [start <= i < start + count for i in range(len(fig.data))]}]}
-            for (ticker, _), (start, count) in zip(per_ticker, spans)
-        ]
-        _layout(fig, title, 490, "CAR (%)")
-        _menu(fig, buttons, 0)
-        fig.update_yaxes(ticksuffix="%")
-        fig.add_vline(x=0, line={"color": "#0f172a", "width": 1.5, "dash": "dash"})
-        _day_axis(fig, results, event_id, sorted(_event_rows(results.car_paths, event_id)["rel_day"].unique()))
-        return fig
-
     cols = min(4, len(per_ticker))
     rows = math.ceil(len(per_ticker) / cols)
-    height = 150 + 230 * rows
-    fig = make_subplots(
-        rows=rows, cols=cols, subplot_titles=[esc(t) for t, _ in per_ticker],
-        horizontal_spacing=0.06, vertical_spacing=min(0.25, 70 / height),
-    )
+    panel, gap = 210, 60  # px: panel height, gap between rows (room for the x tick labels and the next title)
+    height = 110 + rows * panel + (rows - 1) * gap + 70
+    top, bottom = 1 - 110 / height, 70 / height
+    step = (top - bottom + gap / height) / rows
+    layout = _base_layout("Cumulative abnormal return per stock (shaded: 95% band)", height)
+    layout.update(margin={"l": 64, "r": 20, "t": 110, "b": 70}, legend={"orientation": "h", "x": 0.0, "y": 1.0,
+                  "yanchor": "bottom", "xanchor": "left"}, annotations=[], shapes=[])
+    data: list[dict[str, Any]] = []
     shown: set[str] = set()
-    for k, (_, traces) in enumerate(per_ticker):
+    width = (1 - 0.06 * (cols - 1)) / cols
+    for k, (ticker, traces) in enumerate(per_ticker):
         row, col = divmod(k, cols)
+        suffix = "" if k == 0 else str(k + 1)
+        y1 = top - row * step
+        y0 = y1 - (step - gap / height)
+        x0 = col * (width + 0.06)
+        layout[f"xaxis{suffix}"] = {"domain": [x0, x0 + width], "anchor": f"y{suffix}", "showgrid": False, "dtick": 5,
+                                    "zeroline": False}
+        layout[f"yaxis{suffix}"] = {"domain": [y0, y1], "anchor": f"x{suffix}", "ticksuffix": "%", "zeroline": True,
+                                    "zerolinecolor": "#94a3b8", "title": {"text": "CAR (%)" if col == 0 else ""}}
+        layout["annotations"].append({
+            "text": f"<b>{esc(ticker)}</b>", "x": 0.02, "y": 0.98, "xref": f"x{suffix} domain",
+            "yref": f"y{suffix} domain", "xanchor": "left", "yanchor": "top", "showarrow": False,
+            "font": {"size": 13}, "bgcolor": "rgba(255,255,255,0.8)",
+        })
+        layout["shapes"].append({"type": "line", "x0": 0, "x1": 0, "y0": 0, "y1": 1, "xref": f"x{suffix}",
+                                 "yref": f"y{suffix} domain", "line": {"color": "#0f172a", "width": 1, "dash": "dash"}})
         for trace in traces:
-            if trace.showlegend is not False:
-                trace.showlegend = trace.legendgroup not in shown
-                shown.add(trace.legendgroup)
-            fig.add_trace(trace, row=row + 1, col=col + 1)
-    fig.add_vline(x=0, line={"color": "#0f172a", "width": 1, "dash": "dash"}, row="all", col="all")
-    _layout(fig, title, height, "")
-    fig.update_layout(legend={"y": -60 / height}, margin={"l": 50, "r": 20, "t": 90, "b": 50})
-    fig.update_yaxes(ticksuffix="%", zeroline=True, zerolinecolor="#94a3b8")
-    fig.update_xaxes(showgrid=False, dtick=5)
-    fig.update_annotations(font={"size": 13})
-    return fig
+            trace = {**trace, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
+            if trace.get("showlegend") is not False:
+                trace["showlegend"] = trace["legendgroup"] not in shown
+                shown.add(trace["legendgroup"])
+            data.append(trace)
+    return {"data": data, "layout": layout}
 
 
-def day0_figure(results: StudyResults, event_id: str) -> go.Figure | None:
-    """Day-0 abnormal return, one bar per stock, coloured by its first basket, biggest first within a basket.
+def _base_layout(title: str, height: int) -> dict[str, Any]:
+    """The report's figure style as a plotly.js layout dict."""
+    return {
+        "title": {"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 17}},
+        "height": height, "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff", "colorway": list(LINE_COLORS),
+        "font": {"family": FONT, "size": 12, "color": "#1e293b"},
+        "hoverlabel": {"font": {"family": FONT}},
+    }
+
+
+def _car_picker(results: StudyResults, event_id: str, tickers: list[str]) -> dict[str, Any] | None:
+    """One panel, one stock at a time: fixed traces (band, line per benchmark) whose data each button replaces."""
+    per_ticker = _car_traces(results, event_id, tickers)
+    if not per_ticker:
+        return None
+    benches = _benchmarks(results, event_id)
+    slots = [(bench, part) for bench in benches for part in ("band", "line")]
+
+    def slot_data(traces: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        found = {(t["legendgroup"], "band" if t.get("fill") else "line"): t for t in traces}
+        empty = {"x": [], "y": [], "customdata": [], "hovertemplate": ""}
+        picked = [found.get(slot, empty) for slot in slots]
+        return {key: [t.get(key, []) for t in picked] for key in ("x", "y", "customdata", "hovertemplate")}
+
+    first = per_ticker[0][1]
+    data = []
+    for (bench, part), x, y, custom, hover in zip(slots, *slot_data(first).values()):
+        template = next((t for t in first if t["legendgroup"] == bench and bool(t.get("fill")) == (part == "band")), None)
+        color = BENCHMARK_COLORS[benches.index(bench) % len(BENCHMARK_COLORS)]
+        base = template or ({"type": "scatter", "mode": "lines", "fill": "toself", "fillcolor": _rgba(color, 0.13),
+                             "line": {"width": 0}, "hoverinfo": "skip", "showlegend": False, "legendgroup": bench}
+                            if part == "band" else
+                            {"type": "scatter", "mode": "lines", "name": esc(f"vs {bench}"), "legendgroup": bench,
+                             "line": {"color": color, "width": 2}})
+        data.append({**base, "x": x, "y": y, "customdata": custom, "hovertemplate": hover})
+    buttons = [{"label": esc(ticker), "method": "restyle", "args": [slot_data(traces)]} for ticker, traces in per_ticker]
+    layout = _base_layout("Cumulative abnormal return per stock (shaded: 95% band)", 490)
+    layout.update(
+        margin={"l": 64, "r": 20, "t": 116, "b": 60},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0.0},
+        yaxis={"title": {"text": "CAR (%)"}, "ticksuffix": "%", "zeroline": True, "zerolinecolor": "#94a3b8",
+               "gridcolor": "#e2e8f0"},
+        updatemenus=[{"buttons": buttons, "active": 0, "x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "bottom",
+                      "pad": {"b": 46}, "bgcolor": "#ffffff", "bordercolor": "#94a3b8"}],
+        shapes=[{"type": "line", "x0": 0, "x1": 0, "y0": 0, "y1": 1, "xref": "x", "yref": "paper",
+                 "line": {"color": "#0f172a", "width": 1.5, "dash": "dash"}}],
+    )
+    layout["xaxis"] = _day_axis(results, event_id, sorted(int(d) for d in _event_rows(results.car_paths, event_id)["rel_day"].unique()))
+    return {"data": data, "layout": layout}
+
+
+def _day0_table(results: StudyResults, event_id: str) -> pd.DataFrame:
+    """Per stock: its day-0 AR against the first benchmark of its first basket, with basket and hover text."""
+    ar = _event_rows(results.abnormal_returns, event_id)
+    ar = ar[ar["rel_day"] == 0]
+    members = _event_rows(results.memberships, event_id)
+    first = members.drop_duplicates("ticker")[["ticker", "basket", "benchmark"]]
+    table = first.merge(ar[["ticker", "benchmark", "return", "expected_return", "abnormal_return"]],
+                        on=["ticker", "benchmark"], how="inner")
+    if table.empty:
+        return table
+    titles = basket_titles(results)
+    pairs = members.drop_duplicates(["ticker", "basket"])
+    in_baskets = pairs.assign(t=pairs["basket"].map(lambda b: titles.get(b, b))).groupby("ticker", sort=False)["t"].agg(", ".join)
+    every = ar.assign(line=[f"vs {esc(b)}: {v * 100:+.2f}%" for b, v in zip(ar["benchmark"], ar["abnormal_return"])])
+    others = every.groupby("ticker", sort=False)["line"].agg("<br>".join)
+    return table.assign(
+        baskets=table["ticker"].map(in_baskets).fillna("").map(esc), others=table["ticker"].map(others).fillna(""),
+    )
+
+
+def day0_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
+    """Day-0 abnormal return, one bar per stock with every stock labelled, coloured by its first basket.
 
     The bar is measured against the first benchmark of the stock's first
     basket; the hover lists the stock's day-0 abnormal return against every
-    benchmark it was studied with.
+    benchmark it was studied with. A single stock gets no chart (its number is
+    in the answer table); beyond LABELLED_BARS_MAX stocks only the MOVER_BARS
+    largest and smallest are drawn (:func:`day0_histogram` shows them all).
     """
-    ar = _event_rows(results.abnormal_returns, event_id)
-    ar = ar[ar["rel_day"] == 0].set_index(["ticker", "benchmark"])
-    if ar.empty:
+    table = _day0_table(results, event_id).dropna(subset=["abnormal_return"])
+    if len(table) < 2:
         return None
-    members = _event_rows(results.memberships, event_id)
-    first = members.drop_duplicates("ticker").set_index("ticker")
+    many = len(table) > LABELLED_BARS_MAX
+    if many:
+        ranked = table.sort_values("abnormal_return", ascending=False)
+        table = pd.concat([ranked.head(MOVER_BARS), ranked.tail(MOVER_BARS)])
     titles, colors = basket_titles(results), basket_colors(results)
-    in_baskets = members.drop_duplicates(["ticker", "basket"]).groupby("ticker", sort=False)["basket"].agg(
-        lambda names: ", ".join(titles.get(n, n) for n in names)
-    )
-    against = members.drop_duplicates(["ticker", "benchmark"]).groupby("ticker", sort=False)["benchmark"].agg(list)
-    fig = go.Figure()
-    order: list[str] = []
-    for basket in dict.fromkeys(first["basket"]):
-        bars = []
-        for ticker, bench in first.loc[first["basket"] == basket, "benchmark"].items():
-            if (ticker, bench) not in ar.index:
-                continue
-            row = ar.loc[(ticker, bench)]
-            others = "<br>".join(
-                f"vs {esc(b)}: {ar.loc[(ticker, b), 'abnormal_return'] * 100:+.2f}%"
-                for b in against.get(ticker, []) if (ticker, b) in ar.index
-            )
-            bars.append((row["abnormal_return"] * 100, esc(ticker), esc(in_baskets.get(ticker, "")), esc(bench),
-                         row["return"] * 100, row["expected_return"] * 100, others))
-        if not bars:
-            continue
-        bars.sort(key=lambda bar: -bar[0])
-        order.extend(bar[1] for bar in bars)
-        fig.add_trace(go.Bar(
-            x=[bar[1] for bar in bars], y=[bar[0] for bar in bars], name=esc(titles.get(basket, basket)),
-            marker={"color": colors.get(basket, BASKET_COLORS[0])},
-            customdata=[bar[2:] for bar in bars],
-            texttemplate="%{y:+.1f}%" if len(ar) > 30 else "%{y:+.2f}%", textposition="outside", cliponaxis=False,
-            hovertemplate="<b>%{x}</b> (%{customdata[0]})<br>actual return %{customdata[2]:+.2f}%"
+    basket_rank = {b: i for i, b in enumerate(dict.fromkeys(table["basket"]))}
+    table = table.assign(_b=table["basket"].map(basket_rank)).sort_values(
+        ["_b", "abnormal_return"] if not many else ["abnormal_return"], ascending=[True, False] if not many else False,
+        kind="stable")
+    order = [esc(t) for t in table["ticker"]]
+    data = []
+    for basket, part in table.groupby("basket", sort=False):
+        data.append({
+            "type": "bar", "x": [esc(t) for t in part["ticker"]], "y": part["abnormal_return"].to_numpy() * 100,
+            "name": esc(titles.get(basket, basket)), "marker": {"color": colors.get(basket, BASKET_COLORS[0])},
+            "customdata": np.column_stack([part["baskets"], [esc(b) for b in part["benchmark"]],
+                                           part["return"].to_numpy() * 100, part["expected_return"].to_numpy() * 100,
+                                           part["others"]]).tolist(),
+            "texttemplate": "%{y:+.1f}%" if len(table) > 30 else "%{y:+.2f}%", "textposition": "outside",
+            "cliponaxis": False,
+            "hovertemplate": "<b>%{x}</b> (%{customdata[0]})<br>actual return %{customdata[2]:+.2f}%"
             "<br>expected vs %{customdata[1]}: %{customdata[3]:+.2f}%<br>abnormal return:<br>%{customdata[4]}"
             "<extra></extra>",
-        ))
-    _layout(fig, "Day-0 abnormal return by stock", 480, "abnormal return on day 0 (%)")
-    fig.update_layout(barmode="overlay", bargap=0.25, uniformtext={"minsize": 8, "mode": "hide"})
-    fig.update_xaxes(categoryorder="array", categoryarray=order, showgrid=False)
-    return fig
+        })
+    tick_size = 12 if len(order) <= 40 else 10 if len(order) <= 80 else 9
+    title = "Day-0 abnormal return by stock" if not many else \
+        f"Day-0 abnormal return: the {MOVER_BARS} largest and {MOVER_BARS} smallest"
+    layout = _base_layout(title, 560)
+    layout.update(
+        margin={"l": 64, "r": 20, "t": 60, "b": 60}, barmode="overlay", bargap=0.25,
+        uniformtext={"minsize": 8, "mode": "hide"},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.22 if len(order) > 24 else -0.1, "x": 0.0},
+        xaxis={"type": "category", "categoryorder": "array", "categoryarray": order, "tickmode": "array",
+               "tickvals": order, "ticktext": order, "tickangle": -90 if len(order) > 24 else "auto",
+               "tickfont": {"size": tick_size}, "showgrid": False, "automargin": True},
+        yaxis={"title": {"text": "abnormal return on day 0 (%)"}, "zeroline": True, "zerolinecolor": "#94a3b8",
+               "gridcolor": "#e2e8f0"},
+    )
+    return {"data": data, "layout": layout}
 
 
-def price_figure(results: StudyResults, event_id: str) -> go.Figure | None:
-    """Closing prices rebased to 100 on day -1, with day 0 and the other news marked.
+def day0_histogram(results: StudyResults, event_id: str) -> dict[str, Any] | None:
+    """How many stocks had each day-0 abnormal return, per basket: drawn only when the bars show movers only."""
+    ar = _event_rows(results.abnormal_returns, event_id)
+    if ar.loc[ar["rel_day"] == 0, "ticker"].nunique() <= LABELLED_BARS_MAX:
+        return None
+    table = _day0_table(results, event_id).dropna(subset=["abnormal_return"])
+    values = table["abnormal_return"].to_numpy(float) * 100
+    low, high = np.quantile(values, [0.005, 0.995])
+    edges = np.linspace(low, high if high > low else low + 1, HIST_BINS + 1)
+    centers = (edges[:-1] + edges[1:]) / 2
+    titles, colors = basket_titles(results), basket_colors(results)
+    data = []
+    for basket, part in table.groupby("basket", sort=False):
+        counts, _ = np.histogram(np.clip(part["abnormal_return"].to_numpy(float) * 100, edges[0], edges[-1]), edges)
+        data.append({"type": "bar", "x": centers, "y": counts, "width": float(edges[1] - edges[0]),
+                     "name": esc(f"{titles.get(basket, basket)} ({len(part):,})"),
+                     "marker": {"color": colors.get(basket, BASKET_COLORS[0])}, "opacity": 0.75,
+                     "hovertemplate": "%{x:+.1f}%: %{y:,} stocks<extra></extra>"})
+    layout = _base_layout(f"Day-0 abnormal returns of all {len(table):,} stocks", 420)
+    layout.update(margin={"l": 64, "r": 20, "t": 80, "b": 60}, barmode="stack", bargap=0.02,
+                  legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0.0},
+                  xaxis={"title": {"text": "abnormal return on day 0 (%, the outer 1% drawn at the edges)"},
+                         "ticksuffix": "%"},
+                  yaxis={"title": {"text": "stocks"}, "gridcolor": "#e2e8f0"})
+    return {"data": data, "layout": layout}
 
-    With several baskets a menu shows one basket at a time (benchmarks always
-    shown); a large study opens on its first basket rather than a tangle of lines.
+
+def _price_views(results: StudyResults, event_id: str, tickers: list[str], last: pd.Series) -> list[tuple[str, list[str]]]:
+    """The menu views of the price chart: (label, tickers), each at most PRICE_LINES_MAX lines."""
+    members = _event_rows(results.memberships, event_id)
+
+    def capped(names: list[str]) -> list[str]:
+        if len(names) <= PRICE_LINES_MAX:
+            return names
+        ranked = last.reindex(names).dropna().sort_values(ascending=False).index.tolist()
+        half = PRICE_LINES_MAX // 2
+        keep = set(ranked[:half] + ranked[-half:])
+        return [n for n in names if n in keep]
+
+    titles = basket_titles(results)
+    baskets = list(dict.fromkeys(members["basket"]))
+    views = []
+    if len(tickers) <= PRICE_LINES_MAX or len(baskets) == 1:
+        views.append(("All stocks" if len(baskets) > 1 else "", capped(tickers)))
+    if len(baskets) > 1:
+        for basket in baskets:
+            names = list(dict.fromkeys(members.loc[members["basket"] == basket, "ticker"]))
+            views.append((titles.get(basket, basket), capped([t for t in names if t in set(tickers)])))
+    return views
+
+
+def price_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
+    """Closing prices rebased to 100 on day -1, with day 0 and the other news marked, as plotly.js JSON.
+
+    Each menu view (all stocks when they fit, else one basket at a time)
+    draws at most PRICE_LINES_MAX stocks, each in its own colour (and, up to
+    END_LABELS_MAX lines, named at its right end), with its basket's
+    benchmarks dashed.
     """
     prices = _event_rows(results.prices, event_id)
     if prices.empty:
         return None
     members = _event_rows(results.memberships, event_id)
-    tickers = _tickers(results, event_id)
-    benches = [b for b in _benchmarks(results, event_id) if b not in tickers]
-    fig = go.Figure()
-    drawn: list[str] = []
-    for i, ticker in enumerate([*tickers, *benches]):
-        rows = prices[prices["ticker"] == ticker].sort_values("rel_day")
-        if rows["rebased"].notna().sum() == 0:
-            continue
-        is_bench = ticker in benches
-        color = BENCHMARK_COLORS[benches.index(ticker) % len(BENCHMARK_COLORS)] if is_bench \
-            else TICKER_COLORS[i % len(TICKER_COLORS)]
-        fig.add_trace(go.Scatter(
-            x=rows["rel_day"], y=rows["rebased"], mode="lines",
-            name=esc(ticker) + (" (benchmark)" if is_bench else ""),
-            line={"color": color, "width": 3 if is_bench else 1.8, "dash": "dash" if is_bench else "solid"},
-            customdata=rows["close"].to_numpy(),
-            hovertemplate=esc(ticker) + ": %{y:.1f} (close %{customdata:.2f})<extra></extra>",
-        ))
-        drawn.append(ticker)
-    fig.add_hline(y=100, line={"color": "#94a3b8", "width": 1})
-    _layout(fig, "Prices rebased to 100 at the close of day -1", 540, "price (day -1 close = 100)")
-    rel_days = sorted(prices["rel_day"].unique())
-    _day_axis(fig, results, event_id, rel_days)
-    fig.update_layout(hovermode="x unified")
-    _mark_event(fig, results.timeline(event_id), (rel_days[0], rel_days[-1]))
-
-    baskets = list(dict.fromkeys(members["basket"]))
-    if len(baskets) > 1:
-        titles = basket_titles(results)
-        shown_with = {b: set(m["ticker"]) | set(m["benchmark"]) for b, m in members.groupby("basket")}
-        choices = [("All stocks", set(drawn)), *((titles.get(b, b), shown_with[b]) for b in baskets)]
-        active = 0 if len(tickers) <= ALL_PRICES_MAX else 1
-        for trace, ticker in zip(fig.data, drawn):
-            trace.visible = ticker in choices[active][1]
-        _menu(fig, [
-            {"label": esc(label), "method": "restyle", "args": [{"visible": [t in chosen for t in drawn]}]}
-            for label, chosen in choices
-        ], active)
-    return fig
+    prices = prices.dropna(subset=["rebased"]).sort_values(["ticker", "rel_day"], kind="stable")
+    present = set(prices["ticker"])
+    all_tickers = _tickers(results, event_id)
+    tickers = [t for t in all_tickers if t in present]
+    benches = [b for b in _benchmarks(results, event_id) if b not in all_tickers and b in present]
+    if not tickers and not benches:
+        return None
+    series = {t: part for t, part in prices.groupby("ticker", sort=False)}
+    last = prices.groupby("ticker", sort=False)["rebased"].last()
+    views = _price_views(results, event_id, tickers, last)
+    bench_of = {b: set(m["benchmark"]) for b, m in members.groupby("basket", sort=False)}
+    titles = basket_titles(results)
+    label_basket = {titles.get(b, b): b for b in bench_of}
+    data: list[dict[str, Any]] = []
+    annotations_per_view: list[list[dict[str, Any]]] = []
+    trace_view: list[int] = []
+    for v, (label, names) in enumerate(views):
+        shown_benches = [b for b in benches if label not in label_basket or b in bench_of[label_basket[label]]]
+        notes = []
+        for i, name in enumerate([*names, *shown_benches]):
+            rows = series[name]
+            is_bench = name in shown_benches
+            color = BENCHMARK_COLORS[benches.index(name) % len(BENCHMARK_COLORS)] if is_bench \
+                else LINE_COLORS[i % len(LINE_COLORS)]
+            data.append({
+                "type": "scatter", "x": rows["rel_day"].tolist(), "y": np.round(rows["rebased"].to_numpy(float), 3),
+                "mode": "lines",
+                "name": esc(name) + (" (benchmark)" if is_bench else ""), "visible": v == 0,
+                "line": {"color": color, "width": 3 if is_bench else 1.8, "dash": "dash" if is_bench else "solid"},
+                "customdata": np.round(rows["close"].to_numpy(float), 4),
+                "hovertemplate": esc(name) + ": %{y:.1f} (close %{customdata:.2f})<extra></extra>",
+            })
+            trace_view.append(v)
+            if len(names) + len(shown_benches) > END_LABELS_MAX:
+                continue
+            notes.append({"x": float(rows["rel_day"].iloc[-1]), "y": float(rows["rebased"].iloc[-1]), "xref": "x",
+                          "yref": "y", "text": esc(name), "showarrow": False, "xanchor": "left", "xshift": 4,
+                          "font": {"size": 10, "color": color}})
+        annotations_per_view.append(notes)
+    rel_days = sorted(int(d) for d in prices["rel_day"].unique())
+    layout = _line_layout("Prices rebased to 100 at the close of day -1", 560, "price (day -1 close = 100)")
+    layout["margin"]["r"] = 64 if any(annotations_per_view) else 20
+    layout["xaxis"] = _day_axis(results, event_id, rel_days)
+    shapes, marks = _event_marks(results.timeline(event_id), (rel_days[0], rel_days[-1]) if rel_days else (0, 0))
+    layout["shapes"] = [{"type": "line", "x0": 0, "x1": 1, "y0": 100, "y1": 100, "xref": "paper", "yref": "y",
+                         "line": {"color": "#94a3b8", "width": 1}}, *shapes]
+    layout["annotations"] = marks + annotations_per_view[0]
+    if len(views) > 1:
+        buttons = [{"label": esc(label), "method": "update",
+                    "args": [{"visible": [tv == v for tv in trace_view]}, {"annotations": marks + notes}]}
+                   for v, ((label, _), notes) in enumerate(zip(views, annotations_per_view))]
+        layout["updatemenus"] = [{"buttons": buttons, "active": 0, "x": 1.0, "xanchor": "right", "y": 1.0,
+                                  "yanchor": "bottom", "pad": {"b": 46}, "bgcolor": "#ffffff", "bordercolor": "#94a3b8"}]
+        layout["margin"] = {**layout.get("margin", {}), "t": 116}
+    return {"data": data, "layout": layout}

@@ -25,7 +25,7 @@ from scipy import special
 from evstudy.compare import SHARED_TICKER_POLICY, Comparison
 from evstudy.config import Window
 from evstudy.report import charts
-from evstudy.report.html import figure_json, fmt_num, fmt_p, fmt_pct, window_words
+from evstudy.report.format import figure_json, fmt_num, fmt_p, fmt_pct, window_words
 from evstudy.report.sections import Section, render_section
 from evstudy.results import StudyResults
 
@@ -143,6 +143,7 @@ def paths_figure(results: StudyResults, event: str, bench: str, baskets: list[st
     fig.update_yaxes(ticksuffix="%", zeroline=True, zerolinecolor="#94a3b8")
     fig.update_xaxes(showgrid=False, dtick=5)
     fig.update_annotations(font={"size": 12})
+    charts.tidy_small_multiples(fig, cols)  # titles wrapped to their panel; one y range, as the caption says
     return fig
 
 

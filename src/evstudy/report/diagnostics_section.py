@@ -8,16 +8,15 @@ page through Jinja's autoescape.
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Any
 
 import pandas as pd
-from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 
 from evstudy.config import Window
 from evstudy.diagnostics import BREAK_CRITICAL_5PCT, FLAT_RUN_DAYS, NOT_ACTED_ON, OUTLIER_SIGMAS
-from evstudy.report.html import MISSING, fmt_int, fmt_num, fmt_pct, fmt_p, verdict, window_words
+from evstudy.report.format import MISSING, fmt_int, fmt_num, fmt_p, fmt_pct, verdict, window_words
+from evstudy.report.sections import render_section
 from evstudy.results import StudyResults
 
 TEMPLATE = "diagnostics_section.html.j2"
@@ -29,7 +28,7 @@ FLAG_WORDS = {
     "few_returns": "too few valid returns",
     "outlier": "extreme days",
 }
-SHOWN_OUTLIERS = 4
+ROWS_MAX = 300  # rows per table; a larger study lists the rest in results.json, not in the page
 
 
 def _day(value: Any) -> str:
@@ -139,19 +138,22 @@ def flag_marks(results: StudyResults, event_id: str) -> dict[tuple[str, str], st
 
 def render(results: StudyResults, window: Window) -> Markup:
     """The HTML of the estimation-window checks (inside the report's Diagnostics card)."""
-    source = resources.files("evstudy.report").joinpath("templates", TEMPLATE).read_text(encoding="utf-8")
-    env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     flags, extreme = _flag_rows(results)
     trimmed = [r for r in flags if r["flag"] == "trimmed"]
-    html = env.from_string(source).render(
-        flags=flags,
-        extreme=extreme,
-        trimmed=trimmed,
+    comparison, bhars = _comparison_rows(results, window), _bhar_rows(results)
+    html = render_section(
+        TEMPLATE,
+        flags=flags[:ROWS_MAX],
+        extreme=extreme[:ROWS_MAX],
+        trimmed=trimmed[:ROWS_MAX],
+        cut={"flags": len(flags), "extreme": len(extreme), "comparison": len(comparison), "bhars": len(bhars)},
+        rows_max=ROWS_MAX,
         n_series=len(results.fits),
         n_flagged=len({(r["event"], r["ticker"], r["benchmark"]) for r in flags}),
-        comparison=_comparison_rows(results, window),
+        n_extreme=len(extreme),
+        comparison=comparison[:ROWS_MAX],
         car_window=window_words(window.start, window.end),
-        bhars=_bhar_rows(results),
+        bhars=bhars[:ROWS_MAX],
         model=results.config.model,
         accept_breaks=results.config.accept_breaks,
         critical=BREAK_CRITICAL_5PCT,
@@ -159,4 +161,4 @@ def render(results: StudyResults, window: Window) -> Markup:
         flat_days=FLAT_RUN_DAYS,
         est_window=results.config.estimation_window.label,
     )
-    return Markup(html)
+    return html

@@ -1,36 +1,56 @@
 """The HTML report: one self-contained file that opens offline, written for non-statisticians.
 
+The page composer, above every section module: the first screen answers
+(per basket its CAAR, the headline verdict and a one-line why, and what could
+fool the reader), then the charts that carry the story, then every detail one
+click away in a collapsed ``<details>`` block. Numbers come formatted from
+:mod:`evstudy.report.format`; verdicts are read from the verdict record
+(``results.baskets``), never chosen here.
+
 plotly.js is embedded once, inline, and each figure travels as JSON in a
 ``<script type="application/json">`` block with ``<``, ``>`` and ``&``
 written as ``\\u003c`` etc., so no label can close the script element. Every
 user-supplied string reaches the page through Jinja's autoescape, and reaches
-a figure through :func:`evstudy.report.charts.esc`.
+a figure through :func:`evstudy.report.charts.esc`. Charts inside a closed
+block are drawn when it is opened, so a large report opens fast.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
-import math
-from collections.abc import Callable
+from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-import plotly.io as pio
-from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 from scipy import stats
 
 from evstudy.config import Window
-from evstudy.report import charts
+from evstudy.inference import SMALL_N
+from evstudy.report import catalogue_section, charts, compare_section, diagnostics_section, inference_charts
+from evstudy.report.format import (
+    MISSING,
+    date_words,
+    figure_json,
+    fmt_int,
+    fmt_num,
+    fmt_p,
+    fmt_pct,
+    plural,
+    record_verdict,
+    sort_key,
+    verdict,
+    window_words,
+)
+from evstudy.report.sections import Section, jinja_environment
 from evstudy.results import EventTimeline, StudyResults
 
 TEMPLATE = "report.html.j2"
-MISSING = "—"
 KNOWN_PROVENANCE = {"source", "location", "first_date", "last_date", "tickers", "missing", "notes"}
 MODEL_WORDS = {
     "market": "market model",
@@ -40,105 +60,46 @@ MODEL_WORDS = {
     "factor": "factor model",
     "dimson": "market model with Dimson (1979) lag/lead betas",
 }
-_JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+EVENT_TABLES = (
+    "fits", "abnormal_returns", "cars", "car_paths", "baskets", "basket_paths", "tests", "prices", "memberships",
+    "placebo", "diagnostics", "robustness", "drift", "drift_returns",
+)
+STOCK_ROWS_MAX = 400  # more per-stock rows than this: the biggest movers each way, the rest in cars.csv
+FIT_ROWS_MAX = 400  # more fitted series than this: the weakest fits, the rest in results.json
+SCROLL_ROWS = 15  # a longer table scrolls inside its own box, its header row staying in view
+FILTER_ROWS = 25  # a longer table gets a search box
+EVENT_CHARTS_MAX = 20  # a catalogue of more events draws its first events' charts; the stacked chart covers all
 
 
-# --------------------------------------------------------------------------- number formats
+# --------------------------------------------------------------------------- one event at a time
 
 
-def _finite(value: Any) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+def _event_views(results: StudyResults) -> Iterator[tuple[int, EventTimeline, StudyResults]]:
+    """Each event with a copy of the results restricted to its rows.
+
+    The tables are split once (one groupby each), so the work per event
+    follows that event's rows and the whole render stays linear in events.
+    """
+    split = {
+        name: dict(tuple(frame.groupby("event", sort=False))) if len(frame) else {}
+        for name in EVENT_TABLES
+        if isinstance(frame := getattr(results, name), pd.DataFrame) and "event" in frame.columns
+    }
+    for index, timeline in enumerate(results.timelines):
+        tables = {
+            name: groups.get(timeline.event_id, getattr(results, name).iloc[0:0]) for name, groups in split.items()
+        }
+        yield index, timeline, dataclasses.replace(results, timelines=(timeline,), **tables)
 
 
-def fmt_pct(value: Any, signed: bool = True) -> str:
-    """A return as a percentage with 2 decimals (``+3.21%``); NaN/None as a dash."""
-    number = _finite(value)
-    if number is None:
-        return MISSING
-    return f"{number * 100:+.2f}%" if signed else f"{number * 100:.2f}%"
-
-
-def fmt_num(value: Any, digits: int = 2) -> str:
-    """A plain number (t statistic, beta, R²) with ``digits`` decimals; NaN/None as a dash."""
-    number = _finite(value)
-    return MISSING if number is None else f"{number:.{digits}f}"
-
-
-def fmt_int(value: Any) -> str:
-    """A count; NaN/None as a dash."""
-    number = _finite(value)
-    return MISSING if number is None else str(int(number))
-
-
-def fmt_p(value: Any) -> str:
-    """A p-value with 3 decimals, ``<0.001`` below that; NaN/None as a dash."""
-    number = _finite(value)
-    if number is None:
-        return MISSING
-    return "<0.001" if number < 0.001 else f"{number:.3f}"
-
-
-def verdict(p_value: Any, effect: Any = None) -> tuple[str, str]:
-    """Plain words for a p-value, and a CSS class: ("significant at 5%, positive", "sig")."""
-    p = _finite(p_value)
-    if p is None:
-        return "not computed", "na"
-    sign = _finite(effect)
-    direction = "" if sign is None or sign == 0 else (", positive" if sign > 0 else ", negative")
-    for level, words in ((0.01, "1%"), (0.05, "5%")):
-        if p < level:
-            return f"significant at {words}{direction}", "sig"
-    if p < 0.10:
-        return f"weak: significant at 10% only{direction}", "weak"
-    return "not significant", "ns"
-
-
-def window_words(start: int, end: int) -> str:
-    """``day 0``, ``day +1`` or ``days -1 to +1``."""
-    def day(d: int) -> str:
-        return "0" if d == 0 else f"{d:+d}"
-
-    if start == end:
-        return f"day {day(start)}"
-    return f"days {day(start)} to {day(end)}"
-
-
-def _date(value: Any, weekday: bool = True) -> str:
-    """``Mon 2025-10-13`` (or ``2025-10-13``) from a date, Timestamp or ISO string; missing as a dash."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return MISSING
-    return f"{pd.Timestamp(value):%a %Y-%m-%d}" if weekday else f"{pd.Timestamp(value):%Y-%m-%d}"
-
-
-def _sort_key(value: Any) -> str:
-    """A numeric sort key for the table sorter; missing values sort last."""
-    number = _finite(value)
-    return "" if number is None else repr(number)
-
-
-# --------------------------------------------------------------------------- figures
-
-
-def figure_json(fig: go.Figure) -> Markup:
-    """A figure as JSON safe inside a <script> element (no raw <, > or &)."""
-    spec = {**fig.to_plotly_json(), "config": charts.PLOT_CONFIG}
-    return Markup(pio.json.to_json_plotly(spec).translate(_JSON_ESCAPES))
-
-
-# --------------------------------------------------------------------------- sections
+# --------------------------------------------------------------------------- sentences
 
 
 def _model_sentence(results: StudyResults, timeline: EventTimeline) -> str:
     cfg = results.config
     est = cfg.estimation_window
-    benches = ", ".join(dict.fromkeys(results.memberships.loc[results.memberships["event"] == timeline.event_id, "benchmark"]))
-    dates = f"({_date(timeline.estimation_start, False)} to {_date(timeline.estimation_end, False)})"
+    benches = ", ".join(dict.fromkeys(results.memberships["benchmark"]))
+    dates = f"({date_words(timeline.estimation_start, False)} to {date_words(timeline.estimation_end, False)})"
     span = f"trading days {est.start:+d} to {est.end:+d} {dates}"
     if cfg.model == "market":
         return (f"Model: market model vs {benches}, estimated over {span}. A stock's expected return on a day "
@@ -165,7 +126,7 @@ def _confounders(timeline: EventTimeline) -> list[dict[str, str]]:
     return [
         {
             "number": str(i),
-            "date": _date(item.get("date")),
+            "date": date_words(item.get("date")),
             "label": str(item.get("label") or ""),
             "where": charts.confounder_note(item),
         }
@@ -183,29 +144,44 @@ def _car_window(results: StudyResults) -> Window:
     return Window(-1, 1) if Window(-1, 1) in windows else windows[0]
 
 
-def record_verdict(words: str, caar: Any) -> tuple[str, str]:
-    """The verdict record's words (from :mod:`evstudy.verdicts`) with the CAAR's direction, and a CSS class."""
-    if not isinstance(words, str) or not words:
-        return "not computed", "na"
-    if words.startswith("inconclusive"):
-        return words, "na"
-    if not words.startswith("significant"):
-        return words, "ns"
-    sign = _finite(caar)
-    direction = "" if sign is None or sign == 0 else (", positive" if sign > 0 else ", negative")
-    return f"{words}{direction}", "weak" if words.endswith("10%") else "sig"
+# --------------------------------------------------------------------------- the answer
 
 
-def _basket_groups(results: StudyResults, event_id: str) -> list[dict[str, Any]]:
-    """The basket table, one group per basket × benchmark, one row per window.
+def _answer_rows(view: StudyResults, record: pd.DataFrame) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Per basket × benchmark on the headline window: CAAR and verdict from the record, and the reasons.
 
-    Verdict, headline test and its p come from the verdict record
-    (``results.baskets``); the cross-sectional t and p stay alongside for reference.
+    Baskets that share a reason (the same test chosen for the same evidence)
+    point to one numbered reason under the table instead of repeating it.
     """
-    titles = charts.basket_titles(results)
-    table = results.baskets[results.baskets["event"] == event_id]
+    window = _headline_window(view)
+    titles = charts.basket_titles(view)
+    rows = record[(record["window_start"] == window.start) & (record["window_end"] == window.end)]
+    reasons: dict[str, str] = {}
+    answers = []
+    for row in rows.itertuples(index=False):
+        why = str(row.verdict_reason or "")
+        words, css = record_verdict(row.verdict, row.caar)
+        mark = reasons.setdefault(why, str(len(reasons) + 1)) if why else ""
+        answers.append({
+            "basket": titles.get(row.basket, row.basket),
+            "benchmark": row.benchmark,
+            "n": fmt_int(row.n),
+            "n_words": plural(row.n, "stock"),
+            "caar": fmt_pct(row.caar),
+            "verdict": words,
+            "css": css,
+            "test": row.headline_label or "",
+            "p": fmt_p(row.p_value),
+            "why": mark,
+        })
+    return answers, [{"mark": mark, "text": text} for text, mark in reasons.items()]
+
+
+def _basket_groups(view: StudyResults, record: pd.DataFrame) -> list[dict[str, Any]]:
+    """The full basket table: one group per basket × benchmark, one row per window, read from the record."""
+    titles = charts.basket_titles(view)
     groups = []
-    for (basket, bench), group in table.groupby(["basket", "benchmark"], sort=False):
+    for (basket, bench), group in record.groupby(["basket", "benchmark"], sort=False):
         rows = []
         for row in group.itertuples(index=False):
             words, css = record_verdict(row.verdict, row.caar)
@@ -213,93 +189,138 @@ def _basket_groups(results: StudyResults, event_id: str) -> list[dict[str, Any]]
                 "window": window_words(row.window_start, row.window_end),
                 "n": fmt_int(row.n),
                 "caar": fmt_pct(row.caar),
-                "t": fmt_num(row.cs_t),
-                "p": fmt_p(row.cs_p),
-                "p_trusted": fmt_p(row.p_value) if row.headline_test else MISSING,
+                "test": row.headline_label or MISSING,
+                "statistic": fmt_num(row.statistic),
+                "p": fmt_p(row.p_value),
+                "cs_t": fmt_num(row.cs_t),
+                "cs_p": fmt_p(row.cs_p),
                 "verdict": words,
                 "css": css,
                 "note": row.note or "",
             })
-        tests = dict.fromkeys(row.headline_label for row in group.itertuples(index=False) if row.headline_test)
-        groups.append({
-            "basket": titles.get(basket, basket),
-            "benchmark": bench,
-            "trusted": " / ".join(tests),
-            "rows": rows,
-        })
+        groups.append({"basket": titles.get(basket, basket), "benchmark": bench, "rows": rows})
     return groups
 
 
-def _headlines(results: StudyResults, event_id: str) -> list[dict[str, str]]:
-    window = _headline_window(results)
-    titles = charts.basket_titles(results)
-    table = results.baskets[
-        (results.baskets["event"] == event_id)
-        & (results.baskets["window_start"] == window.start)
-        & (results.baskets["window_end"] == window.end)
-    ]
+def _caveats(results: StudyResults, view: StudyResults, timeline: EventTimeline) -> list[dict[str, str]]:
+    """What could fool a reader of this event's answer: other news, leaks, regime breaks, small N, exclusions."""
     out = []
-    for row in table.itertuples(index=False):
-        words, css = record_verdict(row.verdict, row.caar)
-        out.append({
-            "basket": titles.get(row.basket, row.basket),
-            "benchmark": row.benchmark,
-            "caar": fmt_pct(row.caar),
-            "n": fmt_int(row.n),
-            "test": row.headline_label,
-            "p": fmt_p(row.p_value),
-            "verdict": words,
-            "css": css,
-        })
+    if timeline.confounders:
+        listed = "; ".join(f"{c['number']} = {c['date']}: {c['label']}" for c in _confounders(timeline))
+        out.append({"title": "Other news in the same days",
+                    "text": f"{plural(len(timeline.confounders), 'item')} can move the same stocks ({listed}); "
+                            "they are numbered on the charts.", "link": ""})
+    drift = results.extras.get("drift")
+    if drift is not None and not drift.series.empty:
+        series = drift.series[drift.series["event"] == timeline.event_id]
+        moved = series[series["p_value"] < 0.05].sort_values("car", key=abs, ascending=False)
+        if len(moved):
+            first = moved.drop_duplicates("ticker").head(3)
+            top = ", ".join(f"{r.ticker} {fmt_pct(r.car)} vs {r.benchmark}" for r in first.itertuples(index=False))
+            out.append({"title": "Moves before the news",
+                        "text": f"{plural(moved['ticker'].nunique(), 'stock')} moved significantly before day 0, "
+                                f"a sign of a leak or of earlier news (largest: {top}).", "link": "#drift"})
+    flags = view.diagnostics[view.diagnostics["flag"] != "outlier"]
+    if len(flags):
+        series = list(dict.fromkeys(flags["ticker"]))
+        named = ", ".join(series[:5]) + (f" and {len(series) - 5} more" if len(series) > 5 else "")
+        out.append({"title": "Changed behaviour before the event",
+                    "text": f"{plural(len(series), 'stock')} ({named}) changed regime, traded flat or had few "
+                            "returns in the estimation window, so their expected returns may be off.",
+                    "link": "#hygiene"})
+    window = _headline_window(results)
+    small = view.baskets[(view.baskets["window_start"] == window.start) & (view.baskets["window_end"] == window.end)
+                         & (view.baskets["n"] < SMALL_N)].drop_duplicates("basket")
+    if len(small):
+        titles = charts.basket_titles(results)
+        named = ", ".join(f"{titles.get(r.basket, r.basket)} ({plural(r.n, 'stock')})" for r in small.itertuples())
+        out.append({"title": "Few stocks",
+                    "text": f"{named}: with fewer than {SMALL_N} stocks one stock's news can be the whole "
+                            "result and approximate p-values are unreliable.", "link": "#tests"})
+    n_tickers = view.memberships["ticker"].nunique()
+    if n_tickers > 1:
+        out.append({"title": "One day for every stock",
+                    "text": "All stocks react on the same date, so a market- or sector-wide shock that day moves "
+                            "them together and looks like an effect; the verdicts use tests measured to allow "
+                            "for that where the evidence supports one.", "link": "#tests"})
+    excluded = int((view.fits["status"] == "excluded").sum())
+    if excluded:
+        out.append({"title": "Left out",
+                    "text": f"{plural(excluded, 'stock–benchmark series', 'stock–benchmark series')} had too "
+                            "little clean data and are not in any result.", "link": "#exclusions"})
     return out
 
 
-def _ticker_rows(results: StudyResults, event_id: str) -> list[dict[str, Any]]:
-    window = _car_window(results)
-    titles = charts.basket_titles(results)
-    members = results.memberships[results.memberships["event"] == event_id]
-    robust = diagnostics_section().robust_cells(results, event_id, window)
-    marks = diagnostics_section().flag_marks(results, event_id)
+def _stacked_answers(results: StudyResults) -> list[dict[str, str]]:
+    """The stacked CAAR of a multi-event catalogue on the headline window (its tests stay in the catalogue)."""
+    cat = results.extras.get("catalogue")
+    if cat is None or cat.stacked.empty:
+        return []
+    window = _headline_window(results)
+    rows = cat.stacked[(cat.stacked["window_start"] == window.start) & (cat.stacked["window_end"] == window.end)]
+    return [
+        {"label": str(row.label), "benchmark": row.benchmark, "events": plural(row.n_events, "event"),
+         "n": fmt_int(row.n), "caar": fmt_pct(row.caar)}
+        for row in rows.itertuples(index=False)
+    ]
+
+
+# --------------------------------------------------------------------------- per stock
+
+
+def _ticker_rows(view: StudyResults) -> tuple[list[dict[str, Any]], int]:
+    """The per-stock rows (CAR window), and how many were left out for size (biggest movers each way kept)."""
+    window = _car_window(view)
+    event_id = view.timelines[0].event_id
+    titles = charts.basket_titles(view)
+    members = view.memberships
+    robust = diagnostics_section.robust_cells(view, event_id, window)
+    marks = diagnostics_section.flag_marks(view, event_id)
     baskets = members.drop_duplicates(["ticker", "basket"]).groupby("ticker", sort=False)["basket"].agg(
         lambda names: ", ".join(titles.get(n, n) for n in names)
     )
-    ar = results.abnormal_returns
-    day0 = ar[(ar["event"] == event_id) & (ar["rel_day"] == 0)].set_index(["ticker", "benchmark"])
-    cars = results.cars[
-        (results.cars["event"] == event_id)
-        & (results.cars["window_start"] == window.start)
-        & (results.cars["window_end"] == window.end)
-    ]
+    ar = view.abnormal_returns
+    day0 = ar[ar["rel_day"] == 0].set_index(["ticker", "benchmark"])[["return", "abnormal_return"]]
+    day0 = day0.rename(columns={"return": "day0_return"})
+    cars = view.cars[(view.cars["window_start"] == window.start) & (view.cars["window_end"] == window.end)]
     ticker_rank = {t: i for i, t in enumerate(dict.fromkeys(members["ticker"]))}
     bench_rank = {b: i for i, b in enumerate(dict.fromkeys(members["benchmark"]))}
     cars = cars.assign(_t=cars["ticker"].map(ticker_rank), _b=cars["benchmark"].map(bench_rank)).sort_values(["_t", "_b"])
+    dropped = 0
+    if len(cars) > STOCK_ROWS_MAX:
+        by_car = cars.dropna(subset=["car"]).sort_values("car", ascending=False)
+        keep = pd.concat([by_car.head(STOCK_ROWS_MAX // 2), by_car.tail(STOCK_ROWS_MAX // 2)])
+        dropped = len(cars) - len(keep)
+        cars = keep
+    cars = cars.join(day0, on=["ticker", "benchmark"])
     rows = []
     for row in cars.itertuples(index=False):
         key = (row.ticker, row.benchmark)
-        actual = day0["return"].get(key) if key in day0.index else None
-        abnormal = day0["abnormal_return"].get(key) if key in day0.index else None
         words, css = verdict(row.p_value, row.car)
         rows.append({
             "ticker": row.ticker,
             "baskets": baskets.get(row.ticker, ""),
             "benchmark": row.benchmark,
             "cells": [
-                (fmt_pct(actual), _sort_key(actual)),
-                (fmt_pct(abnormal), _sort_key(abnormal)),
-                (fmt_pct(row.car), _sort_key(row.car)),
-                (fmt_num(row.t), _sort_key(row.t)),
-                (fmt_p(row.p_value), _sort_key(row.p_value)),
+                (fmt_pct(row.day0_return), sort_key(row.day0_return)),
+                (fmt_pct(row.abnormal_return), sort_key(row.abnormal_return)),
+                (fmt_pct(row.car), sort_key(row.car)),
+                (fmt_num(row.t), sort_key(row.t)),
+                (fmt_p(row.p_value), sort_key(row.p_value)),
             ],
             "robust": robust.get(key, []),
             "flag": marks.get(key, ""),
             "verdict": words,
             "css": css,
         })
-    return rows
+    return rows, dropped
 
 
-def _car_band_words(results: StudyResults, event_id: str) -> str:
-    fits = results.fits[(results.fits["event"] == event_id) & (results.fits["status"] == "included")]
+# --------------------------------------------------------------------------- charts
+
+
+def _car_band_words(view: StudyResults) -> str:
+    fits = view.fits[view.fits["status"] == "included"]
     df = int(np.median(fits["df"])) if len(fits) else 0
     if df < 1:
         return "CAR ± t(df, 0.975) × SE"
@@ -314,47 +335,76 @@ def _confounder_key(timeline: EventTimeline) -> str:
     return f" Numbered amber markers, other news: {listed}."
 
 
-def _charts(results: StudyResults, timeline: EventTimeline, index: int) -> list[dict[str, Any]]:
+def _charts(view: StudyResults, timeline: EventTimeline, index: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The charts that carry the story (CAAR, day 0), and the rest (per-stock CAR, prices)."""
     event_id = timeline.event_id
-    start = results.config.event_span.start
+    start = view.config.event_span.start
     key = _confounder_key(timeline)
-    n_tickers = len(dict.fromkeys(results.memberships.loc[results.memberships["event"] == event_id, "ticker"]))
-    n_baskets = len(dict.fromkeys(results.memberships.loc[results.memberships["event"] == event_id, "basket"]))
-    picker = "Pick a stock with the menu at the top right. " if n_tickers > charts.SMALL_MULTIPLES_MAX else \
-        "One panel per stock. "
-    specs: list[tuple[str, Callable[[StudyResults, str], go.Figure | None], str]] = [
+    n_tickers = view.memberships["ticker"].nunique()
+    n_baskets = view.memberships["basket"].nunique()
+    n_measured = view.abnormal_returns.loc[view.abnormal_returns["rel_day"] == 0, "ticker"].nunique()
+    if n_tickers <= charts.SMALL_MULTIPLES_MAX:
+        picker = "One panel per stock, each on its own scale. "
+    elif n_tickers <= charts.PICKER_MAX:
+        picker = "Pick a stock with the menu at the top right. "
+    else:
+        picker = (f"Pick a stock with the menu at the top right: the {charts.PICKER_MAX // 2} largest and "
+                  f"{charts.PICKER_MAX // 2} smallest CARs of {n_measured:,} stocks (all of them in cars.csv). ")
+    bars = ("One bar per stock, every stock labelled. " if n_measured <= charts.LABELLED_BARS_MAX else
+            f"The {charts.MOVER_BARS} largest and {charts.MOVER_BARS} smallest of {n_measured:,} stocks; the "
+            "histogram below shows them all. ")
+    lines = ("" if n_tickers <= charts.PRICE_LINES_MAX else
+             f" A basket of more than {charts.PRICE_LINES_MAX} stocks shows its {charts.PRICE_LINES_MAX // 2} "
+             "biggest gainers and losers by the last day.")
+    key_specs = [
         ("caar", charts.caar_figure,
          f"Each line adds up a basket's average abnormal return day by day from day {start:+d}. "
          "Shaded: 95% band, CAAR ± t(N−1, 0.975) × cross-sectional standard error; where the band "
          f"includes 0, the move is within normal noise. Dashed line: day 0.{key}"),
-        ("car", charts.car_figure,
-         f"{picker}Each line adds up the stock's abnormal returns from day {start:+d}, one line per "
-         f"benchmark. Shaded: 95% band, {_car_band_words(results, event_id)}, where SE includes the "
-         "estimation error of the model (MacKinlay 1997) and t uses the estimation window's degrees of freedom."),
         ("day0", charts.day0_figure,
-         "The stock's actual return on day 0 minus the return the model expected, against the first "
+         f"{bars}The stock's actual return on day 0 minus the return the model expected, against the first "
          "benchmark of its basket. Colour: the stock's basket (a stock in several baskets takes the colour "
          "of its first). Hover for the actual and expected return and the abnormal return against every benchmark."),
+        ("day0hist", charts.day0_histogram,
+         "How many stocks had each day-0 abnormal return, per basket (against the first benchmark of the basket)."),
+    ]
+    more_specs = [
+        ("car", charts.car_figure,
+         f"{picker}Each line adds up the stock's abnormal returns from day {start:+d}, one line per "
+         f"benchmark. Shaded: 95% band, {_car_band_words(view)}, where SE includes the "
+         "estimation error of the model (MacKinlay 1997) and t uses the estimation window's degrees of freedom."),
         ("prices", charts.price_figure,
          "Closing prices divided by the close of day -1, times 100: a value of 110 means 10% above "
-         "the last close before the event. Benchmarks are dashed."
-         + (" The menu at the top right shows one basket at a time." if n_baskets > 1 else "") + key),
+         "the last close before the event; every line of a view has its own colour. Benchmarks are dashed."
+         + (" The menu at the top right shows one basket at a time." if n_baskets > 1 else "") + lines + key),
     ]
-    out = []
-    for name, build, caption in specs:
-        fig = build(results, event_id)
-        if fig is not None:
-            out.append({"id": f"chart-{index}-{name}", "caption": caption, "json": figure_json(fig)})
-    return out
+
+    def build(specs: list[tuple[str, Any, str]]) -> list[dict[str, Any]]:
+        out = []
+        for name, make, caption in specs:
+            fig = make(view, event_id)
+            if fig is not None:
+                out.append({"id": f"chart-{index}-{name}", "caption": caption, "json": figure_json(fig)})
+        return out
+
+    return build(key_specs), build(more_specs)
 
 
-def _fit_rows(results: StudyResults) -> list[dict[str, Any]]:
+# --------------------------------------------------------------------------- details
+
+
+def _fit_rows(results: StudyResults) -> tuple[list[dict[str, Any]], int]:
+    """The estimation diagnostics rows (event and ticker order); beyond FIT_ROWS_MAX the weakest fits by R²."""
     fits = results.fits[results.fits["status"] == "included"]
     event_rank = {t.event_id: i for i, t in enumerate(results.timelines)}
     ticker_rank = {t: i for i, t in enumerate(dict.fromkeys(results.memberships["ticker"]))}
     fits = fits.assign(_e=fits["event"].map(event_rank), _t=fits["ticker"].map(ticker_rank))
+    dropped = 0
+    if len(fits) > FIT_ROWS_MAX:
+        dropped = len(fits) - FIT_ROWS_MAX
+        fits = fits.sort_values("r2", na_position="first", kind="stable").head(FIT_ROWS_MAX)
     fits = fits.sort_values(["_e", "_t"], kind="stable")
-    return [
+    rows = [
         {
             "event": row.event,
             "ticker": row.ticker,
@@ -369,6 +419,7 @@ def _fit_rows(results: StudyResults) -> list[dict[str, Any]]:
         }
         for row in fits.itertuples(index=False)
     ]
+    return rows, dropped
 
 
 def _provenance(results: StudyResults) -> dict[str, Any]:
@@ -382,9 +433,9 @@ def _provenance(results: StudyResults) -> dict[str, Any]:
     return {
         "source": str(prov.get("source") or MISSING),
         "location": str(prov.get("location") or MISSING),
-        "first": _date(prov.get("first_date")),
-        "last": _date(prov.get("last_date")),
-        "n_tickers": len(prov.get("tickers") or []),
+        "first": date_words(prov.get("first_date")),
+        "last": date_words(prov.get("last_date")),
+        "tickers": plural(len(prov.get("tickers") or []), "ticker"),
         "missing": ", ".join(map(str, prov.get("missing") or [])),
         "notes": [str(n) for n in prov.get("notes") or []],
         "extras": extras,
@@ -405,31 +456,37 @@ def _reproduce(results: StudyResults) -> dict[str, str]:
 def _events(results: StudyResults) -> list[dict[str, Any]]:
     headline, car = _headline_window(results), _car_window(results)
     events = []
-    for index, timeline in enumerate(results.timelines):
-        event_id = timeline.event_id
-        excluded = results.exclusions[results.exclusions["event"] == event_id]
+    for index, timeline, view in _event_views(results):
+        key_charts, more_charts = _charts(view, timeline, index) if index < EVENT_CHARTS_MAX else ([], [])
+        stocks, dropped = _ticker_rows(view)
+        # view.baskets is this event's part of the verdict record: verdicts, tests and p-values are read, never chosen
+        answers, reasons = _answer_rows(view, view.baskets)
         events.append({
-            "label": timeline.label or event_id,
+            "label": timeline.label or timeline.event_id,
             "mapping": timeline.mapping,
-            "model": _model_sentence(results, timeline),
+            "model": _model_sentence(view, timeline),
             "confounders": _confounders(timeline),
+            "caveats": _caveats(results, view, timeline),
             "headline_window": window_words(headline.start, headline.end),
-            "headlines": _headlines(results, event_id),
-            "baskets": _basket_groups(results, event_id),
-            "tests": not set(results.tests.loc[results.tests["event"] == event_id, "test"]) <= {"cs_t"},
+            "answers": answers,
+            "reasons": reasons,
+            "baskets": _basket_groups(view, view.baskets),
             "car_window": window_words(car.start, car.end),
-            "tickers": _ticker_rows(results, event_id),
-            "charts": _charts(results, timeline, index),
-            "n_excluded": len(excluded),
+            "tickers": stocks,
+            "tickers_dropped": dropped,
+            "key_charts": key_charts,
+            "more_charts": more_charts,
         })
     return events
 
 
-def diagnostics_section() -> Any:
-    """The estimation-window checks module (imported late: it uses this module's formatters)."""
-    from evstudy.report import diagnostics_section as section
-
-    return section
+def _analysis_sections(results: StudyResults) -> list[Section]:
+    """Sections of the analyses attached to the results (tests, event catalogue, basket comparison, drift)."""
+    built = (
+        inference_charts.render(results), catalogue_section.render(results), compare_section.render(results),
+        catalogue_section.render_drift(results),
+    )
+    return [section for section in built if section is not None]
 
 
 def render_html(results: StudyResults, *, generated_at: dt.datetime | None = None) -> str:
@@ -438,10 +495,11 @@ def render_html(results: StudyResults, *, generated_at: dt.datetime | None = Non
     ``generated_at`` defaults to now (UTC); pass a fixed time to make two renders comparable.
     """
     source = resources.files("evstudy.report").joinpath("templates", TEMPLATE).read_text(encoding="utf-8")
-    env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    template = env.from_string(source)
+    template = jinja_environment().from_string(source)
     cfg = results.config
     when = (generated_at or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+    fits, fits_dropped = _fit_rows(results)
+    exclusions = results.exclusions
     return template.render(
         title=cfg.title or cfg.name,
         name=cfg.name,
@@ -450,29 +508,25 @@ def render_html(results: StudyResults, *, generated_at: dt.datetime | None = Non
         generated=f"{when:%Y-%m-%d %H:%M} UTC",
         model_name=MODEL_WORDS.get(cfg.model, cfg.model),
         events=_events(results),
+        stacked=_stacked_answers(results),
+        headline_window=window_words(_headline_window(results).start, _headline_window(results).end),
         multi_event=len(results.timelines) > 1,
         provenance=_provenance(results),
         notes=list(results.notes),
-        fits=_fit_rows(results),
+        fits=fits,
+        fits_dropped=fits_dropped,
+        n_fits=len(fits) + fits_dropped,
         exclusions=[
             {"event": r.event, "ticker": r.ticker, "benchmark": r.benchmark, "reason": r.reason}
-            for r in results.exclusions.itertuples(index=False)
+            for r in exclusions.itertuples(index=False)
         ],
         reproduce=_reproduce(results),
         est_window=f"{cfg.estimation_window.start:+d} to {cfg.estimation_window.end:+d}",
         robust_columns=cfg.model != "market_adjusted" and not results.robustness.empty,
-        hygiene=diagnostics_section().render(results, _car_window(results)),
+        hygiene=diagnostics_section.render(results, _car_window(results)),
         sections=_analysis_sections(results),
+        charts_left_out=max(0, len(results.timelines) - EVENT_CHARTS_MAX),
+        scroll_rows=SCROLL_ROWS,
+        filter_rows=FILTER_ROWS,
         plotly_js=Markup(get_plotlyjs().replace("</script", "<\\/script")),
     )
-
-
-def _analysis_sections(results: StudyResults) -> list[Any]:
-    """Sections of the analyses attached to the results (event catalogue, basket comparison, pre-event drift)."""
-    from evstudy.report import catalogue_section, compare_section, inference_charts  # they use this module's formatters
-
-    built = (
-        inference_charts.render(results), catalogue_section.render(results), compare_section.render(results),
-        catalogue_section.render_drift(results),
-    )
-    return [section for section in built if section is not None]

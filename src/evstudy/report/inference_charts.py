@@ -10,6 +10,7 @@ CAAR distribution with the actual CAAR marked (a menu picks the basket).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -20,7 +21,7 @@ from plotly.subplots import make_subplots
 
 from evstudy.inference import SMALL_N, TEST_IDS, TEST_LABELS
 from evstudy.report import charts
-from evstudy.report.html import MISSING, figure_json, fmt_num, fmt_p, fmt_pct, verdict, window_words
+from evstudy.report.format import MISSING, figure_json, fmt_num, fmt_p, fmt_pct, verdict, window_words
 from evstudy.report.sections import Section, render_section
 from evstudy.verdicts import load_evidence
 from evstudy.results import StudyResults
@@ -42,8 +43,11 @@ def _statistic(test: str, value: Any) -> str:
     return fmt_num(value, 1) if test == "wilcoxon" else fmt_num(value)
 
 
-def _table(results: StudyResults, group: pd.DataFrame) -> dict[str, Any]:
-    """Tests x windows for one basket, the verdict record's headline rows marked, with its reasons."""
+def _table(group: pd.DataFrame, record: pd.DataFrame) -> dict[str, Any]:
+    """Tests x windows for one basket, the verdict record's headline rows marked, with its reasons.
+
+    ``record`` holds this basket's rows of the verdict record (``results.baskets``).
+    """
     windows = list(dict.fromkeys(zip(group["window_start"], group["window_end"])))
     n = int(group["n"].max()) if len(group) else 0
     headline = group["headline"] if "headline" in group else pd.Series(False, index=group.index)
@@ -61,22 +65,16 @@ def _table(results: StudyResults, group: pd.DataFrame) -> dict[str, Any]:
             if note and test not in notes.setdefault(note, []):
                 notes[note].append(test)
         rows.append({"id": test, "label": TEST_LABELS[test], "cells": row_cells, "trusted": test in chosen})
-    first = group.iloc[0] if len(group) else None
-    record = results.baskets
-    if first is not None:
-        record = record[(record["event"] == first["event"]) & (record["basket"] == first["basket"])
-                        & (record["benchmark"] == first["benchmark"])]
-        reasons: dict[str, list[str]] = {}
-        for row in record.itertuples(index=False):
-            reasons.setdefault(row.verdict_reason, []).append(window_words(row.window_start, row.window_end))
-        reason = " ".join(r if len(reasons) == 1 else f"{', '.join(w)}: {r}" for r, w in reasons.items())
-    else:
-        reason = ""
+    reasons: dict[str, list[str]] = {}
+    for row in record.itertuples(index=False):
+        reasons.setdefault(row.verdict_reason, []).append(window_words(row.window_start, row.window_end))
+    reason = " ".join(r if len(reasons) == 1 else f"{', '.join(w)}: {r}" for r, w in reasons.items())
     return {
         "n": n,
         "windows": [window_words(s, e) for s, e in windows],
         "rows": rows,
         "reason": reason,
+        "headline": " / ".join(TEST_LABELS.get(t, t) for t in TEST_IDS if t in chosen),
         "small": n < SMALL_N,
         "notes": [{"tests": tests, "note": note} for note, tests in notes.items()],
     }
@@ -156,8 +154,8 @@ def placebo_figure(results: StudyResults, event_id: str) -> go.Figure | None:
             "x": 0.0, "xanchor": "left", "y": 1.09, "yanchor": "bottom", "showactive": True,
         }])
     k = int(draws["draw"].max()) + 1 if len(draws) else 0
+    charts.plain_style(fig)
     fig.update_layout(
-        template="plotly_white",
         title={"text": f"Placebo test: the basket's CAAR on {k:,} days without news, and on the event (red)",
                "x": 0.0, "xanchor": "left", "y": 0.98, "yanchor": "top", "font": {"size": 16}},
         height=170 + 250 * nrows, bargap=0.02,
@@ -176,16 +174,25 @@ def render(results: StudyResults) -> Section | None:
     if set(results.tests["test"]) <= {"cs_t"}:
         return None
     evidence = load_evidence()
+    titles = charts.basket_titles(results)
+    # split once, so each event's work follows its own rows (linear in events)
+    tests_by_group = dict(tuple(results.tests.groupby(["event", "basket", "benchmark"], sort=False)))
+    tests_by_event = dict(tuple(results.tests.groupby("event", sort=False)))
+    placebo_by_event = dict(tuple(results.placebo.groupby("event", sort=False))) if len(results.placebo) else {}
+    record = results.baskets
+    record_by_group = dict(tuple(record.groupby(["event", "basket", "benchmark"], sort=False))) if len(record) else {}
     events = []
     for index, timeline in enumerate(results.timelines):
-        event_tests = results.tests[results.tests["event"] == timeline.event_id]
-        titles = charts.basket_titles(results)
+        event_id = timeline.event_id
+        event_tests = tests_by_event.get(event_id, results.tests.iloc[0:0])
         groups = []
         for basket, bench in _groups(event_tests):
-            group = event_tests[(event_tests["basket"] == basket) & (event_tests["benchmark"] == bench)]
+            group = tests_by_group[(event_id, basket, bench)]
             groups.append({"basket": titles.get(basket, basket), "benchmark": bench,
-                           **_table(results, group)})
-        fig = placebo_figure(results, timeline.event_id)
+                           **_table(group, record_by_group.get((event_id, basket, bench), record.iloc[0:0]))})
+        view = dataclasses.replace(results, tests=event_tests,
+                                   placebo=placebo_by_event.get(event_id, results.placebo.iloc[0:0]))
+        fig = placebo_figure(view, event_id)
         chart = None if fig is None else {"id": f"chart-{index}-placebo", "json": figure_json(fig)}
         events.append({"label": timeline.label or timeline.event_id, "groups": groups, "chart": chart})
     method = (evidence or {}).get("method", {})

@@ -1,9 +1,9 @@
-"""Extra report sections (basket comparison, event catalogue and drift): their container and template loader.
+"""Extra report sections (tests, event catalogue, basket comparison, drift): their container and template loader.
 
 Each section renders its own Jinja template with the same settings as the main
-report (autoescape on, strict undefined), so every user-supplied string is
-escaped; its charts use the main report's ``data-chart`` JSON convention and
-are drawn by the main page's script.
+report (autoescape on, strict undefined, the shared formats as filters), so
+every user-supplied string is escaped; its charts use the main report's
+``data-chart`` JSON convention and are drawn by the main page's script.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 
+from evstudy.report.format import plural
+
 
 @dataclass(frozen=True)
 class Section:
@@ -25,8 +27,14 @@ class Section:
     html: Markup
 
 
+def jinja_environment() -> Environment:
+    """The report's Jinja settings: autoescape, strict undefined, and ``plural`` (``{{ n|plural("stock") }}``)."""
+    env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["plural"] = plural
+    return env
+
+
 def render_section(template: str, **context: Any) -> Markup:
     """Render ``templates/<template>`` from this package with autoescaping."""
     source = resources.files("evstudy.report").joinpath("templates", template).read_text(encoding="utf-8")
-    env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    return Markup(env.from_string(source).render(**context))
+    return Markup(jinja_environment().from_string(source).render(**context))

@@ -1,0 +1,133 @@
+"""Number formats, plain-word verdicts and figure JSON shared by every report section.
+
+The bottom of the report package: the page composer (:mod:`evstudy.report.html`)
+and every section module import from here, and this module imports no other
+part of the report, so the package has no import circle.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+from markupsafe import Markup
+
+MISSING = "—"
+_JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+# Toolbar without the plotly logo; "responsive" makes figures follow the page width.
+PLOT_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+
+
+def finite(value: Any) -> float | None:
+    """``value`` as a float, or None when it is missing, not a number or infinite."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def fmt_pct(value: Any, signed: bool = True) -> str:
+    """A return as a percentage with 2 decimals (``+3.21%``); NaN/None as a dash."""
+    number = finite(value)
+    if number is None:
+        return MISSING
+    return f"{number * 100:+.2f}%" if signed else f"{number * 100:.2f}%"
+
+
+def fmt_num(value: Any, digits: int = 2) -> str:
+    """A plain number (t statistic, beta, R²) with ``digits`` decimals; NaN/None as a dash."""
+    number = finite(value)
+    return MISSING if number is None else f"{number:.{digits}f}"
+
+
+def fmt_int(value: Any) -> str:
+    """A count; NaN/None as a dash."""
+    number = finite(value)
+    return MISSING if number is None else str(int(number))
+
+
+def fmt_p(value: Any) -> str:
+    """A p-value with 3 decimals, ``<0.001`` below that; NaN/None as a dash."""
+    number = finite(value)
+    if number is None:
+        return MISSING
+    return "<0.001" if number < 0.001 else f"{number:.3f}"
+
+
+def plural(count: Any, noun: str, plural_noun: str | None = None) -> str:
+    """``1 stock``, ``2 stocks``, ``1,204 trading days`` (the noun agrees with the count)."""
+    number = finite(count)
+    if number is None:
+        return f"{MISSING} {plural_noun or noun + 's'}"
+    whole = int(number)
+    return f"{whole:,} {noun if whole == 1 else (plural_noun or noun + 's')}"
+
+
+def verdict(p_value: Any, effect: Any = None) -> tuple[str, str]:
+    """Plain words for a p-value, and a CSS class: ("significant at 5%, positive", "sig")."""
+    p = finite(p_value)
+    if p is None:
+        return "not computed", "na"
+    sign = finite(effect)
+    direction = "" if sign is None or sign == 0 else (", positive" if sign > 0 else ", negative")
+    for level, words in ((0.01, "1%"), (0.05, "5%")):
+        if p < level:
+            return f"significant at {words}{direction}", "sig"
+    if p < 0.10:
+        return f"weak: significant at 10% only{direction}", "weak"
+    return "not significant", "ns"
+
+
+def record_verdict(words: Any, effect: Any = None) -> tuple[str, str]:
+    """The verdict record's words (``results.baskets["verdict"]``) with the effect's direction, and a CSS class.
+
+    Only presentation: the words and the test behind them come from the record.
+    """
+    if not isinstance(words, str) or not words:
+        return "not computed", "na"
+    if words.startswith("inconclusive"):
+        return words, "na"
+    if not words.startswith("significant"):
+        return words, "ns"
+    sign = finite(effect)
+    direction = "" if sign is None or sign == 0 else (", positive" if sign > 0 else ", negative")
+    return f"{words}{direction}", "weak" if words.endswith("10%") else "sig"
+
+
+def window_words(start: int, end: int) -> str:
+    """``day 0``, ``day +1`` or ``days -1 to +1``."""
+    def day(d: int) -> str:
+        return "0" if d == 0 else f"{d:+d}"
+
+    if start == end:
+        return f"day {day(start)}"
+    return f"days {day(start)} to {day(end)}"
+
+
+def date_words(value: Any, weekday: bool = True) -> str:
+    """``Mon 2025-10-13`` (or ``2025-10-13``) from a date, Timestamp or ISO string; missing as a dash."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return MISSING
+    return f"{pd.Timestamp(value):%a %Y-%m-%d}" if weekday else f"{pd.Timestamp(value):%Y-%m-%d}"
+
+
+def sort_key(value: Any) -> str:
+    """A numeric key for the page's table sorter (``data-sort``); missing values sort last."""
+    number = finite(value)
+    return "" if number is None else repr(number)
+
+
+def figure_json(figure: Any) -> Markup:
+    """A figure (plotly ``Figure`` or a plain plotly.js dict) as JSON safe inside a <script> element.
+
+    Plain dicts are the fast path for large studies: no figure object, no
+    validation; numpy arrays inside are written by plotly's JSON encoder.
+    """
+    import plotly.io as pio  # the encoder only; plotly.graph_objects is not needed here
+
+    spec = figure if isinstance(figure, dict) else figure.to_plotly_json()
+    return Markup(pio.json.to_json_plotly({**spec, "config": PLOT_CONFIG}).translate(_JSON_ESCAPES))
