@@ -169,6 +169,19 @@ def _write_atomic(path: Path, prefix: bytes, matrix: np.ndarray | None = None) -
 _ALL_DAYS = (-719_162, 2_932_800)  # day numbers of 0001-01-01 and 9999-09-27: every date a file can hold
 
 
+def ensure_index(path: str | os.PathLike[str]) -> PriceIndex | None:
+    """Build the index of a long price file now, whatever its size or read count (None where it cannot have one).
+
+    For benchmarks and batch jobs that know they will read the same file many times.
+    """
+    from evstudy.prices.files import FileSource, _Long
+
+    source = FileSource(path)
+    if not isinstance(source._shape, _Long):
+        return None
+    return open_index(source.path) or _build_from(source.path, source._shape)
+
+
 def _index_for(path: Path, shape: object) -> PriceIndex | None:
     """The usable index of a long file, building it on the file's second read; None to read the file."""
     from evstudy.prices.files import _Long
