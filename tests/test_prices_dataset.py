@@ -138,3 +138,12 @@ def test_nan_closes_keep_the_whole_market_read_on_the_file(tmp_path):
     index = dataset.open_index(path)
     assert index is not None and index.nan_rows
     assert notes[0] == notes[2] == ("1 ticker with fewer than 1 closes in 2024-01-01..2024-01-31 left out",)
+
+
+def test_ensure_index_builds_at_once_for_long_files_only(tmp_path):
+    path = long_file(tmp_path / "long.parquet")
+    index = dataset.ensure_index(path)
+    assert index is not None and index.tickers[:2] == ("T00", "T01")
+    wide = tmp_path / "wide.csv"
+    wide.write_text("date,AAA,BBB\n2024-01-02,1,2\n2024-01-03,1.5,2.5\n", encoding="utf-8")
+    assert dataset.ensure_index(wide) is None
