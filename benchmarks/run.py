@@ -588,14 +588,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: price file {args.prices} not found (give --prices or $EVSTUDY_BENCH_PRICES)", file=sys.stderr)
         return 2
     only = set(args.only or BENCHMARKS)
+    print(f"evstudy benchmarks ({'quick' if args.quick else 'full'}) on {args.prices}; "
+          f"{os.cpu_count()} CPUs, 1-min load average {os.getloadavg()[0]:.1f}", flush=True)
+    started = time.perf_counter()
+    try:
+        index_build_s = prepare_index(args.prices)
+        results = run_benchmarks(args, only)
+    finally:
+        shutil.rmtree(os.environ["EVSTUDY_CACHE"], ignore_errors=True)  # the 139 MB index of the shared file
+    print()
+    width = max(len(r.target) for r in results)
+    for r in results:
+        ratio = f"{r.ratio:8.2f}x" if r.ratio is not None else "         "
+        verdict = "PASS" if r.passed else ("FAIL" if r.gating or args.gate_open else "OPEN")
+        print(f"{verdict}  {r.name:<17} {r.target:<{width}}  {ratio}  {r.measured}; baseline: {r.baseline}")
+    gated = [r for r in results if r.gating or args.gate_open]
+    print(f"\n{sum(r.passed for r in gated)}/{len(gated)} gating targets met, "
+          f"{sum(not r.passed for r in results if r not in gated)} OPEN (issue 9, other branches' work) "
+          f"in {time.perf_counter() - started:.0f} s")
+    if args.json:
+        rows = [asdict(r) for r in results] + [{"name": "index_build", "seconds": index_build_s}]
+        args.json.write_text(json.dumps(rows, indent=2, default=lambda o: o.item()), encoding="utf-8")
+    return 0 if all(r.passed for r in gated) else 1
+
+
+def run_benchmarks(args: argparse.Namespace, only: set[str]) -> list[Result]:
+    """Every selected benchmark, in order, with the sizes of the mode (quick or full)."""
     pairs, reps, sample = (5, 3, 200) if args.quick else (7, 5, 1_000)
     # quick: 5 vs 40 events with 100 placebo dates, 1,000 ad hoc tickers in-process only; full: the issue's sizes
     catalogue_sizes, catalogue_placebo = ((5, 40), 100) if args.quick else ((10, 200), 1_000)
     adhoc_tickers = 1_000 if args.quick else 5_000
-    print(f"evstudy benchmarks ({'quick' if args.quick else 'full'}) on {args.prices}; "
-          f"{os.cpu_count()} CPUs, 1-min load average {os.getloadavg()[0]:.1f}", flush=True)
-    started = time.perf_counter()
-    index_build_s = prepare_index(args.prices)
     results: list[Result] = []
     if "scan" in only:
         print(f"scan process vs read_parquet process, {pairs} alternating pairs:", flush=True)
@@ -617,21 +639,7 @@ def main(argv: list[str] | None = None) -> int:
     if "adhoc" in only:
         print(f"ad hoc {adhoc_tickers:,} tickers vs the scan of {EVENT}:", flush=True)
         results += bench_adhoc(args.prices, adhoc_tickers, reps, not args.quick)
-
-    print()
-    width = max(len(r.target) for r in results)
-    for r in results:
-        ratio = f"{r.ratio:8.2f}x" if r.ratio is not None else "         "
-        verdict = "PASS" if r.passed else ("FAIL" if r.gating or args.gate_open else "OPEN")
-        print(f"{verdict}  {r.name:<17} {r.target:<{width}}  {ratio}  {r.measured}; baseline: {r.baseline}")
-    gated = [r for r in results if r.gating or args.gate_open]
-    print(f"\n{sum(r.passed for r in gated)}/{len(gated)} gating targets met, "
-          f"{sum(not r.passed for r in results if r not in gated)} OPEN (issue 9, other branches' work) "
-          f"in {time.perf_counter() - started:.0f} s")
-    if args.json:
-        rows = [asdict(r) for r in results] + [{"name": "index_build", "seconds": index_build_s}]
-        args.json.write_text(json.dumps(rows, indent=2, default=lambda o: o.item()), encoding="utf-8")
-    return 0 if all(r.passed for r in gated) else 1
+    return results
 
 
 if __name__ == "__main__":
