@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from evstudy.errors import UnknownTickerError
+from evstudy.errors import DataSourceError, UnknownTickerError
 from evstudy.prices import FileSource, dataset
-from evstudy.prices.files import _frame
+from evstudy.prices.files import _frame, _Long
 
 D = dt.date
 
@@ -113,7 +113,8 @@ def test_a_damaged_index_is_ignored(tmp_path):
     assert dataset.open_index(path) is None
 
 
-def test_no_index_where_a_subset_read_could_differ(tmp_path):
+def test_no_index_where_a_subset_read_could_differ(tmp_path, monkeypatch):
+    original = dataset._build_from
     cache = Path(os.environ["EVSTUDY_CACHE"])
     path = tmp_path / "dups.parquet"
     frame = pd.DataFrame({
@@ -121,10 +122,30 @@ def test_no_index_where_a_subset_read_could_differ(tmp_path):
         "ticker": ["AAA", "AAA", "BBB"], "close": [1.0, 2.0, 3.0],
     })
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
-    for _ in range(3):
+    builds = []
+    monkeypatch.setattr(dataset, "_build_from", lambda *a: builds.append(1) or original(*a))
+    for _ in range(4):
         data = FileSource(path).load(["AAA"], D(2024, 1, 1), D(2024, 1, 31))
     assert index_files(cache) == []  # duplicate dates: the note depends on the range asked for
     assert data.notes and data.closes["AAA"].iloc[0] == 2.0
+    assert len(builds) == 1  # declined once for this version of the file, never retried
+
+
+def test_a_file_the_whole_read_rejects_is_still_read_for_its_subset(tmp_path, monkeypatch):
+    path = long_file(tmp_path / "long.parquet")
+
+    def whole_file_fails(self, tickers, first, last):
+        if tickers is None:
+            raise DataSourceError("a bad row outside the range asked for")
+        return pivot(self, tickers, first, last)
+
+    pivot = _Long.pivot
+    monkeypatch.setattr(_Long, "pivot", whole_file_fails)
+    for _ in range(3):
+        got = FileSource(path).load(["T01"], D(2024, 1, 1), D(2024, 6, 1)).closes
+    assert dataset.open_index(path) is None
+    monkeypatch.setattr(_Long, "pivot", pivot)
+    pd.testing.assert_frame_equal(got, direct(path, ["T01"], D(2024, 1, 1), D(2024, 6, 1)), check_exact=True)
 
 
 def test_nan_closes_keep_the_whole_market_read_on_the_file(tmp_path):

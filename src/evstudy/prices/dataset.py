@@ -33,10 +33,15 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from evstudy.errors import ConfigError, DataSourceError
 from evstudy.prices.cache import default_cache_dir
+
+if TYPE_CHECKING:
+    from evstudy.prices.files import _Long, _Wide
 
 MIN_INDEX_BYTES = 4 * 2**20
 """Files smaller than this are read directly: their read takes milliseconds."""
@@ -97,7 +102,10 @@ def open_index(source: Path, cache_dir: Path | None = None) -> PriceIndex | None
 
 
 def should_build(source: Path, cache_dir: Path | None = None) -> bool:
-    """True on the second read of an unchanged, large enough file; the first read leaves a marker."""
+    """True on the second read of an unchanged, large enough file; the first read leaves a marker.
+
+    False for good once a build declined this version of the file (:func:`decline`).
+    """
     try:
         source = source.resolve()
         identity = _identity(source)
@@ -105,15 +113,28 @@ def should_build(source: Path, cache_dir: Path | None = None) -> bool:
             return False
         _, marker = _paths(source, cache_dir)
         try:
-            if json.loads(marker.read_text(encoding="utf-8")) == identity:
-                return True
+            seen = json.loads(marker.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            pass
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(marker, json.dumps(identity).encode("utf-8"))
+            seen = None
+        if seen == identity:
+            return True
+        if seen != {**identity, "declined": True}:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic(marker, json.dumps(identity).encode("utf-8"))
     except OSError:
         pass
     return False
+
+
+def decline(source: Path, cache_dir: Path | None = None) -> None:
+    """Remember that this version of ``source`` gets no index, so no later read tries again."""
+    try:
+        source = source.resolve()
+        _, marker = _paths(source, cache_dir)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(marker, json.dumps({**_identity(source), "declined": True}).encode("utf-8"))
+    except OSError:
+        pass
 
 
 def build_index(
@@ -182,7 +203,7 @@ def ensure_index(path: str | os.PathLike[str]) -> PriceIndex | None:
     return open_index(source.path) or _build_from(source.path, source._shape)
 
 
-def _index_for(path: Path, shape: object) -> PriceIndex | None:
+def _index_for(path: Path, shape: _Long | object) -> PriceIndex | None:
     """The usable index of a long file, building it on the file's second read; None to read the file."""
     from evstudy.prices.files import _Long
 
@@ -194,18 +215,33 @@ def _index_for(path: Path, shape: object) -> PriceIndex | None:
     return index
 
 
-def _build_from(path: Path, shape: object) -> PriceIndex | None:
-    """Pivot the whole file with its own reader and store it, unless a subset read could differ."""
-    wide, columns = shape.pivot(None, *_ALL_DAYS)
-    if wide.duplicates.any() or any(len(raw) > 1 for raw in shape.universe().values()):
-        return None  # duplicate notes and re-spelled tickers depend on what is asked: read the file
+def _build_from(path: Path, shape: _Long) -> PriceIndex | None:
+    """Pivot the whole file with its own reader and store it, unless a subset read could differ.
+
+    A file the whole-file read rejects (a bad row the requested range may not
+    touch) or that has duplicate dates or several spellings of a ticker (whose
+    notes and rows depend on what is asked) is declined and read directly.
+    """
+    try:
+        wide, columns = shape.pivot(None, *_ALL_DAYS)
+        respelled = any(len(raw) > 1 for raw in shape.universe().values())
+    except (DataSourceError, ConfigError, ValueError, MemoryError):
+        wide, respelled = None, True
+    if wide is None or respelled or wide.duplicates.any():
+        decline(path)
+        return None
     metadata = shape.file.parquet
     cells = int(np.count_nonzero(~np.isnan(wide.values)))
     nan_rows = metadata is None or cells != metadata.num_rows
-    return build_index(path, columns, wide.days, wide.values, nan_rows)
+    index = build_index(path, columns, wide.days, wide.values, nan_rows)
+    if index is None:  # could not write it (disk full, read-only cache): do not retry on every read
+        decline(path)
+    return index
 
 
-def indexed_pivot(path: Path, shape: object, tickers: list[str] | None, first: int, last: int):
+def indexed_pivot(
+    path: Path, shape: _Long | object, tickers: list[str] | None, first: int, last: int
+) -> tuple[_Wide, list[str]] | None:
     """``shape.pivot(tickers, first, last)`` answered from the index, or None where it cannot be.
 
     With ``tickers=None`` the columns are the tickers with a close in the range
