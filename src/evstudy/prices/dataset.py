@@ -12,8 +12,9 @@ Rules that keep it safe:
 * It answers only what the file itself would: it is built from the file's own
   pivot, and used only where that pivot gives the same frame for any ticker
   subset and date range (no duplicate dates, one spelling per ticker; and for
-  :func:`read_all`, no NaN close rows, whose tickers the direct read still
-  counts). Otherwise :func:`build_index` declines and reads go to the file.
+  whole-market reads (``tickers=None``), no NaN close rows, whose tickers the direct read still
+  counts). Otherwise, or when the whole file cannot be read, the build is
+  declined for that version of the file and reads go to the file.
 * It is keyed by the file's resolved path and checked against the file's size
   and modification time (ns) on every open: a changed file is never answered
   from a stale index.
