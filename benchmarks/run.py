@@ -611,8 +611,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{verdict}  {r.name:<17} {r.target:<{width}}  {ratio}  {r.measured}; baseline: {r.baseline}")
     gated = [r for r in results if r.gating or args.gate_open]
     print(f"\n{sum(r.passed for r in gated)}/{len(gated)} gating targets met, "
-          f"{sum(not r.passed for r in results if r not in gated)} OPEN (issue-9 targets not gating yet, see benchmarks/README.md) "
-          f"in {time.perf_counter() - started:.0f} s")
+          f"{sum(not r.passed for r in results if r not in gated)} OPEN (issue-9 targets not gating yet, "
+          f"see benchmarks/README.md) in {time.perf_counter() - started:.0f} s")
     if args.json:
         rows = [asdict(r) for r in results] + [{"name": "index_build", "seconds": index_build_s}]
         args.json.write_text(json.dumps(rows, indent=2, default=lambda o: o.item()), encoding="utf-8")
