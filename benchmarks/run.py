@@ -301,7 +301,9 @@ def catalogue_config(path: Path, events: int, stocks: int, pool: list[str], days
     return path
 
 
-def bench_catalogue(prices: Path, sizes: tuple[int, int], placebo_dates: int, processes: bool, reps: int) -> list[Result]:
+def bench_catalogue(
+    prices: Path, sizes: tuple[int, int], placebo_dates: int, processes: bool, reps: int
+) -> list[Result]:
     """Catalogue of ``sizes`` events x 20 stocks: compute per event stays flat; the process ratio (issue 9)."""
     from evstudy.api import run_study
 
@@ -631,7 +633,8 @@ def run_benchmarks(args: argparse.Namespace, only: set[str]) -> list[Result]:
         results += bench_scan_process(args.prices, pairs)
     if "study" in only:
         study_pairs = 3 if args.quick else 5
-        print(f"main job: evstudy run {STUDY_CONFIG.name} vs read_parquet, {study_pairs} alternating pairs:", flush=True)
+        print(f"main job: evstudy run {STUDY_CONFIG.name} vs read_parquet, {study_pairs} alternating pairs:",
+              flush=True)
         results += bench_study_process(args.prices, study_pairs)
     if "engine" in only:
         print(f"scan engine vs statsmodels per-ticker loop ({sample} tickers):", flush=True)
