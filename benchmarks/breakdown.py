@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Where a whole-market scan spends its time, phase by phase, in one fresh process.
+"""Where a whole-market scan, or a study, spends its time, phase by phase, in one fresh process.
 
     python benchmarks/breakdown.py [--prices PATH] [--event 2025-10-13]
+    python benchmarks/breakdown.py --study configs/jpm-sri-2025.toml [--prices PATH] [--json]
 
 Runs the phases of ``evstudy scan`` one after the other (no overlap, unlike
 ``scan_market``) and prints the wall and CPU seconds of each: the imports
@@ -12,6 +13,11 @@ exceeds wall where Arrow decodes the file in several threads. Minor page
 faults count the fresh memory each phase touches: on this VM a fault costs
 several microseconds (a transparent huge page far more), so fewer
 temporaries is faster even when the arithmetic is the same.
+
+With ``--study CONFIG`` it runs the phases of ``evstudy run CONFIG`` instead:
+imports, reading the prices, the per-event engine (placebo included), the
+catalogue and basket comparison, results.json, the CSVs and report.html.
+``--json`` prints the phases as JSON (benchmarks/run.py reads it).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ def _mark(name: str) -> None:
 
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -56,12 +63,47 @@ import evstudy.results  # noqa: E402,F401
 _mark("import scipy.special (t p-values)")
 
 
+def study_phases(config_path: Path, prices: Path) -> None:
+    """The phases of ``evstudy run CONFIG --prices PATH``, in the order the CLI runs them."""
+    from evstudy.api import load_study_factors, load_study_prices
+    from evstudy.catalogue import attach_catalogue
+    from evstudy.compare import attach_comparison
+    from evstudy.config import load_config
+    from evstudy.study import compute_study
+
+    _mark("import evstudy's study modules (scipy.stats)")
+    from evstudy.report.files import results_json
+    from evstudy.report.html import render_html
+
+    _mark("import evstudy's report modules")
+    config = load_config(config_path)
+    _mark("read the config")
+    data = load_study_prices(config, prices=prices)
+    _mark("read the prices (with the NYSE calendar for the dates)")
+    results = compute_study(config, data, factors=load_study_factors(config))
+    _mark("compute_study (per-event engine, tests, placebo)")
+    results = attach_comparison(attach_catalogue(results))
+    _mark("catalogue, drift and basket comparison")
+    results_json(results)
+    _mark("results.json text")
+    for table in (results.abnormal_returns, results.cars, results.tests):
+        table.to_csv(index=False)
+    _mark("the CSV texts")
+    render_html(results)
+    _mark("report.html text")
+
+
 def main() -> int:
     default = Path(__file__).resolve().parents[2] / "shared" / "data" / "us_equities_daily_2021_2026.parquet"
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prices", type=Path, default=default)
     parser.add_argument("--event", default="2025-10-13")
+    parser.add_argument("--study", type=Path, help="Break down `evstudy run STUDY` instead of the scan.")
+    parser.add_argument("--json", action="store_true", help="Print the phases as JSON.")
     args = parser.parse_args()
+    if args.study is not None:
+        study_phases(args.study, args.prices)
+        return _print(args.json)
     config = ScanConfig(event=parse_event(args.event))
     _mark("parse options")
     data = load_scan_prices(config, args.prices)
@@ -75,6 +117,13 @@ def main() -> int:
         _mark("write scan.json")
         (Path(out) / "scan.html").write_text(render_scan_html(results), encoding="utf-8")
         _mark("write scan.html")
+    return _print(args.json)
+
+
+def _print(as_json: bool) -> int:
+    if as_json:
+        print(json.dumps([{"phase": n, "wall_s": w, "cpu_s": c, "page_faults": f} for n, w, c, f in _phases]))
+        return 0
     width = max(len(p[0]) for p in _phases)
     print(f"{'phase':<{width}}   wall s    CPU s  page faults")
     for name, wall, cpu, faults in _phases:

@@ -210,26 +210,43 @@ def _day0_tables(results: StudyResults) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows, columns=EVENT_COLUMNS), table
 
 
+def _overlapping_pairs(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (i < j) of intervals [starts, ends] that share a point, by one sort (E log E + pairs found)."""
+    order = np.argsort(starts, kind="stable")
+    low, high = starts[order], ends[order]
+    # In start order, interval k overlaps each later one that starts by the time k ends.
+    stop = np.searchsorted(low, high, side="right")
+    counts = np.maximum(stop - np.arange(len(order)) - 1, 0)
+    first = np.repeat(np.arange(len(order)), counts)
+    second = first + 1 + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    a, b = order[first], order[second]
+    return np.minimum(a, b), np.maximum(a, b)
+
+
 def _window_overlaps(results: StudyResults) -> list[str]:
-    """Pairs of events whose event windows share calendar days (their CARs can share a shock)."""
-    dates = results.prices.drop_duplicates(["event", "rel_day"]).set_index(["event", "rel_day"])["date"]
-    windows = sorted(results.config.windows, key=lambda w: (w.length, w.start))
+    """Pairs of events whose event windows share calendar days (their CARs can share a shock).
+
+    One sort per window finds the overlapping pairs, so the cost follows the
+    events and the pairs reported, not every pair of events.
+    """
     timelines = results.timelines
+    prices = results.prices.drop_duplicates(["event", "rel_day"])
+    dates = prices.pivot(index="event", columns="rel_day", values="date").reindex([t.event_id for t in timelines])
+    windows = sorted(results.config.windows, key=lambda w: (w.length, w.start))
+    shared: dict[tuple[int, int], list[str]] = {}
+    for w in windows:  # a handful of windows, never a loop over events
+        starts = dates[w.start].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+        ends = dates[w.end].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+        for i, j in zip(*_overlapping_pairs(starts, ends)):
+            shared.setdefault((int(i), int(j)), []).append(w.label)
     notes = []
-    for i, first in enumerate(timelines):
-        for second in timelines[i + 1:]:
-            shared = []
-            for w in windows:
-                a = (dates[(first.event_id, w.start)], dates[(first.event_id, w.end)])
-                b = (dates[(second.event_id, w.start)], dates[(second.event_id, w.end)])
-                if a[0] <= b[1] and b[0] <= a[1]:
-                    shared.append(w.label)
-            if shared:
-                notes.append(
-                    f"events {first.event_id} (day 0 {first.day0.date()}) and {second.event_id} "
-                    f"(day 0 {second.day0.date()}) share calendar days in the window(s) {', '.join(shared)}: "
-                    f"a shock on those days enters both, so their CARs there are not independent"
-                )
+    for (i, j), labels in sorted(shared.items()):
+        first, second = timelines[i], timelines[j]
+        notes.append(
+            f"events {first.event_id} (day 0 {first.day0.date()}) and {second.event_id} "
+            f"(day 0 {second.day0.date()}) share calendar days in the window(s) {', '.join(labels)}: "
+            f"a shock on those days enters both, so their CARs there are not independent"
+        )
     return notes
 
 

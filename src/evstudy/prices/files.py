@@ -693,11 +693,18 @@ class FileSource:
     def _shape(self) -> _Shape:
         return _detect(self.path)
 
+    def _pivot(self, tickers: list[str] | None, first: int, last: int) -> tuple[_Wide, list[str]]:
+        """The shape's pivot, answered from the file's local index where one can (prices/dataset.py)."""
+        from evstudy.prices.dataset import indexed_pivot
+
+        indexed = indexed_pivot(self.path, self._shape, tickers, first, last)
+        return indexed if indexed is not None else self._shape.pivot(tickers, first, last)
+
     def load(self, tickers: Sequence[str], start: dt.date, end: dt.date) -> PriceData:
         """Closes of ``tickers`` for [start, end]; UnknownTickerError if any is absent."""
         wanted = list(dict.fromkeys(normalize_ticker(t) for t in tickers))
         _check_range(start, end)
-        wide, columns = self._shape.pivot(wanted, _day_number(start), _day_number(end))
+        wide, columns = self._pivot(wanted, _day_number(start), _day_number(end))
         if not len(wide.days) and columns:
             raise self._no_data_error(wanted, start, end)
         notes = _duplicate_note(wide, columns, str(self.path))
@@ -710,7 +717,7 @@ class FileSource:
         pivoted in numpy, without a per-ticker loop.
         """
         _check_range(start, end)
-        wide, columns = self._shape.pivot(None, _day_number(start), _day_number(end))
+        wide, columns = self._pivot(None, _day_number(start), _day_number(end))
         if not len(wide.days) and columns:
             raise self._no_data_error(None, start, end)
         notes = [*self._shape.notes, *_duplicate_note(wide, columns, str(self.path))]
