@@ -23,7 +23,7 @@ from evstudy.cli import cli
 from evstudy.config import Window, ad_hoc_config, load_config
 from evstudy.errors import ConfigError
 from evstudy.firm_events import (
-    GroupSums, _standardized_ranks, corrado_from_sums, generalized_sign_from_shares, run_request,
+    GroupSums, corrado_from_sums, generalized_sign_from_shares, rank_sums, run_request,
 )
 from evstudy.inference import corrado_rank, generalized_sign, window_selectors
 from evstudy.requests import RequestConfig, read_request
@@ -207,14 +207,16 @@ def test_a_malformed_request_file_is_one_clear_error(tmp_path):
         RequestConfig(events_file=str(path), model="two_index")
 
 
-def test_standardized_ranks_average_ties_like_scipy():
+def test_rank_sums_average_ties_like_scipy():
     rng = np.random.default_rng(5)
-    values = rng.integers(0, 6, (40, 30)).astype(float)  # many ties
+    values = rng.standard_normal((40, 30))
+    values[::3] = rng.integers(0, 6, (14, 30))  # many ties in every third row
     values[rng.random(values.shape) < 0.1] = np.nan
-    ranks = _standardized_ranks(values[:, :25], values[:, 25:])
-    expected = rankdata(values, axis=1, nan_policy="omit")
-    expected = expected / (np.isfinite(values).sum(axis=1, keepdims=True) + 1)
-    np.testing.assert_allclose(ranks, np.where(np.isfinite(values), expected, np.nan), atol=1e-14)
+    members = [np.arange(40) % 2 == 0, np.ones(40, dtype=bool)]
+    expected = rankdata(values, axis=1, nan_policy="omit") / (np.isfinite(values).sum(axis=1, keepdims=True) + 1)
+    for member, (total, count) in zip(members, rank_sums(values[:, :25], values[:, 25:], members)):
+        np.testing.assert_allclose(total, np.nansum(expected[member], axis=0), atol=1e-12)
+        np.testing.assert_array_equal(count, np.isfinite(values[member]).sum(axis=0))
 
 
 def test_corrado_and_sign_from_block_sums_equal_the_inference_battery():
@@ -225,10 +227,8 @@ def test_corrado_and_sign_from_block_sums_equal_the_inference_battery():
     rel = np.arange(-3, 4)
     windows = [Window(0, 0), Window(-1, 1), Window(0, 3)]
     selectors = window_selectors(rel, windows)
-    u = _standardized_ranks(est, event)
-    present = np.isfinite(u)
-    sums = GroupSums(np.where(present, u, 0.0).sum(axis=0), present.sum(axis=0), np.zeros(0), np.zeros((0, 0)))
-    ours = corrado_from_sums(sums, 50, 7, selectors)
+    [(total, count)] = rank_sums(est, event, [np.ones(50, dtype=bool)])
+    ours = corrado_from_sums(GroupSums(total, count, np.zeros(0), np.zeros((0, 0))), 50, 7, selectors)
     theirs = corrado_rank(est.T, event.T, selectors)
     np.testing.assert_allclose(ours.statistic, theirs.statistic, atol=1e-12)
     cars = selectors @ event.T

@@ -211,12 +211,6 @@ def run(
     tests.csv into --out (and comparisons.csv when two baskets share a
     benchmark) and prints a summary.
     """
-    from evstudy.api import run_study
-    from evstudy.report.catalogue_section import catalogue_text
-    from evstudy.report.compare_section import comparison_text
-    from evstudy.report.files import write_outputs
-    from evstudy.report.terminal import summary_text
-
     from evstudy.requests import request_config_in
 
     request = request_config_in(config) if config is not None and config.suffix.lower() == ".toml" else None
@@ -232,6 +226,12 @@ def run(
             },
         )
         return
+    from evstudy.api import run_study
+    from evstudy.report.catalogue_section import catalogue_text
+    from evstudy.report.compare_section import comparison_text
+    from evstudy.report.files import write_outputs
+    from evstudy.report.terminal import summary_text
+
     request_only = {"--drop-overlaps": drop_overlaps, "--scheduler": scheduler}
     if any(request_only.values()):
         flag = next(f for f, v in request_only.items() if v)

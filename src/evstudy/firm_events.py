@@ -261,33 +261,41 @@ class BlockResult:
     sums: dict[str, GroupSums] = field(default_factory=dict)
 
 
-def _standardized_ranks(est_ar: np.ndarray, event_ar: np.ndarray) -> np.ndarray:
-    """U_it = K_it / (T_i + 1) per firm-event row (n x (L + W)), NaN where no AR (Corrado & Zivney 1992).
+def rank_sums(
+    est_ar: np.ndarray, event_ar: np.ndarray, members: Sequence[np.ndarray]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per member mask: the column sums of U_it = K_it / (T_i + 1) and the count of ARs per column.
 
-    Ranks over each row's estimation and event ARs together, ties averaged,
-    as :func:`evstudy.inference.corrado_rank` ranks them; rows are contiguous,
-    so the sort runs along memory.
+    K_it ranks each firm-event's (row's) estimation and event ARs together,
+    ties averaged, T_i its number of ARs (Corrado & Zivney 1992), as
+    :func:`evstudy.inference.corrado_rank` ranks them. Rows are contiguous, so
+    one sort per row runs along memory, and the sorted position of each AR
+    *is* its rank: the sums are one weighted bincount, without a ranks matrix.
+    Rows with ties (rare in abnormal returns) are ranked by ``scipy.stats.rankdata``.
     """
     combined = np.concatenate([est_ar, event_ar], axis=1)
     present = np.isfinite(combined)
     filled = np.where(present, combined, np.inf)
-    order = np.argsort(filled, axis=1, kind="stable")
+    order = np.argsort(filled, axis=1)
     ordered = np.take_along_axis(filled, order, axis=1)
     n_rows, width = combined.shape
-    # Average ranks over ties: each run of equal sorted values gets the mean of its ordinal ranks.
-    new_run = np.ones((n_rows, width), dtype=bool)
-    new_run[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    run_id = np.cumsum(new_run, axis=1) - 1
-    ordinal = np.broadcast_to(np.arange(1, width + 1, dtype=float), (n_rows, width))
-    run_base = (np.arange(n_rows) * width)[:, None]
-    flat_id = (run_id + run_base).ravel()
-    totals = np.bincount(flat_id, weights=ordinal.ravel(), minlength=n_rows * width)
-    sizes = np.bincount(flat_id, minlength=n_rows * width)
-    mean_rank = (totals / np.maximum(sizes, 1))[flat_id].reshape(n_rows, width)
-    ranks = np.empty_like(mean_rank)
-    np.put_along_axis(ranks, order, mean_rank, axis=1)
-    t_i = present.sum(axis=1, keepdims=True)
-    return np.where(present, ranks / (t_i + 1.0), np.nan)
+    tied = ((ordered[:, 1:] == ordered[:, :-1]) & np.isfinite(ordered[:, 1:])).any(axis=1)
+    t_i = present.sum(axis=1)
+    position = np.arange(width)
+    weights = np.where(position[None, :] < t_i[:, None], (position[None, :] + 1.0) / (t_i[:, None] + 1.0), 0.0)
+    tied_u = np.zeros((0, width))
+    if tied.any():
+        from scipy.stats import rankdata
+
+        tied_u = rankdata(combined[tied], axis=1, nan_policy="omit") / (t_i[tied, None] + 1.0)
+    out = []
+    for member in members:
+        rows = member & ~tied
+        total = np.bincount(order[rows].ravel(), weights=weights[rows].ravel(), minlength=width)
+        if len(tied_u):
+            total = total + np.nansum(tied_u[member[tied]], axis=0)
+        out.append((total, present[member].sum(axis=0)))
+    return out
 
 
 def _unit_residuals(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -385,16 +393,16 @@ def compute_block(
     table["alpha"], table["beta"], table["sigma"] = alpha, beta, sub.sigma
     table["n_obs"], table["df"], table["share_positive"] = sub.n.astype(np.int64), sub.df, share
 
-    ranks = _standardized_ranks(est_ar, event_ar)
     unit, varies = _unit_residuals(est_ar)
     day0 = table["day0"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    if (np.diff(day0) < 0).any():
+        raise ValueError("compute_block needs its rows in day-0 order, as date_blocks cuts them")
+    keys = _group_keys(table["group"].to_numpy(), groups)
     sums = {}
-    for name, member in _group_keys(table["group"].to_numpy(), groups):
-        present = np.isfinite(ranks[member])
-        keys, inverse = np.unique(day0[member], return_inverse=True)
-        cluster = np.zeros((len(keys), est_ar.shape[1]))
-        np.add.at(cluster, inverse, unit[member])
-        sums[name] = GroupSums(np.where(present, ranks[member], 0.0).sum(axis=0), present.sum(axis=0), keys, cluster)
+    for (name, member), (rank_sum, rank_count) in zip(keys, rank_sums(est_ar, event_ar, [m for _, m in keys])):
+        days, starts = np.unique(day0[member], return_index=True)
+        cluster = np.add.reduceat(unit[member], starts, axis=0) if len(starts) else np.zeros((0, unit.shape[1]))
+        sums[name] = GroupSums(rank_sum, rank_count, days, cluster)
     return BlockResult(
         table, stats.car, stats.se, stats.t, stats.p_value, path, varies, _excluded(rows, reason), sums,
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,12 @@ def run_request_file(
         request = read_request(config.events_file, config)
     start, end = request_dates(config, request)
     if scheduler is None:
-        data = load_closes(prices, _tickers(config, request.rows), start, end)
+        # Arrow decodes the file in C++ threads that release the GIL: meanwhile this thread imports
+        # scipy.stats (the rank and Wilcoxon tests), about a second, so the two costs overlap.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evstudy-read") as pool:
+            loading = pool.submit(load_closes, prices, _tickers(config, request.rows), start, end)
+            import scipy.stats  # noqa: F401
+            data = loading.result()
         return run_request(config, request, data, block_size)
     return _run_distributed(config, request, Path(prices), scheduler, start, end, block_size)
 
