@@ -288,3 +288,32 @@ def test_request_without_prices_is_a_clear_error(tmp_path):
     pd.DataFrame([{"event_id": "a", "ticker": "AAA", "date": "2024-03-13"}]).to_csv(path, index=False)
     result = CliRunner().invoke(cli, ["run", "--events", str(path)])
     assert result.exit_code == 2 and "needs --prices" in result.output
+
+
+def test_a_request_with_no_usable_row_says_why(tmp_path):
+    prices = _long_parquet(market(), tmp_path / "prices.parquet")
+    path = tmp_path / "r.csv"
+    pd.DataFrame([{"event_id": "a", "ticker": "ZZZZ", "date": "2024-03-13"},
+                  {"event_id": "b", "ticker": "AAA", "date": "13.03.2024"}]).to_csv(path, index=False)
+    result = CliRunner().invoke(cli, ["run", "--events", str(path), "--prices", prices, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "row 1: ticker ZZZZ has no prices" in result.output and "row 2: date '13.03.2024'" in result.output
+
+
+def test_parquet_request_with_dates_labels_and_benchmarks(tmp_path):
+    path = tmp_path / "r.parquet"
+    pd.DataFrame({
+        "event_id": ["a", "b", "c"],
+        "ticker": ["aaa", "BBB", "CCC"],
+        "date": pd.to_datetime(["2024-03-13", "2024-03-13", "2024-03-13 15:30"], format="ISO8601"),
+        "benchmark": ["QQQ", None, ""],
+        "label": ["guidance up", "", ""],
+    }).to_parquet(path, index=False)
+    config = RequestConfig(events_file=str(path), windows=(Window(0, 0),))
+    request = read_request(path, config)
+    assert request.rows["ticker"].tolist() == ["AAA", "BBB"]
+    assert request.rows["benchmark"].tolist() == ["QQQ", "SPY"]
+    assert "has a time of day" in request.excluded["reason"].iat[0]
+    results = run_request(config, request, price_data(market()))
+    assert results.cars.set_index("event_id").loc["a", "label"] == "guidance up"
+    assert results.cars.set_index("event_id").loc["a", "benchmark"] == "QQQ"

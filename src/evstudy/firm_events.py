@@ -73,10 +73,19 @@ REQUEST_TEST_COLUMNS = ["group", "window_start", "window_end", "test", "label", 
 # --------------------------------------------------------------------------- the date range and day 0
 
 
+def _reason_summary(excluded: pd.DataFrame, shown: int = 3) -> str:
+    """The first rows' reasons, for an error when no row is left (no file is written then)."""
+    if not len(excluded):
+        return "the file has no data rows"
+    first = "; ".join(f"row {r}: {why}" for r, why in zip(excluded["row"][:shown], excluded["reason"][:shown]))
+    more = f" (and {len(excluded) - shown:,} more)" if len(excluded) > shown else ""
+    return first + more
+
+
 def request_dates(config: RequestConfig, request: EventRequest) -> tuple[dt.date, dt.date]:
     """Calendar dates that surely hold every session the request needs (see :func:`evstudy.scan.scan_dates`)."""
     if not len(request.rows):
-        raise InsufficientDataError(f"request file {request.file}: no usable row (see excluded.csv)")
+        raise InsufficientDataError(f"request file {request.file}: no usable row — {_reason_summary(request.excluded)}")
     est, span = config.estimation_window, config.event_span
     dates = request.rows["date"]
     back = (-est.start + 1 + DATE_MARGIN) * 7 // 5 + 21
@@ -606,7 +615,7 @@ def combine(
     if not len(table):
         raise InsufficientDataError(
             f"request file {request.file}: every one of its {request.n_rows:,} rows was excluded — "
-            f"{excluded['reason'].iat[0] if len(excluded) else 'no rows'} (all reasons in excluded.csv)"
+            f"{_reason_summary(excluded)}"
         )
     day0 = table["day0"].to_numpy()
     table["cluster_size"] = pd.Series(day0).map(pd.Series(day0).value_counts()).to_numpy().astype(np.int64)
