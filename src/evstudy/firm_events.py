@@ -85,7 +85,9 @@ def _reason_summary(excluded: pd.DataFrame, shown: int = 3) -> str:
 def request_dates(config: RequestConfig, request: EventRequest) -> tuple[dt.date, dt.date]:
     """Calendar dates that surely hold every session the request needs (see :func:`evstudy.scan.scan_dates`)."""
     if not len(request.rows):
-        raise InsufficientDataError(f"request file {request.file}: no usable row — {_reason_summary(request.excluded)}")
+        raise InsufficientDataError(
+            f"request file {request.file}: no usable row — {_reason_summary(request.excluded)}"
+        )
     est, span = config.estimation_window, config.event_span
     dates = request.rows["date"]
     back = (-est.start + 1 + DATE_MARGIN) * 7 // 5 + 21
@@ -144,7 +146,9 @@ def place(config: RequestConfig, request: EventRequest, days: pd.DatetimeIndex) 
     _set(reason, (dates < stamps[0]) | (dates > stamps[-1]), lambda i: (
         f"date {pd.Timestamp(dates[i]).date()} is outside the price data ({first} to {last})"
     ))
-    _set(reason, i0 >= len(days), lambda i: f"day 0 after {pd.Timestamp(dates[i]).date()} is beyond the data (ends {last})")
+    _set(reason, i0 >= len(days), lambda i: (
+        f"day 0 after {pd.Timestamp(dates[i]).date()} is beyond the data (ends {last})"
+    ))
     _set(reason, i0 + span.end >= len(days), lambda i: (
         f"the event window runs to day {span.end:+d} but the data ends {last}, {len(days) - 1 - i0[i]} trading "
         f"days after day 0 {days[i0[i]].date()}"
@@ -311,7 +315,8 @@ def _unit_residuals(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """z_i = (e_i - mean e_i) / ||e_i - mean e_i|| over each row's valid days, 0 elsewhere; and whether it varies."""
     present = np.isfinite(resid)
     count = present.sum(axis=1, keepdims=True)
-    centred = np.where(present, resid - np.where(present, resid, 0.0).sum(axis=1, keepdims=True) / np.maximum(count, 1), 0.0)
+    mean = np.where(present, resid, 0.0).sum(axis=1, keepdims=True) / np.maximum(count, 1)
+    centred = np.where(present, resid - mean, 0.0)
     norm = np.sqrt((centred**2).sum(axis=1))
     scale = np.sqrt(np.where(present, resid, 0.0) ** 2).max(axis=1, initial=0.0)
     varies = (count[:, 0] >= 3) & (norm > 1e-12 * np.maximum(scale, 1e-300) * np.sqrt(np.maximum(count[:, 0], 1)))
@@ -332,7 +337,11 @@ def group_names(request: EventRequest) -> list[str]:
 
 
 def compute_block(
-    config: RequestConfig, rows: pd.DataFrame, returns: ReturnMatrix, groups: Sequence[str], location: str = "the price data"
+    config: RequestConfig,
+    rows: pd.DataFrame,
+    returns: ReturnMatrix,
+    groups: Sequence[str],
+    location: str = "the price data",
 ) -> BlockResult:
     """Fit and measure every firm-event of ``rows`` (placed rows with global ``i0``) on ``returns``.
 
@@ -652,7 +661,8 @@ def combine(
             ))
         g_path = path[:, member]
         path_se = g_path.std(axis=1, ddof=1) / np.sqrt(k) if k > 1 else np.full(len(rel_days), np.nan)
-        path_rows.extend((name, int(d), k, float(m), float(s)) for d, m, s in zip(rel_days, g_path.mean(axis=1), path_se))
+        means = g_path.mean(axis=1)
+        path_rows.extend((name, int(d), k, float(m), float(s)) for d, m, s in zip(rel_days, means, path_se))
         battery = {
             "cs_t": cs_t(g_car),
             "patell_z": patell_z(g_scar, g_df[None, :]),

@@ -286,7 +286,9 @@ def read_request(path: str | Path, config: RequestConfig) -> EventRequest:
     reject(~timing.isin(["", *TIMINGS]).to_numpy(), lambda i: (
         f"timing {timing.iat[i]!r} is not one of {', '.join(TIMINGS)} (or empty: before the open)"
     ))
-    reject(~bench.str.match(_TICKER_RE.pattern).to_numpy(), lambda i: f"benchmark {bench.iat[i]!r} is not a valid symbol")
+    reject(~bench.str.match(_TICKER_RE.pattern).to_numpy(), lambda i: (
+        f"benchmark {bench.iat[i]!r} is not a valid symbol"
+    ))
     reject((bench == ticker).to_numpy(), lambda i: f"{ticker.iat[i]} is its own benchmark")
     key = event_id + "\x00" + ticker
     first_row = pd.Series(row, index=frame.index).groupby(key.to_numpy()).transform("min").to_numpy()

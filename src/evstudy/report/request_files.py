@@ -1,4 +1,6 @@
-"""Write a request-file study's outputs: cars.parquet, cars.csv, groups.csv, tests.csv, excluded.csv, results.json, report.html.
+"""Write a request-file study's outputs.
+
+cars.parquet, cars.csv, groups.csv, tests.csv, excluded.csv, results.json, report.html.
 
 Each file goes to a temporary name in the output folder and is renamed into
 place (:func:`evstudy.report.writing.atomic_write`); cars.parquet and

@@ -146,8 +146,13 @@ def render_request_html(results: RequestResults, *, generated_at: dt.datetime | 
     fe = results.firm_events
     sizes = fe.groupby("day0").size().sort_values(ascending=False, kind="stable").head(10)
     clustered = int((fe["cluster_size"] > 1).sum())
-    env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=select_autoescape(default=True, default_for_string=True),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATE_DIR),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     est = cfg.estimation_window
     context = {
         "version": results.version,
