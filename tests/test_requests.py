@@ -317,3 +317,13 @@ def test_parquet_request_with_dates_labels_and_benchmarks(tmp_path):
     results = run_request(config, request, price_data(market()))
     assert results.cars.set_index("event_id").loc["a", "label"] == "guidance up"
     assert results.cars.set_index("event_id").loc["a", "benchmark"] == "QQQ"
+
+
+def test_a_group_whose_every_row_is_excluded_is_named_not_a_crash(tmp_path):
+    rows = [{"event_id": "a", "ticker": "AAA", "date": "2024-03-13", "group": "fine"},
+            {"event_id": "b", "ticker": "BBB", "date": "2024-03-13", "group": "fine"},
+            {"event_id": "c", "ticker": "ZZZZ", "date": "2024-03-13", "group": "ghost"}]
+    config, request = _request(tmp_path, rows, windows=(Window(0, 0),))
+    results = run_request(config, request, price_data(market()))
+    assert set(results.groups["group"]) == {"fine", "(all)"}
+    assert any("group(s) 'ghost'" in note for note in results.notes)

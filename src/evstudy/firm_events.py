@@ -645,12 +645,15 @@ def combine(
     rel_days = np.arange(config.event_span.start, config.event_span.end + 1)
     selectors = window_selectors(rel_days, windows)
     scar = standardized_cars(car, se)
-    group_rows, path_rows, test_rows = [], [], []
+    group_rows, path_rows, test_rows, empty = [], [], [], []
     for name, member in _group_keys(table["group"].to_numpy(), groups):
+        k = int(member.sum())
+        if not k:
+            empty.append(name)
+            continue
         g_car, g_scar = car[:, member], scar[:, member]
         g_df = table["df"].to_numpy()[member]
         g_day0 = day0[member]
-        k = int(member.sum())
         sums = _sum_blocks([b.sums[name] for b in blocks if name in b.sums])
         rbar, pairs = same_day_rbar(sums, int(varies[member].sum()))
         sizes = pd.Series(g_day0).value_counts()
@@ -689,6 +692,8 @@ def combine(
         "(a firm in several events counts once per event)",
         "portfolio and placebo-date tests are not run on request files: their firm-events have no single shared date",
     ]
+    if empty:
+        notes.append(f"every firm-event of group(s) {', '.join(map(repr, empty))} was excluded (see excluded.csv)")
     overlapping = int((table["overlaps"] > 0).sum())
     if overlapping and not config.drop_overlaps:
         notes.append(
