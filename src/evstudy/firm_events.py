@@ -47,7 +47,7 @@ from evstudy.requests import DEFAULT_GROUP, EXCLUDED_COLUMNS, EventRequest, Requ
 from evstudy.returns import simple_returns, trading_days
 
 ALL_GROUPS = "(all)"  # the group of every firm-event, added when the request has several groups
-DEFAULT_BLOCK = 20_000  # firm-events per block: (block x 240 days) matrices of ~40 MB each
+DEFAULT_BLOCK = 5_000  # firm-events per block: (block x 240 days) matrices of ~10 MB each
 BLOCK_THREADS = 2  # blocks computed at once on one machine
 DATE_MARGIN = 10
 REQUEST_TESTS: tuple[str, ...] = (
