@@ -327,3 +327,12 @@ def test_a_group_whose_every_row_is_excluded_is_named_not_a_crash(tmp_path):
     results = run_request(config, request, price_data(market()))
     assert set(results.groups["group"]) == {"fine", "(all)"}
     assert any("group(s) 'ghost'" in note for note in results.notes)
+
+
+def test_request_only_and_study_only_options_are_not_mixed(tmp_path):
+    path = tmp_path / "r.csv"
+    pd.DataFrame([{"event_id": "a", "ticker": "AAA", "date": "2024-03-13"}]).to_csv(path, index=False)
+    result = CliRunner().invoke(cli, ["run", "--events", str(path), "--event", "2024-03-13"])
+    assert result.exit_code == 2 and "--event cannot be used with a request file" in result.output
+    result = CliRunner().invoke(cli, ["run", "--event", "2024-03-13", "--tickers", "AAA", "--scheduler", "local"])
+    assert result.exit_code == 2 and "--scheduler applies to request files only" in result.output
