@@ -19,19 +19,20 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "evstudy"
 
 STAGE = {
-    "_version": 0, "errors": 0, "config": 1,
+    "_version": 0, "errors": 0, "config": 1, "requests": 1,
     "prices": 2, "calendar": 2,
     "returns": 3, "models": 4, "abnormal": 5,
     "diagnostics": 6, "inference": 6,
     "results": 7, "placebo": 7,
     "battery": 8, "drift": 8, "verdicts": 8,
     "study": 9,
-    "compare": 10, "catalogue": 10, "scan": 10,
+    "compare": 10, "catalogue": 10, "scan": 10, "firm_events": 10,
+    "scale": 11,
     "api": 11, "report": 12, "cli": 13, "__init__": 14, "__main__": 14,
 }
 COMPUTATION = {
     "returns", "models", "abnormal", "diagnostics", "inference", "results", "placebo", "battery", "drift", "verdicts",
-    "study", "compare", "catalogue", "scan",
+    "study", "compare", "catalogue", "scan", "firm_events",
 }
 PRICE_TYPES = {"evstudy.prices.base", "evstudy.prices.factors"}  # PriceData, FactorData: types, not readers
 # The one deliberate exception, with its reason: the scan's convenience loader `scan.load_scan_prices`

@@ -200,6 +200,14 @@ def cli() -> None:
 @click.option("--strict", is_flag=True,
               help="Stop (exit 3) if a Yahoo download still fails after its retries, instead of leaving "
               "those tickers out with the reason.")
+@click.option("--events", "events_file", type=click.Path(path_type=Path),
+              help="Request file (CSV or Parquet), one row per firm-event: event_id,ticker,date and optionally "
+              "timing,benchmark,group,label. Needs --prices.")
+@click.option("--drop-overlaps", is_flag=True,
+              help="Request files: exclude firm-events that overlap another event of the same firm (else flagged).")
+@click.option("--scheduler",
+              help="Request files: run on a Dask cluster at this address (tcp://HOST:8786), or 'local' for a "
+              "LocalCluster; needs evstudy[dask].")
 @_max_report_option
 @_friendly_errors
 def run(
@@ -224,17 +232,40 @@ def run(
     xlsx: bool,
     strict: bool,
     max_report_mb: float,
+    events_file: Path | None = None,
+    drop_overlaps: bool = False,
+    scheduler: str | None = None,
 ) -> None:
-    """Run an event study from CONFIG (a TOML file) or from --event and --tickers.
+    """Run an event study from CONFIG (a TOML file), from --event and --tickers, or from a request file (--events).
 
     Writes report.html, results.json, abnormal_returns.csv, cars.csv and
     tests.csv into --out (and comparisons.csv when two baskets share a
     benchmark) and prints a summary. With a CONFIG, --benchmark, --model,
     --window and --estimation-window override the file's settings.
     """
+    from evstudy.requests import request_config_in
+
+    request = request_config_in(config) if config is not None and config.suffix.lower() == ".toml" else None
+    if events_file is not None or request is not None:
+        _run_request(
+            request, events_file, prices=prices, out=out, scheduler=scheduler, quiet=quiet,
+            drop_overlaps=drop_overlaps, options={
+                "--benchmark": benchmark, "--estimation-window": estimation_window, "--window": windows,
+                "--model": model, "--min-returns": min_returns,
+            }, unused={
+                "--event": event, "--tickers": tickers, "--accept-breaks": accept_breaks, "--placebo": placebo_dates,
+                "--seed": seed, "--offline": offline, "--refresh": refresh, "--strict": strict, "--xlsx": xlsx,
+                "--title": title,
+            },
+        )
+        return
     from evstudy.api import name_ad_hoc, run_study, with_overrides
     from evstudy.report.writing import check_output_folder
 
+    request_only = {"--drop-overlaps": drop_overlaps, "--scheduler": scheduler}
+    if any(request_only.values()):
+        flag = next(f for f, v in request_only.items() if v)
+        raise ConfigError(f"{flag} applies to request files only: give --events FILE (or a config with events_file)")
     ad_hoc = {"--event": event, "--tickers": tickers, "--min-returns": min_returns}
     given = [flag for flag, value in ad_hoc.items() if value]
     if config is not None:
@@ -286,6 +317,60 @@ def run(
         for text in (catalogue_text(results), comparison_text(results, top=5)):
             if text:
                 click.echo(text + "\n")
+    _echo_written(paths, out_dir, "report.html")
+
+
+def _run_request(
+    request: Any,
+    events_file: Path | None,
+    *,
+    prices: Path | None,
+    out: Path | None,
+    scheduler: str | None,
+    quiet: bool,
+    drop_overlaps: bool,
+    options: dict[str, Any],
+    unused: dict[str, Any],
+) -> None:
+    """``run --events FILE`` or a config with events_file: every firm-event of a request file."""
+    from evstudy.report.request_files import request_summary_text, write_request_outputs
+    from evstudy.report.writing import check_output_folder
+    from evstudy.requests import RequestConfig
+    from evstudy.scale import run_request_file
+
+    given = [flag for flag, value in unused.items() if value]
+    if given:
+        raise ConfigError(f"{given[0]} cannot be used with a request file (--events or events_file)")
+    settings: dict[str, Any] = {}
+    if options["--benchmark"]:
+        settings["benchmark"] = options["--benchmark"]
+    if options["--estimation-window"]:
+        settings["estimation_window"] = parse_window(options["--estimation-window"], " (--estimation-window)")
+    if options["--window"]:
+        settings["windows"] = tuple(parse_window(w, " (--window)") for w in options["--window"])
+    if options["--model"]:
+        settings["model"] = options["--model"]
+    if options["--min-returns"]:
+        settings["min_estimation_returns"] = options["--min-returns"]
+    if drop_overlaps:
+        settings["drop_overlaps"] = True
+    if events_file is not None:
+        settings["events_file"] = str(events_file)
+    if request is None:
+        name = "".join(c if c.isalnum() or c in "_.-" else "-" for c in Path(settings["events_file"]).stem) or "request"
+        request = RequestConfig(name=name.strip("-.") or "request", **settings)
+    elif settings:
+        given = [flag for flag, value in options.items() if value]
+        if given:
+            raise ConfigError(f"{given[0]} cannot be combined with a CONFIG file: put it in the config")
+        request = dataclasses.replace(request, **settings)
+    out_dir = out or Path("reports") / request.name
+    check_output_folder(out_dir)  # a bad --out costs nothing: checked before the computation
+    results = run_request_file(request, prices, scheduler=scheduler)
+    paths = write_request_outputs(results, out_dir)
+    if not quiet:
+        click.echo(request_summary_text(results))
+        click.echo("")
     _echo_written(paths, out_dir, "report.html")
 
 

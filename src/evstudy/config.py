@@ -622,6 +622,11 @@ def load_config(path: str | Path) -> StudyConfig:
 def config_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>", default_name: str = "study") -> StudyConfig:
     """Validate an already-parsed mapping (the TOML loader and notebooks use this)."""
     where_file = f"in {source}"
+    if "events_file" in raw:
+        raise ConfigError(
+            f"{source} names an events_file (a request-file study): run it with `evstudy run {source}`; "
+            f"this command takes a config of [[events]] and [[baskets]]"
+        )
     _check_keys(raw, _TOP_KEYS, where_file)
 
     benchmark = normalize_ticker(raw.get("benchmark", DEFAULT_BENCHMARK), f" (key 'benchmark' {where_file})")

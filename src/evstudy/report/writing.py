@@ -49,7 +49,8 @@ MANIFEST = ".evstudy-outputs.json"
 # (also when it predates the manifest), so it may be replaced.
 EVSTUDY_OUTPUT_NAMES = frozenset({
     "report.html", "results.json", "abnormal_returns.csv", "cars.csv", "tests.csv", "comparisons.csv",
-    "results.xlsx", "compare.html", "scan.csv", "scan.json", "scan.html", MANIFEST,
+    "results.xlsx", "compare.html", "scan.csv", "scan.json", "scan.html",
+    "cars.parquet", "groups.csv", "excluded.csv", MANIFEST,
 })
 _NEW, _OLD = "evstudy-new", "evstudy-old"
 # Temp files that earlier evstudy versions left in an output folder when killed mid-file (.report.html.ab12.tmp).

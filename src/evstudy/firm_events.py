@@ -1,0 +1,779 @@
+"""The request-file engine: every firm-event at once, cost linear in firm-events.
+
+Pure computation, no I/O. Each firm-event (one row of a request file) gets
+its own day 0 on the benchmark's trading days and its own estimation and
+event windows; all of them are gathered with one fancy index into
+(firm-events x days) matrices from a (tickers x days) return matrix, fitted
+by the batched OLS of :func:`evstudy.models.fit` and measured by
+:func:`evstudy.abnormal.car_stats` — the single-event study's own formulas,
+so a request row and ``evstudy run`` of the same firm and date agree.
+
+The work is cut into *blocks* of firm-events (contiguous request dates).
+A block needs only its tickers and its dates, so a distributed run can give
+each block to a worker that reads only that slice of the price file
+(:mod:`evstudy.scale`); the single-machine run processes the same blocks in
+the same order, so both give the same numbers. A block returns per-firm-event
+numbers and additive per-group sums (ranks for the Corrado test, standardized
+residuals per day-0 cluster for the Kolari-Pynnönen r̄); :func:`combine`
+turns them into groups.csv and tests.csv.
+
+A firm in several events is one observation per event in every statistic:
+the cross-section is the firm-events, never the tickers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evstudy._version import __version__
+from evstudy.abnormal import abnormal_returns, car_stats, two_sided_t_pvalue
+from evstudy.config import Window
+from evstudy.errors import DataSourceError, InsufficientDataError
+from evstudy.inference import (
+    TEST_LABELS, TestArrays, _explain, _finalize, _notes, bmp_t, cs_t, kp_bmp_t, kp_patell_z, normal_pvalue,
+    patell_z, standardized_cars, wilcoxon, window_selectors,
+)
+from evstudy.models import ModelFit, alpha_beta, fit
+from evstudy.prices.base import PriceData
+from evstudy.requests import DEFAULT_GROUP, EXCLUDED_COLUMNS, EventRequest, RequestConfig
+from evstudy.returns import simple_returns, trading_days
+
+ALL_GROUPS = "(all)"  # the group of every firm-event, added when the request has several groups
+DEFAULT_BLOCK = 5_000  # firm-events per block: (block x 240 days) matrices of ~10 MB each
+BLOCK_THREADS = 2  # blocks computed at once on one machine
+DATE_MARGIN = 10
+REQUEST_TESTS: tuple[str, ...] = (
+    "cs_t", "patell_z", "bmp_t", "kp_patell_z", "kp_bmp_t", "corrado_rank", "generalized_sign", "wilcoxon",
+    "clustered_cs_t", "clustered_bmp_t",
+)
+REQUEST_TEST_LABELS: dict[str, str] = {
+    **TEST_LABELS,
+    "kp_patell_z": "Patell Z, Kolari & Pynnönen (2010) correction for same-day-0 correlation",
+    "kp_bmp_t": "BMP t, Kolari & Pynnönen (2010) correction for same-day-0 correlation",
+    "clustered_cs_t": "cross-sectional t, variance clustered by day 0 (Cameron & Miller 2015)",
+    "clustered_bmp_t": "BMP t, variance clustered by day 0 (Cameron & Miller 2015)",
+}
+CAR_FILE_COLUMNS = [
+    "event_id", "ticker", "date", "day0", "group", "benchmark", "window_start", "window_end", "car", "se", "t",
+    "p_value", "alpha", "beta", "sigma", "n_obs", "overlaps", "cluster_size", "label", "row",
+]
+GROUP_COLUMNS = [
+    "group", "window_start", "window_end", "n", "n_firms", "n_days", "caar", "se", "median_car", "share_positive",
+    "n_clustered", "largest_cluster",
+]
+GROUP_PATH_COLUMNS = ["group", "rel_day", "n", "caar", "se"]
+REQUEST_TEST_COLUMNS = ["group", "window_start", "window_end", "test", "label", "statistic", "p_value", "n", "note"]
+
+
+# --------------------------------------------------------------------------- the date range and day 0
+
+
+def _reason_summary(excluded: pd.DataFrame, shown: int = 3) -> str:
+    """The first rows' reasons, for an error when no row is left (no file is written then)."""
+    if not len(excluded):
+        return "the file has no data rows"
+    first = "; ".join(f"row {r}: {why}" for r, why in zip(excluded["row"][:shown], excluded["reason"][:shown]))
+    more = f" (and {len(excluded) - shown:,} more)" if len(excluded) > shown else ""
+    return first + more
+
+
+def request_dates(config: RequestConfig, request: EventRequest) -> tuple[dt.date, dt.date]:
+    """Calendar dates that surely hold every session the request needs (see :func:`evstudy.scan.scan_dates`)."""
+    if not len(request.rows):
+        raise InsufficientDataError(
+            f"request file {request.file}: no usable row — {_reason_summary(request.excluded)}"
+        )
+    est, span = config.estimation_window, config.event_span
+    dates = request.rows["date"]
+    back = (-est.start + 1 + DATE_MARGIN) * 7 // 5 + 21
+    ahead = (max(span.end, 0) + DATE_MARGIN) * 7 // 5 + 21
+    return (dates.min() - pd.Timedelta(days=back)).date(), (dates.max() + pd.Timedelta(days=ahead)).date()
+
+
+@dataclass(frozen=True)
+class Placed:
+    """The request rows that could be placed on the calendar, with their day-0 row; the rest excluded."""
+
+    rows: pd.DataFrame  # the request's ROW_COLUMNS + i0 (row of day 0 in `days`), day0, overlaps
+    excluded: pd.DataFrame
+    days: pd.DatetimeIndex
+
+
+def _reasons(n: int) -> np.ndarray:
+    return np.full(n, "", dtype=object)
+
+
+def _set(reason: np.ndarray, mask: np.ndarray, make: Any) -> None:
+    for i in np.flatnonzero(np.asarray(mask) & (reason == "")):
+        reason[i] = make(i)
+
+
+def _excluded(rows: pd.DataFrame, reason: np.ndarray) -> pd.DataFrame:
+    bad = reason != ""
+    sub = rows.loc[bad]
+    return pd.DataFrame({
+        "row": sub["row"].to_numpy(), "event_id": sub["event_id"].to_numpy(), "ticker": sub["ticker"].to_numpy(),
+        "date": pd.DatetimeIndex(sub["date"]).strftime("%Y-%m-%d"), "group": sub["group"].to_numpy(),
+        "reason": reason[bad],
+    }, columns=EXCLUDED_COLUMNS)
+
+
+def place(config: RequestConfig, request: EventRequest, days: pd.DatetimeIndex) -> Placed:
+    """Day 0 of every row on the benchmark's trading days ``days``; rows whose windows leave the data excluded.
+
+    Day 0 is the first trading day on or after the date (news before the open
+    or during the session, or on a non-trading day), or the first trading day
+    after it for news after the close: the rule of
+    :func:`evstudy.calendar.locate_day_zero`, vectorized. Firm-events that
+    overlap another event of the same firm (its event window inside their
+    estimation or event window) are counted in ``overlaps``, and excluded
+    with ``config.drop_overlaps``.
+    """
+    rows = request.rows
+    n = len(rows)
+    dates = rows["date"].to_numpy().astype("datetime64[ns]")
+    stamps = days.to_numpy().astype("datetime64[ns]")
+    after = (rows["timing"] == "after_close").to_numpy()
+    i0 = np.where(after, np.searchsorted(stamps, dates, "right"), np.searchsorted(stamps, dates, "left"))
+    est, span = config.estimation_window, config.event_span
+    first, last = days[0].date(), days[-1].date()
+    reason = _reasons(n)
+    _set(reason, (dates < stamps[0]) | (dates > stamps[-1]), lambda i: (
+        f"date {pd.Timestamp(dates[i]).date()} is outside the price data ({first} to {last})"
+    ))
+    _set(reason, i0 >= len(days), lambda i: (
+        f"day 0 after {pd.Timestamp(dates[i]).date()} is beyond the data (ends {last})"
+    ))
+    _set(reason, i0 + span.end >= len(days), lambda i: (
+        f"the event window runs to day {span.end:+d} but the data ends {last}, {len(days) - 1 - i0[i]} trading "
+        f"days after day 0 {days[i0[i]].date()}"
+    ))
+    _set(reason, i0 + span.start < 1, lambda i: (
+        f"the event window starts at day {span.start:+d} but the data starts {first}, {i0[i]} trading days before "
+        f"day 0 {days[i0[i]].date()}"
+    ))
+    available = i0 + est.end + 1 - np.maximum(i0 + est.start, 1)
+    _set(reason, available < config.min_estimation_returns, lambda i: (
+        f"the estimation window {est.label} holds only {max(int(available[i]), 0)} trading days of data (the data "
+        f"starts {first}), fewer than min_estimation_returns {config.min_estimation_returns}"
+    ))
+    ok = reason == ""
+    overlaps = np.zeros(n, dtype=np.int64)
+    overlaps[ok] = _overlap_counts(rows["ticker"].to_numpy()[ok], i0[ok], est, span)
+    if config.drop_overlaps:
+        _set(reason, overlaps > 0, lambda i: (
+            f"overlaps {overlaps[i]} other event(s) of {rows['ticker'].iat[i]} within its estimation or event window "
+            f"(drop_overlaps is on)"
+        ))
+    ok = reason == ""
+    kept = rows.loc[ok].reset_index(drop=True)
+    kept["i0"] = i0[ok]
+    kept["day0"] = stamps[i0[ok]]
+    kept["overlaps"] = overlaps[ok]
+    excluded = pd.concat([request.excluded, _excluded(rows, reason)], ignore_index=True)
+    return Placed(kept, excluded, days)
+
+
+def _overlap_counts(tickers: np.ndarray, i0: np.ndarray, est: Window, span: Window) -> np.ndarray:
+    """Per firm-event, how many other events of the same ticker have an event window inside its own windows.
+
+    Event j overlaps event i when j's event span [i0_j + span.start, i0_j +
+    span.end] meets i's estimation-to-event range [i0_i + est.start, i0_i +
+    span.end]. One sort by (ticker, day 0) and two binary searches: no pairwise
+    comparison.
+    """
+    if not len(i0):
+        return np.zeros(0, dtype=np.int64)
+    codes = pd.factorize(tickers)[0].astype(np.int64)
+    stride = int(i0.max()) - min(est.start, span.start) * 4 + abs(span.end) * 4 + 10
+    keys = codes * stride * 4 + i0
+    order = np.sort(keys)
+    low = keys + (est.start - span.end)
+    high = keys + (span.end - span.start)
+    count = np.searchsorted(order, high, "right") - np.searchsorted(order, low, "left")
+    return (count - 1).astype(np.int64)
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+def date_blocks(placed: Placed, size: int = DEFAULT_BLOCK) -> list[np.ndarray]:
+    """Row positions of ``placed.rows`` cut into blocks of at most ``size`` firm-events, in day-0 order.
+
+    A block covers a contiguous range of days 0, so its price slice is short;
+    the cut is the same whichever machine runs the blocks.
+    """
+    order = np.lexsort((placed.rows["row"].to_numpy(), placed.rows["i0"].to_numpy()))
+    return [order[start:start + size] for start in range(0, len(order), max(size, 1))]
+
+
+def block_rows(placed: Placed, positions: np.ndarray, config: RequestConfig) -> tuple[int, int]:
+    """The first and last row of ``placed.days`` a block needs (the day before its earliest estimation day on)."""
+    i0 = placed.rows["i0"].to_numpy()[positions]
+    est, span = config.estimation_window, config.event_span
+    return max(int(i0.min()) + est.start - 1, 0), int(i0.max()) + span.end
+
+
+@dataclass(frozen=True)
+class ReturnMatrix:
+    """Simple returns as (tickers x days + 1), C order, so one firm-event's window is one contiguous run.
+
+    The last column is NaN: where a window reaches before the calendar's
+    first return it points there. ``first_row`` is the row of ``days[0]`` in
+    the whole request's calendar.
+    """
+
+    days: pd.DatetimeIndex
+    tickers: pd.Index
+    values: np.ndarray
+    first_row: int = 0
+
+
+def return_matrix(data: PriceData, benchmark: str, first_row: int = 0) -> ReturnMatrix:
+    """Returns of every ticker of ``data`` on the benchmark's trading days (:func:`evstudy.returns.simple_returns`)."""
+    days = trading_days(data.closes, benchmark)
+    panel = simple_returns(data.closes, days)
+    values = np.full((data.closes.shape[1], len(days) + 1), np.nan)
+    values[:, :-1] = panel.returns.to_numpy().T
+    return ReturnMatrix(days, data.closes.columns, values, first_row)
+
+
+@dataclass(frozen=True)
+class GroupSums:
+    """Additive per-group pieces of the rank and correlation statistics, summed over blocks.
+
+    ``rank_sum``/``rank_count`` (L + W,): the sum and count of the standardized
+    ranks U_it per relative day (Corrado 1989); ``cluster_keys`` (day 0 as
+    int64) and ``cluster_sums`` (clusters x L): per day-0 cluster, the sum of
+    the firm-events' unit-length centred residual vectors z_i.
+    """
+
+    rank_sum: np.ndarray
+    rank_count: np.ndarray
+    cluster_keys: np.ndarray
+    cluster_sums: np.ndarray
+
+
+@dataclass(frozen=True)
+class BlockResult:
+    """What a block of firm-events computed: per-firm-event numbers, exclusions, per-group sums."""
+
+    table: pd.DataFrame  # included firm-events: request columns, day0, alpha, beta, sigma, n_obs, df, share_positive
+    car: np.ndarray  # (windows, n)
+    se: np.ndarray
+    t: np.ndarray
+    p_value: np.ndarray
+    path: np.ndarray  # (W, n) CAR from the span's first day through each day
+    unit_norm: np.ndarray  # (n,) 1 where the residuals vary (they enter r̄), else 0
+    excluded: pd.DataFrame
+    sums: dict[str, GroupSums] = field(default_factory=dict)
+
+
+def rank_sums(
+    est_ar: np.ndarray, event_ar: np.ndarray, members: Sequence[np.ndarray]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per member mask: the column sums of U_it = K_it / (T_i + 1) and the count of ARs per column.
+
+    K_it ranks each firm-event's (row's) estimation and event ARs together,
+    ties averaged, T_i its number of ARs (Corrado & Zivney 1992), as
+    :func:`evstudy.inference.corrado_rank` ranks them. Rows are contiguous, so
+    one sort per row runs along memory, and the sorted position of each AR
+    *is* its rank: the sums are one weighted bincount, without a ranks matrix.
+    Rows with ties (rare in abnormal returns) are ranked by ``scipy.stats.rankdata``.
+    """
+    combined = np.concatenate([est_ar, event_ar], axis=1)
+    present = np.isfinite(combined)
+    filled = np.where(present, combined, np.inf)
+    order = np.argsort(filled, axis=1)
+    ordered = np.take_along_axis(filled, order, axis=1)
+    n_rows, width = combined.shape
+    tied = ((ordered[:, 1:] == ordered[:, :-1]) & np.isfinite(ordered[:, 1:])).any(axis=1)
+    t_i = present.sum(axis=1)
+    position = np.arange(width)
+    weights = np.where(position[None, :] < t_i[:, None], (position[None, :] + 1.0) / (t_i[:, None] + 1.0), 0.0)
+    tied_u = np.zeros((0, width))
+    if tied.any():
+        from scipy.stats import rankdata
+
+        tied_u = rankdata(combined[tied], axis=1, nan_policy="omit") / (t_i[tied, None] + 1.0)
+    out = []
+    for member in members:
+        rows = member & ~tied
+        total = np.bincount(order[rows].ravel(), weights=weights[rows].ravel(), minlength=width)
+        if len(tied_u):
+            total = total + np.nansum(tied_u[member[tied]], axis=0)
+        out.append((total, present[member].sum(axis=0)))
+    return out
+
+
+def _unit_residuals(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """z_i = (e_i - mean e_i) / ||e_i - mean e_i|| over each row's valid days, 0 elsewhere; and whether it varies."""
+    present = np.isfinite(resid)
+    count = present.sum(axis=1, keepdims=True)
+    mean = np.where(present, resid, 0.0).sum(axis=1, keepdims=True) / np.maximum(count, 1)
+    centred = np.where(present, resid - mean, 0.0)
+    norm = np.sqrt((centred**2).sum(axis=1))
+    scale = np.sqrt(np.where(present, resid, 0.0) ** 2).max(axis=1, initial=0.0)
+    varies = (count[:, 0] >= 3) & (norm > 1e-12 * np.maximum(scale, 1e-300) * np.sqrt(np.maximum(count[:, 0], 1)))
+    return centred / np.where(varies, norm, 1.0)[:, None] * varies[:, None], varies.astype(float)
+
+
+def _group_keys(groups: np.ndarray, names: Sequence[str]) -> list[tuple[str, np.ndarray]]:
+    keys = [(name, groups == name) for name in names if name != ALL_GROUPS]
+    if ALL_GROUPS in names:
+        keys.append((ALL_GROUPS, np.ones(len(groups), dtype=bool)))
+    return keys
+
+
+def group_names(request: EventRequest) -> list[str]:
+    """The request's groups in first-seen order, plus :data:`ALL_GROUPS` when there are several."""
+    names = list(dict.fromkeys(request.rows["group"].tolist())) or [DEFAULT_GROUP]
+    return names + [ALL_GROUPS] if len(names) > 1 else names
+
+
+def compute_block(
+    config: RequestConfig,
+    rows: pd.DataFrame,
+    returns: ReturnMatrix,
+    groups: Sequence[str],
+    location: str = "the price data",
+) -> BlockResult:
+    """Fit and measure every firm-event of ``rows`` (placed rows with global ``i0``) on ``returns``.
+
+    Exclusions, in the single-event study's order: ticker or benchmark absent
+    from the prices; too few valid estimation returns; too many zero returns;
+    no variation to fit; a missing benchmark or stock return in the event span.
+    """
+    est, span = config.estimation_window, config.event_span
+    n = len(rows)
+    col_of = pd.Series(np.arange(len(returns.tickers)), index=returns.tickers)
+    stock_col = col_of.reindex(rows["ticker"].to_numpy()).to_numpy()
+    bench_col = col_of.reindex(rows["benchmark"].to_numpy()).to_numpy()
+    reason = _reasons(n)
+    _set(reason, np.isnan(stock_col), lambda i: f"ticker {rows['ticker'].iat[i]} has no prices in {location}")
+    _set(reason, np.isnan(bench_col), lambda i: f"benchmark {rows['benchmark'].iat[i]} has no prices in {location}")
+    ok = reason == ""
+    stock_col = np.where(ok, stock_col, 0).astype(np.int64)
+    bench_col = np.where(ok, bench_col, 0).astype(np.int64)
+
+    # Gather: (firm-events x days) windows, by rows of the global calendar shifted to this slice.
+    i0 = rows["i0"].to_numpy().astype(np.int64)
+    est_days = np.arange(est.start, est.end + 1)
+    rel_days = np.arange(span.start, span.end + 1)
+    est_global = i0[:, None] + est_days[None, :]
+    # Global rows before the calendar's second day have no return: they point at the NaN column at the end.
+    est_local = np.where(est_global < 1, -1, est_global - returns.first_row)
+    ev_local = i0[:, None] + rel_days[None, :] - returns.first_row
+    values = returns.values
+    stock_est = values[stock_col[:, None], est_local]
+    market_est = values[bench_col[:, None], est_local]
+    stock_ev = values[stock_col[:, None], ev_local]
+    market_ev = values[bench_col[:, None], ev_local]
+
+    # The fit wants (days x series): transposed views of the contiguous (series x days) matrices.
+    fitted = fit(config.model, stock_est.T, market_est.T)
+    valid = np.isfinite(stock_est) & np.isfinite(market_est)
+    zero_share = (valid & (stock_est == 0.0)).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+    _set(reason, fitted.n < config.min_estimation_returns, lambda i: (
+        f"only {int(fitted.n[i])} valid returns in the estimation window {est.label} "
+        f"(needs {config.min_estimation_returns})"
+    ))
+    _set(reason, zero_share > config.max_zero_share, lambda i: (
+        f"{zero_share[i]:.0%} of estimation-window returns are exactly zero (allowed: {config.max_zero_share:.0%}): "
+        f"flat, halted or thinly traded"
+    ))
+    fittable = np.isfinite(fitted.s2) & (fitted.s2 > 0) & np.isfinite(fitted.params).all(axis=1)
+    _set(reason, ~fittable, lambda i: "the model cannot be fitted: no variation in the estimation window")
+    _set(reason, ~np.isfinite(market_ev).all(axis=1), lambda i: (
+        f"benchmark {rows['benchmark'].iat[i]} has no return on some day of the event window"
+    ))
+    _set(reason, ~np.isfinite(stock_ev).all(axis=1), lambda i: "a missing return in the event window")
+    keep = reason == ""
+
+    sub = ModelFit(
+        fitted.model, fitted.params[keep], fitted.xtx_inv[keep], fitted.s2[keep], fitted.n[keep], fitted.df[keep],
+        fitted.r2[keep], fitted.residuals[:, keep],
+    )
+    ar = abnormal_returns(sub, stock_ev[keep].T, market_ev[keep].T, rel_days)
+    stats = car_stats(sub, ar, list(config.windows))
+    path = np.cumsum(ar.abnormal, axis=0)
+    est_ar = np.ascontiguousarray(sub.residuals.T)  # (n, L), NaN on days not used
+    event_ar = np.ascontiguousarray(ar.abnormal.T)
+    positive = (np.isfinite(est_ar) & (est_ar > 0)).sum(axis=1)
+    share = positive / np.where(sub.n > 0, sub.n, np.nan)
+    alpha, beta = alpha_beta(sub)
+    table = rows.loc[keep].reset_index(drop=True)
+    table["alpha"], table["beta"], table["sigma"] = alpha, beta, sub.sigma
+    table["n_obs"], table["df"], table["share_positive"] = sub.n.astype(np.int64), sub.df, share
+
+    unit, varies = _unit_residuals(est_ar)
+    day0 = table["day0"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    if (np.diff(day0) < 0).any():
+        raise ValueError("compute_block needs its rows in day-0 order, as date_blocks cuts them")
+    keys = _group_keys(table["group"].to_numpy(), groups)
+    sums = {}
+    for (name, member), (rank_sum, rank_count) in zip(keys, rank_sums(est_ar, event_ar, [m for _, m in keys])):
+        days, starts = np.unique(day0[member], return_index=True)
+        cluster = np.add.reduceat(unit[member], starts, axis=0) if len(starts) else np.zeros((0, unit.shape[1]))
+        sums[name] = GroupSums(rank_sum, rank_count, days, cluster)
+    return BlockResult(
+        table, stats.car, stats.se, stats.t, stats.p_value, path, varies, _excluded(rows, reason), sums,
+    )
+
+
+# --------------------------------------------------------------------------- group statistics
+
+
+def clustered_t(x: np.ndarray, clusters: np.ndarray, test: str) -> TestArrays:
+    """Mean of ``x`` (windows x N) with a cluster-robust standard error, clusters = ``clusters`` (N,).
+
+    Notes
+    -----
+    With x̄ the mean over the N firm-events, G clusters (firm-events sharing a
+    day 0) and u_g = sum_{i in g} (x_i - x̄),
+
+        Var(x̄) = G / (G - 1) * sum_g u_g^2 / N^2,    t = x̄ / sqrt(Var(x̄)) ~ t(G - 1),
+
+    the CR1 cluster-robust variance of a mean (Liang & Zeger 1986; Cameron &
+    Miller 2015, "A practitioner's guide to cluster-robust inference", JHR
+    50(2), eq. 11 with K = 1). Firm-events sharing day 0 may be correlated in
+    any way; different days are taken as independent. With every firm-event
+    on its own day it is the cross-sectional t up to the factor N / (N - 1).
+    """
+    present = np.isfinite(x)
+    codes, _ = pd.factorize(clusters)
+    n = present.sum(axis=-1)
+    mean = np.where(present, x, 0.0).sum(axis=-1) / np.maximum(n, 1)
+    dev = np.where(present, x - mean[:, None], 0.0)
+    g = np.array([len(np.unique(codes[row])) for row in present])
+    u2 = np.array([(np.bincount(codes, weights=d, minlength=codes.max(initial=0) + 1) ** 2).sum() for d in dev])
+    var = np.where(g > 1, g / np.maximum(g - 1, 1) * u2 / np.maximum(n, 1) ** 2, np.nan)
+    scale = np.abs(np.where(present, x, 0.0)).max(axis=-1, initial=0.0)
+    stat = mean / np.sqrt(np.where(var > (1e-12 * scale) ** 2, var, np.nan))
+    note = _notes(n.shape)
+    _explain(note, n < 2, lambda i: f"needs at least 2 firm-events; the group has {n[i]}")
+    _explain(note, g < 2, "every firm-event shares one day 0: a variance clustered by day 0 needs 2 or more days")
+    _explain(note, ~(var > (1e-12 * scale) ** 2), "zero clustered variance")
+    result = _finalize(test, stat, two_sided_t_pvalue(stat, np.maximum(g - 1, 1)), n, note)
+    context = np.array([f"{int(k):,} day-0 clusters, t with {int(k) - 1:,} df" for k in g], dtype=object)
+    note = result.note.copy()
+    defined = np.isfinite(result.statistic)
+    note[defined] = context[defined]
+    return TestArrays(result.test, result.statistic, result.p_value, result.n, note)
+
+
+def generalized_sign_from_shares(cars: np.ndarray, share: np.ndarray) -> TestArrays:
+    """Cowan (1992) generalized sign test from each firm-event's share of positive estimation ARs.
+
+    The formula of :func:`evstudy.inference.generalized_sign`, fed the
+    per-firm-event shares a block computed: p̂ = mean share,
+    Z = (w - N p̂) / sqrt(N p̂ (1 - p̂)), w the number of positive CARs.
+    """
+    share = share[None, :]
+    present = np.isfinite(cars) & np.isfinite(share)
+    n = present.sum(axis=-1)
+    p_hat = np.where(present, share, 0.0).sum(axis=-1) / np.maximum(n, 1)
+    w = (present & (cars > 0)).sum(axis=-1)
+    var = n * p_hat * (1.0 - p_hat)
+    z = (w - n * p_hat) / np.sqrt(np.where(var > 0, var, np.nan))
+    note = _notes(n.shape)
+    _explain(note, n < 1, "no firm-event in the group")
+    _explain(note, ~(var > 0), lambda i: (
+        f"the estimation-window share of positive abnormal returns is {p_hat[i]:.0%}: the sign test needs it "
+        f"strictly between 0% and 100%"
+    ))
+    return _finalize("generalized_sign", z, normal_pvalue(z), n, note)
+
+
+def corrado_from_sums(sums: GroupSums, n_event: int, width: int, selectors: np.ndarray) -> TestArrays:
+    """Corrado (1989) rank test from summed standardized ranks: :func:`evstudy.inference.corrado_rank`'s formula.
+
+    Ū_t = (sum of U_it) / N_t per relative day, S_U = sqrt(mean over days with
+    N_t >= 1 of (Ū_t - 1/2)^2), T = sqrt(L2) (mean of Ū_t over the window - 1/2) / S_U.
+    """
+    count = sums.rank_count
+    u_bar = sums.rank_sum / np.where(count > 0, count, np.nan)
+    days = (count > 0).sum()
+    s_u = np.sqrt(np.nansum((u_bar - 0.5) ** 2) / max(days, 1))
+    event_bar = u_bar[-width:]
+    event_ok = np.isfinite(event_bar)
+    l2 = event_ok.astype(float) @ selectors.T
+    mean_u = np.where(event_ok, event_bar, 0.0) @ selectors.T / np.where(l2 > 0, l2, np.nan)
+    stat = np.sqrt(l2) * (mean_u - 0.5) / (s_u if s_u > 0 else np.nan)
+    n = np.full(stat.shape, n_event)
+    note = _notes(stat.shape)
+    _explain(note, n < 1, "no firm-event in the group")
+    _explain(note, l2 < 1, "no abnormal return in the window")
+    _explain(note, np.full(stat.shape, not s_u > 0), "the mean ranks do not vary: S_U = 0")
+    return _finalize("corrado_rank", stat, normal_pvalue(stat), n, note)
+
+
+def same_day_rbar(sums: GroupSums, n_varying: int) -> tuple[float, int]:
+    """Kolari & Pynnönen's r̄ over all pairs of firm-events, pairs on different days 0 taken as uncorrelated.
+
+    Notes
+    -----
+    KP (2010) correct a test for the average correlation r̄ of the N series'
+    estimation residuals: Var(sum SCAR) = N (1 + (N - 1) r̄). In a request file
+    firm-events on different days 0 are measured on different calendar days,
+    so their event-time residuals are taken as uncorrelated (r_ij = 0); pairs
+    sharing day 0 share their estimation days, and with z_i the centred,
+    unit-length residual vector, r_ij = z_i'z_j (Pearson's r on common days).
+    Summed per day-0 cluster g with S_g = sum_{i in g} z_i,
+
+        sum_{i<j in g} r_ij = (S_g'S_g - n_g) / 2,   r̄ = sum_g (S_g'S_g - n_g) / (N (N - 1)),
+
+    one pass over the firm-events instead of N^2 pairs. Returns (r̄, pairs).
+    """
+    pairs = n_varying * (n_varying - 1) // 2
+    if pairs < 1:
+        return float("nan"), 0
+    within = float(np.einsum("gl,gl->", sums.cluster_sums, sums.cluster_sums)) - n_varying
+    return within / (2.0 * pairs), pairs
+
+
+@dataclass(frozen=True)
+class RequestResults:
+    """Everything a request-file study computed; tables are pandas DataFrames, no I/O.
+
+    ``firm_events`` has one row per included firm-event (request columns, day
+    0, fit, overlaps, cluster size); ``cars`` one row per firm-event and
+    window (:data:`CAR_FILE_COLUMNS`, keyed by event_id and ticker);
+    ``groups``, ``group_paths`` and ``tests`` the per-group CAARs, CAAR paths
+    and test battery; ``excluded`` every request row left out, with its reason.
+    """
+
+    config: RequestConfig
+    version: str
+    request_file: str
+    n_rows: int
+    provenance: dict[str, Any]
+    firm_events: pd.DataFrame
+    cars: pd.DataFrame
+    groups: pd.DataFrame
+    group_paths: pd.DataFrame
+    tests: pd.DataFrame
+    excluded: pd.DataFrame
+    notes: tuple[str, ...] = ()
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """results.json: settings, counts, groups, tests, exclusion reasons by kind, provenance (no per-row data)."""
+        reasons = self.excluded["reason"].str.replace(r"[0-9][0-9,.%]*", "#", regex=True)
+        clustered = self.firm_events["cluster_size"] > 1 if len(self.firm_events) else pd.Series(dtype=bool)
+        return {
+            "evstudy_version": self.version,
+            "kind": "request",
+            "parameters": self.config.to_dict(),
+            "request_file": self.request_file,
+            "data": self.provenance,
+            "counts": {
+                "rows": self.n_rows,
+                "included": len(self.firm_events),
+                "excluded": len(self.excluded),
+                "firms": int(self.firm_events["ticker"].nunique()) if len(self.firm_events) else 0,
+                "days0": int(self.firm_events["day0"].nunique()) if len(self.firm_events) else 0,
+                "overlapping": int((self.firm_events["overlaps"] > 0).sum()) if len(self.firm_events) else 0,
+                "clustered": int(clustered.sum()),
+            },
+            "excluded_by_reason": {k: int(v) for k, v in reasons.value_counts().items()},
+            "groups": _records(self.groups),
+            "tests": _records(self.tests),
+            "notes": list(self.notes),
+        }
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    def clean(value: Any) -> Any:
+        if isinstance(value, (float, np.floating)):
+            return float(value) if np.isfinite(value) else None
+        if isinstance(value, np.integer):
+            return int(value)
+        return value
+
+    return [{k: clean(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def combine(
+    config: RequestConfig,
+    request: EventRequest,
+    placed: Placed,
+    blocks: Sequence[BlockResult],
+    groups: Sequence[str],
+    provenance: dict[str, Any],
+) -> RequestResults:
+    """Per-firm-event tables from the blocks, in block order; per-group CAARs, paths and the test battery."""
+    windows = list(config.windows)
+    if blocks:
+        table = pd.concat([b.table for b in blocks], ignore_index=True)
+        car, se, t, p, path = (np.concatenate([getattr(b, k) for b in blocks], axis=-1)
+                               for k in ("car", "se", "t", "p_value", "path"))
+        varies = np.concatenate([b.unit_norm for b in blocks])
+    else:
+        table = placed.rows.iloc[:0].copy()
+        car = se = t = p = np.empty((len(windows), 0))
+        path = np.empty((config.event_span.length, 0))
+        varies = np.empty(0)
+    excluded = pd.concat([placed.excluded, *(b.excluded for b in blocks)], ignore_index=True)
+    excluded = excluded.sort_values("row", kind="stable").reset_index(drop=True)
+    if not len(table):
+        raise InsufficientDataError(
+            f"request file {request.file}: every one of its {request.n_rows:,} rows was excluded — "
+            f"{_reason_summary(excluded)}"
+        )
+    day0 = table["day0"].to_numpy()
+    table["cluster_size"] = pd.Series(day0).map(pd.Series(day0).value_counts()).to_numpy().astype(np.int64)
+    n = len(table)
+    nw = len(windows)
+    cars = pd.DataFrame({
+        **{c: np.repeat(table[c].to_numpy(), nw) for c in ("event_id", "ticker", "date", "day0", "group", "benchmark")},
+        "window_start": np.tile([w.start for w in windows], n),
+        "window_end": np.tile([w.end for w in windows], n),
+        "car": car.T.ravel(), "se": se.T.ravel(), "t": t.T.ravel(), "p_value": p.T.ravel(),
+        **{c: np.repeat(table[c].to_numpy(), nw) for c in ("alpha", "beta", "sigma", "n_obs", "overlaps",
+                                                            "cluster_size", "label", "row")},
+    }, columns=CAR_FILE_COLUMNS)
+
+    rel_days = np.arange(config.event_span.start, config.event_span.end + 1)
+    selectors = window_selectors(rel_days, windows)
+    scar = standardized_cars(car, se)
+    group_rows, path_rows, test_rows, empty = [], [], [], []
+    for name, member in _group_keys(table["group"].to_numpy(), groups):
+        k = int(member.sum())
+        if not k:
+            empty.append(name)
+            continue
+        g_car, g_scar = car[:, member], scar[:, member]
+        g_df = table["df"].to_numpy()[member]
+        g_day0 = day0[member]
+        sums = _sum_blocks([b.sums[name] for b in blocks if name in b.sums])
+        rbar, pairs = same_day_rbar(sums, int(varies[member].sum()))
+        sizes = pd.Series(g_day0).value_counts()
+        clustered = int(sizes[sizes > 1].sum())
+        for w, window in enumerate(windows):
+            values = g_car[w]
+            group_rows.append((
+                name, window.start, window.end, k, int(table["ticker"][member].nunique()), len(sizes),
+                float(values.mean()), float(values.std(ddof=1) / np.sqrt(k)) if k > 1 else np.nan,
+                float(np.median(values)), float((values > 0).mean()), clustered, int(sizes.max()),
+            ))
+        g_path = path[:, member]
+        path_se = g_path.std(axis=1, ddof=1) / np.sqrt(k) if k > 1 else np.full(len(rel_days), np.nan)
+        means = g_path.mean(axis=1)
+        path_rows.extend((name, int(d), k, float(m), float(s)) for d, m, s in zip(rel_days, means, path_se))
+        battery = {
+            "cs_t": cs_t(g_car),
+            "patell_z": patell_z(g_scar, g_df[None, :]),
+            "bmp_t": bmp_t(g_scar),
+            "kp_patell_z": kp_patell_z(g_scar, g_df[None, :], np.float64(rbar), np.int64(pairs)),
+            "kp_bmp_t": kp_bmp_t(g_scar, np.float64(rbar), np.int64(pairs)),
+            "corrado_rank": corrado_from_sums(sums, k, len(rel_days), selectors),
+            "generalized_sign": generalized_sign_from_shares(g_car, table["share_positive"].to_numpy()[member]),
+            "wilcoxon": wilcoxon(g_car),
+            "clustered_cs_t": clustered_t(g_car, g_day0, "clustered_cs_t"),
+            "clustered_bmp_t": clustered_t(g_scar, g_day0, "clustered_bmp_t"),
+        }
+        for test in REQUEST_TESTS:
+            for w, result in enumerate(battery[test].results()):
+                test_rows.append((
+                    name, windows[w].start, windows[w].end, test, REQUEST_TEST_LABELS[test], result.statistic,
+                    result.p_value, result.n, result.note,
+                ))
+    notes = [
+        "returns are close-to-close from adjusted closes; each firm-event is one observation in every statistic "
+        "(a firm in several events counts once per event)",
+        "portfolio and placebo-date tests are not run on request files: their firm-events have no single shared date",
+    ]
+    if empty:
+        notes.append(f"every firm-event of group(s) {', '.join(map(repr, empty))} was excluded (see excluded.csv)")
+    overlapping = int((table["overlaps"] > 0).sum())
+    if overlapping and not config.drop_overlaps:
+        notes.append(
+            f"{overlapping:,} firm-events overlap another event of the same firm within their estimation or event "
+            f"window (column 'overlaps'); drop_overlaps = true (--drop-overlaps) excludes them"
+        )
+    clustered = int((table["cluster_size"] > 1).sum())
+    if clustered:
+        notes.append(
+            f"{clustered:,} of {n:,} firm-events share day 0 with another: their abnormal returns may be correlated; "
+            f"the clustered_* tests and the Kolari-Pynnönen tests allow for it"
+        )
+    return RequestResults(
+        config=config,
+        version=__version__,
+        request_file=request.file,
+        n_rows=request.n_rows,
+        provenance=provenance,
+        firm_events=table,
+        cars=cars,
+        groups=pd.DataFrame(group_rows, columns=GROUP_COLUMNS),
+        group_paths=pd.DataFrame(path_rows, columns=GROUP_PATH_COLUMNS),
+        tests=pd.DataFrame(test_rows, columns=REQUEST_TEST_COLUMNS),
+        excluded=excluded,
+        notes=tuple(notes),
+    )
+
+
+def _sum_blocks(parts: Sequence[GroupSums]) -> GroupSums:
+    """Add the blocks' sums in block order; cluster sums of one day 0 found in several blocks are added up."""
+    if not parts:
+        return GroupSums(np.zeros(0), np.zeros(0), np.zeros(0, np.int64), np.zeros((0, 0)))
+    rank_sum = parts[0].rank_sum.copy()
+    rank_count = parts[0].rank_count.copy()
+    for part in parts[1:]:
+        rank_sum += part.rank_sum
+        rank_count += part.rank_count
+    keys = np.concatenate([p.cluster_keys for p in parts])
+    unique, inverse = np.unique(keys, return_inverse=True)
+    cluster = np.zeros((len(unique), parts[0].cluster_sums.shape[1]))
+    np.add.at(cluster, inverse, np.concatenate([p.cluster_sums for p in parts]))
+    return GroupSums(rank_sum, rank_count, unique, cluster)
+
+
+# --------------------------------------------------------------------------- the single-machine run
+
+
+def provenance_of(data: PriceData, days: pd.DatetimeIndex) -> dict[str, Any]:
+    """Where the prices came from and the calendar's first and last trading day (the same however the run is split)."""
+    return {
+        "source": data.source, "location": data.location,
+        "first_date": days[0].date().isoformat() if len(days) else None,
+        "last_date": days[-1].date().isoformat() if len(days) else None,
+    }
+
+
+def calendar_days(data: PriceData, benchmark: str) -> pd.DatetimeIndex:
+    """The benchmark's trading days in ``data``: the calendar of every firm-event's windows."""
+    if benchmark not in data.closes.columns or not np.isfinite(data.closes[benchmark].to_numpy()).any():
+        raise DataSourceError(
+            f"benchmark {benchmark} has no prices in {data.location}: its trading days are the request's calendar; "
+            f"choose a benchmark the source holds (e.g. SPY)"
+        )
+    return trading_days(data.closes, benchmark)
+
+
+def run_request(
+    config: RequestConfig, request: EventRequest, data: PriceData, block_size: int = DEFAULT_BLOCK
+) -> RequestResults:
+    """Every firm-event of ``request`` on prices ``data`` (every ticker and benchmark it needs), on one machine."""
+    days = calendar_days(data, config.benchmark)
+    placed = place(config, request, days)
+    returns = return_matrix(data, config.benchmark)
+    groups = group_names(request)
+
+    def one(positions: np.ndarray) -> BlockResult:
+        return compute_block(config, placed.rows.iloc[positions], returns, groups, data.location)
+
+    # Blocks are independent and numpy releases the GIL in their sorts and array passes: two at a time
+    # use both cores of a small machine; map keeps the block order, so the results do not change.
+    with ThreadPoolExecutor(max_workers=min(BLOCK_THREADS, os.cpu_count() or 1)) as pool:
+        blocks = list(pool.map(one, date_blocks(placed, block_size)))
+    return combine(config, request, placed, blocks, groups, provenance_of(data, days))

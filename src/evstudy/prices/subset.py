@@ -1,0 +1,70 @@
+"""One filtered read of a price file: only the tickers and dates a request needs.
+
+A long Parquet file (date, ticker, close) is read by row group: for up to
+:data:`PRUNE_MAX` tickers only the groups whose ticker statistics can hold
+one of them, and only the three columns; the rows outside [start, end] or of
+other tickers are dropped in numpy during the pivot (no Arrow filter
+expression over millions of rows; measured in benchmarks/README.md). Other
+shapes (CSV, wide files, folders) go through :meth:`FileSource.load_all` and
+keep the wanted columns.
+
+Unlike :meth:`FileSource.load`, a ticker the file does not hold is not an
+error here: a request file of thousands of rows lists such rows in
+excluded.csv and carries on, so the caller sees them as absent columns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from evstudy.prices.base import PriceData
+from evstudy.prices.files import (
+    FileSource, _check_range, _codes, _day_number, _days, _duplicate_note, _floats, _frame, _Long, _normalize_used,
+    _pivot,
+)
+
+PRUNE_MAX = 1_000  # tickers up to which row groups are chosen by their ticker statistics
+
+
+def load_closes(path: str | os.PathLike[str], tickers: Sequence[str], start: dt.date, end: dt.date) -> PriceData:
+    """Closes of those ``tickers`` that ``path`` holds, over [start, end].
+
+    Columns come in the file's order (a long Parquet file sorted by ticker
+    is then pivoted by one sequential scatter); a ticker the file does not
+    know is not a column, one it knows without a close in the range is an
+    all-NaN column (the caller reports both).
+    """
+    _check_range(start, end)
+    wanted = set(tickers)
+    source = FileSource(path)
+    shape = source._shape
+    if isinstance(shape, _Long) and shape.file.parquet is not None:
+        file = shape.file
+        # Pruning by ticker statistics pays for a few tickers; for thousands every group holds some.
+        groups = file.row_groups(shape.ticker, sorted(wanted)) if len(wanted) <= PRUNE_MAX else None
+        parquet = pq.ParquetFile(file.path)
+        columns = [shape.date, shape.ticker, shape.value]
+        if groups is None:
+            table = parquet.read(columns=columns)
+        else:
+            table = parquet.read_row_groups(groups, columns=columns)
+        codes, raw_names = _codes(table.column(shape.ticker))
+        normalized = _normalize_used(codes, raw_names)
+        # One column per wanted name, in code order; several raw spellings of one ticker share it.
+        names = list(dict.fromkeys(n for n in normalized if n in wanted))
+        position = {name: i for i, name in enumerate(names)}
+        col_of_code = np.array([position.get(n, -1) for n in normalized] + [-1], dtype=np.int64)
+        days = _days(table.column(shape.date), f"{file.path}, column {shape.date!r}")
+        values = _floats(table.column(shape.value), f"{file.path}, column {shape.value!r}")
+        del table
+        wide = _pivot(days, col_of_code[codes], values, len(names), _day_number(start), _day_number(end))
+        notes = _duplicate_note(wide, names, str(file.path))
+        return PriceData(_frame(wide, names), "files", str(file.path), notes=tuple(notes))
+    data = source.load_all(start, end)
+    present = [t for t in wanted if t in data.closes.columns]
+    return PriceData(data.closes[present], data.source, data.location, notes=data.notes)

@@ -1,0 +1,76 @@
+"""Write a request-file study's outputs.
+
+cars.parquet, cars.csv, groups.csv, tests.csv, excluded.csv, results.json, report.html.
+
+The files are written as one set (:func:`evstudy.report.writing.write_output_set`):
+``--out`` holds this run's complete set or the previous one, never a mix. Text
+cells of the CSVs are neutralized against spreadsheet formulas. cars.parquet and
+cars.csv hold one row per firm-event and window, keyed by event_id and ticker.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from evstudy.firm_events import CAR_FILE_COLUMNS, GROUP_COLUMNS, REQUEST_TEST_COLUMNS, RequestResults
+from evstudy.report.request_html import render_request_html
+from evstudy.report.writing import table_csv, write_output_set
+from evstudy.requests import EXCLUDED_COLUMNS
+
+REQUEST_OUTPUT_FILES = (
+    "report.html", "results.json", "cars.parquet", "cars.csv", "groups.csv", "tests.csv", "excluded.csv",
+)
+
+
+def request_results_json(results: RequestResults) -> str:
+    """results.json text; refuses NaN/inf so none can leak into the contract."""
+    return json.dumps(results.to_dict(), indent=2, allow_nan=False, ensure_ascii=False)
+
+
+def _cars_table(results: RequestResults) -> pa.Table:
+    frame = results.cars[CAR_FILE_COLUMNS]
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    dates = [pa.field(name, pa.date32()) for name in ("date", "day0")]
+    return table.set_column(2, dates[0], table.column("date").cast(pa.date32())).set_column(
+        3, dates[1], table.column("day0").cast(pa.date32()))
+
+
+def write_request_outputs(results: RequestResults, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write every output file into ``out_dir`` as one set (replacing an earlier run's); return their paths."""
+    cars = _cars_table(results)
+    parquet = io.BytesIO()
+    pq.write_table(cars, parquet, compression="zstd")
+    contents = {
+        "cars.parquet": parquet.getvalue(),
+        "cars.csv": table_csv(results.cars[CAR_FILE_COLUMNS], date_format="%Y-%m-%d").encode("utf-8"),
+        "groups.csv": table_csv(results.groups[GROUP_COLUMNS]).encode("utf-8"),
+        "tests.csv": table_csv(results.tests[REQUEST_TEST_COLUMNS]).encode("utf-8"),
+        "excluded.csv": table_csv(results.excluded[EXCLUDED_COLUMNS]).encode("utf-8"),
+        "results.json": request_results_json(results).encode("utf-8"),
+        "report.html": render_request_html(results).encode("utf-8"),
+    }
+    return write_output_set(out_dir, contents, command="run")
+
+
+def request_summary_text(results: RequestResults) -> str:
+    """A few lines for the terminal: counts and, per group, the CAAR and p-values of the first window."""
+    window = results.config.windows[0]
+    groups = results.groups
+    head = groups[(groups["window_start"] == window.start) & (groups["window_end"] == window.end)]
+    tests = results.tests.set_index(["group", "window_start", "window_end", "test"])["p_value"]
+    lines = [
+        f"{len(results.firm_events):,} firm-events measured of {results.n_rows:,} rows "
+        f"({len(results.excluded):,} excluded: see excluded.csv)",
+        f"CAAR {window.label} per group (p: cross-sectional t / BMP / BMP clustered by day 0):",
+    ]
+    for r in head.to_dict(orient="records"):
+        ps = [tests.get((r["group"], window.start, window.end, t)) for t in ("cs_t", "bmp_t", "clustered_bmp_t")]
+        shown = " / ".join("–" if p is None or p != p else f"{p:.4f}" for p in ps)
+        lines.append(f"  {r['group']}: N={r['n']:,}  CAAR {r['caar'] * 100:+.3f}%  p {shown}")
+    return "\n".join(lines)

@@ -1,0 +1,195 @@
+"""The HTML report of a request-file study: small at any number of firm-events.
+
+Summaries only: per-group CAARs and p-values, group CAAR paths, binned CAR
+distributions, the top and bottom movers, what was excluded and why, the
+largest day-0 clusters, and a searchable table of at most
+:data:`TABLE_ROWS` firm-events. Every chart is plotly.js JSON built from
+those summaries (never one trace or row per firm-event); the full detail is
+in cars.parquet / cars.csv. plotly.js is inline once, read without importing
+the plotly package.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from evstudy.firm_events import RequestResults
+from evstudy.report.scan_html import plotly_js
+
+TEMPLATE_DIR = Path(__file__).with_name("templates")
+_JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
+COLORS = ("#2563eb", "#dc2626", "#059669", "#7c3aed", "#d97706", "#0891b2", "#db2777", "#65a30d")
+HEADLINE_TESTS = ("cs_t", "bmp_t", "kp_bmp_t", "clustered_bmp_t", "corrado_rank")
+TABLE_ROWS = 2_000  # firm-events in the searchable table (the largest |t| in the headline window)
+MOVERS = 25
+BINS = 60
+TAIL = 0.005
+MAX_GROUP_LINES = 8
+
+
+def _json(spec: Any) -> Markup:
+    return Markup(json.dumps(spec, allow_nan=False).translate(_JSON_ESCAPES))
+
+
+def _pct(x: float | None, digits: int = 2) -> str:
+    return "–" if x is None or not np.isfinite(x) else f"{x * 100:+.{digits}f}%"
+
+
+def _p(x: float | None) -> str:
+    if x is None or not np.isfinite(x):
+        return "–"
+    return "<0.0001" if x < 1e-4 else f"{x:.4f}"
+
+
+def _num(x: float | None, digits: int = 2) -> str:
+    return "–" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _layout(**extra: Any) -> dict[str, Any]:
+    return {"font": {"family": FONT, "size": 13, "color": "#0f172a"}, "paper_bgcolor": "#fff", "plot_bgcolor": "#fff",
+            "margin": {"l": 60, "r": 20, "t": 30, "b": 50}, **extra}
+
+
+def _finite(values: np.ndarray) -> list[float | None]:
+    return [float(v) if np.isfinite(v) else None for v in values]
+
+
+def path_figure(results: RequestResults) -> dict[str, Any]:
+    """Each group's CAAR path over the event span with a ±1.96 SE band."""
+    traces = []
+    for i, (name, path) in enumerate(list(results.group_paths.groupby("group", sort=False))[:MAX_GROUP_LINES]):
+        color = COLORS[i % len(COLORS)]
+        x = path["rel_day"].tolist()
+        mean, se = path["caar"].to_numpy(), path["se"].to_numpy()
+        band = np.where(np.isfinite(se), se, 0.0) * 1.96
+        traces.append({"x": x + x[::-1], "y": _finite(np.concatenate([mean + band, (mean - band)[::-1]])),
+                       "fill": "toself", "fillcolor": color + "22", "line": {"width": 0}, "hoverinfo": "skip",
+                       "showlegend": False, "type": "scatter"})
+        traces.append({"x": x, "y": _finite(mean), "name": f"{name} (N={int(path['n'].iloc[0]):,})",
+                       "line": {"color": color, "width": 2}, "type": "scatter", "mode": "lines+markers",
+                       "hovertemplate": "day %{x}: CAAR %{y:.3%}<extra>" + name + "</extra>"})
+    return {"data": traces, "layout": _layout(
+        xaxis={"title": {"text": "trading day relative to day 0"}, "zeroline": False},
+        yaxis={"title": {"text": "CAAR"}, "tickformat": ".1%"}, height=420, legend={"orientation": "h", "y": -0.2},
+        shapes=[{"type": "line", "x0": 0, "x1": 0, "yref": "paper", "y0": 0, "y1": 1, "line": {"dash": "dot"}}])}
+
+
+def histogram_figure(results: RequestResults) -> dict[str, Any]:
+    """Binned CAR counts per window (a menu picks the window), one bar trace per group."""
+    cars = results.cars
+    windows = results.config.windows
+    groups = [g for g in results.groups["group"].unique() if g != "(all)"][:MAX_GROUP_LINES]
+    traces, buttons = [], []
+    for w, window in enumerate(windows):
+        sel = cars[(cars["window_start"] == window.start) & (cars["window_end"] == window.end)]
+        values = sel["car"].to_numpy()
+        low, high = np.quantile(values, [TAIL, 1 - TAIL]) if len(values) else (0.0, 0.0)
+        edges = np.linspace(low, high if high > low else low + 1e-6, BINS + 1)
+        centres = (edges[:-1] + edges[1:]) / 2
+        for i, group in enumerate(groups):
+            counts, _ = np.histogram(np.clip(sel.loc[sel["group"] == group, "car"].to_numpy(), low, high), edges)
+            traces.append({"x": _finite(centres), "y": counts.tolist(), "type": "bar", "name": group,
+                           "marker": {"color": COLORS[i % len(COLORS)]}, "opacity": 0.6, "visible": w == 0,
+                           "hovertemplate": "CAR %{x:.2%}: %{y:,} firm-events<extra>" + group + "</extra>"})
+        visible = [j // len(groups) == w for j in range(len(windows) * len(groups))]
+        buttons.append({"label": f"CAR {window.label}", "method": "update", "args": [{"visible": visible}]})
+    return {"data": traces, "layout": _layout(
+        barmode="overlay", height=380, xaxis={"title": {"text": "CAR (tails clipped at 0.5% and 99.5%)"},
+                                              "tickformat": ".0%"},
+        yaxis={"title": {"text": "firm-events"}},
+        updatemenus=[{"buttons": buttons, "x": 0, "y": 1.18, "xanchor": "left", "showactive": True}])}
+
+
+def _headline_rows(results: RequestResults) -> list[dict[str, Any]]:
+    tests = results.tests.set_index(["group", "window_start", "window_end", "test"])
+    rows = []
+    for r in results.groups.to_dict(orient="records"):
+        key = (r["group"], r["window_start"], r["window_end"])
+        cells = {}
+        for test in HEADLINE_TESTS:
+            p = tests.loc[(*key, test), "p_value"] if (*key, test) in tests.index else None
+            cells[test] = _p(p)
+        rows.append({"group": r["group"], "window": f"[{r['window_start']:+d},{r['window_end']:+d}]".replace("+0", "0"),
+                     "n": f"{r['n']:,}", "firms": f"{r['n_firms']:,}", "caar": _pct(r["caar"]), "se": _pct(r["se"]),
+                     "median": _pct(r["median_car"]), "positive": f"{r['share_positive']:.0%}", "p": cells})
+    return rows
+
+
+def _event_rows(frame: pd.DataFrame) -> list[dict[str, str]]:
+    return [{"event_id": r["event_id"], "ticker": r["ticker"], "date": f"{pd.Timestamp(r['date']):%Y-%m-%d}",
+             "day0": f"{pd.Timestamp(r['day0']):%Y-%m-%d}", "group": r["group"], "car": _pct(r["car"]),
+             "t": _num(r["t"]), "p": _p(r["p_value"]), "overlaps": str(r["overlaps"]),
+             "cluster": f"{r['cluster_size']:,}"} for r in frame.to_dict(orient="records")]
+
+
+def render_request_html(results: RequestResults, *, generated_at: dt.datetime | None = None) -> str:
+    """The request-file report as one HTML document (plotly.js inline, no external URL)."""
+    cfg = results.config
+    head = cfg.windows[0]
+    cars = results.cars
+    main = cars[(cars["window_start"] == head.start) & (cars["window_end"] == head.end)]
+    ordered = main.sort_values("car", ascending=False, kind="stable")
+    strongest = main.reindex(main["t"].abs().sort_values(ascending=False, kind="stable").index).head(TABLE_ROWS)
+    excluded = results.excluded
+    kinds = excluded["reason"].str.replace(r"[0-9][0-9,.%-]*", "#", regex=True)
+    reasons = [{"kind": kind, "count": f"{count:,}", "example": excluded.loc[kinds == kind, "reason"].iat[0]}
+               for kind, count in kinds.value_counts().head(12).items()]
+    fe = results.firm_events
+    sizes = fe.groupby("day0").size().sort_values(ascending=False, kind="stable").head(10)
+    clustered = int((fe["cluster_size"] > 1).sum())
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATE_DIR),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    est = cfg.estimation_window
+    context = {
+        "version": results.version,
+        "generated": (generated_at or dt.datetime.now().astimezone()).strftime("%Y-%m-%d %H:%M %Z").strip(),
+        "title": cfg.title or f"Event study of {results.n_rows:,} firm-events",
+        "request_file": results.request_file,
+        "n_rows": f"{results.n_rows:,}",
+        "n_included": f"{len(fe):,}",
+        "n_excluded": f"{len(excluded):,}",
+        "n_firms": f"{fe['ticker'].nunique():,}",
+        "n_days": f"{fe['day0'].nunique():,}",
+        "n_overlap": f"{int((fe['overlaps'] > 0).sum()):,}",
+        "drop_overlaps": cfg.drop_overlaps,
+        "n_clustered": f"{clustered:,}",
+        "share_clustered": f"{clustered / max(len(fe), 1):.0%}",
+        "clusters": [{"day": f"{pd.Timestamp(d):%a %Y-%m-%d}", "n": f"{n:,}"} for d, n in sizes.items()],
+        "model": cfg.model.replace("_", "-"),
+        "benchmark": cfg.benchmark,
+        "estimation": est.label,
+        "windows": ", ".join(w.label for w in cfg.windows),
+        "head_window": head.label,
+        "headline": _headline_rows(results),
+        "headline_tests": [(t, results.tests.loc[results.tests["test"] == t, "label"].iat[0]) for t in HEADLINE_TESTS],
+        "tests": [{**r, "statistic": _num(r["statistic"], 3), "p_value": _p(r["p_value"]), "n": f"{r['n']:,}",
+                   "window": f"[{r['window_start']:+d},{r['window_end']:+d}]".replace("+0", "0")}
+                  for r in results.tests.to_dict(orient="records")],
+        "top": _event_rows(ordered.head(MOVERS)),
+        "bottom": _event_rows(ordered.tail(MOVERS).iloc[::-1]),
+        "table": _event_rows(strongest),
+        "table_rows": f"{len(strongest):,}",
+        "table_total": f"{len(main):,}",
+        "reasons": reasons,
+        "path_json": _json(path_figure(results)),
+        "hist_json": _json(histogram_figure(results)),
+        "notes": list(results.notes),
+        "provenance": results.provenance,
+        "parameters": json.dumps(cfg.to_dict(), indent=2),
+        "plotly_js": Markup(plotly_js().replace("</script", "<\\/script")),
+    }
+    return env.get_template("request.html.j2").render(**context)

@@ -1,0 +1,341 @@
+"""Request files: one row per firm-event, every firm-event measured at once.
+
+Known answers: each request row equals the single-event study of the same
+firm and date; a firm in three events counts three times, with N, the BMP t,
+the Kolari-Pynnönen t and the day-0-clustered t checked against a plain
+per-firm-event computation (numpy least squares, MacKinlay's variance, a
+double loop over pairs); bad rows land in excluded.csv with their reason.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from scipy import stats
+from scipy.stats import rankdata
+
+from evstudy.cli import cli
+from evstudy.config import Window, ad_hoc_config, load_config
+from evstudy.errors import ConfigError
+from evstudy.firm_events import (
+    GroupSums, corrado_from_sums, generalized_sign_from_shares, rank_sums, run_request,
+)
+from evstudy.inference import corrado_rank, generalized_sign, window_selectors
+from evstudy.requests import RequestConfig, read_request
+from evstudy.study import compute_study
+
+from helpers import closes_from_returns, nyse_dates, price_data
+from market_fakes import market
+
+WINDOWS = tuple(Window(*w) for w in ((0, 0), (-1, 1), (0, 5)))
+
+
+def _request(tmp_path, rows: list[dict], name: str = "request.csv", **settings) -> tuple[RequestConfig, object]:
+    path = tmp_path / name
+    pd.DataFrame(rows).to_csv(path, index=False)
+    config = RequestConfig(events_file=str(path), **settings)
+    return config, read_request(path, config)
+
+
+def _long_parquet(closes: pd.DataFrame, path) -> str:
+    long = closes.rename_axis("date").reset_index().melt(id_vars="date", var_name="ticker", value_name="close")
+    long.dropna(subset=["close"]).to_parquet(path, index=False)
+    return str(path)
+
+
+def test_each_request_row_equals_the_single_event_run(tmp_path):
+    closes = market()
+    rows = [
+        {"event_id": "a", "ticker": "AAA", "date": "2024-03-13", "timing": "", "benchmark": ""},
+        {"event_id": "b", "ticker": "BBB", "date": "2024-03-13", "timing": "during", "benchmark": "QQQ"},
+        {"event_id": "c", "ticker": "CCC", "date": "2024-03-16", "timing": "", "benchmark": ""},  # a Saturday
+        {"event_id": "d", "ticker": "AAA", "date": "2024-04-05", "timing": "after_close", "benchmark": ""},
+        {"event_id": "e", "ticker": "EXT", "date": "2024-02-01", "timing": "", "benchmark": ""},
+    ]
+    config, request = _request(tmp_path, rows, windows=WINDOWS)
+    results = run_request(config, request, price_data(closes))
+    # EXT's estimation window holds a bad tick (x5, undone the next day): the single-event run excludes it
+    # as a price glitch, and so must the request (issue 11: no number explained by a glitch without a flag).
+    assert list(results.excluded["event_id"]) == ["e"]
+    assert "price glitch" in results.excluded["reason"].iat[0]
+    for row in rows[:-1]:
+        event = row["date"] + (f":{row['timing']}" if row["timing"] else "")
+        single = compute_study(ad_hoc_config(event=event, tickers=[row["ticker"]], benchmark=row["benchmark"] or "SPY",
+                                             windows=WINDOWS), price_data(closes))
+        ours = results.cars[results.cars["event_id"] == row["event_id"]]
+        theirs = single.cars.set_index(["window_start", "window_end"]).loc[
+            list(zip(ours["window_start"], ours["window_end"]))]
+        for column in ("car", "se", "t", "p_value"):
+            np.testing.assert_allclose(ours[column].to_numpy(), theirs[column].to_numpy(), rtol=0, atol=1e-10)
+        fit = single.fits.iloc[0]
+        assert abs(ours["alpha"].iat[0] - fit["alpha"]) < 1e-10 and abs(ours["beta"].iat[0] - fit["beta"]) < 1e-10
+        assert int(ours["n_obs"].iat[0]) == int(fit["n_obs"])
+        assert ours["day0"].iat[0] == single.timelines[0].day0
+
+
+def _clean_market(seed: int = 3) -> pd.DataFrame:
+    """Complete data (no gaps): market model stocks with a common shock on some days."""
+    rng = np.random.default_rng(seed)
+    days = nyse_dates(420)
+    m = rng.normal(0.0004, 0.01, 420)
+    shock = rng.normal(0, 0.01, 420)  # a same-day shock shared by the stocks: correlated residuals
+    returns = {"SPY": m}
+    for i, name in enumerate(("AAA", "BBB", "CCC", "DDD")):
+        returns[name] = 0.0002 + (0.8 + 0.2 * i) * m + shock + rng.normal(0, 0.012, 420)
+    return closes_from_returns(returns, days)
+
+
+def _independent(closes: pd.DataFrame, ticker: str, day0: pd.Timestamp, window: Window) -> tuple[float, float, np.ndarray]:
+    """CAR, its MacKinlay SE and the estimation residuals of one firm-event, by numpy least squares."""
+    r = closes.pct_change()
+    i0 = closes.index.get_loc(day0)
+    est = slice(i0 - 250, i0 - 10)
+    y, x = r[ticker].to_numpy()[est], r["SPY"].to_numpy()[est]
+    X = np.column_stack([np.ones_like(x), x])
+    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+    resid = y - X @ beta
+    s2 = resid @ resid / (len(y) - 2)
+    ev = slice(i0 + window.start, i0 + window.end + 1)
+    Xe = np.column_stack([np.ones(window.length), r["SPY"].to_numpy()[ev]])
+    car = float((r[ticker].to_numpy()[ev] - Xe @ beta).sum())
+    v = Xe.sum(axis=0)
+    se = float(np.sqrt(s2 * (window.length + v @ np.linalg.inv(X.T @ X) @ v)))
+    return car, se, resid
+
+
+def test_a_firm_in_three_events_counts_three_times(tmp_path):
+    closes = _clean_market()
+    days = closes.index
+    d1, d2, d3 = days[300], days[330], days[360]
+    rows = [
+        {"event_id": "q1", "ticker": "AAA", "date": f"{d1:%Y-%m-%d}"},
+        {"event_id": "q2", "ticker": "AAA", "date": f"{d2:%Y-%m-%d}"},
+        {"event_id": "q3", "ticker": "AAA", "date": f"{d3:%Y-%m-%d}"},
+        {"event_id": "q1", "ticker": "BBB", "date": f"{d1:%Y-%m-%d}"},
+        {"event_id": "q1", "ticker": "CCC", "date": f"{d1:%Y-%m-%d}"},
+        {"event_id": "q2", "ticker": "DDD", "date": f"{d2:%Y-%m-%d}"},
+    ]
+    window = Window(-1, 1)
+    config, request = _request(tmp_path, rows, windows=(window,))
+    results = run_request(config, request, price_data(closes))
+    group = results.groups.iloc[0]
+    assert group["n"] == 6 and group["n_firms"] == 4 and group["n_days"] == 3
+
+    picks = [(r["ticker"], pd.Timestamp(r["date"])) for r in rows]
+    measured = [_independent(closes, t, d, window) for t, d in picks]
+    scar = np.array([car / se for car, se, _ in measured])
+    n = len(scar)
+    bmp = scar.mean() / (scar.std(ddof=1) / np.sqrt(n))
+    tests = results.tests.set_index("test")
+    assert tests.loc["bmp_t", "n"] == 6
+    assert tests.loc["bmp_t", "statistic"] == pytest.approx(bmp, abs=1e-9)
+    assert tests.loc["bmp_t", "p_value"] == pytest.approx(2 * stats.t.sf(abs(bmp), n - 1), abs=1e-9)
+    # Kolari-Pynnönen: pairs sharing day 0 correlated over their common estimation days, other pairs 0.
+    total = 0.0
+    for i in range(n):
+        for j in range(i + 1, n):
+            if picks[i][1] == picks[j][1]:
+                total += np.corrcoef(measured[i][2], measured[j][2])[0, 1]
+    rbar = total / (n * (n - 1) / 2)
+    kp = bmp * np.sqrt((1 - rbar) / (1 + (n - 1) * rbar))
+    assert rbar > 0.05  # the shared shock makes same-day residuals correlated
+    assert tests.loc["kp_bmp_t", "statistic"] == pytest.approx(kp, abs=1e-9)
+    # Clustered by day 0: CR1 variance of the mean with G = 3 clusters, t with G - 1 df.
+    cars = np.array([car for car, _, _ in measured])
+    dev = cars - cars.mean()
+    sums = {}
+    for (_, day), d in zip(picks, dev):
+        sums[day] = sums.get(day, 0.0) + d
+    var = 3 / 2 * sum(u**2 for u in sums.values()) / n**2
+    clustered = cars.mean() / np.sqrt(var)
+    assert tests.loc["clustered_cs_t", "statistic"] == pytest.approx(clustered, abs=1e-9)
+    assert tests.loc["clustered_cs_t", "p_value"] == pytest.approx(2 * stats.t.sf(abs(clustered), 2), abs=1e-9)
+    assert tests.loc["cs_t", "statistic"] == pytest.approx(cars.mean() / (cars.std(ddof=1) / np.sqrt(n)), abs=1e-9)
+    # An earlier event of the same firm inside a firm-event's estimation window is flagged; a later one,
+    # after its event window, is not: q1 has none, q2 has q1, q3 has q1 and q2 (30 sessions apart).
+    overlaps = results.firm_events.set_index(["event_id", "ticker"])["overlaps"]
+    assert overlaps[("q1", "AAA")] == 0 and overlaps[("q2", "AAA")] == 1 and overlaps[("q3", "AAA")] == 2
+    assert overlaps[("q1", "BBB")] == 0
+
+
+def test_drop_overlaps_moves_them_to_excluded(tmp_path):
+    closes = _clean_market()
+    days = closes.index
+    rows = [{"event_id": f"e{i}", "ticker": t, "date": f"{days[d]:%Y-%m-%d}"}
+            for i, (t, d) in enumerate((("AAA", 300), ("AAA", 305), ("CCC", 400)))]
+    rows.append({"event_id": "e9", "ticker": "BBB", "date": f"{days[300]:%Y-%m-%d}"})
+    config, request = _request(tmp_path, rows, windows=(Window(0, 1),), drop_overlaps=True)
+    results = run_request(config, request, price_data(closes))
+    assert sorted(results.firm_events["event_id"]) == ["e2", "e9"]
+    reasons = results.excluded.set_index("event_id")["reason"]
+    assert "overlaps 1 other event(s) of AAA" in reasons["e0"]
+
+
+def test_bad_rows_are_listed_with_their_reason_and_the_rest_is_measured(tmp_path):
+    rows = [
+        {"event_id": "ok", "ticker": "AAA", "date": "2024-03-13", "timing": ""},
+        {"event_id": "nope", "ticker": "ZZZZ", "date": "2024-03-13", "timing": ""},
+        {"event_id": "early", "ticker": "BBB", "date": "2019-05-01", "timing": ""},
+        {"event_id": "late", "ticker": "LATE", "date": "2024-03-13", "timing": ""},
+        {"event_id": "noon", "ticker": "CCC", "date": "2024-03-13", "timing": "noon"},
+        {"event_id": "when", "ticker": "CCC", "date": "13/03/2024", "timing": ""},
+        {"event_id": "ok", "ticker": "AAA", "date": "2024-03-14", "timing": ""},
+        {"event_id": "end", "ticker": "BBB", "date": "2024-09-03", "timing": ""},
+    ]
+    config, request = _request(tmp_path, rows)
+    results = run_request(config, request, price_data(market()))
+    assert results.firm_events["event_id"].tolist() == ["ok"]
+    reasons = dict(zip(results.excluded["row"], results.excluded["reason"]))
+    assert sorted(reasons) == [2, 3, 4, 5, 6, 7, 8]
+    assert "ticker ZZZZ has no prices" in reasons[2]
+    assert "date 2019-05-01 is outside the price data" in reasons[3]
+    assert "only 0 valid returns in the estimation window" in reasons[4]
+    assert "timing 'noon' is not one of" in reasons[5]
+    assert "'13/03/2024' is not a date" in reasons[6]
+    assert "duplicate of row 1" in reasons[7]
+    assert "the event window runs to day +10" in reasons[8]
+
+
+def test_a_malformed_request_file_is_one_clear_error(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("event,ticker,date\nx,AAA,2024-03-13\n")
+    with pytest.raises(ConfigError, match="has no column 'event_id'"):
+        read_request(path, RequestConfig(events_file=str(path)))
+    with pytest.raises(ConfigError, match="cannot be used with a request file"):
+        RequestConfig(events_file=str(path), model="two_index")
+
+
+def test_rank_sums_average_ties_like_scipy():
+    rng = np.random.default_rng(5)
+    values = rng.standard_normal((40, 30))
+    values[::3] = rng.integers(0, 6, (14, 30))  # many ties in every third row
+    values[rng.random(values.shape) < 0.1] = np.nan
+    members = [np.arange(40) % 2 == 0, np.ones(40, dtype=bool)]
+    expected = rankdata(values, axis=1, nan_policy="omit") / (np.isfinite(values).sum(axis=1, keepdims=True) + 1)
+    for member, (total, count) in zip(members, rank_sums(values[:, :25], values[:, 25:], members)):
+        np.testing.assert_allclose(total, np.nansum(expected[member], axis=0), atol=1e-12)
+        np.testing.assert_array_equal(count, np.isfinite(values[member]).sum(axis=0))
+
+
+def test_corrado_and_sign_from_block_sums_equal_the_inference_battery():
+    rng = np.random.default_rng(9)
+    est = rng.standard_normal((50, 120))  # (firm-events x L)
+    event = rng.standard_normal((50, 7)) + 0.3
+    est[rng.random(est.shape) < 0.05] = np.nan
+    rel = np.arange(-3, 4)
+    windows = [Window(0, 0), Window(-1, 1), Window(0, 3)]
+    selectors = window_selectors(rel, windows)
+    [(total, count)] = rank_sums(est, event, [np.ones(50, dtype=bool)])
+    ours = corrado_from_sums(GroupSums(total, count, np.zeros(0), np.zeros((0, 0))), 50, 7, selectors)
+    theirs = corrado_rank(est.T, event.T, selectors)
+    np.testing.assert_allclose(ours.statistic, theirs.statistic, atol=1e-12)
+    cars = selectors @ event.T
+    valid = np.isfinite(est)
+    share = (valid & (est > 0)).sum(axis=1) / valid.sum(axis=1)
+    np.testing.assert_allclose(generalized_sign_from_shares(cars, share).statistic,
+                               generalized_sign(cars, est.T).statistic, atol=1e-12)
+
+
+def test_cli_events_writes_every_output(tmp_path):
+    closes = market()
+    prices = _long_parquet(closes, tmp_path / "prices.parquet")
+    rows = [{"event_id": f"e{i}", "ticker": t, "date": "2024-03-13", "group": g}
+            for i, (t, g) in enumerate((("AAA", "up"), ("BBB", "up"), ("CCC", "down"), ("QQQ", "down"), ("NOPE", "up")))]
+    request = tmp_path / "firm events.csv"
+    pd.DataFrame(rows).to_csv(request, index=False)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", "--events", str(request), "--prices", prices, "--out", str(out),
+                                      "--window", "0,0", "--window", "-1,1"])
+    assert result.exit_code == 0, result.output
+    for name in ("cars.parquet", "cars.csv", "groups.csv", "tests.csv", "excluded.csv", "results.json", "report.html"):
+        assert (out / name).is_file(), name
+    cars = pq.read_table(out / "cars.parquet").to_pandas()
+    assert cars.columns[0] == "event_id" and len(cars) == 4 * 2
+    assert set(pd.read_csv(out / "groups.csv")["group"]) == {"up", "down", "(all)"}
+    excluded = pd.read_csv(out / "excluded.csv")
+    assert excluded["ticker"].tolist() == ["NOPE"]
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["counts"] == {**summary["counts"], "rows": 5, "included": 4, "excluded": 1}
+    tests = pd.read_csv(out / "tests.csv")
+    row = tests[(tests["group"] == "up") & (tests["test"] == "bmp_t") & (tests["window_start"] == 0)].iloc[0]
+    assert summary["tests"][[t["group"] == "up" and t["test"] == "bmp_t" and t["window_start"] == 0
+                             for t in summary["tests"]].index(True)]["p_value"] == pytest.approx(row["p_value"], abs=1e-15)
+
+
+def test_config_with_events_file(tmp_path):
+    closes = market()
+    prices = _long_parquet(closes, tmp_path / "prices.parquet")
+    pd.DataFrame([{"event_id": "a", "ticker": "AAA", "date": "2024-03-13"},
+                  {"event_id": "b", "ticker": "BBB", "date": "2024-03-13"}]).to_csv(tmp_path / "events.csv", index=False)
+    config = tmp_path / "study.toml"
+    config.write_text('name = "req"\nevents_file = "events.csv"\nwindows = [[0, 0]]\ndrop_overlaps = true\n')
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", str(config), "--prices", prices, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(out / "cars.csv")) == 2
+    assert json.loads((out / "results.json").read_text())["parameters"]["drop_overlaps"] is True
+    with pytest.raises(ConfigError, match="names an events_file"):
+        load_config(config)
+    config.write_text('events_file = "events.csv"\n[[baskets]]\nname = "x"\ntickers = ["AAA"]\n')
+    result = CliRunner().invoke(cli, ["run", str(config), "--prices", prices, "--out", str(out)])
+    assert result.exit_code == 2 and "key 'baskets'" in result.output
+
+
+def test_request_without_prices_is_a_clear_error(tmp_path):
+    path = tmp_path / "r.csv"
+    pd.DataFrame([{"event_id": "a", "ticker": "AAA", "date": "2024-03-13"}]).to_csv(path, index=False)
+    result = CliRunner().invoke(cli, ["run", "--events", str(path)])
+    assert result.exit_code == 2 and "needs --prices" in result.output
+
+
+def test_a_request_with_no_usable_row_says_why(tmp_path):
+    prices = _long_parquet(market(), tmp_path / "prices.parquet")
+    path = tmp_path / "r.csv"
+    pd.DataFrame([{"event_id": "a", "ticker": "ZZZZ", "date": "2024-03-13"},
+                  {"event_id": "b", "ticker": "AAA", "date": "13.03.2024"}]).to_csv(path, index=False)
+    result = CliRunner().invoke(cli, ["run", "--events", str(path), "--prices", prices, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "row 1: ticker ZZZZ has no prices" in result.output and "row 2: date '13.03.2024'" in result.output
+
+
+def test_parquet_request_with_dates_labels_and_benchmarks(tmp_path):
+    path = tmp_path / "r.parquet"
+    pd.DataFrame({
+        "event_id": ["a", "b", "c"],
+        "ticker": ["aaa", "BBB", "CCC"],
+        "date": pd.to_datetime(["2024-03-13", "2024-03-13", "2024-03-13 15:30"], format="ISO8601"),
+        "benchmark": ["QQQ", None, ""],
+        "label": ["guidance up", "", ""],
+    }).to_parquet(path, index=False)
+    config = RequestConfig(events_file=str(path), windows=(Window(0, 0),))
+    request = read_request(path, config)
+    assert request.rows["ticker"].tolist() == ["AAA", "BBB"]
+    assert request.rows["benchmark"].tolist() == ["QQQ", "SPY"]
+    assert "has a time of day" in request.excluded["reason"].iat[0]
+    results = run_request(config, request, price_data(market()))
+    assert results.cars.set_index("event_id").loc["a", "label"] == "guidance up"
+    assert results.cars.set_index("event_id").loc["a", "benchmark"] == "QQQ"
+
+
+def test_a_group_whose_every_row_is_excluded_is_named_not_a_crash(tmp_path):
+    rows = [{"event_id": "a", "ticker": "AAA", "date": "2024-03-13", "group": "fine"},
+            {"event_id": "b", "ticker": "BBB", "date": "2024-03-13", "group": "fine"},
+            {"event_id": "c", "ticker": "ZZZZ", "date": "2024-03-13", "group": "ghost"}]
+    config, request = _request(tmp_path, rows, windows=(Window(0, 0),))
+    results = run_request(config, request, price_data(market()))
+    assert set(results.groups["group"]) == {"fine", "(all)"}
+    assert any("group(s) 'ghost'" in note for note in results.notes)
+
+
+def test_request_only_and_study_only_options_are_not_mixed(tmp_path):
+    path = tmp_path / "r.csv"
+    pd.DataFrame([{"event_id": "a", "ticker": "AAA", "date": "2024-03-13"}]).to_csv(path, index=False)
+    result = CliRunner().invoke(cli, ["run", "--events", str(path), "--event", "2024-03-13"])
+    assert result.exit_code == 2 and "--event cannot be used with a request file" in result.output
+    result = CliRunner().invoke(cli, ["run", "--event", "2024-03-13", "--tickers", "AAA", "--scheduler", "local"])
+    assert result.exit_code == 2 and "--scheduler applies to request files only" in result.output
