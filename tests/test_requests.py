@@ -21,7 +21,7 @@ from scipy.stats import rankdata
 
 from evstudy.cli import cli
 from evstudy.config import Window, ad_hoc_config, load_config
-from evstudy.errors import ConfigError
+from evstudy.errors import ConfigError, InsufficientDataError
 from evstudy.firm_events import (
     GroupSums, corrado_from_sums, generalized_sign_from_shares, rank_sums, run_request,
 )
@@ -216,10 +216,13 @@ def test_rank_sums_average_ties_like_scipy():
     values[::3] = rng.integers(0, 6, (14, 30))  # many ties in every third row
     values[rng.random(values.shape) < 0.1] = np.nan
     members = [np.arange(40) % 2 == 0, np.ones(40, dtype=bool)]
-    expected = rankdata(values, axis=1, nan_policy="omit") / (np.isfinite(values).sum(axis=1, keepdims=True) + 1)
-    for member, (total, count) in zip(members, rank_sums(values[:, :25], values[:, 25:], members)):
-        np.testing.assert_allclose(total, np.nansum(expected[member], axis=0), atol=1e-12)
-        np.testing.assert_array_equal(count, np.isfinite(values[member]).sum(axis=0))
+    selectors = np.array([[1.0] * 5, [0.0, 1.0, 1.0, 0.0, 0.0]])  # the whole span; a window of two days
+    for w, pool in enumerate((np.ones(30, dtype=bool), np.r_[np.ones(25, dtype=bool), selectors[1] > 0])):
+        pooled = np.where(pool, values, np.nan)
+        expected = rankdata(pooled, axis=1, nan_policy="omit") / (np.isfinite(pooled).sum(axis=1, keepdims=True) + 1)
+        for member, (total, count) in zip(members, rank_sums(values[:, :25], values[:, 25:], members, selectors)):
+            np.testing.assert_allclose(total[w], np.nansum(expected[member], axis=0), atol=1e-12)
+            np.testing.assert_array_equal(count[w], np.isfinite(pooled[member]).sum(axis=0))
 
 
 def test_corrado_and_sign_from_block_sums_equal_the_inference_battery():
@@ -230,7 +233,7 @@ def test_corrado_and_sign_from_block_sums_equal_the_inference_battery():
     rel = np.arange(-3, 4)
     windows = [Window(0, 0), Window(-1, 1), Window(0, 3)]
     selectors = window_selectors(rel, windows)
-    [(total, count)] = rank_sums(est, event, [np.ones(50, dtype=bool)])
+    [(total, count)] = rank_sums(est, event, [np.ones(50, dtype=bool)], selectors)
     ours = corrado_from_sums(GroupSums(total, count, np.zeros(0), np.zeros((0, 0))), 50, 7, selectors)
     theirs = corrado_rank(est.T, event.T, selectors)
     np.testing.assert_allclose(ours.statistic, theirs.statistic, atol=1e-12)
@@ -339,3 +342,39 @@ def test_request_only_and_study_only_options_are_not_mixed(tmp_path):
     assert result.exit_code == 2 and "--event cannot be used with a request file" in result.output
     result = CliRunner().invoke(cli, ["run", "--event", "2024-03-13", "--tickers", "AAA", "--scheduler", "local"])
     assert result.exit_code == 2 and "--scheduler applies to request files only" in result.output
+
+
+def test_the_run_screens_exclude_the_same_firm_events_with_the_same_words(tmp_path):
+    """A glitch in the estimation window, an exact multiple of the benchmark, a flat benchmark: as `evstudy run`."""
+    closes = _clean_market()
+    day0 = closes.index[330]
+    glitch = closes["BBB"].copy()
+    glitch.iloc[200] *= 6.0  # a bad tick inside the estimation window, undone the next day
+    closes["GLT"] = glitch
+    closes["MUL"] = 3.7 * closes["SPY"]  # an exact multiple: residual sigma is rounding error
+    flat = closes["SPY"].copy()
+    flat.iloc[60:330] = flat.iloc[60]  # flat on every estimation day
+    closes["FLT"] = flat
+    rows = [
+        {"event_id": "ok", "ticker": "AAA", "date": str(day0.date()), "benchmark": ""},
+        {"event_id": "glitch", "ticker": "GLT", "date": str(day0.date()), "benchmark": ""},
+        {"event_id": "multiple", "ticker": "MUL", "date": str(day0.date()), "benchmark": ""},
+        {"event_id": "flat", "ticker": "CCC", "date": str(day0.date()), "benchmark": "FLT"},
+    ]
+    config, request = _request(tmp_path, rows, windows=WINDOWS)
+    results = run_request(config, request, price_data(closes))
+    reasons = dict(zip(results.excluded["event_id"], results.excluded["reason"]))
+    assert set(reasons) == {"glitch", "multiple", "flat"}
+    assert set(results.cars["event_id"]) == {"ok"}
+    for row in rows[1:3]:  # the single-event run gives the same reason, word for word
+        single = compute_study(ad_hoc_config(event=row["date"], tickers=[row["ticker"], "AAA"], benchmark="SPY",
+                                             windows=WINDOWS), price_data(closes))
+        fit = single.fits.set_index("ticker").loc[row["ticker"]]
+        assert fit["status"] == "excluded" and fit["reason"] == reasons[row["event_id"]]
+    assert reasons["glitch"].startswith("price glitch")
+    assert reasons["multiple"].startswith("the model fits exactly")
+    with pytest.raises(InsufficientDataError) as refused:  # run refuses the whole event; the request, that row
+        compute_study(ad_hoc_config(event=rows[3]["date"], tickers=["CCC"], benchmark="FLT", windows=WINDOWS),
+                      price_data(closes))
+    assert reasons["flat"].startswith("benchmark FLT is flat on 100% of the estimation window")
+    assert reasons["flat"] in str(refused.value)

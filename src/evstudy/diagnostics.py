@@ -106,11 +106,16 @@ def check_benchmarks_trade(returns: pd.DataFrame, benchmarks: list[str], max_zer
     shares = zero_share_of(returns[present].to_numpy())
     for bench, share in zip(present, shares):
         if share > max_zero_share:
-            raise InsufficientDataError(
-                f"{who}: benchmark {bench} is flat on {share:.0%} of the estimation window {window.label} "
-                f"(exactly-zero returns; allowed: {max_zero_share:.0%}): betas against it would be meaningless; "
-                f"check its prices or choose a benchmark that trades (e.g. SPY)"
-            )
+            raise InsufficientDataError(f"{who}: {flat_benchmark_reason(bench, share, max_zero_share, window)}")
+
+
+def flat_benchmark_reason(bench: str, share: float, max_zero_share: float, window: Window) -> str:
+    """Why a benchmark flat on ``share`` of the estimation window cannot carry a beta (run and request files alike)."""
+    return (
+        f"benchmark {bench} is flat on {share:.0%} of the estimation window {window.label} "
+        f"(exactly-zero returns; allowed: {max_zero_share:.0%}): betas against it would be meaningless; "
+        f"check its prices or choose a benchmark that trades (e.g. SPY)"
+    )
 
 
 # --------------------------------------------------------------------------- statistics

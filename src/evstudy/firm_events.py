@@ -36,6 +36,7 @@ import pandas as pd
 from evstudy._version import __version__
 from evstudy.abnormal import abnormal_returns, car_stats, two_sided_t_pvalue
 from evstudy.config import Window
+from evstudy.diagnostics import EXACT_FIT_REASON, exact_fit, flat_benchmark_reason
 from evstudy.errors import DataSourceError, InsufficientDataError
 from evstudy.inference import (
     TEST_LABELS, TestArrays, _explain, _finalize, _notes, bmp_t, cs_t, kp_bmp_t, kp_patell_z, normal_pvalue,
@@ -44,7 +45,7 @@ from evstudy.inference import (
 from evstudy.models import ModelFit, alpha_beta, fit
 from evstudy.prices.base import PriceData
 from evstudy.requests import DEFAULT_GROUP, EXCLUDED_COLUMNS, EventRequest, RequestConfig
-from evstudy.returns import simple_returns, trading_days
+from evstudy.returns import price_glitches, simple_returns, trading_days, zero_share_of
 
 ALL_GROUPS = "(all)"  # the group of every firm-event, added when the request has several groups
 DEFAULT_BLOCK = 5_000  # firm-events per block: (block x 240 days) matrices of ~10 MB each
@@ -226,14 +227,16 @@ def block_rows(placed: Placed, positions: np.ndarray, config: RequestConfig) -> 
 class ReturnMatrix:
     """Simple returns as (tickers x days + 1), C order, so one firm-event's window is one contiguous run.
 
-    The last column is NaN: where a window reaches before the calendar's
-    first return it points there. ``first_row`` is the row of ``days[0]`` in
-    the whole request's calendar.
+    ``closes`` has the same layout (invalid closes NaN), for the price-glitch
+    screen. The last column is NaN: where a window reaches before the
+    calendar's first day it points there. ``first_row`` is the row of
+    ``days[0]`` in the whole request's calendar.
     """
 
     days: pd.DatetimeIndex
     tickers: pd.Index
     values: np.ndarray
+    closes: np.ndarray
     first_row: int = 0
 
 
@@ -243,15 +246,23 @@ def return_matrix(data: PriceData, benchmark: str, first_row: int = 0) -> Return
     panel = simple_returns(data.closes, days)
     values = np.full((data.closes.shape[1], len(days) + 1), np.nan)
     values[:, :-1] = panel.returns.to_numpy().T
-    return ReturnMatrix(days, data.closes.columns, values, first_row)
+    closes = np.full_like(values, np.nan)
+    closes[:, :-1] = panel.closes.to_numpy().T
+    return ReturnMatrix(days, data.closes.columns, values, closes, first_row)
+
+
+def _window_days(returns: ReturnMatrix, local_rows: np.ndarray) -> pd.DatetimeIndex:
+    """The days of one firm-event's gathered rows (NaT where a row points before the calendar)."""
+    stamps = np.append(returns.days.to_numpy(), np.datetime64("NaT", "ns"))
+    return pd.DatetimeIndex(stamps[local_rows])
 
 
 @dataclass(frozen=True)
 class GroupSums:
     """Additive per-group pieces of the rank and correlation statistics, summed over blocks.
 
-    ``rank_sum``/``rank_count`` (L + W,): the sum and count of the standardized
-    ranks U_it per relative day (Corrado 1989); ``cluster_keys`` (day 0 as
+    ``rank_sum``/``rank_count`` (windows x (L + W)): per window's rank pool,
+    the sum and count of the standardized ranks U_it per relative day (Corrado 1989); ``cluster_keys`` (day 0 as
     int64) and ``cluster_sums`` (clusters x L): per day-0 cluster, the sum of
     the firm-events' unit-length centred residual vectors z_i.
     """
@@ -278,40 +289,49 @@ class BlockResult:
 
 
 def rank_sums(
-    est_ar: np.ndarray, event_ar: np.ndarray, members: Sequence[np.ndarray]
+    est_ar: np.ndarray, event_ar: np.ndarray, members: Sequence[np.ndarray], selectors: np.ndarray
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per member mask: the column sums of U_it = K_it / (T_i + 1) and the count of ARs per column.
+    """Per member mask: per window, the column sums of U_it = K_it / (T_i + 1) and the count of ARs per column.
 
-    K_it ranks each firm-event's (row's) estimation and event ARs together,
-    ties averaged, T_i its number of ARs (Corrado & Zivney 1992), as
-    :func:`evstudy.inference.corrado_rank` ranks them. Rows are contiguous, so
-    one sort per row runs along memory, and the sorted position of each AR
-    *is* its rank: the sums are one weighted bincount, without a ranks matrix.
-    Rows with ties (rare in abnormal returns) are ranked by ``scipy.stats.rankdata``.
+    For each window (a row of ``selectors``, windows x W) separately, K_it
+    ranks each firm-event's (row's) estimation ARs and that window's event ARs
+    together, ties averaged, T_i its number of ARs in that pool (Corrado &
+    Zivney 1992): the rank pool of :func:`evstudy.inference.corrado_rank`.
+    Each row is sorted once; within a window's pool the running count of pool
+    members at a sorted position *is* the rank, so the sums are one weighted
+    bincount per window, without a ranks matrix. Rows with ties (rare in
+    abnormal returns) are ranked by ``scipy.stats.rankdata``. Returns arrays
+    of shape (windows, L + W).
     """
     combined = np.concatenate([est_ar, event_ar], axis=1)
     present = np.isfinite(combined)
     filled = np.where(present, combined, np.inf)
     order = np.argsort(filled, axis=1)
     ordered = np.take_along_axis(filled, order, axis=1)
-    n_rows, width = combined.shape
+    n_windows, width = selectors.shape[0], combined.shape[1]
     tied = ((ordered[:, 1:] == ordered[:, :-1]) & np.isfinite(ordered[:, 1:])).any(axis=1)
-    t_i = present.sum(axis=1)
-    position = np.arange(width)
-    weights = np.where(position[None, :] < t_i[:, None], (position[None, :] + 1.0) / (t_i[:, None] + 1.0), 0.0)
-    tied_u = np.zeros((0, width))
-    if tied.any():
-        from scipy.stats import rankdata
+    totals = [np.zeros((n_windows, width)) for _ in members]
+    counts = [np.zeros((n_windows, width), dtype=np.int64) for _ in members]
+    for w in range(n_windows):  # one rank pool per window: windows are few
+        pool = np.concatenate([np.ones(est_ar.shape[1], dtype=bool), selectors[w] > 0])
+        in_pool = present & pool[None, :]
+        taken = np.take_along_axis(in_pool, order, axis=1)  # pool members in sorted order
+        through = np.cumsum(taken, axis=1)
+        t_i = through[:, -1]
+        weights = np.where(taken, through / (t_i[:, None] + 1.0), 0.0)
+        tied_u = np.zeros((0, width))
+        if tied.any():
+            from scipy.stats import rankdata
 
-        tied_u = rankdata(combined[tied], axis=1, nan_policy="omit") / (t_i[tied, None] + 1.0)
-    out = []
-    for member in members:
-        rows = member & ~tied
-        total = np.bincount(order[rows].ravel(), weights=weights[rows].ravel(), minlength=width)
-        if len(tied_u):
-            total = total + np.nansum(tied_u[member[tied]], axis=0)
-        out.append((total, present[member].sum(axis=0)))
-    return out
+            pooled = np.where(in_pool[tied], combined[tied], np.nan)
+            tied_u = rankdata(pooled, axis=1, nan_policy="omit") / (t_i[tied, None] + 1.0)
+        for m, member in enumerate(members):
+            rows = member & ~tied
+            totals[m][w] = np.bincount(order[rows].ravel(), weights=weights[rows].ravel(), minlength=width)
+            if len(tied_u):
+                totals[m][w] += np.nansum(tied_u[member[tied]], axis=0)
+            counts[m][w] = in_pool[member].sum(axis=0)
+    return list(zip(totals, counts))
 
 
 def _unit_residuals(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -348,9 +368,15 @@ def compute_block(
 ) -> BlockResult:
     """Fit and measure every firm-event of ``rows`` (placed rows with global ``i0``) on ``returns``.
 
-    Exclusions, in the single-event study's order: ticker or benchmark absent
-    from the prices; too few valid estimation returns; too many zero returns;
-    no variation to fit; a missing benchmark or stock return in the event span.
+    Exclusions, in the single-event study's order and with its words: ticker
+    or benchmark absent from the prices; a benchmark flat on too much of the
+    estimation window (which stops a whole ``run``); a price glitch from the
+    close before the estimation window to the last event day; too few valid
+    estimation returns; too many zero returns; no variation to fit; a missing
+    benchmark or stock return in the event span; an exact fit (a multiple of
+    the benchmark). The screens are the run's own functions
+    (:func:`evstudy.returns.price_glitches`, :func:`evstudy.diagnostics.exact_fit`),
+    applied to all firm-events at once.
     """
     est, span = config.estimation_window, config.event_span
     n = len(rows)
@@ -378,6 +404,16 @@ def compute_block(
     stock_ev = values[stock_col[:, None], ev_local]
     market_ev = values[bench_col[:, None], ev_local]
 
+    if config.model != "constant_mean":  # as run: a beta against a benchmark that does not move is meaningless
+        flat = zero_share_of(market_est.T)
+        _set(reason, flat > config.max_zero_share, lambda i: flat_benchmark_reason(
+            rows["benchmark"].iat[i], flat[i], config.max_zero_share, est))
+    # Glitches: closes from the day before the estimation window to the last event day, as run screens them.
+    close_global = i0[:, None] + np.arange(est.start - 1, span.end + 1)[None, :]
+    close_local = np.where(close_global < 0, -1, close_global - returns.first_row)
+    glitches = price_glitches(returns.closes[stock_col[:, None], close_local].T, span.start - est.start + 1)
+    _set(reason, glitches.found, lambda i: glitches.reason(i, _window_days(returns, close_local[i])))
+
     # The fit wants (days x series): transposed views of the contiguous (series x days) matrices.
     fitted = fit(config.model, stock_est.T, market_est.T)
     valid = np.isfinite(stock_est) & np.isfinite(market_est)
@@ -396,6 +432,7 @@ def compute_block(
         f"benchmark {rows['benchmark'].iat[i]} has no return on some day of the event window"
     ))
     _set(reason, ~np.isfinite(stock_ev).all(axis=1), lambda i: "a missing return in the event window")
+    _set(reason, exact_fit(fitted), lambda i: EXACT_FIT_REASON)
     keep = reason == ""
 
     sub = ModelFit(
@@ -420,7 +457,9 @@ def compute_block(
         raise ValueError("compute_block needs its rows in day-0 order, as date_blocks cuts them")
     keys = _group_keys(table["group"].to_numpy(), groups)
     sums = {}
-    for (name, member), (rank_sum, rank_count) in zip(keys, rank_sums(est_ar, event_ar, [m for _, m in keys])):
+    selectors = window_selectors(rel_days, list(config.windows))
+    ranked = rank_sums(est_ar, event_ar, [m for _, m in keys], selectors)
+    for (name, member), (rank_sum, rank_count) in zip(keys, ranked):
         days, starts = np.unique(day0[member], return_index=True)
         cluster = np.add.reduceat(unit[member], starts, axis=0) if len(starts) else np.zeros((0, unit.shape[1]))
         sums[name] = GroupSums(rank_sum, rank_count, days, cluster)
@@ -496,23 +535,25 @@ def generalized_sign_from_shares(cars: np.ndarray, share: np.ndarray) -> TestArr
 def corrado_from_sums(sums: GroupSums, n_event: int, width: int, selectors: np.ndarray) -> TestArrays:
     """Corrado (1989) rank test from summed standardized ranks: :func:`evstudy.inference.corrado_rank`'s formula.
 
-    Ū_t = (sum of U_it) / N_t per relative day, S_U = sqrt(mean over days with
+    Per window's rank pool (estimation days and that window's days):
+    Ū_t = (sum of U_it) / N_t per relative day, S_U = sqrt(mean over pool days with
     N_t >= 1 of (Ū_t - 1/2)^2), T = sqrt(L2) (mean of Ū_t over the window - 1/2) / S_U.
     """
     count = sums.rank_count
-    u_bar = sums.rank_sum / np.where(count > 0, count, np.nan)
-    days = (count > 0).sum()
-    s_u = np.sqrt(np.nansum((u_bar - 0.5) ** 2) / max(days, 1))
-    event_bar = u_bar[-width:]
-    event_ok = np.isfinite(event_bar)
-    l2 = event_ok.astype(float) @ selectors.T
-    mean_u = np.where(event_ok, event_bar, 0.0) @ selectors.T / np.where(l2 > 0, l2, np.nan)
-    stat = np.sqrt(l2) * (mean_u - 0.5) / (s_u if s_u > 0 else np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        u_bar = sums.rank_sum / np.where(count > 0, count, np.nan)  # (windows, L + W)
+    days = (count > 0).sum(axis=1)
+    s_u = np.sqrt(np.nansum((u_bar - 0.5) ** 2, axis=1) / np.maximum(days, 1))
+    event_bar = u_bar[:, -width:]
+    event_ok = np.isfinite(event_bar) & (selectors > 0)
+    l2 = event_ok.sum(axis=1).astype(float)
+    mean_u = np.where(event_ok, event_bar, 0.0).sum(axis=1) / np.where(l2 > 0, l2, np.nan)
+    stat = np.sqrt(l2) * (mean_u - 0.5) / np.where(s_u > 0, s_u, np.nan)
     n = np.full(stat.shape, n_event)
     note = _notes(stat.shape)
     _explain(note, n < 1, "no firm-event in the group")
     _explain(note, l2 < 1, "no abnormal return in the window")
-    _explain(note, np.full(stat.shape, not s_u > 0), "the mean ranks do not vary: S_U = 0")
+    _explain(note, ~(s_u > 0), "the mean ranks do not vary: S_U = 0")
     return _finalize("corrado_rank", stat, normal_pvalue(stat), n, note)
 
 
