@@ -1472,6 +1472,102 @@ def test_internal_error_is_one_line(files, tmp_path, monkeypatch):
         run_cli("run", "--event", EVENT, "--tickers", "AAA,BBB", "--prices", files / "wide.csv", "--out", tmp_path)
 
 
+# =========================================================================== request files
+
+
+def _request_file(folder: Path, text: str, name: str = "events.csv") -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def long_prices(tmp_path_factory) -> Path:
+    """The synthetic market as a long Parquet file (what request files are run against)."""
+    path = tmp_path_factory.mktemp("long") / "prices.parquet"
+    long = market().rename_axis("date").reset_index().melt(id_vars="date", var_name="ticker", value_name="close")
+    long.dropna(subset=["close"]).to_parquet(path, index=False)
+    return path
+
+
+@row("request-missing-column", "Request files", "`--events FILE` without a required column (e.g. `event` for "
+     "`event_id`), or with an unknown one",
+     "`Error: request file FILE has no column 'event_id' (columns: […]); a request file has columns event_id, "
+     "ticker, date and optionally timing, benchmark, group, label` (unknown: `… has the unknown column 'x'; "
+     "allowed columns: …`)", 2)
+def test_request_file_missing_or_unknown_column(long_prices, tmp_path):
+    path = _request_file(tmp_path, "event,ticker,date\nx,AAA,2024-03-13\n")
+    outcome = run_cli("run", "--events", path, "--prices", long_prices, "--out", tmp_path / "out")
+    assert_error(outcome, "request-missing-column", f"request file {path} has no column 'event_id'",
+                 "a request file has columns event_id, ticker, date")
+    path = _request_file(tmp_path, "event_id,ticker,date,weight\nx,AAA,2024-03-13,1\n", "extra.csv")
+    outcome = run_cli("run", "--events", path, "--prices", long_prices, "--out", tmp_path / "out")
+    assert_error(outcome, "request-missing-column", "has the unknown column 'weight'", "allowed columns:")
+    assert not (tmp_path / "out").exists()
+
+
+@row("request-file-unreadable", "Request files", "`--events` naming a missing file, or a file that is not .csv or "
+     ".parquet",
+     "`Error: request file FILE does not exist` / `… expected a .csv or .parquet file with columns event_id, "
+     "ticker, date`", 2)
+def test_request_file_missing_or_wrong_kind(long_prices, tmp_path):
+    outcome = run_cli("run", "--events", tmp_path / "nope.csv", "--prices", long_prices, "--out", tmp_path / "out")
+    assert_error(outcome, "request-file-unreadable", f"request file {tmp_path / 'nope.csv'} does not exist")
+    path = _request_file(tmp_path, "event_id,ticker,date\n", "events.txt")
+    outcome = run_cli("run", "--events", path, "--prices", long_prices, "--out", tmp_path / "out")
+    assert_error(outcome, "request-file-unreadable", "expected a .csv or .parquet file")
+
+
+@row("request-bad-rows", "Request files", "rows with a bad id, ticker, date, timing, an unknown ticker, a date "
+     "outside the data, a duplicate firm-event, or a price glitch in the estimation window",
+     "each such row in `excluded.csv` with its reason (`ticker ZZZZ has no prices in FILE`, `date 13/03/2024 is not "
+     "a date in the form YYYY-MM-DD`, `price glitch: …`); the other rows run", 0)
+def test_request_bad_rows_are_listed_not_fatal(long_prices, tmp_path):
+    path = _request_file(tmp_path, "event_id,ticker,date,timing\na,AAA,2024-03-13,\nb,ZZZZ,2024-03-13,\n"
+                         "c,BBB,13/03/2024,\nd,BBB,2024-03-13,noon\na,AAA,2024-03-14,\n")
+    out = tmp_path / "out"
+    outcome = run_cli("run", "--events", path, "--prices", long_prices, "--out", out)
+    assert_success(outcome, "request-bad-rows", out)
+    reasons = pd.read_csv(out / "excluded.csv").set_index("row")["reason"]
+    assert "ticker ZZZZ has no prices" in reasons[2]
+    assert "'13/03/2024' is not a date in the form YYYY-MM-DD" in reasons[3]
+    assert "timing 'noon' is not one of" in reasons[4]
+    assert "duplicate of row 1" in reasons[5]
+    assert list(pd.read_csv(out / "cars.csv")["event_id"].unique()) == ["a"]
+
+
+@row("request-no-usable-row", "Request files", "a request file none of whose rows can be used",
+     "`Error: request file FILE: no usable row — row 1: …; row 2: …` and nothing written", 2)
+def test_request_with_no_usable_row(long_prices, tmp_path):
+    path = _request_file(tmp_path, "event_id,ticker,date\na,AAA,2024-13-40\nb,SPY,2024-03-13\n")
+    out = tmp_path / "out"
+    outcome = run_cli("run", "--events", path, "--prices", long_prices, "--out", out)
+    assert_error(outcome, "request-no-usable-row", f"request file {path}: no usable row", "row 1: date '2024-13-40'",
+                 "row 2: SPY is its own benchmark")
+    assert not out.exists()
+
+
+@row("request-options", "Request files", "`--events` with a model that needs more than the benchmark, with "
+     "`--tickers`/`--event`, without `--prices`; `--drop-overlaps`/`--scheduler` without `--events`",
+     "`Error: model 'two_index' cannot be used with a request file: choose one of market, constant_mean, "
+     "market_adjusted …` / `--tickers cannot be used with a request file …` / `a request file needs --prices FILE …` "
+     "/ `--drop-overlaps applies to request files only …`", 2)
+def test_request_options_that_do_not_apply(long_prices, tmp_path):
+    path = _request_file(tmp_path, "event_id,ticker,date\na,AAA,2024-03-13\n")
+    out = tmp_path / "out"
+    outcome = run_cli("run", "--events", path, "--prices", long_prices, "--out", out, "--model", "two_index")
+    assert_error(outcome, "request-options", "model 'two_index' cannot be used with a request file",
+                 "market, constant_mean, market_adjusted")
+    outcome = run_cli("run", "--events", path, "--prices", long_prices, "--out", out, "--tickers", "AAA")
+    assert_error(outcome, "request-options", "--tickers cannot be used with a request file")
+    outcome = run_cli("run", "--events", path, "--out", out)
+    assert_error(outcome, "request-options", "a request file needs --prices FILE")
+    outcome = run_cli("run", "--event", EVENT, "--tickers", "AAA", "--prices", long_prices, "--out", out,
+                      "--drop-overlaps")
+    assert_error(outcome, "request-options", "--drop-overlaps applies to request files only")
+    assert not out.exists()
+
+
 # =========================================================================== the table itself
 
 
