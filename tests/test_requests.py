@@ -378,3 +378,28 @@ def test_the_run_screens_exclude_the_same_firm_events_with_the_same_words(tmp_pa
                       price_data(closes))
     assert reasons["flat"].startswith("benchmark FLT is flat on 100% of the estimation window")
     assert reasons["flat"] in str(refused.value)
+
+
+def test_load_closes_answers_from_the_price_index_with_the_same_frame(tmp_path, monkeypatch):
+    import evstudy.prices.subset as subset
+    from evstudy.prices.dataset import ensure_index
+
+    closes = _clean_market()
+    closes["LATE"] = closes["AAA"].where(closes.index > closes.index[300])  # known, without a close in the range
+    long = closes.rename_axis("date").reset_index().melt(id_vars="date", var_name="ticker", value_name="close")
+    long["date"] = long["date"].astype("datetime64[us]")  # as the shared market file stores it
+    path = tmp_path / "prices.parquet"
+    long.dropna(subset=["close"]).to_parquet(path, index=False)
+    wanted = ["AAA", "LATE", "SPY", "NOTINFILE"]
+    start, end = closes.index[20].date(), closes.index[250].date()
+    direct = subset.load_closes(path, wanted, start, end)  # a small file: no index, read directly
+    assert ensure_index(path) is not None
+
+    def no_file_read(*args, **kwargs):
+        raise AssertionError("the file was read although it has an index")
+
+    monkeypatch.setattr(subset, "_pivot", no_file_read)
+    indexed = subset.load_closes(path, wanted, start, end)
+    assert sorted(indexed.closes.columns) == sorted(direct.closes.columns) == ["AAA", "LATE", "SPY"]
+    pd.testing.assert_frame_equal(indexed.closes[direct.closes.columns], direct.closes)
+    assert indexed.location == direct.location and indexed.notes == direct.notes

@@ -1,6 +1,9 @@
 """One filtered read of a price file: only the tickers and dates a request needs.
 
-A long Parquet file (date, ticker, close) is read by row group: for up to
+A long file with a local index (:mod:`evstudy.prices.dataset`, built on the
+file's second read) is answered from it: the wanted tickers' rows of the
+memory-mapped (tickers x days) matrix over [start, end], nothing decoded.
+Otherwise a long Parquet file (date, ticker, close) is read by row group: for up to
 :data:`PRUNE_MAX` tickers only the groups whose ticker statistics can hold
 one of them, and only the three columns; the rows outside [start, end] or of
 other tickers are dropped in numpy during the pivot (no Arrow filter
@@ -23,9 +26,10 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from evstudy.prices.base import PriceData
+from evstudy.prices.dataset import PriceIndex, _index_for
 from evstudy.prices.files import (
     FileSource, _check_range, _codes, _day_number, _days, _duplicate_note, _floats, _frame, _Long, _normalize_used,
-    _pivot,
+    _pivot, _Wide,
 )
 
 PRUNE_MAX = 1_000  # tickers up to which row groups are chosen by their ticker statistics
@@ -43,6 +47,9 @@ def load_closes(path: str | os.PathLike[str], tickers: Sequence[str], start: dt.
     wanted = set(tickers)
     source = FileSource(path)
     shape = source._shape
+    index = _index_for(source.path, shape)
+    if index is not None:
+        return _from_index(index, wanted, start, end, str(source.path))
     if isinstance(shape, _Long) and shape.file.parquet is not None:
         file = shape.file
         # Pruning by ticker statistics pays for a few tickers; for thousands every group holds some.
@@ -68,3 +75,17 @@ def load_closes(path: str | os.PathLike[str], tickers: Sequence[str], start: dt.
     data = source.load_all(start, end)
     present = [t for t in wanted if t in data.closes.columns]
     return PriceData(data.closes[present], data.source, data.location, notes=data.notes)
+
+
+def _from_index(index: PriceIndex, wanted: set[str], start: dt.date, end: dt.date, where: str) -> PriceData:
+    """The wanted tickers' closes over [start, end] from a file's index, in the index's ticker order.
+
+    The index exists only for files whose pivot does not depend on the subset
+    asked (no duplicate dates, one spelling per ticker), so this is the frame
+    the direct read gives, up to the order of its columns.
+    """
+    rows = np.array(sorted(i for i, name in enumerate(index.tickers) if name in wanted), dtype=np.int64)
+    days = index.day_range(_day_number(start), _day_number(end))
+    values = index.closes[rows, days].T if len(rows) else np.empty((days.stop - days.start, 0))
+    wide = _Wide(index.days[days].copy(), values, np.zeros(len(rows), np.int64))
+    return PriceData(_frame(wide, [index.tickers[i] for i in rows]), "files", where)
