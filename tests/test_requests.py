@@ -215,14 +215,16 @@ def test_rank_sums_average_ties_like_scipy():
     values = rng.standard_normal((40, 30))
     values[::3] = rng.integers(0, 6, (14, 30))  # many ties in every third row
     values[rng.random(values.shape) < 0.1] = np.nan
-    members = [np.arange(40) % 2 == 0, np.ones(40, dtype=bool)]
+    codes = np.arange(40) % 3  # three groups
     selectors = np.array([[1.0] * 5, [0.0, 1.0, 1.0, 0.0, 0.0]])  # the whole span; a window of two days
+    total, count = rank_sums(values[:, :25], values[:, 25:], codes, 3, selectors)
     for w, pool in enumerate((np.ones(30, dtype=bool), np.r_[np.ones(25, dtype=bool), selectors[1] > 0])):
         pooled = np.where(pool, values, np.nan)
         expected = rankdata(pooled, axis=1, nan_policy="omit") / (np.isfinite(pooled).sum(axis=1, keepdims=True) + 1)
-        for member, (total, count) in zip(members, rank_sums(values[:, :25], values[:, 25:], members, selectors)):
-            np.testing.assert_allclose(total[w], np.nansum(expected[member], axis=0), atol=1e-12)
-            np.testing.assert_array_equal(count[w], np.isfinite(pooled[member]).sum(axis=0))
+        for g in range(3):
+            member = codes == g
+            np.testing.assert_allclose(total[g, w], np.nansum(expected[member], axis=0), atol=1e-12)
+            np.testing.assert_array_equal(count[g, w], np.isfinite(pooled[member]).sum(axis=0))
 
 
 def test_corrado_and_sign_from_block_sums_equal_the_inference_battery():
@@ -233,8 +235,8 @@ def test_corrado_and_sign_from_block_sums_equal_the_inference_battery():
     rel = np.arange(-3, 4)
     windows = [Window(0, 0), Window(-1, 1), Window(0, 3)]
     selectors = window_selectors(rel, windows)
-    [(total, count)] = rank_sums(est, event, [np.ones(50, dtype=bool)], selectors)
-    ours = corrado_from_sums(GroupSums(total, count, np.zeros(0), np.zeros((0, 0))), 50, 7, selectors)
+    total, count = rank_sums(est, event, np.zeros(50, dtype=np.int64), 1, selectors)
+    ours = corrado_from_sums(GroupSums(total[0], count[0], np.zeros(0), np.zeros((0, 0))), 50, 7, selectors)
     theirs = corrado_rank(est.T, event.T, selectors)
     np.testing.assert_allclose(ours.statistic, theirs.statistic, atol=1e-12)
     cars = selectors @ event.T

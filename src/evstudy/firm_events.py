@@ -289,49 +289,50 @@ class BlockResult:
 
 
 def rank_sums(
-    est_ar: np.ndarray, event_ar: np.ndarray, members: Sequence[np.ndarray], selectors: np.ndarray
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per member mask: per window, the column sums of U_it = K_it / (T_i + 1) and the count of ARs per column.
+    est_ar: np.ndarray, event_ar: np.ndarray, codes: np.ndarray, n_groups: int, selectors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per group and window: the column sums of U_it = K_it / (T_i + 1) and the count of ARs per column.
 
+    ``codes`` (n,) gives each firm-event's (row's) group, 0 to ``n_groups`` - 1.
     For each window (a row of ``selectors``, windows x W) separately, K_it
-    ranks each firm-event's (row's) estimation ARs and that window's event ARs
-    together, ties averaged, T_i its number of ARs in that pool (Corrado &
-    Zivney 1992): the rank pool of :func:`evstudy.inference.corrado_rank`.
-    Each row is sorted once; within a window's pool the running count of pool
-    members at a sorted position *is* the rank, so the sums are one weighted
-    bincount per window, without a ranks matrix. Rows with ties (rare in
-    abnormal returns) are ranked by ``scipy.stats.rankdata``. Returns arrays
-    of shape (windows, L + W).
+    ranks a row's estimation ARs and that window's event ARs together, ties
+    averaged, T_i its number of ARs in that pool (Corrado & Zivney 1992): the
+    rank pool of :func:`evstudy.inference.corrado_rank`. Each row is sorted
+    once; within a window's pool the running count of pool members at a
+    sorted position *is* the rank, so a window's sums for every group are one
+    weighted bincount, without a ranks matrix. Rows with ties (rare in
+    abnormal returns) are ranked by ``scipy.stats.rankdata``. Returns two
+    arrays of shape (n_groups, windows, L + W).
     """
     combined = np.concatenate([est_ar, event_ar], axis=1)
     present = np.isfinite(combined)
-    filled = np.where(present, combined, np.inf)
-    order = np.argsort(filled, axis=1)
-    ordered = np.take_along_axis(filled, order, axis=1)
+    order = np.argsort(np.where(present, combined, np.inf), axis=1)
     n_windows, width = selectors.shape[0], combined.shape[1]
-    tied = ((ordered[:, 1:] == ordered[:, :-1]) & np.isfinite(ordered[:, 1:])).any(axis=1)
-    totals = [np.zeros((n_windows, width)) for _ in members]
-    counts = [np.zeros((n_windows, width), dtype=np.int64) for _ in members]
+    ordered_present = np.take_along_axis(present, order, axis=1)
+    ordered = np.take_along_axis(combined, order, axis=1)
+    tied = ((ordered[:, 1:] == ordered[:, :-1]) & ordered_present[:, 1:]).any(axis=1)
+    untied = ~tied if tied.any() else slice(None)
+    target = (codes.astype(np.int64)[:, None] * width + order)[untied].ravel()  # (group, column) of each sorted AR
+    onehot = (codes[None, :] == np.arange(n_groups)[:, None]).astype(float)  # (groups, n)
+    present_count = np.rint(onehot @ present).astype(np.int64)  # (groups, L + W)
+    totals = np.zeros((n_groups, n_windows, width))
+    counts = np.zeros((n_groups, n_windows, width), dtype=np.int64)
     for w in range(n_windows):  # one rank pool per window: windows are few
         pool = np.concatenate([np.ones(est_ar.shape[1], dtype=bool), selectors[w] > 0])
-        in_pool = present & pool[None, :]
-        taken = np.take_along_axis(in_pool, order, axis=1)  # pool members in sorted order
+        taken = ordered_present & pool[order]  # pool members in sorted order
         through = np.cumsum(taken, axis=1)
-        t_i = through[:, -1]
-        weights = np.where(taken, through / (t_i[:, None] + 1.0), 0.0)
-        tied_u = np.zeros((0, width))
+        scale = 1.0 / (through[:, -1] + 1.0)
+        weights = np.where(taken, through * scale[:, None], 0.0)
+        totals[:, w] = np.bincount(target, weights=weights[untied].ravel(), minlength=n_groups * width).reshape(
+            n_groups, width)
         if tied.any():
             from scipy.stats import rankdata
 
-            pooled = np.where(in_pool[tied], combined[tied], np.nan)
-            tied_u = rankdata(pooled, axis=1, nan_policy="omit") / (t_i[tied, None] + 1.0)
-        for m, member in enumerate(members):
-            rows = member & ~tied
-            totals[m][w] = np.bincount(order[rows].ravel(), weights=weights[rows].ravel(), minlength=width)
-            if len(tied_u):
-                totals[m][w] += np.nansum(tied_u[member[tied]], axis=0)
-            counts[m][w] = in_pool[member].sum(axis=0)
-    return list(zip(totals, counts))
+            pooled = np.where(present[tied] & pool[None, :], combined[tied], np.nan)
+            tied_u = rankdata(pooled, axis=1, nan_policy="omit") * scale[tied, None]
+            totals[:, w] += onehot[:, tied] @ np.nan_to_num(tied_u, nan=0.0)
+        counts[:, w] = present_count * pool[None, :]
+    return totals, counts
 
 
 def _unit_residuals(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -458,11 +459,16 @@ def compute_block(
     keys = _group_keys(table["group"].to_numpy(), groups)
     sums = {}
     selectors = window_selectors(rel_days, list(config.windows))
-    ranked = rank_sums(est_ar, event_ar, [m for _, m in keys], selectors)
-    for (name, member), (rank_sum, rank_count) in zip(keys, ranked):
+    named = [name for name in groups if name != ALL_GROUPS]  # disjoint; (all) is their sum
+    codes = pd.Index(named).get_indexer(table["group"].to_numpy())
+    rank_sum, rank_count = rank_sums(est_ar, event_ar, codes, len(named), selectors)
+    for name, member in keys:
         days, starts = np.unique(day0[member], return_index=True)
         cluster = np.add.reduceat(unit[member], starts, axis=0) if len(starts) else np.zeros((0, unit.shape[1]))
-        sums[name] = GroupSums(rank_sum, rank_count, days, cluster)
+        if name == ALL_GROUPS:
+            sums[name] = GroupSums(rank_sum.sum(axis=0), rank_count.sum(axis=0), days, cluster)
+        else:
+            sums[name] = GroupSums(rank_sum[named.index(name)], rank_count[named.index(name)], days, cluster)
     return BlockResult(
         table, stats.car, stats.se, stats.t, stats.p_value, path, varies, _excluded(rows, reason), sums,
     )
