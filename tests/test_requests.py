@@ -405,3 +405,22 @@ def test_load_closes_answers_from_the_price_index_with_the_same_frame(tmp_path, 
     assert sorted(indexed.closes.columns) == sorted(direct.closes.columns) == ["AAA", "LATE", "SPY"]
     pd.testing.assert_frame_equal(indexed.closes[direct.closes.columns], direct.closes)
     assert indexed.location == direct.location and indexed.notes == direct.notes
+
+
+def test_cars_csv_neutralizes_formula_labels_and_reads_back_as_the_parquet(tmp_path):
+    closes = market()
+    prices = _long_parquet(closes, tmp_path / "prices.parquet")
+    rows = [{"event_id": "a", "ticker": "AAA", "date": "2024-03-13", "label": "=HYPERLINK(\"x\")", "group": "-up"},
+            {"event_id": "b", "ticker": "BBB", "date": "2024-03-13", "label": "plain, \"quoted\"", "group": "-up"}]
+    request = tmp_path / "events.csv"
+    pd.DataFrame(rows).to_csv(request, index=False)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", "--events", str(request), "--prices", prices, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = pd.read_csv(out / "cars.csv", keep_default_na=False, na_values=[""])
+    parquet = pq.read_table(out / "cars.parquet").to_pandas()
+    assert set(text["label"]) == {"'=HYPERLINK(\"x\")", "plain, \"quoted\""}
+    assert set(text["group"]) == {"'-up"} and set(parquet["group"]) == {"-up"}
+    for column in ("car", "se", "t", "p_value", "alpha", "beta", "sigma"):
+        np.testing.assert_array_equal(text[column].to_numpy(), parquet[column].to_numpy())  # shortest round-trip text
+    assert text["date"].tolist() == [str(d) for d in parquet["date"]]
