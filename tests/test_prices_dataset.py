@@ -183,3 +183,17 @@ def test_a_file_with_names_that_are_not_tickers_keeps_its_note_on_every_read(tmp
     for data in reads:
         assert any("not a ticker symbol left out: '=1+1'" in note for note in data.notes)
         assert "=1+1" not in data.closes.columns
+
+
+def test_a_file_with_nanosecond_dates_gets_an_index_too(tmp_path):
+    """pandas writes timestamp[ns] dates, which cannot hold year 1 or 9999: the build reads the range they can hold."""
+    path = long_file(tmp_path / "long.parquet")
+    table = pq.read_table(path)
+    column = table.schema.get_field_index("date")
+    pq.write_table(table.set_column(column, pa.field("date", pa.timestamp("ns")),
+                                    table.column("date").cast(pa.timestamp("ns"))), path)
+    for _ in range(2):
+        FileSource(path).load(["T01"], D(2024, 1, 1), D(2024, 3, 1))
+    assert dataset.open_index(path) is not None
+    got = FileSource(path).load(["T03", "T01"], D(2024, 1, 1), D(2024, 12, 31)).closes
+    pd.testing.assert_frame_equal(got, direct(path, ["T03", "T01"], D(2024, 1, 1), D(2024, 12, 31)), check_exact=True)

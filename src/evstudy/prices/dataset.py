@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pyarrow as pa
 
 from evstudy.errors import ConfigError, DataSourceError
 from evstudy.prices.cache import default_cache_dir
@@ -189,6 +190,7 @@ def _write_atomic(path: Path, prefix: bytes, matrix: np.ndarray | None = None) -
 # Answering FileSource reads from the index.
 
 _ALL_DAYS = (-719_162, 2_932_800)  # day numbers of 0001-01-01 and 9999-09-27: every date a file can hold
+_NS_DAYS = (-106_751, 106_750)  # 1677-09-22 .. 2262-04-11: every date a timestamp[ns] column can hold
 
 
 def ensure_index(path: str | os.PathLike[str]) -> PriceIndex | None:
@@ -216,6 +218,16 @@ def _index_for(path: Path, shape: _Long | object) -> PriceIndex | None:
     return index
 
 
+def _every_day(shape: _Long) -> tuple[int, int]:
+    """The widest day range the file's date column can hold (a timestamp[ns] column stops at 1677..2262)."""
+    metadata = shape.file.parquet
+    if metadata is not None:
+        kind = metadata.schema.to_arrow_schema().field(shape.date).type
+        if pa.types.is_timestamp(kind) and kind.unit == "ns":
+            return _NS_DAYS
+    return _ALL_DAYS
+
+
 def _build_from(path: Path, shape: _Long) -> PriceIndex | None:
     """Pivot the whole file with its own reader and store it, unless a subset read could differ.
 
@@ -225,7 +237,7 @@ def _build_from(path: Path, shape: _Long) -> PriceIndex | None:
     symbols (whose note the reader must repeat) is declined and read directly.
     """
     try:
-        wide, columns = shape.pivot(None, *_ALL_DAYS)
+        wide, columns = shape.pivot(None, *_every_day(shape))
         respelled = any(len(raw) > 1 for raw in shape.universe().values()) or bool(shape.notes)
     except (DataSourceError, ConfigError, ValueError, MemoryError):
         wide, respelled = None, True
