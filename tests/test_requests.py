@@ -23,9 +23,9 @@ from evstudy.cli import cli
 from evstudy.config import Window, ad_hoc_config, load_config
 from evstudy.errors import ConfigError, InsufficientDataError
 from evstudy.firm_events import (
-    GroupSums, corrado_from_sums, generalized_sign_from_shares, rank_sums, run_request,
+    GroupSums, corrado_from_sums, rank_sums, run_request,
 )
-from evstudy.inference import corrado_rank, generalized_sign, window_selectors
+from evstudy.inference import corrado_rank, generalized_sign, generalized_sign_from_shares, window_selectors
 from evstudy.requests import RequestConfig, read_request
 from evstudy.study import compute_study
 
@@ -242,7 +242,7 @@ def test_corrado_and_sign_from_block_sums_equal_the_inference_battery():
     cars = selectors @ event.T
     valid = np.isfinite(est)
     share = (valid & (est > 0)).sum(axis=1) / valid.sum(axis=1)
-    np.testing.assert_allclose(generalized_sign_from_shares(cars, share).statistic,
+    np.testing.assert_allclose(generalized_sign_from_shares(cars, share[None, :], "none").statistic,
                                generalized_sign(cars, est.T).statistic, atol=1e-12)
 
 

@@ -39,8 +39,8 @@ from evstudy.config import Window
 from evstudy.diagnostics import EXACT_FIT_REASON, exact_fit, flat_benchmark_reason
 from evstudy.errors import DataSourceError, InsufficientDataError
 from evstudy.inference import (
-    TEST_LABELS, TestArrays, _explain, _finalize, _notes, bmp_t, cs_t, kp_bmp_t, kp_patell_z, normal_pvalue,
-    patell_z, standardized_cars, wilcoxon, window_selectors,
+    TEST_LABELS, TestArrays, _explain, _finalize, _notes, bmp_t, cs_t, generalized_sign_from_shares, kp_bmp_t,
+    kp_patell_z, normal_pvalue, patell_z, standardized_cars, wilcoxon, window_selectors,
 )
 from evstudy.models import ModelFit, alpha_beta, fit
 from evstudy.prices.base import PriceData
@@ -515,29 +515,6 @@ def clustered_t(x: np.ndarray, clusters: np.ndarray, test: str) -> TestArrays:
     return TestArrays(result.test, result.statistic, result.p_value, result.n, note)
 
 
-def generalized_sign_from_shares(cars: np.ndarray, share: np.ndarray) -> TestArrays:
-    """Cowan (1992) generalized sign test from each firm-event's share of positive estimation ARs.
-
-    The formula of :func:`evstudy.inference.generalized_sign`, fed the
-    per-firm-event shares a block computed: p̂ = mean share,
-    Z = (w - N p̂) / sqrt(N p̂ (1 - p̂)), w the number of positive CARs.
-    """
-    share = share[None, :]
-    present = np.isfinite(cars) & np.isfinite(share)
-    n = present.sum(axis=-1)
-    p_hat = np.where(present, share, 0.0).sum(axis=-1) / np.maximum(n, 1)
-    w = (present & (cars > 0)).sum(axis=-1)
-    var = n * p_hat * (1.0 - p_hat)
-    z = (w - n * p_hat) / np.sqrt(np.where(var > 0, var, np.nan))
-    note = _notes(n.shape)
-    _explain(note, n < 1, "no firm-event in the group")
-    _explain(note, ~(var > 0), lambda i: (
-        f"the estimation-window share of positive abnormal returns is {p_hat[i]:.0%}: the sign test needs it "
-        f"strictly between 0% and 100%"
-    ))
-    return _finalize("generalized_sign", z, normal_pvalue(z), n, note)
-
-
 def corrado_from_sums(sums: GroupSums, n_event: int, width: int, selectors: np.ndarray) -> TestArrays:
     """Corrado (1989) rank test from summed standardized ranks: :func:`evstudy.inference.corrado_rank`'s formula.
 
@@ -723,7 +700,8 @@ def combine(
             "kp_patell_z": kp_patell_z(g_scar, g_df[None, :], np.float64(rbar), np.int64(pairs)),
             "kp_bmp_t": kp_bmp_t(g_scar, np.float64(rbar), np.int64(pairs)),
             "corrado_rank": corrado_from_sums(sums, k, len(rel_days), selectors),
-            "generalized_sign": generalized_sign_from_shares(g_car, table["share_positive"].to_numpy()[member]),
+            "generalized_sign": generalized_sign_from_shares(
+                g_car, table["share_positive"].to_numpy()[member][None, :], "no firm-event in the group"),
             "wilcoxon": wilcoxon(g_car),
             "clustered_cs_t": clustered_t(g_car, g_day0, "clustered_cs_t"),
             "clustered_bmp_t": clustered_t(g_scar, g_day0, "clustered_bmp_t"),

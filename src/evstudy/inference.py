@@ -551,7 +551,16 @@ def generalized_sign(cars: np.ndarray, est_ar: np.ndarray) -> TestArrays:
 
         Z = (w - N p̂) / sqrt(N p̂ (1 - p̂))  ~  N(0, 1).
     """
-    share = _positive_share(est_ar)
+    return generalized_sign_from_shares(cars, _positive_share(est_ar), "no ticker in the basket")
+
+
+def generalized_sign_from_shares(cars: np.ndarray, share: np.ndarray, empty: str) -> TestArrays:
+    """Cowan's (1992) generalized sign test from each series' share of positive estimation-window ARs.
+
+    ``share`` (..., 1, N) broadcasts against ``cars`` (..., windows, N);
+    :func:`generalized_sign` computes it from the ARs, the request engine from
+    its block sums. ``empty`` explains a cell with no series.
+    """
     present = np.isfinite(cars) & np.isfinite(share)
     n = present.sum(axis=-1)
     p_hat = np.where(present, share, 0.0).sum(axis=-1) / np.maximum(n, 1)
@@ -559,7 +568,7 @@ def generalized_sign(cars: np.ndarray, est_ar: np.ndarray) -> TestArrays:
     var = n * p_hat * (1.0 - p_hat)
     z = (w - n * p_hat) / np.sqrt(np.where(var > 0, var, np.nan))
     note = _notes(n.shape)
-    _explain(note, n < 1, "no ticker in the basket")
+    _explain(note, n < 1, empty)
     _explain(note, ~(var > 0), lambda i: (
         f"the estimation-window share of positive abnormal returns is {p_hat[i]:.0%}: the sign test needs it "
         f"strictly between 0% and 100%"
