@@ -364,6 +364,28 @@ def parse_tickers(raw: Iterable[object], where: str = "") -> tuple[str, ...]:
     return tuple(tickers)
 
 
+def check_window_layout(
+    windows: tuple[Window, ...], estimation: Window, span: Window, *, where: str = "", flag: str = "window",
+    also: tuple[Window, ...] = (),
+) -> None:
+    """Each event window listed once, no window reversed, the estimation window ending before ``span``.
+
+    ``flag`` names the windows in the message (``--window`` on the command
+    line), ``where`` the file; ``also`` are further windows to check for order.
+    """
+    repeated = sorted({w.label for w in windows if windows.count(w) > 1})
+    if repeated:
+        raise ConfigError(f"{flag} {repeated[0]}{where} is given twice: list each window once")
+    for window in (*windows, *also, estimation):
+        if window.start > window.end:
+            raise ConfigError(f"window {window.label}{where} is reversed: give START,END with START <= END")
+    if estimation.end >= span.start:
+        raise ConfigError(
+            f"estimation window {estimation.label}{where} overlaps the event windows (earliest day {span.start:+d}): "
+            f"it must end before day {span.start:+d}"
+        )
+
+
 def parse_window(raw: object, where: str = "") -> Window:
     """A window from ``[a, b]`` or ``"a,b"``."""
     values: Sequence[object]

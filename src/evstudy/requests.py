@@ -21,8 +21,8 @@ import pandas as pd
 
 from evstudy.config import (
     _ID_RE, _TICKER_RE, DEFAULT_AR_SPAN, DEFAULT_BENCHMARK, DEFAULT_ESTIMATION, DEFAULT_MAX_ZERO_SHARE,
-    DEFAULT_MIN_RETURNS, DEFAULT_WINDOWS, TIMINGS, ModelName, Window, _check_id, _check_keys, normalize_ticker,
-    parse_window,
+    DEFAULT_MIN_RETURNS, DEFAULT_WINDOWS, TIMINGS, ModelName, Window, _check_id, _check_keys, check_window_layout,
+    normalize_ticker, parse_window,
 )
 from evstudy.errors import ConfigError
 
@@ -73,18 +73,8 @@ class RequestConfig:
             )
         if not self.windows:
             raise ConfigError(f"no event window given{where}: give at least one window such as 0,0")
-        repeated = sorted({w.label for w in self.windows if self.windows.count(w) > 1})
-        if repeated:
-            raise ConfigError(f"window {repeated[0]}{where} is given twice: list each window once")
-        for window in (*self.windows, self.ar_span, self.estimation_window):
-            if window.start > window.end:
-                raise ConfigError(f"window {window.label}{where} is reversed: give START,END with START <= END")
-        est, span = self.estimation_window, self.event_span
-        if est.end >= span.start:
-            raise ConfigError(
-                f"estimation window {est.label}{where} overlaps the event windows (earliest day {span.start:+d}): "
-                f"it must end before day {span.start:+d}"
-            )
+        check_window_layout(self.windows, self.estimation_window, self.event_span, where=where, also=(self.ar_span,))
+        est = self.estimation_window
         if not 3 <= self.min_estimation_returns <= est.length:
             raise ConfigError(
                 f"min_estimation_returns {self.min_estimation_returns}{where}: give 3 to {est.length} "

@@ -49,7 +49,7 @@ import pandas as pd
 from evstudy._version import __version__
 from evstudy.config import (
     DEFAULT_BENCHMARK, DEFAULT_ESTIMATION, DEFAULT_MAX_ZERO_SHARE, DEFAULT_MIN_RETURNS, DEFAULT_WINDOWS,
-    EventSpec, ModelName, Window, normalize_ticker,
+    EventSpec, ModelName, Window, check_window_layout, normalize_ticker,
 )
 from evstudy.errors import ConfigError, DataSourceError, InsufficientDataError
 from evstudy.diagnostics import exact_fit
@@ -116,18 +116,8 @@ class ScanConfig:
             )
         if not self.windows:
             raise ConfigError("no event window given: give at least one --window such as 0,0")
-        repeated = sorted({w.label for w in self.windows if self.windows.count(w) > 1})
-        if repeated:
-            raise ConfigError(f"--window {repeated[0]} is given twice: list each window once")
-        for window in (*self.windows, self.estimation_window):
-            if window.start > window.end:
-                raise ConfigError(f"window {window.label} is reversed: give START,END with START <= END")
-        est, span = self.estimation_window, self.span
-        if est.end >= span.start:
-            raise ConfigError(
-                f"estimation window {est.label} overlaps the event windows (earliest day {span.start:+d}): "
-                f"it must end before day {span.start:+d}"
-            )
+        check_window_layout(self.windows, self.estimation_window, self.span, flag="--window")
+        est = self.estimation_window
         if not 3 <= self.min_returns <= est.length:
             raise ConfigError(
                 f"--min-returns {self.min_returns}: give 3 to {est.length} (the estimation window {est.label} "
