@@ -134,19 +134,26 @@ import os, subprocess, sys, time
 started = time.perf_counter()
 child = subprocess.Popen(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=open(sys.argv[1], "wb"))
 _, status, usage = os.wait4(child.pid, 0)
-print(time.perf_counter() - started, usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status))
+print(time.perf_counter() - started, usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status),
+      usage.ru_utime + usage.ru_stime)
 """
 
 
 def run_process(command: list[str]) -> tuple[float, int]:
     """Wall time (s) and peak RSS (bytes) of one child process, from os.wait4 in a small launcher process."""
+    wall, rss, _ = run_process_usage(command)
+    return wall, rss
+
+
+def run_process_usage(command: list[str]) -> tuple[float, int, float]:
+    """Wall time (s), peak RSS (bytes) and CPU seconds (user + system, all threads) of one child process."""
     with tempfile.NamedTemporaryFile(suffix=".err") as errors:
         report = subprocess.run([sys.executable, "-c", _LAUNCHER, errors.name, *command],
                                 capture_output=True, text=True, check=True).stdout.split()
-        wall, rss, code = float(report[0]), int(report[1]), int(report[2])  # Linux reports kilobytes
+        wall, rss, code, cpu = float(report[0]), int(report[1]), int(report[2]), float(report[3])  # rss: Linux kB
         if code != 0:
             raise RuntimeError(f"{' '.join(command)[:300]} failed ({code}): {Path(errors.name).read_text()[-2000:]}")
-    return wall, rss
+    return wall, rss, cpu
 
 
 # --------------------------------------------------------------------------- scan process vs read_parquet
@@ -158,17 +165,21 @@ def bench_scan_process(prices: Path, pairs: int) -> list[Result]:
     read = _read_command(prices)
     try:
         run_process(read), run_process(scan)  # warm the page cache and the bytecode caches
-        scan_walls, read_walls, ratios, rss = [], [], [], []
+        scan_walls, read_walls, ratios, rss, cpu_ratios = [], [], [], [], []
         for i in range(pairs):
             first, second = (read, scan) if i % 2 == 0 else (scan, read)  # alternate who goes first
-            a, b = run_process(first), run_process(second)
-            (read_wall, _), (scan_wall, scan_rss) = (a, b) if first is read else (b, a)
+            a, b = run_process_usage(first), run_process_usage(second)
+            (read_wall, _, read_cpu), (scan_wall, scan_rss, scan_cpu) = (a, b) if first is read else (b, a)
             read_walls.append(read_wall)
             scan_walls.append(scan_wall)
             ratios.append(scan_wall / read_wall)
             rss.append(scan_rss)
+            cpu_ratios.append(scan_cpu / read_cpu)
             print(f"  pair {i + 1}/{pairs}: read_parquet {read_wall:.2f} s, scan {scan_wall:.2f} s, "
-                  f"ratio {scan_wall / read_wall:.2f}, scan max RSS {scan_rss / 2**20:.0f} MiB", flush=True)
+                  f"ratio {scan_wall / read_wall:.2f}, scan max RSS {scan_rss / 2**20:.0f} MiB; "
+                  f"CPU s {read_cpu:.2f} / {scan_cpu:.2f}, ratio {scan_cpu / read_cpu:.2f}", flush=True)
+        print(f"  CPU ratio, median of pairs (information): {_median(cpu_ratios):.2f}; "
+              f"1-min load average {os.getloadavg()[0]:.1f}", flush=True)
         sizes = {p.name: p.stat().st_size for p in out.iterdir()}
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -182,7 +193,7 @@ def bench_scan_process(prices: Path, pairs: int) -> list[Result]:
         f"read_parquet median {_median(read_walls):.2f} s",
         ratio,
         passed,
-        {"pairs": pairs, "scan_s": scan_walls, "read_s": read_walls, "ratios": ratios,
+        {"pairs": pairs, "scan_s": scan_walls, "read_s": read_walls, "ratios": ratios, "cpu_ratios": cpu_ratios,
          "ratio_of_medians": _median(scan_walls) / _median(read_walls), "load_average_1min": load,
          "output_bytes": sizes},
     )
@@ -212,18 +223,22 @@ def _read_command(prices: Path) -> list[str]:
 
 def _alternating(measured: list[str], baseline: list[str], pairs: int, names: tuple[str, str]) -> dict[str, list]:
     """Wall times and peak RSS of ``measured`` and ``baseline`` run alternately (who goes first alternates too)."""
-    walls: dict[str, list] = {"measured_s": [], "baseline_s": [], "ratios": [], "rss": []}
+    walls: dict[str, list] = {"measured_s": [], "baseline_s": [], "ratios": [], "rss": [], "cpu_ratios": []}
     for i in range(pairs):
         if i % 2 == 0:
-            (base, _), (wall, rss) = run_process(baseline), run_process(measured)
+            (base, _, base_cpu), (wall, rss, cpu) = run_process_usage(baseline), run_process_usage(measured)
         else:
-            (wall, rss), (base, _) = run_process(measured), run_process(baseline)
+            (wall, rss, cpu), (base, _, base_cpu) = run_process_usage(measured), run_process_usage(baseline)
         walls["measured_s"].append(wall)
         walls["baseline_s"].append(base)
         walls["ratios"].append(wall / base)
         walls["rss"].append(rss)
+        walls["cpu_ratios"].append(cpu / base_cpu)
         print(f"  pair {i + 1}/{pairs}: {names[1]} {base:.2f} s, {names[0]} {wall:.2f} s, ratio {wall / base:.2f}, "
-              f"{names[0]} max RSS {rss / 2**20:.0f} MiB", flush=True)
+              f"{names[0]} max RSS {rss / 2**20:.0f} MiB; CPU s {base_cpu:.2f} / {cpu:.2f}, "
+              f"ratio {cpu / base_cpu:.2f}", flush=True)
+    print(f"  CPU ratio, median of pairs (information): {_median(walls['cpu_ratios']):.2f}; "
+          f"1-min load average {os.getloadavg()[0]:.1f}", flush=True)
     return walls
 
 
@@ -240,6 +255,7 @@ def bench_study_process(prices: Path, pairs: int) -> list[Result]:
     phases = study_breakdown(prices)
     ratio, wall = _median(walls["ratios"]), _median(walls["measured_s"])
     detail = {"study_s": walls["measured_s"], "read_s": walls["baseline_s"], "ratios": walls["ratios"],
+              "cpu_ratios": walls["cpu_ratios"],
               "rss_bytes": walls["rss"], "load_average_1min": os.getloadavg()[0], "phases": phases}
     return [
         Result(

@@ -487,3 +487,40 @@ def test_corrado_rank_with_ties_and_gaps_by_hand():
             window_u = u_bar[len(est[b]):]
             t = np.sqrt(np.isfinite(window_u).sum()) * (np.nanmean(window_u) - 0.5) / s_u
             assert result.statistic[b, w] == pytest.approx(t, rel=1e-12)
+
+
+def _naive_mean_correlation(x: np.ndarray, min_days: int) -> tuple[float, int]:
+    """r̄ pair by pair over common days (np.corrcoef), floored at 0: the reference for the O(L·N) form."""
+    values = []
+    for i in range(x.shape[1]):
+        for j in range(i + 1, x.shape[1]):
+            both = np.isfinite(x[:, i]) & np.isfinite(x[:, j])
+            a, b = x[both, i], x[both, j]
+            if both.sum() >= max(min_days, 3) and a.std() > 1e-9 and b.std() > 1e-9:
+                values.append(np.corrcoef(a, b)[0, 1])
+    return (max(float(np.mean(values)), 0.0) if values else np.nan), len(values)
+
+
+def test_mean_correlation_matches_pair_by_pair_with_gaps_constants_and_absent_members():
+    """The full-series shortcut and the pairwise form for gappy series add up to the pair-by-pair mean."""
+    rng = np.random.default_rng(11)
+    common = rng.normal(size=(120, 1))
+    x = 0.4 * common + rng.normal(size=(120, 30))
+    x[:50, 3] = np.nan  # 70 common days: counts
+    x[70:, 7] = np.nan  # 70 days, overlapping column 3 on 20 only
+    x[::2, 11] = np.nan  # every other day: 60 days, exactly the minimum
+    x[:, 15] = 0.02  # no variation: never counts
+    x[:, 20] = np.nan  # an absent member
+    x[5:, 25] = np.nan  # 5 days: too few
+    rbar, pairs = mean_residual_correlation(x)
+    expected, expected_pairs = _naive_mean_correlation(x, MIN_COMMON_DAYS)
+    assert pairs == expected_pairs and rbar == pytest.approx(expected, rel=1e-12)
+    stacked = np.stack([x, x[:, ::-1]])
+    rbar2, pairs2 = mean_residual_correlation(stacked)
+    assert rbar2.shape == (2,) and list(pairs2) == [expected_pairs] * 2
+    assert rbar2 == pytest.approx([expected, expected], rel=1e-12)
+    short = x[:40]  # shorter than MIN_COMMON_DAYS: no pair counts
+    assert mean_residual_correlation(short)[1] == 0 and np.isnan(mean_residual_correlation(short)[0])
+    assert mean_residual_correlation(short, min_days=30)[0] == pytest.approx(
+        _naive_mean_correlation(short, 30)[0], rel=1e-12
+    )

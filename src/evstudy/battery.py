@@ -11,6 +11,7 @@ Pure computation, no I/O.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,10 +53,16 @@ class EventArrays:
 
 def blocked_rows(config: StudyConfig, days: pd.DatetimeIndex) -> list[int]:
     """Rows of every event's day 0 and every confounder (the first session on or after its date)."""
-    dates = [locate_day_zero(event).day0 for event in config.events]
-    dates += [pd.Timestamp(c.date) for event in config.events for c in event.confounders]
-    rows = days.searchsorted(pd.DatetimeIndex(dates))
+    rows = days.searchsorted(_blocked_dates(config.events))
     return [int(r) for r in rows if r < len(days)]
+
+
+@functools.lru_cache(maxsize=4)
+def _blocked_dates(events: tuple[EventSpec, ...]) -> pd.DatetimeIndex:
+    """Every event's day 0 and every confounder's date, located once per catalogue, not once per event (E²)."""
+    dates = [locate_day_zero(event).day0 for event in events]
+    dates += [pd.Timestamp(c.date) for event in events for c in event.confounders]
+    return pd.DatetimeIndex(dates)
 
 
 def _event_placebo(config: StudyConfig, data: EventArrays) -> tuple[np.ndarray, SeriesPlacebo | None, str]:

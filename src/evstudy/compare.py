@@ -174,7 +174,9 @@ def permutation_pvalues(a: np.ndarray, b: np.ndarray, n_permutations: int, rng: 
     while done < n_permutations:
         rows = min(block, n_permutations - done)
         shuffled = rng.permuted(np.broadcast_to(labels, (rows, n)), axis=1)
-        sum_a = shuffled @ pooled
+        # einsum's own loop, not BLAS: for these thin products OpenBLAS's thread start-up cost ~30x the
+        # arithmetic on a busy 2-core machine (benchmarks/README.md).
+        sum_a = np.einsum("ij,jk->ik", shuffled, pooled)
         diff = sum_a / na - (total - sum_a) / nb
         extreme += (np.abs(diff) >= observed - TIE_TOLERANCE).sum(axis=0)
         done += rows

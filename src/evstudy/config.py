@@ -13,6 +13,7 @@ import difflib
 import re
 import stat
 import tomllib
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -358,7 +359,7 @@ def parse_tickers(raw: Iterable[object], where: str = "") -> tuple[str, ...]:
     tickers = [normalize_ticker(t, where) for t in raw]
     if not tickers:
         raise ConfigError(f"empty ticker list{where}: give at least one ticker")
-    dupes = sorted({t for t in tickers if tickers.count(t) > 1})
+    dupes = sorted(t for t, count in Counter(tickers).items() if count > 1)
     if dupes:
         raise ConfigError(f"ticker {dupes[0]} is listed twice{where}: list each ticker once")
     return tuple(tickers)

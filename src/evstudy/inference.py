@@ -260,36 +260,96 @@ def mean_residual_correlation(
     pair (i, j), i < j, is correlated over the days both have, via the sums
     over common days n_ij, S_i, S_j, S_ii, S_jj, S_ij:
 
-        r_ij = (S_ij - S_i S_j / n_ij) / sqrt((S_ii - S_i^2/n_ij)(S_jj - S_j^2/n_ij)),
+        r_ij = (S_ij - S_i S_j / n_ij) / sqrt((S_ii - S_i^2/n_ij)(S_jj - S_j^2/n_ij)).
 
-    all pairs at once as matrix products. Only pairs with at least ``min_days``
-    (:data:`MIN_COMMON_DAYS`) common days and some variation count. The mean
-    over those pairs is floored at 0: a negative r̄ among stocks that share an
-    event day is estimation noise, and it would shrink the Kolari-Pynnönen
-    denominator 1 + (N-1) r̄ below 1 and inflate the statistic. Returns
-    (r̄, number of pairs used), each (...); r̄ is NaN where no pair is usable.
+    Only pairs with at least ``min_days`` (:data:`MIN_COMMON_DAYS`) common days
+    and some variation count. The mean over those pairs is floored at 0: a
+    negative r̄ among stocks that share an event day is estimation noise, and it
+    would shrink the Kolari-Pynnönen denominator 1 + (N-1) r̄ below 1 and
+    inflate the statistic. Returns (r̄, number of pairs used), each (...); r̄ is
+    NaN where no pair is usable.
+
+    Cost O(L·N) rather than O(L·N²): for the series present on every day (nearly
+    all), r_ij = Σ_t z_it z_jt with z_i the series centred and scaled to unit
+    length, so their pair sum is Σ_{i<j} z_i·z_j = (‖Σ_i z_i‖² − Σ_i ‖z_i‖²) / 2;
+    only pairs involving a series with gaps (or next to no variation) are
+    correlated pair by pair (:func:`_pairwise_correlations`).
     """
-    present = np.isfinite(residuals)
+    residuals = np.asarray(residuals, dtype=float)
+    lead = residuals.shape[:-2]
+    rbar = np.full(lead, np.nan)
+    pairs = np.zeros(lead, dtype=np.int64)
+    for index in np.ndindex(lead):
+        total, count = _correlation_sum(residuals[index], min_days)
+        pairs[index] = count
+        if count > 0:
+            rbar[index] = max(total / count, 0.0)
+    return rbar, pairs
+
+
+def _correlation_sum(x: np.ndarray, min_days: int) -> tuple[float, int]:
+    """Sum and number of the usable pairwise correlations among the columns of one (L, N) residual matrix."""
+    length = x.shape[0]
+    present = np.isfinite(x)
+    full = present.all(axis=0)
+    if length >= max(min_days, 3) and full.any():
+        xf = x[:, full]
+        sums = xf.sum(axis=0)
+        sxx = np.einsum("ij,ij->j", xf, xf)
+        var = sxx - sums**2 / length
+        # A full pair (i, j) counts when both variances exceed 1e-12 · max(S_ii, S_jj); above 1e-12 times the
+        # largest S_ii of all full series, that holds for every partner.
+        clean_full = var > 1e-12 * sxx.max()
+        clean = np.zeros(x.shape[1], dtype=bool)
+        clean[np.flatnonzero(full)[clean_full]] = True
+        dev = xf[:, clean_full] - sums[clean_full] / length
+        z = dev / np.sqrt(np.einsum("ij,ij->j", dev, dev))
+        column_sum = z.sum(axis=1)
+        k = int(clean.sum())
+        total = (column_sum @ column_sum - np.einsum("ij,ij->", z, z)) / 2.0
+        count = k * (k - 1) // 2
+    else:
+        clean = np.zeros(x.shape[1], dtype=bool)
+        total, count = 0.0, 0
+    others = np.flatnonzero(~clean & present.any(axis=0))
+    if others.size:
+        r, usable = _pairwise_correlations(x, others, clean, min_days)
+        total += float(r.sum())
+        count += int(usable.sum())
+    return float(total), count
+
+
+def _pairwise_correlations(
+    x: np.ndarray, rows: np.ndarray, clean: np.ndarray, min_days: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """r_ij over common days for each column i in ``rows`` and every column j, each pair counted once.
+
+    A pair counts when j is in ``clean`` (their mutual pairs are summed elsewhere) or when both are in ``rows``
+    and j > i; returns (r with 0 where a pair does not count, the usable mask), each (len(rows), N).
+    """
+    present = np.isfinite(x)
     m = present.astype(float)
-    x = np.where(present, residuals, 0.0)
-    mt = np.swapaxes(m, -1, -2)
-    xt = np.swapaxes(x, -1, -2)
-    n = mt @ m
-    s = xt @ m  # s[i, j] = sum of x_i over the days i and j share
-    sxx = np.swapaxes(x * x, -1, -2) @ m
-    sxy = xt @ x
+    v = np.where(present, x, 0.0)
+    mr, vr = m[:, rows], v[:, rows]
+    n = mr.T @ m
+    s_row = vr.T @ m  # sum of x_i over the days i and j share
+    s_col = mr.T @ v  # sum of x_j over the same days
+    sxx_row = (vr * vr).T @ m
+    sxx_col = mr.T @ (v * v)
+    sxy = vr.T @ v
     nn = np.where(n > 0, n, np.nan)
-    cov = sxy - s * np.swapaxes(s, -1, -2) / nn
-    var = sxx - s**2 / nn
-    var_t = np.swapaxes(var, -1, -2)
-    k = residuals.shape[-1]
-    upper = np.triu(np.ones((k, k), dtype=bool), 1)
-    scale = np.maximum(sxx, np.swapaxes(sxx, -1, -2))
-    usable = upper & (n >= max(min_days, 3)) & (var > 1e-12 * scale) & (var_t > 1e-12 * scale)
-    r = np.where(usable, cov / np.sqrt(np.where(usable, var * var_t, 1.0)), 0.0)
-    pairs = usable.sum(axis=(-1, -2))
-    rbar = r.sum(axis=(-1, -2)) / np.where(pairs > 0, pairs, np.nan)
-    return np.where(np.isfinite(rbar), np.maximum(rbar, 0.0), np.nan), pairs
+    cov = sxy - s_row * s_col / nn
+    var_row = sxx_row - s_row**2 / nn
+    var_col = sxx_col - s_col**2 / nn
+    columns = np.arange(x.shape[1])
+    counted = clean[None, :] | (~clean[None, :] & (columns[None, :] > rows[:, None]))
+    scale = np.maximum(sxx_row, sxx_col)
+    with np.errstate(invalid="ignore"):
+        usable = (
+            counted & (n >= max(min_days, 3)) & (var_row > 1e-12 * scale) & (var_col > 1e-12 * scale)
+        )
+        r = np.where(usable, cov / np.sqrt(np.where(usable, var_row * var_col, 1.0)), 0.0)
+    return r, usable
 
 
 def _kp_factor(

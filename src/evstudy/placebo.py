@@ -100,10 +100,40 @@ def _prefix(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _range_sum(prefix: np.ndarray, start: np.ndarray, stop: np.ndarray, pair: np.ndarray) -> np.ndarray:
-    """Sum over rows [start, stop) of ``prefix``'s pair column, rows clipped to the data (missing rows add nothing)."""
-    last = prefix.shape[0] - 1
-    return prefix[np.clip(stop, 0, last), pair] - prefix[np.clip(start, 0, last), pair]
+def _range_sum(prefix: np.ndarray, start: np.ndarray, stop: np.ndarray, pair: np.ndarray | slice) -> np.ndarray:
+    """Sum over rows [start, stop) of ``prefix``'s pair column, rows clipped to the data (missing rows add nothing).
+
+    ``pair`` is an index array shaped like ``start``, or a slice of pairs that all share the rows: then
+    ``start`` and ``stop`` end in a length-1 pair axis and each row's slice is copied whole.
+    """
+    last, width = prefix.shape[0] - 1, prefix.shape[1]
+    if isinstance(pair, slice):
+        out = prefix[np.clip(stop[..., 0], 0, last), pair]
+        out -= prefix[np.clip(start[..., 0], 0, last), pair]
+        return out
+    # One flat row index and np.take: ~3x faster than indexing with the (row, pair) index arrays.
+    rows = prefix.reshape(prefix.shape[0] * width, *prefix.shape[2:])
+    out = np.take(rows, np.clip(stop, 0, last) * width + pair, axis=0)
+    out -= np.take(rows, np.clip(start, 0, last) * width + pair, axis=0)
+    return out
+
+
+def _det(m: np.ndarray) -> np.ndarray:
+    """Determinants of a stack of p x p matrices; 2 x 2 (the market model) in closed form, not LAPACK's LU."""
+    if m.shape[-1] == 2:
+        return m[..., 0, 0] * m[..., 1, 1] - m[..., 0, 1] * m[..., 1, 0]
+    return np.linalg.det(m)
+
+
+def _inv(m: np.ndarray) -> np.ndarray:
+    """Inverses of a stack of invertible p x p matrices; 2 x 2 by the adjugate over the determinant."""
+    if m.shape[-1] != 2:
+        return np.linalg.inv(m)
+    out = np.empty_like(m)
+    out[..., 0, 0], out[..., 1, 1] = m[..., 1, 1], m[..., 0, 0]
+    out[..., 0, 1], out[..., 1, 0] = -m[..., 0, 1], -m[..., 1, 0]
+    out /= _det(m)[..., None, None]
+    return out
 
 
 def series_placebo(
@@ -145,6 +175,7 @@ def series_placebo(
     regressor_cols = np.asarray(regressor_cols, dtype=np.int64)
     n_series = len(stock_cols)
     day0 = np.asarray(day0, dtype=np.int64)
+    shared_day0 = day0.ndim == 1
     day0 = np.broadcast_to(day0[:, None] if day0.ndim == 1 else day0, (day0.shape[0], n_series))
     n_windows = len(windows)
     starts = np.array([w.start for w in windows])
@@ -180,7 +211,13 @@ def series_placebo(
         for sub in range(0, len(in_chunk), step):  # bounds the (draws x windows x series x p) temporaries
             series = in_chunk[sub : sub + step]
             d = day0[:, series]  # (D, s)
-            pair = np.broadcast_to(pair_of[series] - start, d.shape)
+            local = pair_of[series] - start
+            if shared_day0 and local[-1] - local[0] == len(local) - 1 and (np.diff(local) == 1).all():
+                # One day 0 per draw for these series, their pairs side by side: gather whole rows (d keeps a
+                # length-1 series axis, which _range_sum drops for a slice of pairs).
+                d, pair = d[:, :1], slice(int(local[0]), int(local[-1]) + 1)
+            else:
+                pair = np.broadcast_to(local, d.shape)
             est_a, est_b = d + estimation.start, d + estimation.end + 1
             n = _range_sum(prefix_n, est_a, est_b, pair)
             zeros = _range_sum(prefix_zero, est_a, est_b, pair)
@@ -191,8 +228,8 @@ def series_placebo(
             scale = np.sqrt(np.einsum("...pp->...p", xtx))
             unit = np.where(scale > 0, scale, 1.0)
             scaled = xtx / unit[..., :, None] / unit[..., None, :]
-            det_ok = (scale > 0).all(axis=-1) & (np.abs(np.linalg.det(scaled)) > 1e-12)
-            xtx_inv = np.linalg.inv(np.where(det_ok[..., None, None], xtx, np.eye(p)))
+            det_ok = (scale > 0).all(axis=-1) & (np.abs(_det(scaled)) > 1e-12)
+            xtx_inv = _inv(np.where(det_ok[..., None, None], xtx, np.eye(p)))
             b = np.einsum("...pq,...q->...p", xtx_inv, xty)
             df = n - p
             s2 = (yy - np.einsum("...p,...p->...", b, xty)) / np.where(df > 0, df, np.nan)
@@ -203,7 +240,7 @@ def series_placebo(
             )
             w_a = d[:, None, :] + starts[None, :, None]  # (D, windows, s)
             w_b = d[:, None, :] + ends[None, :, None] + 1
-            pair_w = np.broadcast_to(pair[:, None, :], w_a.shape)
+            pair_w = pair if isinstance(pair, slice) else np.broadcast_to(pair[:, None, :], w_a.shape)
             sum_y = _range_sum(prefix_y, w_a, w_b, pair_w)
             length = (ends - starts + 1)[None, :, None].astype(float)
             if adjusted:

@@ -205,5 +205,27 @@ def _clean(value: Any) -> Any:
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """DataFrame rows as JSON-ready dicts: NaN/inf become None, dates ISO strings."""
-    return [{k: _clean(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+    """DataFrame rows as JSON-ready dicts: NaN/inf become None, dates ISO strings.
+
+    Column by column: numeric numpy columns convert in one ``tolist`` (non-finite floats set to None), other
+    columns cell by cell with :func:`_clean`; a 5,000-ticker study's tables took ~28 s cell by cell.
+    """
+    if frame.shape[1] == 0:
+        return [{} for _ in range(len(frame))]
+    columns = [_clean_column(frame.iloc[:, i]) for i in range(frame.shape[1])]
+    names = list(frame.columns)
+    return [dict(zip(names, row)) for row in zip(*columns)]
+
+
+def _clean_column(column: pd.Series) -> list[Any]:
+    """One column's JSON-ready values, as :func:`_clean` gives them cell by cell."""
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "biu":
+        return column.to_numpy().tolist()
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+        values = column.to_numpy()
+        cleaned = values.tolist()
+        for position in np.flatnonzero(~np.isfinite(values)).tolist():
+            cleaned[position] = None
+        return cleaned
+    return [_clean(value.item() if isinstance(value, np.generic) else value) for value in column.tolist()]
