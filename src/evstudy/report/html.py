@@ -41,6 +41,7 @@ from evstudy.report.format import (
     fmt_num,
     fmt_p,
     fmt_pct,
+    p_key,
     plural,
     record_verdict,
     sort_key,
@@ -172,6 +173,7 @@ def _answer_rows(view: StudyResults, record: pd.DataFrame) -> tuple[list[dict[st
             "css": css,
             "test": row.headline_label or "",
             "p": fmt_p(row.p_value),
+            "p_key": p_key("record", row.event, row.basket, row.benchmark, row.window_start, row.window_end),
             "why": mark,
         })
     return answers, [{"mark": mark, "text": text} for text, mark in reasons.items()]
@@ -185,6 +187,7 @@ def _basket_groups(view: StudyResults, record: pd.DataFrame) -> list[dict[str, A
         rows = []
         for row in group.itertuples(index=False):
             words, css = record_verdict(row.verdict, row.caar)
+            cell = (row.event, row.basket, row.benchmark, row.window_start, row.window_end)
             rows.append({
                 "window": window_words(row.window_start, row.window_end),
                 "n": fmt_int(row.n),
@@ -194,6 +197,8 @@ def _basket_groups(view: StudyResults, record: pd.DataFrame) -> list[dict[str, A
                 "p": fmt_p(row.p_value),
                 "cs_t": fmt_num(row.cs_t),
                 "cs_p": fmt_p(row.cs_p),
+                "p_key": p_key("record", *cell),
+                "cs_key": p_key("cs", *cell),
                 "verdict": words,
                 "css": css,
                 "note": row.note or "",
@@ -306,8 +311,9 @@ def _ticker_rows(view: StudyResults) -> tuple[list[dict[str, Any]], int]:
                 (fmt_pct(row.abnormal_return), sort_key(row.abnormal_return)),
                 (fmt_pct(row.car), sort_key(row.car)),
                 (fmt_num(row.t), sort_key(row.t)),
-                (fmt_p(row.p_value), sort_key(row.p_value)),
             ],
+            "p": (fmt_p(row.p_value), sort_key(row.p_value)),
+            "p_key": p_key("cars", event_id, row.ticker, row.benchmark, window.start, window.end),
             "robust": robust.get(key, []),
             "flag": marks.get(key, ""),
             "verdict": words,

@@ -21,7 +21,7 @@ from plotly.subplots import make_subplots
 
 from evstudy.inference import SMALL_N, TEST_IDS, TEST_LABELS
 from evstudy.report import charts
-from evstudy.report.format import MISSING, figure_json, fmt_num, fmt_p, fmt_pct, verdict, window_words
+from evstudy.report.format import MISSING, figure_json, fmt_num, fmt_p, fmt_pct, p_key, verdict, window_words
 from evstudy.report.sections import Section, render_section
 from evstudy.verdicts import load_evidence
 from evstudy.results import StudyResults
@@ -60,7 +60,8 @@ def _table(group: pd.DataFrame, record: pd.DataFrame) -> dict[str, Any]:
             rec = cells.loc[(test, start, end)]
             words, css = verdict(rec["p_value"])
             stat = MISSING if pd.isna(rec["statistic"]) else _statistic(test, rec["statistic"])
-            row_cells.append({"stat": stat, "p": fmt_p(rec["p_value"]), "css": css, "title": words})
+            row_cells.append({"stat": stat, "p": fmt_p(rec["p_value"]), "css": css, "title": words,
+                              "key": p_key("tests", rec["event"], rec["basket"], rec["benchmark"], start, end, test)})
             note = str(rec["note"]) if isinstance(rec["note"], str) else ""
             if note and test not in notes.setdefault(note, []):
                 notes[note].append(test)
