@@ -349,3 +349,16 @@ def test_sections_import_formats_from_format_not_from_the_page_composer():
     assert offenders == []
     format_source = (package / "format.py").read_text(encoding="utf-8")
     assert "from evstudy.report" not in format_source  # the bottom of the package imports none of it
+
+
+@pytest.mark.shared_data
+def test_each_windows_reason_is_its_own_line_in_the_test_tables(jpm, jpm_page):
+    """Six windows' reasons run together read as a wall of text: one list item per distinct reason, naming its windows."""
+    section = jpm_page[jpm_page.index('id="tests"'):]
+    section = section[:section.index("</section>")]
+    lists = re.findall(r'<ul class="reasons-by-window">(.*?)</ul>', section, re.S)
+    assert lists, "the test tables list their reasons by window"
+    for items in lists:
+        for item in re.findall(r"<li>(.*?)</li>", items, re.S):
+            assert re.match(r"<strong>days? [-+0-9]", item), item[:80]
+            assert item.count("Read the ") + item.count("Inconclusive: ") == 1, item[:200]

@@ -69,7 +69,8 @@ def _table(group: pd.DataFrame, record: pd.DataFrame) -> dict[str, Any]:
     reasons: dict[str, list[str]] = {}
     for row in record.itertuples(index=False):
         reasons.setdefault(row.verdict_reason, []).append(window_words(row.window_start, row.window_end))
-    reason = " ".join(r if len(reasons) == 1 else f"{', '.join(w)}: {r}" for r, w in reasons.items())
+    # one line per distinct reason, naming its windows: a paragraph of six near-identical sentences is unreadable
+    reason = [{"windows": "" if len(reasons) == 1 else ", ".join(w), "text": r} for r, w in reasons.items()]
     return {
         "n": n,
         "windows": [window_words(s, e) for s, e in windows],
