@@ -362,3 +362,34 @@ def test_each_windows_reason_is_its_own_line_in_the_test_tables(jpm, jpm_page):
         for item in re.findall(r"<li>(.*?)</li>", items, re.S):
             assert re.match(r"<strong>days? [-+0-9]", item), item[:80]
             assert item.count("Read the ") + item.count("Inconclusive: ") == 1, item[:200]
+
+
+@pytest.mark.parametrize("n", [1, 3, 6, 9])
+def test_per_stock_car_panels_keep_their_height_and_day_axis_title(n):
+    """Axis domains are fractions of the area inside the margins: a lone stock's panel was squashed to ~110 px."""
+    results = _study(n)
+    spec = charts.car_figure(results, results.timelines[0].event_id)
+    layout = spec["layout"]
+    inside = layout["height"] - layout["margin"]["t"] - layout["margin"]["b"]
+    panels = [k for k in layout if re.fullmatch(r"yaxis\d*", k)]
+    assert len(panels) == n
+    for key in panels:
+        low, high = layout[key]["domain"]
+        assert 0 <= low < high <= 1 and (high - low) * inside >= 200, (key, low, high, inside)
+    lowest = min(layout[k]["domain"][0] for k in panels)
+    for key in panels:
+        x_title = layout[f"x{key[1:]}"]["title"]["text"]
+        below = any(layout[k]["domain"][1] < layout[key]["domain"][0]
+                    and layout[f"x{k[1:]}"]["domain"] == layout[f"x{key[1:]}"]["domain"] for k in panels)
+        assert (x_title == "trading day (relative to day 0)") == (not below), (key, lowest)
+
+
+@pytest.mark.shared_data
+def test_the_test_count_in_the_text_is_the_tables(jpm_page):
+    """'tested eleven ways' above tables of fourteen rows: the text says the number the tables show."""
+    section = jpm_page[jpm_page.index('id="tests"'):]
+    section = section[:section.index("</section>")]
+    said = int(re.search(r"CAAR is tested (\d+) ways", section).group(1))
+    first = section[section.index('<table class="tests">'):]
+    first = first[:first.index("</table>")]
+    assert said == first.count("<code>")

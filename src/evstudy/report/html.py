@@ -350,7 +350,7 @@ def _charts(view: StudyResults, timeline: EventTimeline, index: int) -> tuple[li
     n_baskets = view.memberships["basket"].nunique()
     n_measured = view.abnormal_returns.loc[view.abnormal_returns["rel_day"] == 0, "ticker"].nunique()
     if n_tickers <= charts.SMALL_MULTIPLES_MAX:
-        picker = "One panel per stock, each on its own scale. "
+        picker = "One panel per stock, each on its own scale. " if n_tickers > 1 else ""
     elif n_tickers <= charts.PICKER_MAX:
         picker = "Pick a stock with the menu at the top right. "
     else:

@@ -203,6 +203,7 @@ def render(results: StudyResults) -> Section | None:
         events=events,
         multi_event=len(results.timelines) > 1,
         small_n=SMALL_N,
+        n_tests=len(set(results.tests["test"]) & set(TEST_IDS)),  # the rows of each table below
         evidence=bool(evidence),
         samples=f"{int(method.get('samples_per_cell', 0)):,}",
         placebo_dates=f"{results.config.placebo_dates:,}",
