@@ -393,3 +393,17 @@ def test_the_test_count_in_the_text_is_the_tables(jpm_page):
     first = section[section.index('<table class="tests">'):]
     first = first[:first.index("</table>")]
     assert said == first.count("<code>")
+
+
+@pytest.mark.shared_data
+def test_a_long_scan_highlight_table_scrolls_under_a_sticky_header(market_parquet):
+    """A config's 92 covered tickers made a 92-row table before anything else in the scan report."""
+    from evstudy.config import parse_event
+    from evstudy.report.scan_html import render_scan_html
+    from evstudy.scan import ScanConfig, scan_market
+
+    tickers = ("MP", "USAR", "LAC", "TMQ", "UAMY", "CRML", "NB", "PPTA", "IDR", "TMC", "UUUU", "SGML", "LAR", "ALB",
+               "FCX", "ERO", "METC", "ABAT")
+    page = render_scan_html(scan_market(ScanConfig(event=parse_event("2025-10-13"), highlight=tickers), market_parquet))
+    table = page[page.index("Where the covered tickers rank"):]
+    assert re.match(r'Where the covered tickers rank</h3>\s*<div class="table-wrap scroll">', table)
