@@ -407,3 +407,16 @@ def test_a_long_scan_highlight_table_scrolls_under_a_sticky_header(market_parque
     page = render_scan_html(scan_market(ScanConfig(event=parse_event("2025-10-13"), highlight=tickers), market_parquet))
     table = page[page.index("Where the covered tickers rank"):]
     assert re.match(r'Where the covered tickers rank</h3>\s*<div class="table-wrap scroll">', table)
+
+
+@pytest.mark.shared_data
+def test_the_read_this_one_row_is_lit_only_in_the_windows_it_speaks_for(jpm, jpm_page):
+    """critical_minerals [-10,+10] is inconclusive: its cell in the highlighted row must not look like the verdict."""
+    section = jpm_page[jpm_page.index('id="tests"'):]
+    rows = re.findall(r'<tr class="trusted">(.*?)</tr>', section, re.S)
+    flagged = jpm.tests[jpm.tests["headline"]]
+    assert rows
+    silent = sum(row.count('class="num silent"') for row in rows)
+    spoken = sum(row.count('<td class="num"') for row in rows)
+    assert spoken == len(flagged)  # one lit cell per record cell the test speaks for
+    assert silent > 0 and silent + spoken == len(rows) * len(jpm.config.windows)

@@ -60,7 +60,8 @@ def _table(group: pd.DataFrame, record: pd.DataFrame) -> dict[str, Any]:
             rec = cells.loc[(test, start, end)]
             words, css = verdict(rec["p_value"])
             stat = MISSING if pd.isna(rec["statistic"]) else _statistic(test, rec["statistic"])
-            row_cells.append({"stat": stat, "p": fmt_p(rec["p_value"]), "css": css, "title": words,
+            spoke = bool(rec["headline"]) if "headline" in rec else False
+            row_cells.append({"stat": stat, "p": fmt_p(rec["p_value"]), "css": css, "title": words, "spoke": spoke,
                               "key": p_key("tests", rec["event"], rec["basket"], rec["benchmark"], start, end, test)})
             note = str(rec["note"]) if isinstance(rec["note"], str) else ""
             if note and test not in notes.setdefault(note, []):
