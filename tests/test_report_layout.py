@@ -420,3 +420,14 @@ def test_the_read_this_one_row_is_lit_only_in_the_windows_it_speaks_for(jpm, jpm
     spoken = sum(row.count('<td class="num"') for row in rows)
     assert spoken == len(flagged)  # one lit cell per record cell the test speaks for
     assert silent > 0 and silent + spoken == len(rows) * len(jpm.config.windows)
+
+
+def test_a_one_stock_basket_gets_its_own_caveat_not_the_few_stocks_one(synthetic_results_small):
+    """A lone stock's verdict is its own CAR t: 'approximate p-values are unreliable' for few stocks does not apply."""
+    page = render_html(synthetic_results_small)
+    caveats = page[page.index("What could fool you here"):]
+    caveats = caveats[:caveats.index("</ul>")]
+    few = re.search(r"<strong>Few stocks:</strong>(.*?)</li>", caveats, re.S)
+    one = re.search(r"<strong>One stock:</strong>(.*?)</li>", caveats, re.S)
+    assert one and "own move" in one.group(1)
+    assert few and "(1 stock)" not in few.group(1) and "stocks)" in few.group(1)

@@ -236,12 +236,20 @@ def _caveats(results: StudyResults, view: StudyResults, timeline: EventTimeline)
     window = _headline_window(results)
     small = view.baskets[(view.baskets["window_start"] == window.start) & (view.baskets["window_end"] == window.end)
                          & (view.baskets["n"] < SMALL_N)].drop_duplicates("basket")
-    if len(small):
-        titles = charts.basket_titles(results)
-        named = ", ".join(f"{titles.get(r.basket, r.basket)} ({plural(r.n, 'stock')})" for r in small.itertuples())
+    titles = charts.basket_titles(results)
+    several = small[small["n"] > 1]
+    if len(several):
+        named = ", ".join(f"{titles.get(r.basket, r.basket)} ({plural(r.n, 'stock')})" for r in several.itertuples())
         out.append({"title": "Few stocks",
                     "text": f"{named}: with fewer than {SMALL_N} stocks one stock's news can be the whole "
                             "result and approximate p-values are unreliable.", "link": "#tests"})
+    alone = small[small["n"] == 1]
+    if len(alone):
+        named = ", ".join(titles.get(r.basket, r.basket) for r in alone.itertuples())
+        out.append({"title": "One stock",
+                    "text": f"{named}: the result is one stock's own move, and its p assumes the stock's abnormal "
+                            "returns are roughly normal with the spread of its estimation window; fat tails, or an "
+                            "estimation window calmer than the event days, make that p too small.", "link": "#hygiene"})
     n_tickers = view.memberships["ticker"].nunique()
     if n_tickers > 1:
         out.append({"title": "One day for every stock",
