@@ -102,6 +102,7 @@ def test_first_screen_answers_per_basket_from_the_record(jpm, jpm_page):
                    "Few stocks"):
         assert needle in summary, needle
     assert summary.count("reason 1") >= 1 and 'class="reasons"' in summary
+    assert len(re.findall(r'<span class="keep">p <span data-p="record\|', summary)) == len(day0)  # "p" stays with its value
     # each line's verdict, test and p are the record's (the report chooses no test, computes no p)
     for row, rec in zip(rows, day0.itertuples(index=False)):
         assert str(escape(f"{rec.headline_label}, p {fmt_p(rec.p_value)}")) in re.sub(r"<[^>]+>", "", row)
