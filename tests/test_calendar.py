@@ -189,3 +189,17 @@ def test_session_offset_counts_nyse_sessions():
     assert session_offset(ts("2025-10-13"), 0) == ts("2025-10-13")
     assert session_offset(ts("2025-07-03"), 1) == ts("2025-07-07")  # over Independence Day
     assert session_offset(ts("2025-10-11"), 0) == ts("2025-10-13")  # a Saturday rolls forward
+
+
+def test_day_counts_in_window_errors_agree_with_their_noun():
+    """'1 trading day', never '1 trading days' (issue 10's small things)."""
+    from evstudy.calendar import CalendarError, day_zero_row
+
+    days = pd.bdate_range("2025-01-01", periods=10)
+    kwargs = {"estimation_end": -1, "who": "event 'e'", "benchmark": "SPY"}
+    with pytest.raises(CalendarError, match=r"data ends 2025-01-14, 1 trading day after day 0"):
+        day_zero_row(days, days[-2], span_start=0, span_end=5, **kwargs)
+    with pytest.raises(CalendarError, match=r"only 1 trading day before day 0"):
+        day_zero_row(days, days[1], span_start=-5, span_end=0, **kwargs)
+    with pytest.raises(CalendarError, match=r"only 2 trading days before day 0"):
+        day_zero_row(days, days[2], span_start=-5, span_end=0, **kwargs)

@@ -47,6 +47,12 @@ def test_the_set_up_installs_and_activates_the_venv():
     assert setup == ["python3 -m venv .venv && .venv/bin/pip install -e '.[test]'", ". .venv/bin/activate"]
     assert all(c[0] == "evstudy" for c in COMMANDS), "every README command is an evstudy command"
     assert len(OFFLINE) >= 6 and len(NETWORK) >= 4
+    # the Usage shows every kind of run: config, ad hoc, compare, scan, request file, fetch CONFIG then offline
+    shown = {tuple(c[1:3]) for c in COMMANDS}
+    for head in (("run", "configs/jpm-sri-2025.toml"), ("run", "--event"), ("compare", "configs/jpm-sri-2025.toml"),
+                 ("scan", "--event"), ("run", "--events"), ("fetch", "configs/jpm-sri-2025.toml")):
+        assert head in shown, head
+    assert any(c[1] == "run" and "--offline" in c for c in COMMANDS)
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +61,7 @@ def repo_like(shared_data, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("readme")
     (root / "repo").mkdir()
     (root / "repo" / "configs").symlink_to(REPO / "configs")
+    (root / "repo" / "examples").symlink_to(REPO / "examples")
     (root / "shared").mkdir()
     (root / "shared" / "data").symlink_to(shared_data)
     return root / "repo"
@@ -85,3 +92,12 @@ def test_readme_commands_that_need_yahoo_have_valid_options(words):
     result = CliRunner().invoke(cli, [*words[1:], "--help"])
     assert result.exit_code == 0, (words, result.output)
     assert "Usage: " in result.stdout
+
+
+def test_ci_runs_the_readmes_install_and_test_commands():
+    """.ci/run does what a reader of the README does: the same venv, the same install, the README's `pytest`."""
+    ci = [line.split("#")[0].strip() for line in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
+    assert "python3 -m venv .venv" in ci
+    assert any(re.fullmatch(r"\.venv/bin/pip install( -q)? -e '\.\[test\]'", line) for line in ci)
+    assert ".venv/bin/pytest" in ci
+    assert "tests with `pytest`" in README

@@ -102,9 +102,10 @@ def test_first_screen_answers_per_basket_from_the_record(jpm, jpm_page):
                    "Few stocks"):
         assert needle in summary, needle
     assert summary.count("reason 1") >= 1 and 'class="reasons"' in summary
+    assert len(re.findall(r'<span class="keep">p <span data-p="record\|', summary)) == len(day0)  # "p" stays with its value
     # each line's verdict, test and p are the record's (the report chooses no test, computes no p)
     for row, rec in zip(rows, day0.itertuples(index=False)):
-        assert str(escape(f"{rec.headline_label}, p {fmt_p(rec.p_value)}")) in row
+        assert str(escape(f"{rec.headline_label}, p {fmt_p(rec.p_value)}")) in re.sub(r"<[^>]+>", "", row)
         assert str(escape(record_verdict(rec.verdict, rec.caar)[0])) in row
     for reason in set(day0["verdict_reason"]):
         assert str(escape(reason)) in summary
@@ -349,3 +350,85 @@ def test_sections_import_formats_from_format_not_from_the_page_composer():
     assert offenders == []
     format_source = (package / "format.py").read_text(encoding="utf-8")
     assert "from evstudy.report" not in format_source  # the bottom of the package imports none of it
+
+
+@pytest.mark.shared_data
+def test_each_windows_reason_is_its_own_line_in_the_test_tables(jpm, jpm_page):
+    """Six windows' reasons run together read as a wall of text: one list item per distinct reason, naming its windows."""
+    section = jpm_page[jpm_page.index('id="tests"'):]
+    section = section[:section.index("</section>")]
+    lists = re.findall(r'<ul class="reasons-by-window">(.*?)</ul>', section, re.S)
+    assert lists, "the test tables list their reasons by window"
+    for items in lists:
+        for item in re.findall(r"<li>(.*?)</li>", items, re.S):
+            assert re.match(r"<strong>days? [-+0-9]", item), item[:80]
+            assert item.count("Read the ") + item.count("Inconclusive: ") == 1, item[:200]
+
+
+@pytest.mark.parametrize("n", [1, 3, 6, 9])
+def test_per_stock_car_panels_keep_their_height_and_day_axis_title(n):
+    """Axis domains are fractions of the area inside the margins: a lone stock's panel was squashed to ~110 px."""
+    results = _study(n)
+    spec = charts.car_figure(results, results.timelines[0].event_id)
+    layout = spec["layout"]
+    inside = layout["height"] - layout["margin"]["t"] - layout["margin"]["b"]
+    panels = [k for k in layout if re.fullmatch(r"yaxis\d*", k)]
+    assert len(panels) == n
+    for key in panels:
+        low, high = layout[key]["domain"]
+        assert 0 <= low < high <= 1 and (high - low) * inside >= 200, (key, low, high, inside)
+    lowest = min(layout[k]["domain"][0] for k in panels)
+    for key in panels:
+        x_title = layout[f"x{key[1:]}"]["title"]["text"]
+        below = any(layout[k]["domain"][1] < layout[key]["domain"][0]
+                    and layout[f"x{k[1:]}"]["domain"] == layout[f"x{key[1:]}"]["domain"] for k in panels)
+        assert (x_title == "trading day (relative to day 0)") == (not below), (key, lowest)
+
+
+@pytest.mark.shared_data
+def test_the_test_count_in_the_text_is_the_tables(jpm_page):
+    """'tested eleven ways' above tables of fourteen rows: the text says the number the tables show."""
+    section = jpm_page[jpm_page.index('id="tests"'):]
+    section = section[:section.index("</section>")]
+    said = int(re.search(r"CAAR is tested (\d+) ways", section).group(1))
+    first = section[section.index('<table class="tests">'):]
+    first = first[:first.index("</table>")]
+    assert said == first.count("<code>")
+
+
+@pytest.mark.shared_data
+def test_a_long_scan_highlight_table_scrolls_under_a_sticky_header(market_parquet):
+    """A config's 92 covered tickers made a 92-row table before anything else in the scan report."""
+    from evstudy.config import parse_event
+    from evstudy.report.scan_html import render_scan_html
+    from evstudy.scan import ScanConfig, scan_market
+
+    tickers = ("MP", "USAR", "LAC", "TMQ", "UAMY", "CRML", "NB", "PPTA", "IDR", "TMC", "UUUU", "SGML", "LAR", "ALB",
+               "FCX", "ERO", "METC", "ABAT")
+    page = render_scan_html(scan_market(ScanConfig(event=parse_event("2025-10-13"), highlight=tickers), market_parquet))
+    table = page[page.index("Where the covered tickers rank"):]
+    assert re.match(r'Where the covered tickers rank</h3>\s*<div class="table-wrap scroll">', table)
+
+
+@pytest.mark.shared_data
+def test_the_read_this_one_row_is_lit_only_in_the_windows_it_speaks_for(jpm, jpm_page):
+    """critical_minerals [-10,+10] is inconclusive: its cell in the highlighted row must not look like the verdict."""
+    section = jpm_page[jpm_page.index('id="tests"'):]
+    rows = re.findall(r'<tr class="trusted">(.*?)</tr>', section, re.S)
+    flagged = jpm.tests[jpm.tests["headline"]]
+    assert rows
+    silent = sum(row.count('class="num silent"') for row in rows)
+    spoken = sum(row.count('<td class="num"') for row in rows)
+    assert spoken == len(flagged)  # one lit cell per record cell the test speaks for
+    assert silent > 0 and silent + spoken == len(rows) * len(jpm.config.windows)
+
+
+def test_a_one_stock_basket_gets_its_own_caveat_not_the_few_stocks_one(synthetic_results_small):
+    """A lone stock's verdict is its own CAR t: 'approximate p-values are unreliable' for few stocks does not apply."""
+    page = render_html(synthetic_results_small)
+    caveats = page[page.index("What could fool you here"):]
+    caveats = caveats[:caveats.index("</ul>")]
+    few = re.search(r"<strong>Few stocks:</strong>(.*?)</li>", caveats, re.S)
+    one = re.search(r"<strong>One stock:</strong>(.*?)</li>", caveats, re.S)
+    assert one and "own move" in one.group(1)
+    assert few and "(1 stock)" not in few.group(1) and "stocks)" in few.group(1)

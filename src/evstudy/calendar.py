@@ -210,12 +210,13 @@ def day_zero_row(
     if row + span_end >= len(days):
         raise CalendarError(
             f"{who}: the event window runs to day {span_end:+d} but the data ends {last}, "
-            f"{len(days) - 1 - row} trading days after day 0 {day0.date()}; shorten the windows or load more data"
+            f"{len(days) - 1 - row} trading day{'' if len(days) - 1 - row == 1 else 's'} after day 0 {day0.date()}; "
+            "shorten the windows or load more data"
         )
     if row + span_start < 1:
         raise CalendarError(
             f"{who}: the event window starts at day {span_start:+d} but the data starts {first}, "
-            f"only {row} trading days before day 0 {day0.date()}"
+            f"only {row} trading day{'' if row == 1 else 's'} before day 0 {day0.date()}"
         )
     if row + estimation_end < 1:
         raise InsufficientDataError(

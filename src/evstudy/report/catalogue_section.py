@@ -26,6 +26,7 @@ from evstudy.report.format import (
     fmt_num,
     fmt_p,
     fmt_pct,
+    p_key,
     record_verdict,
     sort_key,
     verdict,
@@ -124,9 +125,11 @@ def _event_blocks(results: StudyResults, cat: Catalogue) -> list[dict[str, Any]]
                 cell = record.loc[key]
                 words, css = record_verdict(cell["verdict"], row.aar)
                 t, p, test = cell["statistic"], cell["p_value"], cell["headline_label"] or MISSING
+                source = p_key("record", *key, 0, 0)
             else:
                 words, css = verdict(row.p_value, row.aar)
                 t, p, test = row.t, row.p_value, TEST_WORDS.get(row.test, HEADLINE_LABELS.get(row.test, row.test))
+                source = p_key("tests", *key, 0, 0, row.test)
             stocks = per_group.get(key, cat.day0.iloc[0:0])
             groups.append({
                 "basket": titles.get(row.basket, row.basket),
@@ -135,13 +138,15 @@ def _event_blocks(results: StudyResults, cat: Catalogue) -> list[dict[str, Any]]
                 "aar": fmt_pct(row.aar),
                 "t": fmt_num(t),
                 "p": fmt_p(p),
+                "p_key": source,
                 "test": test,
                 "verdict": words,
                 "css": css,
                 "note": row.note or "",
                 "stocks": [
                     {"ticker": s["ticker"], "return": fmt_pct(s["return"]), "ar": fmt_pct(s["abnormal_return"]),
-                     "t": fmt_num(s["t"]), "p": fmt_p(s["p_value"])}
+                     "t": fmt_num(s["t"]), "p": fmt_p(s["p_value"]),
+                     "p_key": p_key("cars", row.event, s["ticker"], row.benchmark, 0, 0)}
                     for s in stocks.to_dict("records")
                 ] if 1 < len(stocks) <= STOCKS_SHOWN else [],
                 "single_return": fmt_pct(stocks["return"].iloc[0]) if len(stocks) == 1 else "",
@@ -172,6 +177,7 @@ def _stack_blocks(results: StudyResults, cat: Catalogue) -> list[dict[str, Any]]
                 cells.append({
                     "statistic": fmt_num(None if test is None else test["statistic"]),
                     "p": fmt_p(None if test is None else test["p_value"]),
+                    "p_key": p_key("stack", stack, bench, row.window_start, row.window_end, name),
                     "verdict": words, "css": css,
                     "note": "" if test is None else (test["note"] or ""),
                 })
@@ -272,8 +278,9 @@ def _drift_rows(drift: DriftSummary, multi: bool) -> list[dict[str, Any]]:
             "cells": [
                 (fmt_pct(row.car), sort_key(row.car)),
                 (fmt_num(row.t), sort_key(row.t)),
-                (fmt_p(row.p_value), sort_key(row.p_value)),
             ],
+            "p": (fmt_p(row.p_value), sort_key(row.p_value)),
+            "p_key": p_key("drift", row.event, row.ticker, row.benchmark),
             "peak": _date(row.peak_date),
             "peak_day": "—" if pd.isna(row.peak_rel_day) else f"{int(row.peak_rel_day):+d}",
             "peak_cells": [
@@ -308,6 +315,7 @@ def render_drift(results: StudyResults) -> Section | None:
             "event": row.event if multi else "", "basket": titles.get(row.basket, row.basket),
             "benchmark": row.benchmark, "n": fmt_int(row.n), "caar": fmt_pct(row.caar), "t": fmt_num(row.t),
             "p": fmt_p(row.p_value), "verdict": words, "css": css, "note": row.note or "",
+            "p_key": p_key("drift_baskets", row.event, row.basket, row.benchmark),
         })
     fig = drift_figure(results, drift)
     rows = _drift_rows(drift, multi)

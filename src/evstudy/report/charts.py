@@ -275,9 +275,8 @@ def car_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
     cols = min(4, len(per_ticker))
     rows = math.ceil(len(per_ticker) / cols)
     panel, gap = 210, 60  # px: panel height, gap between rows (room for the x tick labels and the next title)
-    height = 110 + rows * panel + (rows - 1) * gap + 70
-    top, bottom = 1 - 110 / height, 70 / height
-    step = (top - bottom + gap / height) / rows
+    plot_area = rows * panel + (rows - 1) * gap  # axis domains are fractions of the area inside the margins
+    height = 110 + plot_area + 70
     layout = _base_layout("Cumulative abnormal return per stock (shaded: 95% band)", height)
     layout.update(margin={"l": 64, "r": 20, "t": 110, "b": 70}, legend={"orientation": "h", "x": 0.0, "y": 1.0,
                   "yanchor": "bottom", "xanchor": "left"}, annotations=[], shapes=[])
@@ -287,11 +286,13 @@ def car_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
     for k, (ticker, traces) in enumerate(per_ticker):
         row, col = divmod(k, cols)
         suffix = "" if k == 0 else str(k + 1)
-        y1 = top - row * step
-        y0 = y1 - (step - gap / height)
+        y1 = 1 - row * (panel + gap) / plot_area
+        y0 = y1 - panel / plot_area
         x0 = col * (width + 0.06)
+        lowest = k + cols >= len(per_ticker)  # no panel below: this one carries the day axis title
         layout[f"xaxis{suffix}"] = {"domain": [x0, x0 + width], "anchor": f"y{suffix}", "showgrid": False, "dtick": 5,
-                                    "zeroline": False}
+                                    "zeroline": False, "title": {"text": "trading day (relative to day 0)" if lowest
+                                                                 else "", "standoff": 4}}
         layout[f"yaxis{suffix}"] = {"domain": [y0, y1], "anchor": f"x{suffix}", "ticksuffix": "%", "zeroline": True,
                                     "zerolinecolor": "#94a3b8", "title": {"text": "CAR (%)" if col == 0 else ""}}
         layout["annotations"].append({

@@ -25,7 +25,7 @@ from scipy import special
 from evstudy.compare import SHARED_TICKER_POLICY, Comparison
 from evstudy.config import Window
 from evstudy.report import charts
-from evstudy.report.format import figure_json, fmt_num, fmt_p, fmt_pct, window_words
+from evstudy.report.format import figure_json, fmt_num, fmt_p, fmt_pct, p_key, window_words
 from evstudy.report.sections import Section, render_section
 from evstudy.results import StudyResults
 
@@ -173,18 +173,22 @@ def _pair_rows(results: StudyResults, pairs: pd.DataFrame) -> list[dict[str, Any
     rows = []
     pairs = pairs.assign(_p=pairs["p_holm"].astype(float)).sort_values(["_p"], kind="stable", na_position="last")
     for row in pairs.itertuples(index=False):
+        def source(column: str) -> str:
+            return p_key("comparisons", row.event, row.basket_a, row.basket_b, row.benchmark, row.window_start,
+                         row.window_end, column)
+
         rows.append({
             "a": titles.get(row.basket_a, row.basket_a),
             "b": titles.get(row.basket_b, row.basket_b),
             "window": window_words(row.window_start, row.window_end),
             "n": f"{row.n_a} vs {row.n_b}",
             "cells": [
-                (fmt_pct(row.diff), sort_key(row.diff)),
-                (fmt_num(row.t), sort_key(row.t)),
-                (fmt_p(row.p_welch), sort_key(row.p_welch)),
-                (fmt_p(row.p_permutation), sort_key(row.p_permutation)),
-                (fmt_p(row.p_holm), sort_key(row.p_holm)),
-                (fmt_p(row.q_bh), sort_key(row.q_bh)),
+                (fmt_pct(row.diff), sort_key(row.diff), ""),
+                (fmt_num(row.t), sort_key(row.t), ""),
+                (fmt_p(row.p_welch), sort_key(row.p_welch), source("p_welch")),
+                (fmt_p(row.p_permutation), sort_key(row.p_permutation), source("p_permutation")),
+                (fmt_p(row.p_holm), sort_key(row.p_holm), source("p_holm")),
+                (fmt_p(row.q_bh), sort_key(row.q_bh), source("q_bh")),
             ],
             "verdict": row.verdict,
             "css": verdict_css(row.verdict),

@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from evstudy.config import Window
 from evstudy.diagnostics import BREAK_CRITICAL_5PCT, FLAT_RUN_DAYS, NOT_ACTED_ON, OUTLIER_SIGMAS
-from evstudy.report.format import MISSING, fmt_int, fmt_num, fmt_p, fmt_pct, verdict, window_words
+from evstudy.report.format import MISSING, fmt_int, fmt_num, fmt_p, fmt_pct, p_key, verdict, window_words
 from evstudy.report.sections import render_section
 from evstudy.results import StudyResults
 
@@ -84,6 +84,7 @@ def _comparison_rows(results: StudyResults, window: Window) -> list[dict[str, An
             "car": fmt_pct(row.car),
             "t": fmt_num(row.t),
             "p": fmt_p(row.p_value),
+            "p_key": p_key("fit_comparison", row.event, row.ticker, row.benchmark, row.fit, window.start, window.end),
             "verdict": words,
             "css": css,
         })

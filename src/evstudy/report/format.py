@@ -58,6 +58,17 @@ def fmt_p(value: Any) -> str:
     return "<0.001" if number < 0.001 else f"{number:.3f}"
 
 
+def p_key(source: str, *parts: Any) -> str:
+    """Where a p shown on the page comes from (``data-p`` attribute): a table of the results and the row's keys.
+
+    ``record|event|basket|benchmark|start|end`` is the verdict record's headline p
+    (``results.baskets``); ``tests|…|test``, ``cars|event|ticker|benchmark|start|end``
+    and the others name their table likewise, so a test can check every p on
+    the page against the one table it must come from.
+    """
+    return "|".join(str(part) for part in (source, *parts))
+
+
 def plural(count: Any, noun: str, plural_noun: str | None = None) -> str:
     """``1 stock``, ``2 stocks``, ``1,204 trading days`` (the noun agrees with the count)."""
     number = finite(count)

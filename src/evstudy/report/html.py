@@ -41,6 +41,7 @@ from evstudy.report.format import (
     fmt_num,
     fmt_p,
     fmt_pct,
+    p_key,
     plural,
     record_verdict,
     sort_key,
@@ -172,6 +173,7 @@ def _answer_rows(view: StudyResults, record: pd.DataFrame) -> tuple[list[dict[st
             "css": css,
             "test": row.headline_label or "",
             "p": fmt_p(row.p_value),
+            "p_key": p_key("record", row.event, row.basket, row.benchmark, row.window_start, row.window_end),
             "why": mark,
         })
     return answers, [{"mark": mark, "text": text} for text, mark in reasons.items()]
@@ -185,6 +187,7 @@ def _basket_groups(view: StudyResults, record: pd.DataFrame) -> list[dict[str, A
         rows = []
         for row in group.itertuples(index=False):
             words, css = record_verdict(row.verdict, row.caar)
+            cell = (row.event, row.basket, row.benchmark, row.window_start, row.window_end)
             rows.append({
                 "window": window_words(row.window_start, row.window_end),
                 "n": fmt_int(row.n),
@@ -194,6 +197,8 @@ def _basket_groups(view: StudyResults, record: pd.DataFrame) -> list[dict[str, A
                 "p": fmt_p(row.p_value),
                 "cs_t": fmt_num(row.cs_t),
                 "cs_p": fmt_p(row.cs_p),
+                "p_key": p_key("record", *cell),
+                "cs_key": p_key("cs", *cell),
                 "verdict": words,
                 "css": css,
                 "note": row.note or "",
@@ -231,12 +236,20 @@ def _caveats(results: StudyResults, view: StudyResults, timeline: EventTimeline)
     window = _headline_window(results)
     small = view.baskets[(view.baskets["window_start"] == window.start) & (view.baskets["window_end"] == window.end)
                          & (view.baskets["n"] < SMALL_N)].drop_duplicates("basket")
-    if len(small):
-        titles = charts.basket_titles(results)
-        named = ", ".join(f"{titles.get(r.basket, r.basket)} ({plural(r.n, 'stock')})" for r in small.itertuples())
+    titles = charts.basket_titles(results)
+    several = small[small["n"] > 1]
+    if len(several):
+        named = ", ".join(f"{titles.get(r.basket, r.basket)} ({plural(r.n, 'stock')})" for r in several.itertuples())
         out.append({"title": "Few stocks",
                     "text": f"{named}: with fewer than {SMALL_N} stocks one stock's news can be the whole "
                             "result and approximate p-values are unreliable.", "link": "#tests"})
+    alone = small[small["n"] == 1]
+    if len(alone):
+        named = ", ".join(titles.get(r.basket, r.basket) for r in alone.itertuples())
+        out.append({"title": "One stock",
+                    "text": f"{named}: the result is one stock's own move, and its p assumes the stock's abnormal "
+                            "returns are roughly normal with the spread of its estimation window; fat tails, or an "
+                            "estimation window calmer than the event days, make that p too small.", "link": "#hygiene"})
     n_tickers = view.memberships["ticker"].nunique()
     if n_tickers > 1:
         out.append({"title": "One day for every stock",
@@ -306,8 +319,9 @@ def _ticker_rows(view: StudyResults) -> tuple[list[dict[str, Any]], int]:
                 (fmt_pct(row.abnormal_return), sort_key(row.abnormal_return)),
                 (fmt_pct(row.car), sort_key(row.car)),
                 (fmt_num(row.t), sort_key(row.t)),
-                (fmt_p(row.p_value), sort_key(row.p_value)),
             ],
+            "p": (fmt_p(row.p_value), sort_key(row.p_value)),
+            "p_key": p_key("cars", event_id, row.ticker, row.benchmark, window.start, window.end),
             "robust": robust.get(key, []),
             "flag": marks.get(key, ""),
             "verdict": words,
@@ -344,7 +358,7 @@ def _charts(view: StudyResults, timeline: EventTimeline, index: int) -> tuple[li
     n_baskets = view.memberships["basket"].nunique()
     n_measured = view.abnormal_returns.loc[view.abnormal_returns["rel_day"] == 0, "ticker"].nunique()
     if n_tickers <= charts.SMALL_MULTIPLES_MAX:
-        picker = "One panel per stock, each on its own scale. "
+        picker = "One panel per stock, each on its own scale. " if n_tickers > 1 else ""
     elif n_tickers <= charts.PICKER_MAX:
         picker = "Pick a stock with the menu at the top right. "
     else:

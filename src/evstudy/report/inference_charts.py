@@ -21,7 +21,7 @@ from plotly.subplots import make_subplots
 
 from evstudy.inference import SMALL_N, TEST_IDS, TEST_LABELS
 from evstudy.report import charts
-from evstudy.report.format import MISSING, figure_json, fmt_num, fmt_p, fmt_pct, verdict, window_words
+from evstudy.report.format import MISSING, figure_json, fmt_num, fmt_p, fmt_pct, p_key, verdict, window_words
 from evstudy.report.sections import Section, render_section
 from evstudy.verdicts import load_evidence
 from evstudy.results import StudyResults
@@ -60,7 +60,9 @@ def _table(group: pd.DataFrame, record: pd.DataFrame) -> dict[str, Any]:
             rec = cells.loc[(test, start, end)]
             words, css = verdict(rec["p_value"])
             stat = MISSING if pd.isna(rec["statistic"]) else _statistic(test, rec["statistic"])
-            row_cells.append({"stat": stat, "p": fmt_p(rec["p_value"]), "css": css, "title": words})
+            spoke = bool(rec["headline"]) if "headline" in rec else False
+            row_cells.append({"stat": stat, "p": fmt_p(rec["p_value"]), "css": css, "title": words, "spoke": spoke,
+                              "key": p_key("tests", rec["event"], rec["basket"], rec["benchmark"], start, end, test)})
             note = str(rec["note"]) if isinstance(rec["note"], str) else ""
             if note and test not in notes.setdefault(note, []):
                 notes[note].append(test)
@@ -68,7 +70,8 @@ def _table(group: pd.DataFrame, record: pd.DataFrame) -> dict[str, Any]:
     reasons: dict[str, list[str]] = {}
     for row in record.itertuples(index=False):
         reasons.setdefault(row.verdict_reason, []).append(window_words(row.window_start, row.window_end))
-    reason = " ".join(r if len(reasons) == 1 else f"{', '.join(w)}: {r}" for r, w in reasons.items())
+    # one line per distinct reason, naming its windows: a paragraph of six near-identical sentences is unreadable
+    reason = [{"windows": "" if len(reasons) == 1 else ", ".join(w), "text": r} for r, w in reasons.items()]
     return {
         "n": n,
         "windows": [window_words(s, e) for s, e in windows],
@@ -201,6 +204,7 @@ def render(results: StudyResults) -> Section | None:
         events=events,
         multi_event=len(results.timelines) > 1,
         small_n=SMALL_N,
+        n_tests=len(set(results.tests["test"]) & set(TEST_IDS)),  # the rows of each table below
         evidence=bool(evidence),
         samples=f"{int(method.get('samples_per_cell', 0)):,}",
         placebo_dates=f"{results.config.placebo_dates:,}",
