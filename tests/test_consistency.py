@@ -191,7 +191,7 @@ def test_the_record_the_tests_table_the_terminal_and_the_files_agree(study, tmp_
     record = res.baskets[res.baskets["headline_test"] != ""].set_index(cell)
     flagged = res.tests[res.tests["headline"]].set_index(cell)
     assert len(flagged) == len(record)
-    joined = record.join(flagged[["test", "p_value"]], rsuffix="_tests")
+    joined = record.join(flagged[["test", "p_value"]].rename(columns={"p_value": "p_value_tests"}))
     assert (joined["headline_test"] == joined["test"]).all()
     assert (joined["p_value"] == joined["p_value_tests"]).all()
 

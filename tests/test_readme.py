@@ -1,8 +1,8 @@
 """Every command in the README's bash blocks runs as written after the two set-up commands.
 
 The commands are read from README.md itself, so the README cannot drift from
-the CLI. The set-up block must install and activate the venv (so a bare
-``evstudy`` works). Commands that read prices from a file (``--prices``) run
+the CLI. The set-up block installs and runs the main study, then runs the tests;
+Usage activates the venv first (so a bare ``evstudy`` works). Commands that read prices from a file (``--prices``) run
 for real, in a folder laid out like the repository (``configs/`` and
 ``../shared/data``); the ones that need Yahoo Finance are checked with
 ``--help`` appended (their options must exist), since tests never touch the
@@ -32,7 +32,7 @@ def _commands() -> list[list[str]]:
     for block in BLOCKS[1:]:  # the first block is the set-up
         for line in block.splitlines():
             words = shlex.split(line, comments=True)
-            if words:
+            if words and words[0] != ".":  # `. .venv/bin/activate`: the shell's, not a command to test
                 commands.append(words)
     return commands
 
@@ -42,9 +42,13 @@ OFFLINE = [c for c in COMMANDS if "--prices" in c]
 NETWORK = [c for c in COMMANDS if "--prices" not in c]
 
 
-def test_the_set_up_installs_and_activates_the_venv():
+def test_the_readme_opens_with_install_and_run_then_the_tests():
     setup = [line for line in BLOCKS[0].splitlines() if line.strip()]
-    assert setup == ["python3 -m venv .venv && .venv/bin/pip install -e '.[test]'", ". .venv/bin/activate"]
+    assert setup == [
+        "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/evstudy run configs/jpm-sri-2025.toml",
+        ".venv/bin/pytest",
+    ]
+    assert BLOCKS[1].splitlines()[0].startswith(". .venv/bin/activate"), "Usage activates the venv first"
     assert all(c[0] == "evstudy" for c in COMMANDS), "every README command is an evstudy command"
     assert len(OFFLINE) >= 6 and len(NETWORK) >= 4
     # the Usage shows every kind of run: config, ad hoc, compare, scan, request file, fetch CONFIG then offline
@@ -100,4 +104,4 @@ def test_ci_runs_the_readmes_install_and_test_commands():
     assert "python3 -m venv .venv" in ci
     assert any(re.fullmatch(r"\.venv/bin/pip install( -q)? -e '\.\[test\]'", line) for line in ci)
     assert ".venv/bin/pytest" in ci
-    assert "tests with `pytest`" in README
+    assert ".venv/bin/pytest" in BLOCKS[0]

@@ -891,8 +891,11 @@ def placebo_test(test: str, actual: np.ndarray, draws: np.ndarray, n: np.ndarray
         "data (the prices may not reach far enough back)"
     ))
     result = _finalize(test, actual, p, n, note)
-    contexts = np.array([f"{context}; {int(v):,} draws usable" if context else f"{int(v):,} usable pseudo-event days"
-                         for v in np.ravel(k)], dtype=object).reshape(np.shape(k))
+    contexts = np.array([
+        f"{context}; {int(v):,} draw{'' if v == 1 else 's'} usable" if context
+        else f"{int(v):,} usable pseudo-event day{'' if v == 1 else 's'}"
+        for v in np.ravel(k)
+    ], dtype=object).reshape(np.shape(k))
     return _with_context(result, contexts)
 
 
