@@ -167,3 +167,13 @@ def test_scan_columns_have_readable_window_names():
         "day0", "days_-1_to_+1", "days_0_to_+5", "day+1",
     ]
     assert window_key(Window(0, 0)) == DAY0_KEY  # the day-0 columns the scan report reads: q_day0, t_day0
+
+
+def test_an_ad_hoc_basket_label_stays_short_however_many_tickers():
+    """The label is repeated in every per-stock row and chart hover: 5,000 tickers must not make it 23 KB
+    (it made the 5,000-ticker report 19 MB, issue 9)."""
+    many = [f"T{i:04d}" for i in range(5000)]
+    named = name_ad_hoc(ad_hoc_config(event=EVENT, tickers=many, benchmark="SPY"))
+    assert named.baskets[0].label == "T0000, T0001, T0002, T0003, T0004, T0005, T0006, T0007, T0008, T0009 and 4,990 more"
+    few = name_ad_hoc(ad_hoc_config(event=EVENT, tickers=["AAA", "BBB"], benchmark="SPY"))
+    assert few.baskets[0].label == "AAA, BBB"

@@ -139,23 +139,34 @@ def compare_study(
 TIMING_WORDS = {"before_open": "before the open", "during": "during the session", "after_close": "after the close"}
 
 
+LABEL_TICKERS = 10  # tickers named in an ad hoc basket's label before "and N more"
+
+
+def _listed(tickers: Sequence[str], shown: int) -> str:
+    """"MP, USAR, LAC" or, beyond ``shown`` tickers, "MP, USAR, LAC and 5 more"."""
+    more = len(tickers) - shown
+    return ", ".join(tickers[:shown]) + (f" and {more:,} more" if more > 0 else "")
+
+
 def name_ad_hoc(config: StudyConfig, *, shown: int = 3) -> StudyConfig:
     """An ad hoc study named and titled from its event and tickers, not "adhoc"/"event"/"all".
 
     The name (the default output folder, ``reports/<name>/``) reads e.g.
     ``2025-10-13-MP-USAR-LAC`` (more than ``shown`` tickers: ``...-LAC-and-5-more``);
     the title "MP, USAR, LAC around 2025-10-13 (before the open)"; the basket is
-    labelled with its tickers. Ids stay as they were, so outputs keep their keys.
+    labelled with its tickers (up to 10, then "and N more": the label is repeated
+    in every table row and chart hover, so it must not grow with the basket). Ids
+    stay as they were, so outputs keep their keys.
     """
     event = config.events[0]
     tickers = [t for b in config.baskets for t in b.tickers]
     more = len(tickers) - shown
     slug_tickers = "-".join(re.sub(r"[^A-Za-z0-9.]+", "_", t) for t in tickers[:shown])
     name = f"{event.date:%Y-%m-%d}-{slug_tickers}" + (f"-and-{more}-more" if more > 0 else "")
-    listed = ", ".join(tickers[:shown]) + (f" and {more} more" if more > 0 else "")
+    listed = _listed(tickers, shown)
     when = event.timestamp.isoformat() if event.timestamp else f"{event.date:%Y-%m-%d}"
     timing = f" ({TIMING_WORDS[event.timing]})" if event.timing in TIMING_WORDS else ""
-    baskets = tuple(dataclasses.replace(b, label=b.label or ", ".join(b.tickers)) for b in config.baskets)
+    baskets = tuple(dataclasses.replace(b, label=b.label or _listed(b.tickers, LABEL_TICKERS)) for b in config.baskets)
     events = (dataclasses.replace(event, label=event.label or f"news of {when}{timing}"), *config.events[1:])
     return dataclasses.replace(
         config, name=name, title=config.title or f"{listed} around {when}{timing}", baskets=baskets, events=events,
