@@ -114,7 +114,8 @@ def robust_axis(values: np.ndarray) -> tuple[np.ndarray, int, int]:
 def _outside_text(below: int, above: int) -> str:
     if not below and not above:
         return "CAR (every firm-event on the axis)"
-    return f"CAR ({below:,} firm-events below and {above:,} above the axis are not drawn)"
+    verb = "is" if below + above == 1 else "are"
+    return f"CAR ({below:,} below and {above:,} above the axis {verb} not drawn)"
 
 
 def histogram_figure(results: RequestResults) -> dict[str, Any]:
