@@ -1,7 +1,8 @@
 """The HTML report of a request-file study: small at any number of firm-events.
 
 Summaries only: per-group CAARs and p-values, group CAAR paths, binned CAR
-distributions, the top and bottom movers, what was excluded and why, the
+distributions (from :data:`MIN_DISTRIBUTION` firm-events), the top and bottom movers
+(or every firm-event, up to :data:`ALL_MOVERS`), what was excluded and why, the
 largest day-0 clusters, and a searchable table of at most
 :data:`TABLE_ROWS` firm-events. Every chart is plotly.js JSON built from
 those summaries (never one trace or row per firm-event); the full detail is
@@ -30,9 +31,12 @@ FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-ser
 COLORS = ("#2563eb", "#dc2626", "#059669", "#7c3aed", "#d97706", "#0891b2", "#db2777", "#65a30d")
 HEADLINE_TESTS = ("cs_t", "bmp_t", "kp_bmp_t", "clustered_bmp_t", "corrado_rank")
 TABLE_ROWS = 2_000  # firm-events in the searchable table (the largest |t| in the headline window)
-MOVERS = 25
+MOVERS = 25  # firm-events in each of the largest / smallest lists
+ALL_MOVERS = 2 * MOVERS  # up to this many firm-events, one table of them all instead of two lists
+MIN_DISTRIBUTION = 30  # fewer firm-events than this: no histogram (too few to show a distribution)
 BINS = 60
-TAIL = 0.005
+MIN_BINS = 10
+FENCE = 3.0  # Tukey's far fence: the histogram axis ends 3 IQR beyond the quartiles
 MAX_GROUP_LINES = 8
 
 
@@ -83,30 +87,74 @@ def path_figure(results: RequestResults) -> dict[str, Any]:
         shapes=[{"type": "line", "x0": 0, "x1": 0, "yref": "paper", "y0": 0, "y1": 1, "line": {"dash": "dot"}}])}
 
 
+def robust_axis(values: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Histogram bin edges for ``values`` and how many fall below / above them.
+
+    The axis spans Tukey's far fences (quartiles ∓ 3×IQR, Tukey 1977), cut to
+    the data's range, so one glitch-sized CAR cannot squash the rest; the bin
+    width is Freedman–Diaconis (2·IQR·n^(-1/3), Freedman and Diaconis 1981),
+    between :data:`MIN_BINS` and :data:`BINS` bins. Values outside the axis are
+    counted, not piled into the end bins.
+    """
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return np.linspace(0.0, 1e-6, MIN_BINS + 1), 0, 0
+    q1, q3 = np.quantile(values, [0.25, 0.75])
+    iqr = q3 - q1
+    low, high = float(values.min()), float(values.max())
+    if iqr > 0:
+        low, high = max(low, q1 - FENCE * iqr), min(high, q3 + FENCE * iqr)
+    if high <= low:
+        high = low + 1e-6
+    width = 2 * iqr * len(values) ** (-1 / 3)
+    bins = int(np.clip(np.ceil((high - low) / width), MIN_BINS, BINS)) if width > 0 else MIN_BINS
+    return np.linspace(low, high, bins + 1), int((values < low).sum()), int((values > high).sum())
+
+
+def _outside_text(below: int, above: int) -> str:
+    if not below and not above:
+        return "CAR (every firm-event on the axis)"
+    verb = "is" if below + above == 1 else "are"
+    return f"CAR ({below:,} below and {above:,} above the axis {verb} not drawn)"
+
+
 def histogram_figure(results: RequestResults) -> dict[str, Any]:
-    """Binned CAR counts per window (a menu picks the window), one bar trace per group."""
+    """Binned CAR counts per window (a menu picks the window), one bar trace per group.
+
+    Each window has its own robust axis (:func:`robust_axis`); its title says
+    how many firm-events lie outside it.
+    """
     cars = results.cars
     windows = results.config.windows
     groups = [g for g in results.groups["group"].unique() if g != "(all)"][:MAX_GROUP_LINES]
-    traces, buttons = [], []
+    traces, buttons, titles = [], [], []
     for w, window in enumerate(windows):
         sel = cars[(cars["window_start"] == window.start) & (cars["window_end"] == window.end)]
-        values = sel["car"].to_numpy()
-        low, high = np.quantile(values, [TAIL, 1 - TAIL]) if len(values) else (0.0, 0.0)
-        edges = np.linspace(low, high if high > low else low + 1e-6, BINS + 1)
+        edges, below, above = robust_axis(sel["car"].to_numpy(dtype=float))
         centres = (edges[:-1] + edges[1:]) / 2
         for i, group in enumerate(groups):
-            counts, _ = np.histogram(np.clip(sel.loc[sel["group"] == group, "car"].to_numpy(), low, high), edges)
+            counts, _ = np.histogram(sel.loc[sel["group"] == group, "car"].to_numpy(dtype=float), edges)
             traces.append({"x": _finite(centres), "y": counts.tolist(), "type": "bar", "name": group,
                            "marker": {"color": COLORS[i % len(COLORS)]}, "opacity": 0.6, "visible": w == 0,
                            "hovertemplate": "CAR %{x:.2%}: %{y:,} firm-events<extra>" + group + "</extra>"})
+        titles.append(_outside_text(below, above))
         visible = [j // len(groups) == w for j in range(len(windows) * len(groups))]
-        buttons.append({"label": f"CAR {window.label}", "method": "update", "args": [{"visible": visible}]})
+        buttons.append({"label": f"CAR {window.label}", "method": "update",
+                        "args": [{"visible": visible}, {"xaxis.title.text": titles[-1]}]})
     return {"data": traces, "layout": _layout(
-        barmode="overlay", height=380, xaxis={"title": {"text": "CAR (tails clipped at 0.5% and 99.5%)"},
-                                              "tickformat": ".0%"},
+        barmode="overlay", bargap=0.05, height=380, xaxis={"title": {"text": titles[0]}, "tickformat": ".1%"},
         yaxis={"title": {"text": "firm-events"}},
         updatemenus=[{"buttons": buttons, "x": 0, "y": 1.18, "xanchor": "left", "showactive": True}])}
+
+
+def split_movers(ordered: pd.DataFrame, cap: int = MOVERS) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The largest and smallest CARs of a list sorted by CAR, descending.
+
+    Each list holds at most ``cap`` and at most half the firm-events, so no
+    firm-event is in both.
+    """
+    k = min(cap, len(ordered) // 2)
+    return ordered.head(k), ordered.iloc[len(ordered) - k:].iloc[::-1]
 
 
 def _headline_rows(results: RequestResults) -> list[dict[str, Any]]:
@@ -138,6 +186,7 @@ def render_request_html(results: RequestResults, *, generated_at: dt.datetime | 
     cars = results.cars
     main = cars[(cars["window_start"] == head.start) & (cars["window_end"] == head.end)]
     ordered = main.sort_values("car", ascending=False, kind="stable")
+    top, bottom = split_movers(ordered) if len(ordered) > ALL_MOVERS else (ordered.head(0), ordered.head(0))
     strongest = main.reindex(main["t"].abs().sort_values(ascending=False, kind="stable").index).head(TABLE_ROWS)
     excluded = results.excluded
     kinds = excluded["reason"].str.replace(r"[0-9][0-9,.%-]*", "#", regex=True)
@@ -179,14 +228,17 @@ def render_request_html(results: RequestResults, *, generated_at: dt.datetime | 
         "tests": [{**r, "statistic": _num(r["statistic"], 3), "p_value": _p(r["p_value"]), "n": f"{r['n']:,}",
                    "window": f"[{r['window_start']:+d},{r['window_end']:+d}]".replace("+0", "0")}
                   for r in results.tests.to_dict(orient="records")],
-        "top": _event_rows(ordered.head(MOVERS)),
-        "bottom": _event_rows(ordered.tail(MOVERS).iloc[::-1]),
+        "movers_all": _event_rows(ordered) if len(ordered) <= ALL_MOVERS else None,
+        "top": _event_rows(top),
+        "bottom": _event_rows(bottom),
         "table": _event_rows(strongest),
         "table_rows": f"{len(strongest):,}",
         "table_total": f"{len(main):,}",
         "reasons": reasons,
         "path_json": _json(path_figure(results)),
-        "hist_json": _json(histogram_figure(results)),
+        "hist_json": _json(histogram_figure(results)) if len(main) >= MIN_DISTRIBUTION else None,
+        "min_distribution": MIN_DISTRIBUTION,
+        "n_main": f"{len(main):,}",
         "notes": list(results.notes),
         "provenance": results.provenance,
         "parameters": json.dumps(cfg.to_dict(), indent=2),
