@@ -49,11 +49,12 @@ def _style(fig: go.Figure, title: str, height: int) -> None:
     )
 
 
-def forest_figure(results: StudyResults, comparison: Comparison, event: str, bench: str) -> go.Figure | None:
+def forest_figure(results: StudyResults, comparison: Comparison, event: str, bench: str) -> dict[str, Any] | None:
     """Each basket's CAAR (dot) with its 95% CI (bar), one window at a time (menu), best first.
 
     Baskets keep the order of the headline window's ranking in every window,
-    so switching windows shows how each basket's estimate moves.
+    so switching windows shows how each basket's estimate moves. A plotly.js
+    figure dict: traces as plain dicts skip plotly's per-trace validation.
     """
     table = comparison.baskets[(comparison.baskets["event"] == event) & (comparison.baskets["benchmark"] == bench)]
     if table.empty:
@@ -63,23 +64,25 @@ def forest_figure(results: StudyResults, comparison: Comparison, event: str, ben
     first = table[(table["window_start"] == head.start) & (table["window_end"] == head.end)]
     order = first.sort_values("caar", ascending=True, kind="stable")["basket"].tolist()  # plotly draws bottom-up
     labels = [charts.esc(titles.get(b, b)) for b in order]
-    fig = go.Figure()
+    traces: list[dict[str, Any]] = []
     windows = list(dict.fromkeys(zip(table["window_start"], table["window_end"])))
     for start, end in windows:
         rows = table[(table["window_start"] == start) & (table["window_end"] == end)].set_index("basket").loc[order]
         caar = rows["caar"].to_numpy(dtype=float) * 100
         low = rows["ci_low"].to_numpy(dtype=float) * 100
         high = rows["ci_high"].to_numpy(dtype=float) * 100
-        fig.add_trace(go.Scatter(
-            x=caar, y=labels, mode="markers", name=window_words(start, end),
-            visible=(start, end) == (head.start, head.end),
-            marker={"size": 11, "color": [colors.get(b, charts.BASKET_COLORS[0]) for b in order]},
-            error_x={"type": "data", "symmetric": False, "array": np.nan_to_num(high - caar),
-                     "arrayminus": np.nan_to_num(caar - low), "thickness": 2, "width": 6, "color": "#475569"},
-            customdata=np.column_stack([low, high, rows["n"].to_numpy(), rows["rank"].astype("float").to_numpy()]),
-            hovertemplate="%{y}<br>CAAR %{x:+.2f}%<br>95% CI %{customdata[0]:+.2f}% to %{customdata[1]:+.2f}%"
+        traces.append({
+            "type": "scatter", "x": caar, "y": labels, "mode": "markers", "name": window_words(start, end),
+            "visible": (start, end) == (head.start, head.end),
+            "marker": {"size": 11, "color": [colors.get(b, charts.BASKET_COLORS[0]) for b in order]},
+            "error_x": {"type": "data", "symmetric": False, "array": np.nan_to_num(high - caar),
+                        "arrayminus": np.nan_to_num(caar - low), "thickness": 2, "width": 6, "color": "#475569"},
+            "customdata": np.column_stack([low, high, rows["n"].to_numpy(),
+                                           rows["rank"].astype("float").to_numpy()]),
+            "hovertemplate": "%{y}<br>CAAR %{x:+.2f}%<br>95% CI %{customdata[0]:+.2f}% to %{customdata[1]:+.2f}%"
             "<br>N = %{customdata[2]}, rank %{customdata[3]}<extra></extra>",
-        ))
+        })
+    fig = go.Figure()  # the layout only
     fig.add_vline(x=0, line={"color": "#94a3b8", "width": 1})
     _style(fig, f"CAAR with 95% confidence interval, vs {charts.esc(bench)}", 150 + 46 * len(order))
     fig.update_xaxes(title_text="CAAR (%)", ticksuffix="%", zeroline=False)
@@ -94,7 +97,7 @@ def forest_figure(results: StudyResults, comparison: Comparison, event: str, ben
         "x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "bottom", "pad": {"b": 30},
         "bgcolor": "#ffffff", "bordercolor": "#94a3b8",
     }])
-    return fig
+    return {"data": traces, "layout": fig.to_plotly_json()["layout"]}
 
 
 def paths_figure(results: StudyResults, event: str, bench: str, baskets: list[str]) -> dict[str, Any] | None:
