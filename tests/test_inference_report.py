@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import plotly.graph_objects as go
 from markupsafe import escape
 
 from evstudy.config import config_from_dict
@@ -88,7 +89,7 @@ def test_section_highlights_the_headline_test_with_its_reason(study):
 
 
 def test_placebo_chart_marks_the_actual_caar(study):
-    fig = placebo_figure(study, "e")
+    fig = go.Figure(placebo_figure(study, "e"))  # a plotly.js dict; the object form reads it back
     actual = [t for t in fig.data if t.name == "actual CAAR (event)"]
     bars = [t for t in fig.data if t.type == "bar"]
     assert len(actual) == len(bars) == 2 * len(study.config.windows)  # two baskets, one panel per window

@@ -215,12 +215,13 @@ def render(results: StudyResults) -> Section | None:
 # --------------------------------------------------------------------------- drift
 
 
-def drift_figure(results: StudyResults, drift: DriftSummary) -> go.Figure | None:
+def drift_figure(results: StudyResults, drift: DriftSummary) -> dict[str, Any] | None:
     """Cumulative abnormal return through the drift window for the stocks that drifted most, peak day marked.
 
     One line per stock (its benchmark with the largest drift), so a stock
     studied against two benchmarks is not drawn and labelled twice; its
     largest day is a diamond, named in the legend, not a label over the lines.
+    A plotly.js figure dict: traces as plain dicts skip plotly's per-trace validation.
     """
     series = drift.series.dropna(subset=["car"])
     if series.empty:
@@ -231,7 +232,7 @@ def drift_figure(results: StudyResults, drift: DriftSummary) -> go.Figure | None
     daily = daily.set_index(["event", "ticker", "benchmark"]).sort_index()
     multi = len(results.timelines) > 1
     window = drift.window
-    fig = go.Figure()
+    traces: list[dict[str, Any]] = []
     for i, row in enumerate(top.itertuples(index=False)):
         key = (row.event, row.ticker, row.benchmark)
         part = daily.loc[key].sort_values("rel_day") if key in daily.index else daily.iloc[0:0]
@@ -244,24 +245,26 @@ def drift_figure(results: StudyResults, drift: DriftSummary) -> go.Figure | None
             [f"{pd.Timestamp(d):%a %Y-%m-%d}" if pd.notna(d) else "" for d in part["date"]],
             part["return"].to_numpy(dtype=float) * 100, part["abnormal_return"].to_numpy(dtype=float) * 100,
         ])
-        fig.add_trace(go.Scatter(
-            x=part["rel_day"].tolist(), y=cum, mode="lines", name=name, line={"color": color, "width": 2},
-            legendgroup=name, customdata=custom,
-            hovertemplate=charts.esc(f"{row.ticker} vs {row.benchmark}") + "<br>day %{x:+d}, %{customdata[0]}"
+        traces.append({
+            "type": "scatter", "x": part["rel_day"].tolist(), "y": cum, "mode": "lines", "name": name,
+            "line": {"color": color, "width": 2}, "legendgroup": name, "customdata": custom,
+            "hovertemplate": charts.esc(f"{row.ticker} vs {row.benchmark}") + "<br>day %{x:+d}, %{customdata[0]}"
             "<br>return %{customdata[1]:+.2f}%, AR %{customdata[2]:+.2f}%<br>cumulative AR %{y:+.2f}%<extra></extra>",
-        ))
+        })
         at = np.flatnonzero(part["rel_day"].to_numpy() == row.peak_rel_day)
         if len(at):
-            fig.add_trace(go.Scatter(
-                x=[row.peak_rel_day], y=[cum[at[0]]], mode="markers", showlegend=False, legendgroup=name,
-                marker={"color": color, "size": 11, "symbol": "diamond", "line": {"color": "#ffffff", "width": 1}},
-                hoverinfo="skip",
-            ))
+            traces.append({
+                "type": "scatter", "x": [row.peak_rel_day], "y": [cum[at[0]]], "mode": "markers",
+                "showlegend": False, "legendgroup": name,
+                "marker": {"color": color, "size": 11, "symbol": "diamond", "line": {"color": "#ffffff", "width": 1}},
+                "hoverinfo": "skip",
+            })
+    fig = go.Figure()  # the layout only
     _style(fig, f"Cumulative abnormal return before day 0, days {window.start:+d} to {window.end:+d}", 520,
            "cumulative AR (%)")
     fig.update_xaxes(title_text="trading day relative to day 0", showgrid=False, dtick=2)
     fig.update_layout(legend={"y": -0.16})
-    return fig
+    return {"data": traces, "layout": fig.to_plotly_json()["layout"]}
 
 
 def _drift_rows(drift: DriftSummary, multi: bool) -> list[dict[str, Any]]:

@@ -49,11 +49,12 @@ def _style(fig: go.Figure, title: str, height: int) -> None:
     )
 
 
-def forest_figure(results: StudyResults, comparison: Comparison, event: str, bench: str) -> go.Figure | None:
+def forest_figure(results: StudyResults, comparison: Comparison, event: str, bench: str) -> dict[str, Any] | None:
     """Each basket's CAAR (dot) with its 95% CI (bar), one window at a time (menu), best first.
 
     Baskets keep the order of the headline window's ranking in every window,
-    so switching windows shows how each basket's estimate moves.
+    so switching windows shows how each basket's estimate moves. A plotly.js
+    figure dict: traces as plain dicts skip plotly's per-trace validation.
     """
     table = comparison.baskets[(comparison.baskets["event"] == event) & (comparison.baskets["benchmark"] == bench)]
     if table.empty:
@@ -63,23 +64,25 @@ def forest_figure(results: StudyResults, comparison: Comparison, event: str, ben
     first = table[(table["window_start"] == head.start) & (table["window_end"] == head.end)]
     order = first.sort_values("caar", ascending=True, kind="stable")["basket"].tolist()  # plotly draws bottom-up
     labels = [charts.esc(titles.get(b, b)) for b in order]
-    fig = go.Figure()
+    traces: list[dict[str, Any]] = []
     windows = list(dict.fromkeys(zip(table["window_start"], table["window_end"])))
     for start, end in windows:
         rows = table[(table["window_start"] == start) & (table["window_end"] == end)].set_index("basket").loc[order]
         caar = rows["caar"].to_numpy(dtype=float) * 100
         low = rows["ci_low"].to_numpy(dtype=float) * 100
         high = rows["ci_high"].to_numpy(dtype=float) * 100
-        fig.add_trace(go.Scatter(
-            x=caar, y=labels, mode="markers", name=window_words(start, end),
-            visible=(start, end) == (head.start, head.end),
-            marker={"size": 11, "color": [colors.get(b, charts.BASKET_COLORS[0]) for b in order]},
-            error_x={"type": "data", "symmetric": False, "array": np.nan_to_num(high - caar),
-                     "arrayminus": np.nan_to_num(caar - low), "thickness": 2, "width": 6, "color": "#475569"},
-            customdata=np.column_stack([low, high, rows["n"].to_numpy(), rows["rank"].astype("float").to_numpy()]),
-            hovertemplate="%{y}<br>CAAR %{x:+.2f}%<br>95% CI %{customdata[0]:+.2f}% to %{customdata[1]:+.2f}%"
+        traces.append({
+            "type": "scatter", "x": caar, "y": labels, "mode": "markers", "name": window_words(start, end),
+            "visible": (start, end) == (head.start, head.end),
+            "marker": {"size": 11, "color": [colors.get(b, charts.BASKET_COLORS[0]) for b in order]},
+            "error_x": {"type": "data", "symmetric": False, "array": np.nan_to_num(high - caar),
+                        "arrayminus": np.nan_to_num(caar - low), "thickness": 2, "width": 6, "color": "#475569"},
+            "customdata": np.column_stack([low, high, rows["n"].to_numpy(),
+                                           rows["rank"].astype("float").to_numpy()]),
+            "hovertemplate": "%{y}<br>CAAR %{x:+.2f}%<br>95% CI %{customdata[0]:+.2f}% to %{customdata[1]:+.2f}%"
             "<br>N = %{customdata[2]}, rank %{customdata[3]}<extra></extra>",
-        ))
+        })
+    fig = go.Figure()  # the layout only
     fig.add_vline(x=0, line={"color": "#94a3b8", "width": 1})
     _style(fig, f"CAAR with 95% confidence interval, vs {charts.esc(bench)}", 150 + 46 * len(order))
     fig.update_xaxes(title_text="CAAR (%)", ticksuffix="%", zeroline=False)
@@ -94,11 +97,15 @@ def forest_figure(results: StudyResults, comparison: Comparison, event: str, ben
         "x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "bottom", "pad": {"b": 30},
         "bgcolor": "#ffffff", "bordercolor": "#94a3b8",
     }])
-    return fig
+    return {"data": traces, "layout": fig.to_plotly_json()["layout"]}
 
 
-def paths_figure(results: StudyResults, event: str, bench: str, baskets: list[str]) -> go.Figure | None:
-    """The baskets' CAAR paths side by side (one panel each, common y axis), 95% band CAAR ± t(N-1) x SE."""
+def paths_figure(results: StudyResults, event: str, bench: str, baskets: list[str]) -> dict[str, Any] | None:
+    """The baskets' CAAR paths side by side (one panel each, common y axis), 95% band CAAR ± t(N-1) x SE.
+
+    A plotly.js figure dict: the grid is laid out by an empty ``make_subplots`` and
+    the traces added as plain dicts, which skips plotly's per-trace validation.
+    """
     paths = results.basket_paths
     paths = paths[(paths["event"] == event) & (paths["benchmark"] == bench) & paths["basket"].isin(baskets)]
     drawn = [b for b in baskets if (paths["basket"] == b).any()]
@@ -113,26 +120,29 @@ def paths_figure(results: StudyResults, event: str, bench: str, baskets: list[st
         vertical_spacing=min(0.2, 80 / height),
         subplot_titles=[charts.esc(titles.get(b, b)) for b in drawn],
     )
+    traces: list[dict[str, Any]] = []
+    by_basket = dict(tuple(paths.groupby("basket", sort=False)))
     for k, basket in enumerate(drawn):
-        group = paths[paths["basket"] == basket].sort_values("rel_day")
+        group = by_basket[basket].sort_values("rel_day")
         x = group["rel_day"].tolist()
         caar = group["caar"].to_numpy(dtype=float) * 100
         n = group["n"].to_numpy(dtype=float)
         quantile = np.where(n > 1, special.stdtrit(np.maximum(n - 1, 1), 0.975), np.nan)
         half = quantile * group["se"].to_numpy(dtype=float) * 100
         color = colors.get(basket, charts.BASKET_COLORS[0])
-        row, col = divmod(k, cols)
+        axes = {"xaxis": f"x{k + 1 if k else ''}", "yaxis": f"y{k + 1 if k else ''}"}  # panels number row by row
         if np.isfinite(half).any():
-            fig.add_trace(go.Scatter(
-                x=x + x[::-1], y=np.concatenate([caar + half, (caar - half)[::-1]]), fill="toself",
-                fillcolor=_rgba(color, 0.15), line={"width": 0}, hoverinfo="skip", showlegend=False,
-            ), row=row + 1, col=col + 1)
-        fig.add_trace(go.Scatter(
-            x=x, y=caar, mode="lines", line={"color": color, "width": 2.4}, showlegend=False,
-            name=charts.esc(titles.get(basket, basket)),
-            hovertemplate=charts.esc(titles.get(basket, basket)) + f" (N={int(n[0])})"
-            + "<br>day %{x:+d}: CAAR %{y:+.2f}%<extra></extra>",
-        ), row=row + 1, col=col + 1)
+            traces.append({
+                "type": "scatter", "x": x + x[::-1], "y": np.concatenate([caar + half, (caar - half)[::-1]]),
+                "fill": "toself", "fillcolor": _rgba(color, 0.15), "line": {"width": 0}, "hoverinfo": "skip",
+                "showlegend": False, **axes,
+            })
+        traces.append({
+            "type": "scatter", "x": x, "y": caar, "mode": "lines", "line": {"color": color, "width": 2.4},
+            "showlegend": False, "name": charts.esc(titles.get(basket, basket)),
+            "hovertemplate": charts.esc(titles.get(basket, basket)) + f" (N={int(n[0])})"
+            + "<br>day %{x:+d}: CAAR %{y:+.2f}%<extra></extra>", **axes,
+        })
     # day 0 in every panel, as one list of shapes (add_vline per subplot is slow with many panels)
     fig.update_layout(shapes=[
         {"type": "line", "x0": 0, "x1": 0, "y0": 0, "y1": 1, "xref": f"x{k + 1 if k else ''}",
@@ -144,7 +154,7 @@ def paths_figure(results: StudyResults, event: str, bench: str, baskets: list[st
     fig.update_xaxes(showgrid=False, dtick=5)
     fig.update_annotations(font={"size": 12})
     charts.tidy_small_multiples(fig, cols)  # titles wrapped to their panel; one y range, as the caption says
-    return fig
+    return {"data": traces, "layout": fig.to_plotly_json()["layout"]}
 
 
 def _rgba(color: str, alpha: float) -> str:

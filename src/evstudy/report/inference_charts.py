@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from evstudy.inference import SMALL_N, TEST_IDS, TEST_LABELS
@@ -33,7 +32,12 @@ ACTUAL_COLOR = "#dc2626"
 
 
 def _groups(frame: pd.DataFrame) -> list[tuple[str, str]]:
-    return list(dict.fromkeys(zip(frame["basket"], frame["benchmark"])))
+    return _pairs(frame, "basket", "benchmark")
+
+
+def _pairs(frame: pd.DataFrame, first: str, second: str) -> list[tuple[Any, Any]]:
+    """The distinct (first, second) values in order of first appearance (vectorized: the draws run to 10^5 rows)."""
+    return list(frame[[first, second]].drop_duplicates().itertuples(index=False, name=None))
 
 
 def _statistic(test: str, value: Any) -> str:
@@ -52,12 +56,13 @@ def _table(group: pd.DataFrame, record: pd.DataFrame) -> dict[str, Any]:
     n = int(group["n"].max()) if len(group) else 0
     headline = group["headline"] if "headline" in group else pd.Series(False, index=group.index)
     chosen = set(group.loc[headline.astype(bool), "test"])
-    cells = group.set_index(["test", "window_start", "window_end"])
+    # one dict per row, keyed by its cell: a .loc lookup per cell costs more than the whole table
+    cells = {(rec["test"], rec["window_start"], rec["window_end"]): rec for rec in group.to_dict("records")}
     rows, notes = [], {}
     for test in [t for t in TEST_IDS if t in set(group["test"])]:
         row_cells = []
         for start, end in windows:
-            rec = cells.loc[(test, start, end)]
+            rec = cells[(test, start, end)]
             words, css = verdict(rec["p_value"])
             stat = MISSING if pd.isna(rec["statistic"]) else _statistic(test, rec["statistic"])
             spoke = bool(rec["headline"]) if "headline" in rec else False
@@ -83,80 +88,16 @@ def _table(group: pd.DataFrame, record: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def placebo_figure(results: StudyResults, event_id: str) -> go.Figure | None:
-    """Each basket's CAAR on the placebo days (histogram per window) with the actual CAAR as a red line.
+def _layout(windows: list[tuple[int, int]], k: int) -> tuple[dict[str, Any], int]:
+    """The panels' layout (plotly.js dict) and the number of columns: the grid laid out once, with no traces.
 
-    One panel per window; a menu picks the basket x benchmark. Histograms are
-    binned here, so the page carries bar heights, not every draw.
+    ``make_subplots`` places the axes and panel titles; the traces and the menu
+    are then added as plain dicts, which skips plotly's per-trace validation.
     """
-    draws = results.placebo[results.placebo["event"] == event_id]
-    tests = results.tests[(results.tests["event"] == event_id) & (results.tests["test"] == "placebo_caar")]
-    if draws.empty:
-        return None
-    titles = charts.basket_titles(results)
-    windows = list(dict.fromkeys(zip(draws["window_start"], draws["window_end"])))
     cols = min(3, len(windows))
     nrows = math.ceil(len(windows) / cols)
     fig = make_subplots(rows=nrows, cols=cols, subplot_titles=[window_words(s, e) for s, e in windows],
                         horizontal_spacing=0.06, vertical_spacing=0.16)
-    groups = _groups(draws)
-    per_group, ranges = [], []
-    for g, (basket, bench) in enumerate(groups):
-        count, axis_ranges = 0, {}
-        for w, (start, end) in enumerate(windows):
-            values = draws.loc[(draws["basket"] == basket) & (draws["benchmark"] == bench)
-                               & (draws["window_start"] == start) & (draws["window_end"] == end), "caar"]
-            values = values.to_numpy(dtype=float)
-            values = values[np.isfinite(values)] * 100
-            row = tests[(tests["basket"] == basket) & (tests["benchmark"] == bench)
-                        & (tests["window_start"] == start) & (tests["window_end"] == end)]
-            actual = float(row["statistic"].iloc[0]) * 100 if len(row) and pd.notna(row["statistic"].iloc[0]) else None
-            p_text = fmt_p(row["p_value"].iloc[0]) if len(row) else MISSING
-            where = {"row": w // cols + 1, "col": w % cols + 1}
-            first = g == 0
-            top = 1.0
-            if len(values):
-                heights, edges = np.histogram(values, bins=BINS)
-                fig.add_trace(go.Bar(
-                    x=(edges[:-1] + edges[1:]) / 2, y=heights, width=np.diff(edges), visible=first,
-                    marker={"color": "#94a3b8"}, name="CAAR on a placebo day", legendgroup="placebo",
-                    showlegend=w == 0, hovertemplate="CAAR %{x:+.2f}%: %{y} pseudo-days<extra></extra>",
-                ), **where)
-                top = float(heights.max())
-                count += 1
-            if actual is not None:
-                side = "middle left" if len(values) == 0 or actual >= np.median(values) else "middle right"
-                fig.add_trace(go.Scatter(
-                    x=[actual, actual, actual], y=[0, top * 0.6, top * 1.1], mode="lines+text",
-                    text=["", f" {actual:+.1f}% ", ""], textposition=side, textfont={"color": ACTUAL_COLOR},
-                    visible=first,
-                    line={"color": ACTUAL_COLOR, "width": 3}, name="actual CAAR (event)", legendgroup="actual",
-                    showlegend=w == 0,
-                    hovertemplate=f"actual CAAR {actual:+.2f}%<br>placebo p {p_text}<extra></extra>",
-                ), **where)
-                count += 1
-            shown = np.concatenate([values, [actual] if actual is not None else []])
-            if len(shown):
-                low, high = float(shown.min()), float(shown.max())
-                pad = 0.06 * (high - low) or 1.0
-                axis_ranges[f"xaxis{'' if w == 0 else w + 1}.range"] = [low - pad, high + 2 * pad]
-        per_group.append(count)
-        ranges.append(axis_ranges)
-    visible_sets = []
-    for g in range(len(groups)):
-        visible_sets.append([i == g for i, count in enumerate(per_group) for _ in range(count)])
-    for key, value in (ranges[0] if ranges else {}).items():
-        fig.layout[key.split(".")[0]].range = value
-    if len(groups) > 1:
-        fig.update_layout(updatemenus=[{
-            "buttons": [
-                {"label": charts.esc(f"{titles.get(b, b)} vs {bench}"), "method": "update",
-                 "args": [{"visible": visible}, axis_ranges]}
-                for (b, bench), visible, axis_ranges in zip(groups, visible_sets, ranges)
-            ],
-            "x": 0.0, "xanchor": "left", "y": 1.09, "yanchor": "bottom", "showactive": True,
-        }])
-    k = int(draws["draw"].max()) + 1 if len(draws) else 0
     charts.plain_style(fig)
     fig.update_layout(
         title={"text": f"Placebo test: the basket's CAAR on {k:,} days without news, and on the event (red)",
@@ -169,7 +110,84 @@ def placebo_figure(results: StudyResults, event_id: str) -> go.Figure | None:
     )
     fig.update_xaxes(ticksuffix="%", zeroline=True, zerolinecolor="#cbd5e1")
     fig.update_yaxes(title_text="pseudo-days", col=1)
-    return fig
+    return fig.to_plotly_json()["layout"], cols
+
+
+def placebo_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
+    """Each basket's CAAR on the placebo days (histogram per window) with the actual CAAR as a red line.
+
+    One panel per window; a menu picks the basket x benchmark. Histograms are
+    binned here, so the page carries bar heights, not every draw. Returned as a
+    plotly.js figure dict (``{"data", "layout"}``), ready for :func:`figure_json`.
+    """
+    draws = results.placebo[results.placebo["event"] == event_id]
+    if draws.empty:
+        return None
+    tests = results.tests[(results.tests["event"] == event_id) & (results.tests["test"] == "placebo_caar")]
+    titles = charts.basket_titles(results)
+    windows = _pairs(draws, "window_start", "window_end")
+    layout, cols = _layout(windows, int(draws["draw"].max()) + 1)
+    keys = ["basket", "benchmark", "window_start", "window_end"]
+    # split once: each (basket, benchmark, window) cell's draws and test row
+    draw_cells = {key: cell["caar"].to_numpy(dtype=float) for key, cell in draws.groupby(keys, sort=False)}
+    test_cells = {key: (cell["statistic"].iloc[0], cell["p_value"].iloc[0])
+                  for key, cell in tests.groupby(keys, sort=False)}
+    groups = _groups(draws)
+    traces: list[dict[str, Any]] = []
+    per_group, ranges = [], []
+    for g, (basket, bench) in enumerate(groups):
+        count, axis_ranges = 0, {}
+        for w, (start, end) in enumerate(windows):
+            values = draw_cells.get((basket, bench, start, end), np.empty(0))
+            values = values[np.isfinite(values)] * 100
+            cell = test_cells.get((basket, bench, start, end))
+            actual = float(cell[0]) * 100 if cell is not None and pd.notna(cell[0]) else None
+            p_text = fmt_p(cell[1]) if cell is not None else MISSING
+            axes = {"xaxis": f"x{'' if w == 0 else w + 1}", "yaxis": f"y{'' if w == 0 else w + 1}"}
+            first = g == 0
+            top = 1.0
+            if len(values):
+                heights, edges = np.histogram(values, bins=BINS)
+                traces.append({
+                    "type": "bar", "x": (edges[:-1] + edges[1:]) / 2, "y": heights, "width": np.diff(edges),
+                    "visible": first, "marker": {"color": "#94a3b8"}, "name": "CAAR on a placebo day",
+                    "legendgroup": "placebo", "showlegend": w == 0,
+                    "hovertemplate": "CAAR %{x:+.2f}%: %{y} pseudo-days<extra></extra>", **axes,
+                })
+                top = float(heights.max())
+                count += 1
+            if actual is not None:
+                side = "middle left" if len(values) == 0 or actual >= np.median(values) else "middle right"
+                traces.append({
+                    "type": "scatter", "x": [actual, actual, actual], "y": [0, top * 0.6, top * 1.1],
+                    "mode": "lines+text", "text": ["", f" {actual:+.1f}% ", ""], "textposition": side,
+                    "textfont": {"color": ACTUAL_COLOR}, "visible": first,
+                    "line": {"color": ACTUAL_COLOR, "width": 3}, "name": "actual CAAR (event)",
+                    "legendgroup": "actual", "showlegend": w == 0,
+                    "hovertemplate": f"actual CAAR {actual:+.2f}%<br>placebo p {p_text}<extra></extra>", **axes,
+                })
+                count += 1
+            shown = np.concatenate([values, [actual] if actual is not None else []])
+            if len(shown):
+                low, high = float(shown.min()), float(shown.max())
+                pad = 0.06 * (high - low) or 1.0
+                axis_ranges[f"xaxis{'' if w == 0 else w + 1}.range"] = [low - pad, high + 2 * pad]
+        per_group.append(count)
+        ranges.append(axis_ranges)
+    for key, value in (ranges[0] if ranges else {}).items():
+        layout[key.split(".")[0]]["range"] = value
+    if len(groups) > 1:
+        visible_sets = [[i == g for i, count in enumerate(per_group) for _ in range(count)]
+                        for g in range(len(groups))]
+        layout["updatemenus"] = [{
+            "buttons": [
+                {"label": charts.esc(f"{titles.get(b, b)} vs {bench}"), "method": "update",
+                 "args": [{"visible": visible}, axis_ranges]}
+                for (b, bench), visible, axis_ranges in zip(groups, visible_sets, ranges)
+            ],
+            "x": 0.0, "xanchor": "left", "y": 1.09, "yanchor": "bottom", "showactive": True,
+        }]
+    return {"data": traces, "layout": layout}
 
 
 def render(results: StudyResults) -> Section | None:
