@@ -35,9 +35,10 @@ COMPUTATION = {
     "study", "compare", "catalogue", "scan", "firm_events",
 }
 PRICE_TYPES = {"evstudy.prices.base", "evstudy.prices.factors"}  # PriceData, FactorData: types, not readers
-# The one deliberate exception, with its reason: the scan's convenience loader `scan.load_scan_prices`
-# imports the file reader lazily so the whole-market scan starts fast (see benchmarks/README.md).
-ALLOWED_IO = {("scan", "evstudy.prices.files")}
+# The deliberate exceptions, with their reason: the scan's convenience loader `scan.load_scan_prices`
+# imports the file reader lazily, and `scan.scan_market` reads the file's local index without pandas,
+# so the whole-market scan starts fast (see benchmarks/README.md).
+ALLOWED_IO = {("scan", "evstudy.prices.files"), ("scan", "evstudy.prices.dataset")}
 # The one deliberate late import, with its reason: a notebook user holding a StudyResults calls
 # res.write(out_dir) / res.to_html(); those two methods import the report stage when called (never at
 # import time, never from computation), so the results object stays the one thing a notebook needs.

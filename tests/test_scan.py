@@ -234,6 +234,53 @@ def test_trading_days_place_dated_events_like_the_nyse_calendar():
         locate_day_zero(parse_event("2026-06-01"), days)
 
 
+def _long_parquet(closes: pd.DataFrame, path) -> None:
+    """``closes`` as a long (date, ticker, close) Parquet file without missing-close rows."""
+    long = closes.rename_axis(index="date", columns="ticker").stack().dropna().rename("close").reset_index()
+    long.to_parquet(path, index=False)
+
+
+def test_scan_from_the_price_index_writes_the_same_files_without_pandas(synthetic, tmp_path):
+    """Once a file has its local index, scan_market reads it without pandas: the same scan.csv, scan.json and
+    scan.html as run_scan on the frame the file's reader gives (one planted ticker per filter, highlights
+    ranked, filtered and missing)."""
+    import subprocess
+    import sys
+
+    from evstudy.prices import dataset
+    from evstudy.prices.files import FileSource
+    from evstudy.report.scan_files import scan_csv, scan_json
+    from evstudy.scan import scan_dates, scan_market
+
+    closes, config, _ = synthetic
+    path = tmp_path / "market.parquet"
+    _long_parquet(closes, path)
+    when = pd.Timestamp("2026-01-02 09:30", tz="UTC").to_pydatetime()
+    direct = run_scan(config, FileSource(path).load_all(*scan_dates(config)))
+    assert dataset.indexed_market(path, *scan_dates(config)) is None  # no index yet: the file is read
+    assert dataset.ensure_index(path) is not None
+    assert dataset.indexed_market(path, *scan_dates(config)) is not None
+    indexed = scan_market(config, path)
+    assert scan_csv(indexed) == scan_csv(direct)
+    assert scan_json(indexed) == scan_json(direct)
+    assert render_scan_html(indexed, generated_at=when) == render_scan_html(direct, generated_at=when)
+    pd.testing.assert_frame_equal(indexed.table, direct.table)
+    pd.testing.assert_frame_equal(indexed.highlights, direct.highlights)
+
+    out = tmp_path / "out"
+    script = (
+        "import sys; from evstudy.cli import main; "
+        f"sys.argv = ['evstudy', 'scan', '--event', {config.event.date.isoformat()!r}, '--prices', {str(path)!r}, "
+        f"'--out', {str(out)!r}, '--highlight', 'OK0,PENNY,NOPE']\n"
+        "try:\n    main()\nexcept SystemExit as done:\n    assert not done.code, done.code\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pandas'))"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert run.stdout.splitlines()[-1] == "[]", run.stdout
+    assert (out / "scan.csv").read_bytes() == scan_csv(direct)
+    assert (out / "scan.json").read_text(encoding="utf-8") == scan_json(direct)
+
+
 # --------------------------------------------------------------------------- the real market
 
 

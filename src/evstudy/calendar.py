@@ -12,15 +12,19 @@ import datetime as dt
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+import numpy as np
 
 from evstudy.config import EventSpec
 from evstudy.errors import CalendarError
 
 if TYPE_CHECKING:
     import exchange_calendars as xcals
+    import pandas as pd
+
+# pandas is imported where a Timestamp is made (the NYSE calendar's path): a dated event placed on
+# TradingDays, and day_zero_row, work on numpy datetime64 days, so the whole-market scan runs without pandas.
 
 NEW_YORK = "America/New_York"
 _TIMING_WORDS = {
@@ -49,47 +53,92 @@ class TradingDays:
 
     A caller that already holds the market's trading days (a scan reads the
     benchmark's) can place a dated event on them without building the NYSE
-    calendar. Same interface as the few ExchangeCalendar methods used below.
+    calendar. Same interface as the few ExchangeCalendar methods used below;
+    days are midnight ``datetime.datetime`` values (a pandas Timestamp compares
+    equal), kept as numpy datetime64 so that no pandas is needed.
     """
 
-    def __init__(self, days: pd.DatetimeIndex, name: str = "the trading days given"):
-        self.sessions = pd.DatetimeIndex(days).sort_values()
+    def __init__(self, days: Any, name: str = "the trading days given"):
+        self.sessions = np.unique(np.asarray(days, dtype="datetime64[D]"))
         self.name = name
         if not len(self.sessions):
             raise CalendarError(f"{name} are empty: no day to place day 0 on")
 
-    @property
-    def first_session(self) -> pd.Timestamp:
-        return self.sessions[0]
+    def _at(self, position: int) -> dt.datetime:
+        return dt.datetime.combine(self.sessions[position].item(), dt.time())
 
     @property
-    def last_session(self) -> pd.Timestamp:
-        return self.sessions[-1]
+    def first_session(self) -> dt.datetime:
+        return self._at(0)
 
-    def is_session(self, day: pd.Timestamp) -> bool:
-        return day in self.sessions
+    @property
+    def last_session(self) -> dt.datetime:
+        return self._at(-1)
 
-    def next_session(self, day: pd.Timestamp) -> pd.Timestamp:
+    def is_session(self, day: dt.date) -> bool:
+        position = int(np.searchsorted(self.sessions, np.datetime64(day, "D")))
+        return position < len(self.sessions) and self.sessions[position] == np.datetime64(day, "D")
+
+    def next_session(self, day: dt.date) -> dt.datetime:
         """The first trading day after ``day`` (callers check ``day`` is before the last one)."""
-        return self.sessions[int(self.sessions.searchsorted(day, side="right"))]
+        return self._at(int(np.searchsorted(self.sessions, np.datetime64(day, "D"), side="right")))
 
-    def date_to_session(self, day: pd.Timestamp, direction: str = "next") -> pd.Timestamp:
+    def date_to_session(self, day: dt.date, direction: str = "next") -> dt.datetime:
         """``day`` if it is a trading day, else the next one (only ``direction="next"`` is used here)."""
-        return self.sessions[int(self.sessions.searchsorted(day, side="left"))]
+        return self._at(int(np.searchsorted(self.sessions, np.datetime64(day, "D"), side="left")))
 
 
 @dataclass(frozen=True)
 class DayZero:
-    """Where an event lands on the trading calendar, and the sentence that says so."""
+    """Where an event lands on the trading calendar, and the sentence that says so.
+
+    ``day0`` is a pandas Timestamp from the NYSE calendar, a midnight datetime from TradingDays.
+    """
 
     event_id: str
     announced: str
     timing: str
-    day0: pd.Timestamp
+    day0: dt.datetime
     mapping: str
 
 
-def _fmt(day: dt.date | pd.Timestamp) -> str:
+@dataclass(frozen=True)
+class EventTimeline:
+    """One event placed on the calendar: day 0, its mapping sentence, the windows' dates (midnight datetimes
+    or pandas Timestamps)."""
+
+    event_id: str
+    label: str
+    announced: str
+    timing: str
+    day0: dt.datetime
+    mapping: str
+    estimation_start: dt.datetime | None
+    estimation_end: dt.datetime | None
+    span_start: dt.datetime
+    span_end: dt.datetime
+    confounders: tuple[dict[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        def day(value: dt.datetime | None) -> str | None:
+            return value.date().isoformat() if value is not None else None
+
+        return {
+            "event": self.event_id,
+            "label": self.label,
+            "announced": self.announced,
+            "timing": self.timing,
+            "day0": day(self.day0),
+            "mapping": self.mapping,
+            "estimation_start": day(self.estimation_start),
+            "estimation_end": day(self.estimation_end),
+            "event_window_start": day(self.span_start),
+            "event_window_end": day(self.span_end),
+            "confounders": list(self.confounders),
+        }
+
+
+def _fmt(day: dt.date) -> str:
     return f"{day:%a} {day:%Y-%m-%d}"
 
 
@@ -97,7 +146,7 @@ def _name(cal: xcals.ExchangeCalendar | TradingDays) -> str:
     return cal.name if isinstance(cal, TradingDays) else "the NYSE calendar"
 
 
-def _next_session(cal: xcals.ExchangeCalendar | TradingDays, day: pd.Timestamp, event_id: str) -> pd.Timestamp:
+def _next_session(cal: xcals.ExchangeCalendar | TradingDays, day: dt.datetime, event_id: str) -> dt.datetime:
     if day >= cal.last_session:
         raise CalendarError(
             f"event {event_id!r}: day 0 after {day.date()} is beyond {_name(cal)} (last session "
@@ -106,7 +155,7 @@ def _next_session(cal: xcals.ExchangeCalendar | TradingDays, day: pd.Timestamp, 
     return cal.next_session(day)
 
 
-def _check_range(cal: xcals.ExchangeCalendar | TradingDays, day: pd.Timestamp, event_id: str) -> None:
+def _check_range(cal: xcals.ExchangeCalendar | TradingDays, day: dt.datetime, event_id: str) -> None:
     if not cal.first_session <= day <= cal.last_session:
         raise CalendarError(
             f"event {event_id!r} on {day.date()} is outside {_name(cal)} "
@@ -124,6 +173,8 @@ def locate_day_zero(event: EventSpec, trading_days: TradingDays | None = None) -
     """
     cal = trading_days if trading_days is not None and event.timestamp is None else nyse_calendar()
     if event.timestamp is not None:
+        import pandas as pd
+
         when = pd.Timestamp(event.timestamp).tz_convert(NEW_YORK)
         local_day = pd.Timestamp(when.date())
         _check_range(cal, local_day, event.id)
@@ -143,7 +194,12 @@ def locate_day_zero(event: EventSpec, trading_days: TradingDays | None = None) -
         mapping = f"announced {announced} ({words}) → day 0 {_fmt(day0)}"
         return DayZero(event.id, announced, timing, day0, mapping)
 
-    day = pd.Timestamp(event.date)
+    if isinstance(cal, TradingDays):
+        day = dt.datetime.combine(event.date, dt.time())
+    else:
+        import pandas as pd
+
+        day = pd.Timestamp(event.date)
     _check_range(cal, day, event.id)
     timing = event.timing or "before_open"
     assumed = "" if event.timing else " (timing not stated: assumed before the open)"
@@ -157,7 +213,7 @@ def locate_day_zero(event: EventSpec, trading_days: TradingDays | None = None) -
     else:
         day0 = day
         mapping = f"announced {_fmt(day)} {_TIMING_WORDS[timing]}{assumed} → day 0 {_fmt(day0)}"
-    return DayZero(event.id, _fmt(day), timing, pd.Timestamp(day0), mapping)
+    return DayZero(event.id, _fmt(day), timing, day0, mapping)
 
 
 def session_offset(day: pd.Timestamp, offset: int) -> pd.Timestamp:
@@ -172,8 +228,8 @@ def session_offset(day: pd.Timestamp, offset: int) -> pd.Timestamp:
 
 
 def day_zero_row(
-    days: pd.DatetimeIndex,
-    day0: pd.Timestamp,
+    days: pd.DatetimeIndex | np.ndarray,
+    day0: dt.datetime,
     *,
     span_start: int,
     span_end: int,
@@ -190,33 +246,37 @@ def day_zero_row(
     """
     from evstudy.errors import InsufficientDataError
 
-    first, last = days[0].date(), days[-1].date()
-    if day0 > days[-1]:
+    dates = np.asarray(days, dtype="datetime64[D]")  # the study's DatetimeIndex, or the scan's datetime64 days
+    zero = np.datetime64(day0, "D")
+    first, last = dates[0].item(), dates[-1].item()
+    if zero > dates[-1]:
         raise CalendarError(
-            f"{who}: day 0 {day0.date()} is after the last close of the benchmark {benchmark} in the price data "
+            f"{who}: day 0 {zero.item()} is after the last close of the benchmark {benchmark} in the price data "
             f"({last}); choose an event on or before {last}, or load newer data"
         )
-    if day0 < days[0]:
+    if zero < dates[0]:
         raise CalendarError(
-            f"{who}: day 0 {day0.date()} is before the first close of the benchmark {benchmark} in the price data "
+            f"{who}: day 0 {zero.item()} is before the first close of the benchmark {benchmark} in the price data "
             f"loaded ({first}); choose a later event, or load older data"
         )
-    row = int(days.get_indexer([day0])[0])
+    row = int(np.searchsorted(dates, zero))
+    if dates[row] != zero:
+        row = -1
     if row < 0:
         raise CalendarError(
-            f"{who}: the benchmark {benchmark} has no close on day 0 {day0.date()}; "
+            f"{who}: the benchmark {benchmark} has no close on day 0 {zero.item()}; "
             f"check the benchmark's data or the event date"
         )
     if row + span_end >= len(days):
         raise CalendarError(
             f"{who}: the event window runs to day {span_end:+d} but the data ends {last}, "
-            f"{len(days) - 1 - row} trading day{'' if len(days) - 1 - row == 1 else 's'} after day 0 {day0.date()}; "
+            f"{len(days) - 1 - row} trading day{'' if len(days) - 1 - row == 1 else 's'} after day 0 {zero.item()}; "
             "shorten the windows or load more data"
         )
     if row + span_start < 1:
         raise CalendarError(
             f"{who}: the event window starts at day {span_start:+d} but the data starts {first}, "
-            f"only {row} trading day{'' if row == 1 else 's'} before day 0 {day0.date()}"
+            f"only {row} trading day{'' if row == 1 else 's'} before day 0 {zero.item()}"
         )
     if row + estimation_end < 1:
         raise InsufficientDataError(

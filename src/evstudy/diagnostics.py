@@ -37,7 +37,7 @@ import pandas as pd
 from evstudy.abnormal import AbnormalReturns, abnormal_returns, buy_and_hold, car_stats
 from evstudy.config import StudyConfig, Window
 from evstudy.errors import InsufficientDataError
-from evstudy.models import ModelFit, alpha_beta, fit, param_names
+from evstudy.models import EXACT_FIT_SIGMA, ModelFit, alpha_beta, exact_fit, fit, param_names  # noqa: F401
 from evstudy.returns import price_glitches, zero_share_of
 
 BREAK_CRITICAL_5PCT = 1.358  # 5% quantile of sup|Brownian bridge| (Inclán & Tiao 1994, Table 1)
@@ -58,9 +58,6 @@ BHAR_COLUMNS = ["event", "ticker", "benchmark", "window_start", "window_end", "b
 PARAMETER_COLUMNS = ["event", "ticker", "benchmark", "model", "param", "estimate", "se"]
 
 
-# A residual daily sigma below this is floating-point rounding, not noise: returns of ~1e-2 carry
-# rounding of ~1e-18, and a quoted price (4+ significant digits) never moves by less than ~1e-6.
-EXACT_FIT_SIGMA = 1e-10
 EXACT_FIT_REASON = (
     "the model fits exactly (residual sigma below 1e-10, R² = 1): the series is a copy or a multiple of its "
     "benchmark, so its residual sigma is rounding error and any t would be spurious"
@@ -119,18 +116,6 @@ def flat_benchmark_reason(bench: str, share: float, max_zero_share: float, windo
 
 
 # --------------------------------------------------------------------------- statistics
-
-
-def exact_fit(fitted: ModelFit) -> np.ndarray:
-    """Per series: does the model explain every estimation-window return (collinear with its regressors)?
-
-    The market model of a ticker that is c x the benchmark has residuals of
-    about 1e-18: a "sigma" that makes every event-window t astronomically
-    large. Such a series has no idiosyncratic risk to test against. R² cannot
-    tell (it rounds to 1 long before); the residual sigma itself can.
-    """
-    with np.errstate(invalid="ignore"):
-        return (fitted.s2 > 0) & (np.sqrt(np.maximum(fitted.s2, 0.0)) < EXACT_FIT_SIGMA)
 
 
 

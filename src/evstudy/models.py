@@ -252,3 +252,20 @@ def alpha_beta(fitted: ModelFit) -> tuple[np.ndarray, np.ndarray]:
     if fitted.model == "dimson":
         return alpha, fitted.params[:, 1:4].sum(axis=1)
     return alpha, fitted.params[:, 1]
+
+
+# A residual daily sigma below this is floating-point rounding, not noise: returns of ~1e-2 carry
+# rounding of ~1e-18, and a quoted price (4+ significant digits) never moves by less than ~1e-6.
+EXACT_FIT_SIGMA = 1e-10
+
+
+def exact_fit(fitted: ModelFit) -> np.ndarray:
+    """Per series: does the model explain every estimation-window return (collinear with its regressors)?
+
+    The market model of a ticker that is c x the benchmark has residuals of
+    about 1e-18: a "sigma" that makes every event-window t astronomically
+    large. Such a series has no idiosyncratic risk to test against. R² cannot
+    tell (it rounds to 1 long before); the residual sigma itself can.
+    """
+    with np.errstate(invalid="ignore"):
+        return (fitted.s2 > 0) & (np.sqrt(np.maximum(fitted.s2, 0.0)) < EXACT_FIT_SIGMA)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evstudy.calendar import EventTimeline  # noqa: F401  (re-exported: the study builds its timelines from here)
 from evstudy.config import StudyConfig
 from evstudy.diagnostics import (
     BHAR_COLUMNS, DIAGNOSTIC_COLUMNS, FIT_COMPARISON_COLUMNS, PARAMETER_COLUMNS, ROBUSTNESS_COLUMNS,
@@ -42,41 +43,6 @@ PRICE_COLUMNS = ["event", "ticker", "date", "rel_day", "close", "rebased"]
 MEMBER_COLUMNS = ["event", "basket", "ticker", "benchmark"]
 PLACEBO_COLUMNS = ["event", "basket", "benchmark", "window_start", "window_end", "draw", "day0", "n", "caar", "bmp"]
 DRIFT_COLUMNS = ["event", "ticker", "benchmark", "window_start", "window_end", "car", "se", "t", "p_value", "note"]
-
-
-@dataclass(frozen=True)
-class EventTimeline:
-    """One event placed on the calendar: day 0, its mapping sentence, the windows' dates."""
-
-    event_id: str
-    label: str
-    announced: str
-    timing: str
-    day0: pd.Timestamp
-    mapping: str
-    estimation_start: pd.Timestamp | None
-    estimation_end: pd.Timestamp | None
-    span_start: pd.Timestamp
-    span_end: pd.Timestamp
-    confounders: tuple[dict[str, Any], ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        def day(value: pd.Timestamp | None) -> str | None:
-            return value.date().isoformat() if value is not None else None
-
-        return {
-            "event": self.event_id,
-            "label": self.label,
-            "announced": self.announced,
-            "timing": self.timing,
-            "day0": day(self.day0),
-            "mapping": self.mapping,
-            "estimation_start": day(self.estimation_start),
-            "estimation_end": day(self.estimation_end),
-            "event_window_start": day(self.span_start),
-            "event_window_end": day(self.span_end),
-            "confounders": list(self.confounders),
-        }
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,15 @@ exclude the same series for the same reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas is imported by the two functions that build frames: the whole-market scan uses the numpy
+# core (close_to_close) and the glitch screen without it.
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,8 @@ class ReturnPanel:
 
 def trading_days(closes: pd.DataFrame, benchmark: str) -> pd.DatetimeIndex:
     """The dates on which the benchmark has a valid (positive, finite) close."""
+    import pandas as pd
+
     bench = closes[benchmark].to_numpy(dtype=float)
     valid = np.isfinite(bench) & (bench > 0)
     return pd.DatetimeIndex(closes.index[valid], name="date")
@@ -37,11 +45,28 @@ def trading_days(closes: pd.DataFrame, benchmark: str) -> pd.DatetimeIndex:
 
 def simple_returns(closes: pd.DataFrame, days: pd.DatetimeIndex) -> ReturnPanel:
     """r_t = P_t / P_{t-1} - 1 on ``days``; invalid closes become gaps, never fills."""
+    import pandas as pd
+
     # One copy of the closes and one array of returns, no other (days x tickers) temporary:
     # at 10,000 tickers each is ~25 MB of fresh memory.
     rows = closes.index.get_indexer(days)
     values = closes.to_numpy(dtype=float)[np.maximum(rows, 0)]
     values[rows < 0] = np.nan
+    returns, invalid, nonfinite = close_to_close(values)
+    return ReturnPanel(  # copy=False: pandas 3 would copy each (days x tickers) array again
+        returns=pd.DataFrame(returns, index=days, columns=closes.columns, copy=False),
+        closes=pd.DataFrame(values, index=days, columns=closes.columns, copy=False),
+        invalid_prices=pd.Series(invalid, index=closes.columns, dtype=int),
+        nonfinite_prices=pd.Series(nonfinite, index=closes.columns, dtype=int),
+    )
+
+
+def close_to_close(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Simple returns of ``values`` (days x series, a fresh copy: invalid closes are set to NaN in place).
+
+    Returns (returns, invalid closes per series, non-finite closes per series); the first row's
+    returns are NaN. The arithmetic of :func:`simple_returns`, which calls it.
+    """
     present = ~np.isnan(values)
     invalid = present & ~(np.isfinite(values) & (values > 0))
     nonfinite = np.isinf(values).sum(axis=0)
@@ -50,12 +75,7 @@ def simple_returns(closes: pd.DataFrame, days: pd.DatetimeIndex) -> ReturnPanel:
     returns[:1] = np.nan
     np.divide(values[1:], values[:-1], out=returns[1:])
     returns[1:] -= 1.0
-    return ReturnPanel(  # copy=False: pandas 3 would copy each (days x tickers) array again
-        returns=pd.DataFrame(returns, index=days, columns=closes.columns, copy=False),
-        closes=pd.DataFrame(values, index=days, columns=closes.columns, copy=False),
-        invalid_prices=pd.Series(invalid.sum(axis=0), index=closes.columns, dtype=int),
-        nonfinite_prices=pd.Series(nonfinite, index=closes.columns, dtype=int),
-    )
+    return returns, invalid.sum(axis=0), nonfinite
 
 
 def zero_share_of(returns: np.ndarray) -> np.ndarray:

@@ -41,10 +41,11 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from evstudy._version import __version__
 from evstudy.config import (
@@ -52,18 +53,20 @@ from evstudy.config import (
     EventSpec, ModelName, Window, check_window_layout, normalize_ticker,
 )
 from evstudy.errors import ConfigError, DataSourceError, InsufficientDataError
-from evstudy.diagnostics import exact_fit
-from evstudy.models import ModelFit, fit
-from evstudy.prices.base import PriceData
-from evstudy.returns import price_glitches, simple_returns, trading_days, zero_share_of
+from evstudy.models import ModelFit, exact_fit, fit
+from evstudy.returns import close_to_close, price_glitches, zero_share_of
 
 if TYPE_CHECKING:
-    from evstudy.results import EventTimeline
+    import pandas as pd
 
-# evstudy.abnormal (scipy.special) and evstudy.results are imported where they are used:
-# scan_market imports them while the price file is read in another thread. A dated event is
-# placed on the data's trading days, so exchange_calendars (~0.2 s to import and build the
-# NYSE calendar) is only loaded for a timestamped event.
+    from evstudy.calendar import EventTimeline
+    from evstudy.prices.base import PriceData
+
+# No pandas here: a scan answered from the price index (evstudy.prices.dataset) computes on numpy
+# arrays and writes its files without it (~0.3 s of start-up). ScanResults' DataFrames (table, funnel,
+# highlights) are built on first use, for notebooks. evstudy.abnormal (scipy.special) is imported
+# where it is used. A dated event is placed on the data's trading days, so exchange_calendars (~0.2 s
+# to import and build the NYSE calendar, and pandas) is only loaded for a timestamped event.
 
 SCAN_MODELS: tuple[str, ...] = ("market", "constant_mean", "market_adjusted")  # need only the benchmark
 DEFAULT_TOP = 50
@@ -170,38 +173,93 @@ def window_key(window: Window) -> str:
 DAY0_KEY = "day0"  # window_key(Window(0, 0)): the day-0 columns the scan report and summary read
 
 
+HIGHLIGHT_COLUMNS = ("ticker", "status", "rank", "percentile", "ar_day0", "reason")
+
+
 @dataclass(frozen=True)
 class ScanResults:
     """What a scan computed: the ranked table, the filter funnel, the highlighted tickers.
 
-    ``table`` has one row per qualifying ticker, ranked by day-0 AR (rank 1 =
-    largest), with per window ``car_<key>``, ``t_<key>``, ``p_<key>`` and the
-    Benjamini-Hochberg ``q_<key>`` (see :func:`window_key`). ``funnel`` lists
-    each filter with how many tickers it removed and how many remained.
-    ``highlights`` places every highlighted ticker: its rank, or the filter
-    that removed it.
+    ``columns`` is the ranked table column by column (numpy arrays, one row per
+    qualifying ticker, ranked by day-0 AR, rank 1 = largest), with per window
+    ``car_<key>``, ``t_<key>``, ``p_<key>`` and the Benjamini-Hochberg
+    ``q_<key>`` (see :func:`window_key`); ``table`` is the same as a pandas
+    DataFrame. ``removed`` counts, per filter of FILTERS, the tickers it
+    removed from the ``n_tickers`` in the data; ``funnel`` is that as a
+    DataFrame. ``highlight_rows`` (and the ``highlights`` frame) place every
+    highlighted ticker: its rank, or the filter that removed it. The frames are
+    built on first use (importing pandas), so the CLI writes its files without.
     """
 
     config: ScanConfig
     version: str
     provenance: dict[str, Any]
     timeline: EventTimeline
-    table: pd.DataFrame
-    funnel: pd.DataFrame
-    highlights: pd.DataFrame
+    columns: dict[str, np.ndarray]
+    removed: tuple[int, ...]
+    n_tickers: int
+    highlight_rows: tuple[tuple[Any, ...], ...]
     notes: tuple[str, ...] = ()
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_ranked(self) -> int:
-        return len(self.table)
+        return len(self.columns["rank"])
 
-    def window_summary(self, alpha: float = 0.05) -> pd.DataFrame:
+    @cached_property
+    def table(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.columns)
+
+    @cached_property
+    def funnel(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self.funnel_rows(), columns=["filter", "description", "rule", "start", "removed", "remaining"])
+
+    @cached_property
+    def highlights(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(list(self.highlight_rows), columns=list(HIGHLIGHT_COLUMNS))
+
+    def funnel_rows(self) -> list[dict[str, Any]]:
+        """One record per filter, in order: how many tickers it removed and how many remained."""
+        config = self.config
+        limits = {
+            "min_returns": f">= {config.min_returns} valid returns in {config.estimation_window.label}",
+            "min_price": f">= ${config.min_price:g}",
+            "max_zero_share": f"<= {config.max_zero_share:.0%} zero returns",
+        }
+        rows, remaining = [], self.n_tickers
+        for (name, text), removed in zip(FILTERS, self.removed):
+            remaining -= removed
+            rows.append({
+                "filter": name, "description": text, "rule": limits.get(name, ""), "start": self.n_tickers,
+                "removed": removed, "remaining": remaining,
+            })
+        return rows
+
+    def highlight_records(self) -> list[dict[str, Any]]:
+        """The highlighted tickers as scan.json lists them.
+
+        A rank column holding a missing rank is written as floats (2127.0),
+        as scan.json has always written it (pandas' NaN-able column).
+        """
+        rows = [dict(zip(HIGHLIGHT_COLUMNS, row)) for row in self.highlight_rows]
+        ranks = [row["rank"] for row in rows]
+        if None in ranks and any(rank is not None for rank in ranks):
+            for row in rows:
+                row["rank"] = None if row["rank"] is None else float(row["rank"])
+        return rows
+
+    def window_rows(self, alpha: float = 0.05) -> list[dict[str, Any]]:
         """Per window: tickers with p < alpha, with q < alpha (BH), positive and negative."""
         rows = []
         for window in self.config.windows:
             key = window_key(window)
-            car, p, q = (self.table[f"{c}_{key}"].to_numpy() for c in ("car", "p", "q"))
+            car, p, q = (self.columns[f"{c}_{key}"] for c in ("car", "p", "q"))
             rows.append({
                 "window": window.label,
                 "window_start": window.start,
@@ -215,7 +273,13 @@ class ScanResults:
                 "q_below_down": int(((q < alpha) & (car < 0)).sum()),
                 "expected_false_p": alpha * len(car),
             })
-        return pd.DataFrame(rows)
+        return rows
+
+    def window_summary(self, alpha: float = 0.05) -> pd.DataFrame:
+        """:meth:`window_rows` as a DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame(self.window_rows(alpha))
 
     def to_dict(self) -> dict[str, Any]:
         """scan.json: parameters, day 0, the funnel, highlighted ranks, per-window counts, provenance."""
@@ -227,31 +291,25 @@ class ScanResults:
             "event": self.timeline.to_dict(),
             "n_ranked": self.n_ranked,
             "ranking": "day-0 abnormal return, largest first (rank 1); percentile = rank / n_ranked * 100",
-            "filters": _records(self.funnel),
-            "highlights": _records(self.highlights),
-            "windows": _records(self.window_summary()),
-            "columns": list(self.table.columns),
+            "filters": self.funnel_rows(),
+            "highlights": [{k: _json_value(v) for k, v in row.items()} for row in self.highlight_records()],
+            "windows": [{k: _json_value(v) for k, v in row.items()} for row in self.window_rows()],
+            "columns": list(self.columns),
             "notes": list(self.notes),
         }
 
     def __repr__(self) -> str:
         return (
             f"<ScanResults day 0 {self.timeline.day0.date()}: {self.n_ranked} tickers ranked, "
-            f"{int(self.funnel['removed'].sum())} filtered out; model {self.config.model} vs {self.config.benchmark}>"
+            f"{sum(self.removed)} filtered out; model {self.config.model} vs {self.config.benchmark}>"
         )
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    def clean(value: Any) -> Any:
-        if isinstance(value, (float, np.floating)):
-            return float(value) if math.isfinite(value) else None
-        if isinstance(value, (np.integer,)):
-            return int(value)
-        if isinstance(value, np.bool_):
-            return bool(value)
-        return value
-
-    return [{k: clean(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+def _json_value(value: Any) -> Any:
+    """A float that JSON can hold (non-finite as None); other values as they are."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 # --------------------------------------------------------------------------- statistics
@@ -312,16 +370,19 @@ def scan_dates(config: ScanConfig) -> tuple[dt.date, dt.date]:
 # --------------------------------------------------------------------------- the scan
 
 
-def _locate(days: pd.DatetimeIndex, config: ScanConfig) -> tuple[int, EventTimeline, slice, slice]:
-    """Day 0's row in the benchmark's trading days, and the estimation and event rows."""
-    from evstudy.calendar import TradingDays, day_zero_row, locate_day_zero
-    from evstudy.results import EventTimeline
+def _midnight(day: np.datetime64) -> dt.datetime:
+    return dt.datetime.combine(day.item(), dt.time())
+
+
+def _locate(days: np.ndarray, config: ScanConfig) -> tuple[int, EventTimeline, slice, slice]:
+    """Day 0's row in the benchmark's trading days (datetime64[D]), and the estimation and event rows."""
+    from evstudy.calendar import EventTimeline, TradingDays, day_zero_row, locate_day_zero
 
     event, est, span = config.event, config.estimation_window, config.span
     # A dated event is placed on the benchmark's trading days (the NYSE sessions in the data), by the
     # study's own rule, without building the NYSE calendar; a timestamp needs the calendar's hours.
     zero = locate_day_zero(event, TradingDays(days, f"the trading days of {config.benchmark} in the price data"))
-    first = days[0].date()
+    first = days[0].item()
     i0 = day_zero_row(
         days, zero.day0, span_start=span.start, span_end=span.end, estimation_end=est.end,
         who=f"--event {event.date}", benchmark=config.benchmark,
@@ -340,12 +401,12 @@ def _locate(days: pd.DatetimeIndex, config: ScanConfig) -> tuple[int, EventTimel
         label=event.label,
         announced=zero.announced,
         timing=zero.timing,
-        day0=days[i0],
+        day0=_midnight(days[i0]),
         mapping=zero.mapping,
-        estimation_start=days[est_rows.start],
-        estimation_end=days[est_rows.stop - 1],
-        span_start=days[ev_rows.start],
-        span_end=days[ev_rows.stop - 1],
+        estimation_start=_midnight(days[est_rows.start]),
+        estimation_end=_midnight(days[est_rows.stop - 1]),
+        span_start=_midnight(days[ev_rows.start]),
+        span_end=_midnight(days[ev_rows.stop - 1]),
     )
     return i0, timeline, est_rows, ev_rows
 
@@ -393,6 +454,31 @@ def _subset(fitted: ModelFit, keep: np.ndarray) -> ModelFit:
 def run_scan(config: ScanConfig, data: PriceData) -> ScanResults:
     """Scan every ticker of ``data`` around ``config.event``; rank by day-0 AR.
 
+    See :func:`scan_closes`, which this calls with the frame's values.
+    """
+    closes = data.closes
+    return scan_closes(
+        config, closes.to_numpy(dtype=float), closes.index.to_numpy().astype("datetime64[D]"), list(closes.columns),
+        location=data.location, provenance=_provenance(data),
+    )
+
+
+def scan_closes(
+    config: ScanConfig,
+    closes: np.ndarray,
+    dates: np.ndarray,
+    tickers: list[str],
+    *,
+    location: str,
+    provenance: dict[str, Any],
+    columns: np.ndarray | None = None,
+) -> ScanResults:
+    """Scan ``closes`` (dates x columns) of ``tickers`` around ``config.event``; rank by day-0 AR.
+
+    ``dates`` are the rows' days (datetime64[D], ascending); ``columns``, if
+    given, picks the tickers' columns out of a wider ``closes`` (a view of the
+    price index), so only the rows and columns used are copied.
+
     Raises DataSourceError if the benchmark has no prices, CalendarError if the
     event windows do not fit in the data, InsufficientDataError if no ticker
     passes the filters.
@@ -408,36 +494,40 @@ def run_scan(config: ScanConfig, data: PriceData) -> ScanResults:
     """
     from evstudy.abnormal import abnormal_returns, car_stats
 
-    closes = data.closes
     bench = config.benchmark
-    if closes.empty:
+    if not len(dates) or not len(tickers):
         raise DataSourceError(
-            f"{data.location} has no prices for the dates a scan of --event {config.event.date} needs; "
+            f"{location} has no prices for the dates a scan of --event {config.event.date} needs; "
             f"choose an event inside the data"
         )
-    if bench not in closes.columns or not np.isfinite(closes[bench].to_numpy()).any():
+    where = {name: i for i, name in enumerate(tickers)}
+    bench_col = where.get(bench, -1)
+    bench_closes = closes[:, bench_col if columns is None else columns[bench_col]] if bench_col >= 0 else None
+    if bench_closes is None or not np.isfinite(bench_closes).any():
         # load_all leaves out a ticker without closes in range: absent here may mean "in the file, but empty there"
         hint = "give it closes there" + (
             "" if bench == DEFAULT_BENCHMARK else f" or choose a benchmark the source holds (e.g. {DEFAULT_BENCHMARK})"
         )
         raise DataSourceError(
-            f"--benchmark {bench} has no close in {data.location} between {closes.index[0].date()} and "
-            f"{closes.index[-1].date()}, the dates a scan of --event {config.event.date} needs; {hint}"
+            f"--benchmark {bench} has no close in {location} between {dates[0].item()} and "
+            f"{dates[-1].item()}, the dates a scan of --event {config.event.date} needs; {hint}"
         )
-    days = trading_days(closes, bench)
+    # The benchmark's trading days: its valid (positive, finite) closes, as evstudy.returns.trading_days.
+    trading = np.flatnonzero(np.isfinite(bench_closes) & (bench_closes > 0))
+    days = dates[trading]
     if len(days) < 2:
-        raise InsufficientDataError(f"benchmark {bench} has fewer than 2 valid closes in {data.location}")
+        raise InsufficientDataError(f"benchmark {bench} has fewer than 2 valid closes in {location}")
     i0, timeline, est_rows, ev_rows = _locate(days, config)
 
-    # Returns only on the rows used: from the day before the estimation window to the last event day.
+    # Returns only on the rows used: from the day before the estimation window to the last event day,
+    # from one copy of those closes (evstudy.returns.simple_returns' arithmetic).
     base = est_rows.start - 1
-    panel = simple_returns(closes, days[base : ev_rows.stop])
-    tickers = closes.columns.to_numpy()
-    returns = panel.returns.to_numpy()
-    prices = panel.closes.to_numpy()
+    rows = trading[base : ev_rows.stop]
+    prices = closes[rows] if columns is None else closes[np.ix_(rows, columns)]
+    returns, invalid_prices, _ = close_to_close(prices)
+    tickers = np.array(tickers, dtype=object)
     est = slice(est_rows.start - base, est_rows.stop - base)
     ev = slice(ev_rows.start - base, ev_rows.stop - base)
-    bench_col = int(closes.columns.get_loc(bench))
     stock_est = returns[est]
     market = returns[:, bench_col]
 
@@ -450,7 +540,7 @@ def run_scan(config: ScanConfig, data: PriceData) -> ScanResults:
     glitches = price_glitches(prices, jump_rows=ev.start)
     fails = [
         np.arange(len(tickers)) == bench_col,
-        panel.invalid_prices.to_numpy() > 0,
+        invalid_prices > 0,
         glitches.found,
         n_valid < config.min_returns,
     ]
@@ -476,7 +566,7 @@ def run_scan(config: ScanConfig, data: PriceData) -> ScanResults:
     cols = cand[keep]
     if not len(cols):
         raise InsufficientDataError(
-            f"no ticker in {data.location} passes the filters for day 0 {timeline.day0.date()}: "
+            f"no ticker in {location} passes the filters for day 0 {timeline.day0.date()}: "
             f"{_funnel_words(dropped_by, len(tickers))}"
         )
 
@@ -493,7 +583,7 @@ def run_scan(config: ScanConfig, data: PriceData) -> ScanResults:
     n = len(cols)
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(1, n + 1)
-    columns: dict[str, Any] = {
+    table: dict[str, Any] = {
         "ticker": tickers[cols],
         "rank": rank,
         "percentile": rank / n * 100.0,
@@ -502,39 +592,37 @@ def run_scan(config: ScanConfig, data: PriceData) -> ScanResults:
     }
     for w, window in enumerate(config.windows):
         key = window_key(window)
-        columns[f"car_{key}"] = stats.car[w]
-        columns[f"t_{key}"] = stats.t[w]
-        columns[f"p_{key}"] = stats.p_value[w]
-        columns[f"q_{key}"] = q[w]
+        table[f"car_{key}"] = stats.car[w]
+        table[f"t_{key}"] = stats.t[w]
+        table[f"p_{key}"] = stats.p_value[w]
+        table[f"q_{key}"] = q[w]
     if config.model in ("market", "constant_mean"):
-        columns["alpha"] = sub.params[:, 0]
+        table["alpha"] = sub.params[:, 0]
     if config.model == "market":
-        columns["beta"] = sub.params[:, 1]
-    columns.update({
+        table["beta"] = sub.params[:, 1]
+    table.update({
         "sigma": sub.sigma,
         "n_obs": sub.n.astype(np.int64),
         "zero_share": zero_share[cols],
         "close_before": close_before[cols],
         "highlighted": np.isin(tickers[cols], list(config.highlight)),
     })
-    table = pd.DataFrame({name: values[order] for name, values in columns.items()})
-
-    funnel = _funnel(dropped_by, len(tickers), config)
-    highlights = _highlights(config, tickers, dropped_by, cols, rank, ar0, n)
+    ranked = {name: values[order] for name, values in table.items()}
+    removed = np.bincount(dropped_by[dropped_by >= 0], minlength=len(FILTERS))
     notes = [
         "returns are close-to-close from adjusted closes; intraday moves quoted in the news can differ",
         f"{n:,} tests per window: use the BH q-value, not p, to pick out movers "
         f"(at p < 0.05 about {0.05 * n:,.0f} would pass by chance alone)",
     ]
-    provenance = _provenance(data)
     return ScanResults(
         config=config,
         version=__version__,
         provenance=provenance,
         timeline=timeline,
-        table=table,
-        funnel=funnel,
-        highlights=highlights,
+        columns=ranked,
+        removed=tuple(int(k) for k in removed),
+        n_tickers=len(tickers),
+        highlight_rows=_highlights(config, where, dropped_by, cols, rank, ar0, n),
         notes=tuple(notes),
     )
 
@@ -554,24 +642,6 @@ def _provenance(data: PriceData) -> dict[str, Any]:
     }
 
 
-def _funnel(dropped_by: np.ndarray, total: int, config: ScanConfig) -> pd.DataFrame:
-    """One row per filter, in order: how many tickers it removed and how many remained."""
-    removed = np.bincount(dropped_by[dropped_by >= 0], minlength=len(FILTERS))
-    remaining = total - np.cumsum(removed)
-    limits = {
-        "min_returns": f">= {config.min_returns} valid returns in {config.estimation_window.label}",
-        "min_price": f">= ${config.min_price:g}",
-        "max_zero_share": f"<= {config.max_zero_share:.0%} zero returns",
-    }
-    return pd.DataFrame({
-        "filter": [name for name, _ in FILTERS],
-        "description": [text for _, text in FILTERS],
-        "rule": [limits.get(name, "") for name, _ in FILTERS],
-        "removed": removed.astype(np.int64),
-        "remaining": remaining.astype(np.int64),
-    }).assign(start=total)[["filter", "description", "rule", "start", "removed", "remaining"]]
-
-
 def _funnel_words(dropped_by: np.ndarray, total: int) -> str:
     removed = np.bincount(dropped_by[dropped_by >= 0], minlength=len(FILTERS))
     return f"{total:,} tickers; " + ", ".join(f"{name} removed {k:,}" for (name, _), k in zip(FILTERS, removed) if k)
@@ -579,15 +649,14 @@ def _funnel_words(dropped_by: np.ndarray, total: int) -> str:
 
 def _highlights(
     config: ScanConfig,
-    tickers: np.ndarray,
+    where: dict[str, int],
     dropped_by: np.ndarray,
     cols: np.ndarray,
     rank: np.ndarray,
     ar0: np.ndarray,
     n: int,
-) -> pd.DataFrame:
-    """Each highlighted ticker's rank and percentile, or why it is not ranked."""
-    where = {t: i for i, t in enumerate(tickers)}
+) -> tuple[tuple[Any, ...], ...]:
+    """Each highlighted ticker's (ticker, status, rank, percentile, day-0 AR, reason): ranked, or why not."""
     position = {int(c): i for i, c in enumerate(cols)}
     rows = []
     for ticker in config.highlight:
@@ -600,9 +669,7 @@ def _highlights(
         else:
             name, text = FILTERS[int(dropped_by[col])]
             rows.append((ticker, "filtered", None, None, None, f"{name}: {text}"))
-    return pd.DataFrame(rows, columns=["ticker", "status", "rank", "percentile", "ar_day0", "reason"])
-
-
+    return tuple(rows)
 
 
 def load_scan_prices(config: ScanConfig, prices: str | os.PathLike[str]) -> PriceData:
@@ -614,7 +681,7 @@ def load_scan_prices(config: ScanConfig, prices: str | os.PathLike[str]) -> Pric
 
 def _prepare_statistics(config: ScanConfig) -> None:
     """Import what run_scan needs (scipy.special for the p-values), and the NYSE calendar for a timestamp."""
-    from evstudy import abnormal, results  # noqa: F401
+    from evstudy import abnormal, calendar  # noqa: F401
 
     if config.event.timestamp is not None:
         from evstudy.calendar import nyse_calendar
@@ -625,11 +692,33 @@ def _prepare_statistics(config: ScanConfig) -> None:
 def scan_market(config: ScanConfig, prices: str | os.PathLike[str]) -> ScanResults:
     """Load the whole market from ``prices`` and scan it (the CLI's one library call).
 
-    The file is read in a worker thread — Arrow decodes it in C++ threads
-    that release the GIL — while this thread imports scipy.special (and
-    builds the NYSE calendar for a timestamped event), so on an idle
-    two-core machine the two costs overlap instead of adding up.
+    From a long price file's second read on, its local index answers
+    (:func:`evstudy.prices.dataset.indexed_market`): memory-mapped, only the
+    rows and columns the scan uses are copied, and neither the file's reader
+    nor pandas is imported. Otherwise the file is read in a worker thread —
+    Arrow decodes it in C++ threads that release the GIL — while this thread
+    imports scipy.special (and builds the NYSE calendar for a timestamped
+    event), so on an idle two-core machine the two costs overlap.
     """
+    from evstudy.prices.dataset import indexed_market
+
+    market = indexed_market(prices, *scan_dates(config))
+    if market is not None:
+        _prepare_statistics(config)
+        location = str(Path(prices).expanduser())
+        provenance = {  # what FileSource.load_all's PriceData gives (_provenance)
+            "source": "files",
+            "location": location,
+            "first_date": market.days[0].item().isoformat() if len(market.days) else None,
+            "last_date": market.days[-1].item().isoformat() if len(market.days) else None,
+            "n_tickers": len(market.tickers),
+            "missing": [],
+            "notes": [],
+        }
+        return scan_closes(
+            config, market.closes, market.days, market.tickers, location=location, provenance=provenance,
+            columns=market.columns,
+        )
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evstudy-read") as pool:
         loading = pool.submit(load_scan_prices, config, prices)
         _prepare_statistics(config)

@@ -7,13 +7,17 @@ other stage receives a :class:`PriceData`.
 from __future__ import annotations
 
 import os
+import typing as _typing
 from pathlib import Path
 
 from evstudy.errors import DataSourceError
-from evstudy.prices.base import PriceData, PriceSource
-from evstudy.prices.cache import cache_file_name, default_cache_dir, normalize_ticker
-from evstudy.prices.files import SHAPES_HELP, FileSource
-from evstudy.prices.yahoo import YahooSource
+
+if _typing.TYPE_CHECKING:
+    from evstudy.prices.base import PriceData, PriceSource
+    from evstudy.prices.cache import cache_file_name, normalize_ticker
+    from evstudy.prices.files import FileSource
+    from evstudy.prices.locations import default_cache_dir
+    from evstudy.prices.yahoo import YahooSource
 
 __all__ = [
     "FileSource",
@@ -25,6 +29,28 @@ __all__ = [
     "normalize_ticker",
     "open_source",
 ]
+
+# Exported names load their module on first use (PEP 562): the whole-market scan reads the price
+# index (evstudy.prices.dataset) without pandas, which the readers below import.
+_LAZY = {
+    "FileSource": "evstudy.prices.files",
+    "PriceData": "evstudy.prices.base",
+    "PriceSource": "evstudy.prices.base",
+    "YahooSource": "evstudy.prices.yahoo",
+    "cache_file_name": "evstudy.prices.cache",
+    "default_cache_dir": "evstudy.prices.locations",
+    "normalize_ticker": "evstudy.prices.cache",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'evstudy.prices' has no attribute {name!r}")
 
 
 def open_source(
@@ -42,6 +68,9 @@ def open_source(
     when a download still fails after its retries) only concern Yahoo; a local
     path is read as it is, and names every ticker it lacks anyway.
     """
+    from evstudy.prices.files import SHAPES_HELP, FileSource
+    from evstudy.prices.yahoo import YahooSource
+
     if prices is None:
         return YahooSource(cache_dir=cache_dir, offline=offline, refresh=refresh, progress=progress, strict=strict)
     if not os.fspath(prices):

@@ -28,13 +28,12 @@ from pathlib import Path
 import filelock
 import numpy as np
 import pandas as pd
-import platformdirs
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evstudy.errors import ConfigError
+from evstudy.prices.locations import CACHE_ENV, default_cache_dir  # noqa: F401  (re-exported)
 
-CACHE_ENV = "EVSTUDY_CACHE"
 MAX_TICKER_LEN = 32
 _SAFE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _MAX_STEM = 120
@@ -67,14 +66,6 @@ def normalize_ticker(raw: str) -> str:
             f"invalid ticker {raw!r}: {len(ticker)} characters, at most {MAX_TICKER_LEN} allowed"
         )
     return ticker.upper()
-
-
-def default_cache_dir() -> Path:
-    """Where downloaded prices are kept: $EVSTUDY_CACHE if set, else the user cache dir."""
-    override = os.environ.get(CACHE_ENV)
-    if override:
-        return Path(override).expanduser()
-    return Path(platformdirs.user_cache_dir("evstudy"))
 
 
 def cache_file_name(ticker: str) -> str:

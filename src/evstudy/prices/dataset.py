@@ -28,6 +28,7 @@ Rules that keep it safe:
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -40,7 +41,7 @@ import numpy as np
 import pyarrow as pa
 
 from evstudy.errors import ConfigError, DataSourceError
-from evstudy.prices.cache import default_cache_dir
+from evstudy.prices.locations import default_cache_dir
 
 if TYPE_CHECKING:
     from evstudy.prices.files import _Long, _Wide
@@ -51,6 +52,7 @@ INDEX_DIR = "price-index"
 _MAGIC = b"EVSTIDX1"
 _ALIGN = 64
 _FORMAT = 1
+_EPOCH = dt.date(1970, 1, 1)  # day numbers count from here, as the file reader's
 
 
 @dataclass(frozen=True)
@@ -268,7 +270,7 @@ def indexed_pivot(
         return None
     days = index.day_range(first, last)
     if tickers is None:
-        present = np.flatnonzero((~np.isnan(index.closes[:, days])).any(axis=1))
+        present = _with_closes(index, days)
         columns = [index.tickers[i] for i in present]
     else:
         position = {name: i for i, name in enumerate(index.tickers)}
@@ -278,3 +280,43 @@ def indexed_pivot(
         present, columns = np.array([position[t] for t in tickers], dtype=np.int64), tickers
     values = index.closes[present, days].T if len(present) else np.empty((days.stop - days.start, 0))
     return _Wide(index.days[days].copy(), values, np.zeros(len(columns), np.int64)), columns
+
+
+def _with_closes(index: PriceIndex, days: slice) -> np.ndarray:
+    """Rows of ``index.closes`` (tickers) with at least one close in the columns ``days``."""
+    return np.flatnonzero((~np.isnan(index.closes[:, days])).any(axis=1))
+
+
+@dataclass(frozen=True)
+class IndexedMarket:
+    """Every ticker with a close in a date range, straight from a price index, without pandas.
+
+    What ``FileSource.load_all`` returns for the same range before it becomes a
+    frame: ``closes[:, columns]`` (days x tickers) holds ``tickers``' closes,
+    sorted by name. ``closes`` is a view of the memory-mapped index, so a
+    caller copies only the rows and columns it uses.
+    """
+
+    days: np.ndarray  # datetime64[D], ascending
+    closes: np.ndarray  # (days x every ticker of the index), a view
+    columns: np.ndarray  # positions in closes' second axis of the tickers with a close in the range
+    tickers: list[str]
+
+
+def indexed_market(path: str | os.PathLike[str], start: dt.date, end: dt.date) -> IndexedMarket | None:
+    """The whole market in [start, end] from the index of ``path``, if one is built and usable.
+
+    None means "read the file" (no index yet, a changed file, or rows with a
+    missing close, which the file's reader counts differently): the caller then
+    goes through ``FileSource.load_all``, which also builds the index on the
+    file's second read.
+    """
+    index = open_index(Path(path).expanduser())
+    if index is None or index.nan_rows:
+        return None
+    days = index.day_range((start - _EPOCH).days, (end - _EPOCH).days)
+    present = _with_closes(index, days)
+    return IndexedMarket(
+        index.days[days].astype("datetime64[D]"), index.closes[:, days].T, present,
+        [index.tickers[i] for i in present],
+    )

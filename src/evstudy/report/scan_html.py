@@ -3,7 +3,8 @@
 Charts are written as plain plotly.js JSON built here from small summaries
 (binned counts, the top and bottom movers), never from 9,000-point traces,
 and without importing the plotly Python package (about a second of start-up):
-plotly.js is read straight from the package's data folder. Text goes through
+plotly.js is read straight from the package's data folder. Rows are read
+from the scan's numpy columns (``ScanResults.columns``), without pandas. Text goes through
 Jinja2 with autoescaping; JSON in <script> tags has <, > and & escaped.
 """
 
@@ -18,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from evstudy.config import Window
-from evstudy.scan import DAY0_KEY, FILTERS, ScanResults, window_key
+from evstudy.scan import DAY0_KEY, FILTERS, HIGHLIGHT_COLUMNS, ScanResults, window_key
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 _JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
@@ -97,6 +97,12 @@ def plotly_js() -> str:
 # --------------------------------------------------------------------------- figures
 
 
+def _records(columns: dict[str, np.ndarray], rows: Any) -> list[dict[str, Any]]:
+    """The table rows ``rows`` (an index array or slice) as dicts of Python values, in column order."""
+    picked = {name: values[rows].tolist() for name, values in columns.items()}
+    return [dict(zip(picked, row)) for row in zip(*picked.values())]
+
+
 def _layout(**extra: Any) -> dict[str, Any]:
     layout: dict[str, Any] = {
         "font": {"family": FONT, "size": 13, "color": "#0f172a"},
@@ -120,13 +126,13 @@ def _distributions(results: ScanResults) -> list[tuple[str, str]]:
 
 def histogram_figure(results: ScanResults) -> dict[str, Any]:
     """Binned distribution (counts only) of day-0 AR and each window's CAR, highlighted tickers marked."""
-    table = results.table
-    marked = table[table["highlighted"]].head(MAX_MARKERS)
+    columns = results.columns
+    marked = np.flatnonzero(columns["highlighted"])[:MAX_MARKERS]
     traces, panels = [], []
     for i, (label, column) in enumerate(_distributions(results)):
-        values = table[column].to_numpy()
+        values = columns[column]
         low, high = np.quantile(values, [TAIL, 1 - TAIL])
-        picks = marked[column].to_numpy()
+        picks = values[marked]
         if len(picks):
             low, high = min(low, picks.min()), max(high, picks.max())
         pad = (high - low) * 0.02 or 0.01
@@ -145,7 +151,7 @@ def histogram_figure(results: ScanResults) -> dict[str, Any]:
             "hovertemplate": "%{x:.2f}%: %{y:,} tickers<extra></extra>",
         })
         shapes, notes = [], []
-        for j, (ticker, value) in enumerate(zip(marked["ticker"], marked[column].to_numpy(dtype=float))):
+        for j, (ticker, value) in enumerate(zip(columns["ticker"][marked], picks)):
             color = HIGHLIGHT_COLORS[j % len(HIGHLIGHT_COLORS)]
             shapes.append({
                 "type": "line", "xref": "x", "yref": "paper", "x0": value * 100, "x1": value * 100,
@@ -208,27 +214,29 @@ def histogram_figure(results: ScanResults) -> dict[str, Any]:
 
 def movers_figure(results: ScanResults) -> dict[str, Any]:
     """Day-0 AR of the top and bottom movers; faded bars have a BH q-value above 5%."""
-    table = results.table
-    k = min(BARS_PER_SIDE, len(table) // 2 or len(table))
-    picked = pd.concat([table.head(k), table.tail(k)]) if len(table) > 2 * k else table
-    q = picked[f"q_{DAY0_KEY}"] if f"q_{DAY0_KEY}" in picked else None
+    n = results.n_ranked
+    k = min(BARS_PER_SIDE, n // 2 or n)
+    rows = np.r_[0:k, n - k : n] if n > 2 * k else np.arange(n)
+    picked = _records(results.columns, rows)
+    has_q = f"q_{DAY0_KEY}" in results.columns
     colors, opacity = [], []
-    for i, value in enumerate(picked["ar_day0"]):
-        significant = q is None or (_finite(q.iloc[i]) is not None and q.iloc[i] < Q_LEVEL)
-        colors.append(UP if value > 0 else DOWN)
+    for r in picked:
+        q = r[f"q_{DAY0_KEY}"] if has_q else None
+        significant = not has_q or (_finite(q) is not None and q < Q_LEVEL)
+        colors.append(UP if r["ar_day0"] > 0 else DOWN)
         opacity.append(1.0 if significant else 0.35)
     hover = [
         f"<b>{_esc(r['ticker'])}</b> #{int(r['rank']):,}<br>day-0 AR {fmt_pct(r['ar_day0'])}"
-        f"<br>return {fmt_pct(r['return_day0'])}" + (f"<br>q {fmt_p(r[f'q_{DAY0_KEY}'])}" if q is not None else "")
-        for r in picked.to_dict(orient="records")
+        f"<br>return {fmt_pct(r['return_day0'])}" + (f"<br>q {fmt_p(r[f'q_{DAY0_KEY}'])}" if has_q else "")
+        for r in picked
     ]
-    values = picked["ar_day0"].to_numpy(dtype=float) * 100
+    values = results.columns["ar_day0"][rows].astype(float) * 100
     # A vendor error (an unadjusted split) can give one AR of -10,000%: clip the axis, print the true value.
     limit = float(np.quantile(np.abs(values), 0.9)) * 1.5 if len(values) else 1.0
     clipped = np.abs(values) > limit
     trace = {
         "type": "bar",
-        "x": [_esc(t) for t in picked["ticker"]],
+        "x": [_esc(r["ticker"]) for r in picked],
         "y": [round(float(v), 6) for v in values],
         "text": [f"{v:+,.0f}%" if c else "" for v, c in zip(values, clipped)],
         "textposition": "inside",
@@ -254,9 +262,9 @@ def movers_figure(results: ScanResults) -> dict[str, Any]:
 
 def funnel_figure(results: ScanResults) -> dict[str, Any]:
     """Tickers left after each filter, in the order the filters run."""
-    funnel = results.funnel
-    labels = ["in the price data", *(f"after {name}" for name in funnel["filter"])]
-    values = [int(funnel["start"].iloc[0]), *(int(v) for v in funnel["remaining"])]
+    funnel = results.funnel_rows()
+    labels = ["in the price data", *(f"after {row['filter']}" for row in funnel)]
+    values = [results.n_tickers, *(row["remaining"] for row in funnel)]
     trace = {
         "type": "funnel",
         "y": labels,
@@ -283,10 +291,11 @@ def _sig_css(q: float | None, value: float | None) -> str:
     return "sig up" if value > 0 else "sig down"
 
 
-def _mover_rows(results: ScanResults, frame: pd.DataFrame) -> list[dict[str, Any]]:
-    has_day0 = f"q_{DAY0_KEY}" in frame
-    rows = []
-    for record in frame.to_dict(orient="records"):
+def _mover_rows(results: ScanResults, rows: Any) -> list[dict[str, Any]]:
+    """The table rows ``rows`` (indices in rank order) as the mover tables show them."""
+    has_day0 = f"q_{DAY0_KEY}" in results.columns
+    out = []
+    for record in _records(results.columns, rows):
         cells = []
         for window in _car_windows(results):
             key = window_key(window)
@@ -298,7 +307,7 @@ def _mover_rows(results: ScanResults, frame: pd.DataFrame) -> list[dict[str, Any
                 "css": _sig_css(q, car),
                 "title": f"t {fmt_num(record[f't_{key}'])}, p {fmt_p(record[f'p_{key}'])}, q {fmt_p(record[f'q_{key}'])}",
             })
-        rows.append({
+        out.append({
             "rank": int(record["rank"]),
             "ticker": record["ticker"],
             "highlighted": bool(record["highlighted"]),
@@ -318,17 +327,19 @@ def _mover_rows(results: ScanResults, frame: pd.DataFrame) -> list[dict[str, Any
             "q_css": _sig_css(_finite(record[f"q_{DAY0_KEY}"]), _finite(record["ar_day0"])) if has_day0 else "",
             "cells": cells,
         })
-    return rows
+    return out
 
 
 def _highlight_rows(results: ScanResults) -> list[dict[str, Any]]:
     n = results.n_ranked
-    table = results.table.set_index("ticker")
+    columns = results.columns
+    q_day0 = columns.get(f"q_{DAY0_KEY}")
     rows = []
-    for record in results.highlights.to_dict(orient="records"):
+    for values in results.highlight_rows:
+        record = dict(zip(HIGHLIGHT_COLUMNS, values))
         row: dict[str, Any] = {"ticker": record["ticker"], "status": record["status"], "reason": record["reason"]}
         if record["status"] == "ranked":
-            rank = int(record["rank"])
+            rank = int(record["rank"])  # the table is in rank order: its row is rank - 1
             row.update({
                 "rank": f"{rank:,} of {n:,}",
                 "rank_sort": rank,
@@ -336,8 +347,8 @@ def _highlight_rows(results: ScanResults) -> list[dict[str, Any]]:
                 "top": f"top {record['percentile']:.2f}%",
                 "css": "sig up" if record["percentile"] <= 5 else "",
                 "ar": fmt_pct(record["ar_day0"]),
-                "ret": fmt_pct(table.at[record["ticker"], "return_day0"]),
-                "q": fmt_p(table.at[record["ticker"], f"q_{DAY0_KEY}"]) if f"q_{DAY0_KEY}" in table else "—",
+                "ret": fmt_pct(columns["return_day0"][rank - 1]),
+                "q": fmt_p(q_day0[rank - 1]) if q_day0 is not None else "—",
             })
         rows.append(row)
     return rows
@@ -345,7 +356,7 @@ def _highlight_rows(results: ScanResults) -> list[dict[str, Any]]:
 
 def _fdr_rows(results: ScanResults) -> list[dict[str, str]]:
     rows = []
-    for record in results.window_summary(Q_LEVEL).to_dict(orient="records"):
+    for record in results.window_rows(Q_LEVEL):
         rows.append({
             "window": record["window"],
             "n": fmt_int(record["n"]),
@@ -393,8 +404,9 @@ def render_scan_html(results: ScanResults, *, generated_at: dt.datetime | None =
     """The scan report as one HTML document (plotly.js inline, no external URL)."""
     cfg = results.config
     timeline = results.timeline
-    table = results.table
-    top = min(cfg.top, len(table))
+    n = results.n_ranked
+    n_highlighted = int(results.columns["highlighted"].sum())
+    top = min(cfg.top, n)
     env = Environment(
         loader=FileSystemLoader(TEMPLATE_DIR),
         autoescape=select_autoescape(["html", "j2"], default_for_string=True, default=True),
@@ -407,17 +419,17 @@ def render_scan_html(results: ScanResults, *, generated_at: dt.datetime | None =
         {"id": "scan-hist", "json": _json(histogram_figure(results)),
          "caption": "How the whole market moved: counts of tickers per bin of abnormal return (choose the "
                     "window in the menu). Dotted lines mark the highlighted tickers and their rank"
-                    + (f" (the {MAX_MARKERS} best-ranked of {int(table['highlighted'].sum())})."
-                       if table["highlighted"].sum() > MAX_MARKERS else ".")},
+                    + (f" (the {MAX_MARKERS} best-ranked of {n_highlighted})."
+                       if n_highlighted > MAX_MARKERS else ".")},
         {"id": "scan-movers", "json": _json(movers_figure(results)),
          "caption": f"The {min(BARS_PER_SIDE, top)} largest and smallest day-0 abnormal returns. Faded bars: "
-                    f"Benjamini–Hochberg q-value of 5% or more (not a discovery once {len(table):,} tests are "
+                    f"Benjamini–Hochberg q-value of 5% or more (not a discovery once {n:,} tests are "
                     "taken into account)."},
     ]
     funnel = [
         {"name": r["filter"], "description": r["description"], "rule": r["rule"],
          "removed": fmt_int(r["removed"]), "remaining": fmt_int(r["remaining"])}
-        for r in results.funnel.to_dict(orient="records")
+        for r in results.funnel_rows()
     ]
     est = cfg.estimation_window
     context = {
@@ -426,24 +438,24 @@ def render_scan_html(results: ScanResults, *, generated_at: dt.datetime | None =
         "title": f"Market scan around {timeline.day0:%a %Y-%m-%d}",
         "label": timeline.label,
         "mapping": timeline.mapping,
-        "n_ranked": fmt_int(len(table)),
-        "n_tickers": fmt_int(results.funnel["start"].iloc[0]),
+        "n_ranked": fmt_int(n),
+        "n_tickers": fmt_int(results.n_tickers),
         "benchmark": cfg.benchmark,
         "model": cfg.model.replace("_", "-"),
         "method": METHODS[cfg.model],
         "estimation": f"{est.label} ({timeline.estimation_start:%Y-%m-%d} to {timeline.estimation_end:%Y-%m-%d})",
         "windows": ", ".join(w.label for w in cfg.windows),
         "highlights": _highlight_rows(results),
-        "tiles": len(results.highlights) <= MAX_TILES,
+        "tiles": len(results.highlight_rows) <= MAX_TILES,
         "top_n": top,
         "window_labels": [w.label for w in _car_windows(results)],
-        "top_rows": _mover_rows(results, table.head(top)),
-        "bottom_rows": _mover_rows(results, table.tail(top).iloc[::-1]),
+        "top_rows": _mover_rows(results, np.arange(top)),
+        "bottom_rows": _mover_rows(results, np.arange(n - 1, n - top - 1, -1)),
         "fdr": _fdr_rows(results),
         "funnel": funnel,
         "funnel_json": _json(funnel_figure(results)),
         "charts": charts,
-        "has_day0": f"q_{DAY0_KEY}" in table,
+        "has_day0": f"q_{DAY0_KEY}" in results.columns,
         "filters": [{"name": name, "text": text} for name, text in FILTERS],
         "provenance": results.provenance,
         "notes": list(results.notes),

@@ -38,11 +38,13 @@ import stat
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from evstudy._version import __version__
 from evstudy.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where a frame is written: the scan writes its set without pandas
 
 MANIFEST = ".evstudy-outputs.json"
 # Every file name any evstudy command writes: a folder holding only these is an earlier run's
@@ -61,6 +63,11 @@ _RENAME_EXCHANGE = 2
 FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 
 
+def formula_risk(value: object) -> bool:
+    """True for a text cell that a spreadsheet could run as a formula (see :func:`neutralize_formula_cells`)."""
+    return isinstance(value, str) and value.startswith(FORMULA_LEADS)
+
+
 def neutralize_formula_cells(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with every text cell that a spreadsheet could run as a formula prefixed by ``'``.
 
@@ -71,6 +78,8 @@ def neutralize_formula_cells(frame: pd.DataFrame) -> pd.DataFrame:
     columns, including negative numbers, are left as numbers. Each text column
     is checked once per distinct value, so the cost stays linear in the rows.
     """
+    import pandas as pd
+
     changed: dict[str, pd.Series] = {}
     for name in frame.columns:
         column = frame[name]
@@ -78,7 +87,7 @@ def neutralize_formula_cells(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         codes, uniques = pd.factorize(column, use_na_sentinel=True)
         values = list(uniques)
-        risky = [isinstance(v, str) and v.startswith(FORMULA_LEADS) for v in values]
+        risky = [formula_risk(v) for v in values]
         if not any(risky):
             continue
         safe = pd.Index([f"'{v}" if bad else v for v, bad in zip(values, risky)], dtype=object)
