@@ -13,10 +13,10 @@ model's residual degrees of freedom (L1 - 2 for the market model).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 from evstudy.config import Window
 from evstudy.models import ModelFit, design, expected_returns
@@ -60,13 +60,113 @@ class CarStats:
 
 
 def two_sided_t_pvalue(t: np.ndarray, df: np.ndarray) -> np.ndarray:
-    """Two-sided p-value of a t statistic with ``df`` degrees of freedom.
+    """Two-sided p-value of a t statistic with ``df`` degrees of freedom: 2 * P(T_df > |t|).
 
-    2 * P(T_df > |t|) via the Student-t CDF ``scipy.special.stdtr`` (what
-    ``scipy.stats.t.sf`` evaluates, bit for bit), without importing
-    ``scipy.stats``, which costs about a second at start-up.
+    The one source of every Student-t p-value evstudy reports (scan, study,
+    tests). Notes: for T with nu degrees of freedom, 2 P(T > |t|) = I_x(nu/2, 1/2)
+    with x = nu / (nu + t^2), the regularized incomplete beta function
+    (Abramowitz & Stegun 1972, 26.7.1 and 26.5.2), evaluated by its continued
+    fraction (A&S 26.5.8) with the modified Lentz method, the ``betai``/``betacf``
+    scheme of Press et al. (2007), *Numerical Recipes*, 3rd ed., section 6.4:
+    the fraction for I_x(a, b) where x < (a + 1) / (a + b + 2), else for
+    1 - I_{1-x}(b, a). 1 - x = t^2 / (nu + t^2) and ln x = -log1p(t^2 / nu) are
+    formed directly, so tail p-values keep their relative precision, and
+    B(nu/2, 1/2) = sqrt(pi) Gamma(a) / Gamma(a + 1/2) comes from
+    :func:`_half_gamma_ratio`. Agrees with ``scipy.special.stdtr`` to 1e-13
+    relative for df <= 500 where p > 1e-100, to 5e-13 deeper in the tail, and to
+    1e-11 up to df = 1e5 (tests/test_pvalues.py); written out because importing
+    scipy.special costs a whole-market scan ~0.15 s of its ~0.8 s (its
+    array-API layer loads numpy.f2py and numpy.testing). NaN t or a df that is
+    not a positive finite number gives NaN; |t| = inf gives 0.
     """
-    return 2.0 * special.stdtr(df, -np.abs(t))
+    t, df = np.broadcast_arrays(np.asarray(t, dtype=float), np.asarray(df, dtype=float))
+    p = np.full(t.shape, np.nan)
+    usable = np.isfinite(df) & (df > 0)
+    p[usable & np.isinf(t)] = 0.0
+    ok = usable & np.isfinite(t)
+    if not ok.any():
+        return p
+    nu, tsq = df[ok], np.square(t[ok])
+    a = nu / 2.0
+    x = nu / (nu + tsq)
+    one_minus_x = tsq / (nu + tsq)
+    values, where = np.unique(a, return_inverse=True)
+    ratio = np.array([_half_gamma_ratio(float(v)) for v in values])[where.reshape(a.shape)]
+    # x^a (1-x)^(1/2) / B(a, 1/2), the factor both fractions share
+    front = np.exp(-a * np.log1p(tsq / nu)) * np.sqrt(one_minus_x) * ratio / math.sqrt(math.pi)
+    # I_x(a, 1/2) from its fraction where that converges, else 1 - I_{1-x}(1/2, a): one batch for both
+    direct = x < (a + 1.0) / (a + 2.5)
+    fraction = _beta_fraction(np.where(direct, x, one_minus_x), np.where(direct, a, 0.5), np.where(direct, 0.5, a))
+    p[ok] = np.where(direct, front * fraction / a, 1.0 - front * fraction / 0.5)
+    return p
+
+
+# Gamma(a + 1/2) / Gamma(a) = sqrt(a) (1 - 1/(8a) + 1/(128a^2) + 5/(1024a^3) - 21/(32768a^4) - 399/(262144a^5)
+# + 869/(4194304a^6) + O(a^-7)); checked against the exact (2n)! sqrt(pi) / (4^n n! (n-1)!) in 60-digit decimals:
+# the truncation error is 3e-17 at a = 100 and falls as a^-7.
+_HALF_GAMMA_SERIES = (1.0, -1 / 8, 1 / 128, 5 / 1024, -21 / 32768, -399 / 262144, 869 / 4194304)
+_HALF_GAMMA_DIRECT = 100.0  # below this, math.gamma itself (relative error ~1e-16, no overflow)
+
+
+def _half_gamma_ratio(a: float) -> float:
+    """Gamma(a + 1/2) / Gamma(a) for a > 0, to ~1e-16 relative (B(a, 1/2) = sqrt(pi) / this)."""
+    if a < _HALF_GAMMA_DIRECT:
+        return math.gamma(a + 0.5) / math.gamma(a)
+    inverse = 1.0 / a
+    series = 0.0
+    for coefficient in reversed(_HALF_GAMMA_SERIES):
+        series = series * inverse + coefficient
+    return math.sqrt(a) * series
+
+
+_TINY = 1e-300
+_EPS = np.finfo(float).eps
+_MAX_TERMS = 100_000
+
+
+def _beta_fraction(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The continued fraction of I_x(a, b) (A&S 26.5.8) by the modified Lentz method, for x < (a+1)/(a+b+2).
+
+    Press et al. (2007), *Numerical Recipes*, 3rd ed., ``betacf``, vectorized:
+    each element's value is taken when its last factor is within machine
+    epsilon of 1; finished elements leave the arrays once they are half of them.
+    """
+    out = np.empty_like(x)
+    index = np.arange(len(x))
+    pending = np.ones(len(x), dtype=bool)
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c = np.ones_like(x)
+    d = 1.0 - qab * x / qap
+    d = 1.0 / np.where(np.abs(d) < _TINY, _TINY, d)
+    h = d.copy()
+    for m in range(1, _MAX_TERMS + 1):
+        if not len(index):
+            return out
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / np.where(np.abs(d) < _TINY, _TINY, d)
+        c = 1.0 + aa / c
+        c = np.where(np.abs(c) < _TINY, _TINY, c)
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / np.where(np.abs(d) < _TINY, _TINY, d)
+        c = 1.0 + aa / c
+        c = np.where(np.abs(c) < _TINY, _TINY, c)
+        step = d * c
+        h *= step
+        done = pending & (np.abs(step - 1.0) <= _EPS)
+        if done.any():
+            out[index[done]] = h[done]
+            pending &= ~done
+            left = np.count_nonzero(pending)
+            if 2 * left <= len(index):
+                index, x, a, b, qab, qap, qam, c, d, h, pending = (
+                    v[pending] for v in (index, x, a, b, qab, qap, qam, c, d, h, pending)
+                )
+    out[index[pending]] = np.nan  # not reached for any finite x in range: the fraction converges in O(sqrt(max(a, b))) terms
+    return out
 
 
 def car_stats(fitted: ModelFit, ar: AbnormalReturns, windows: list[Window]) -> CarStats:
