@@ -234,6 +234,21 @@ def test_trading_days_place_dated_events_like_the_nyse_calendar():
         locate_day_zero(parse_event("2026-06-01"), days)
 
 
+@pytest.mark.parametrize("workers", [2, 3, 5])
+def test_column_blocks_in_threads_give_the_same_scan(synthetic, workers):
+    """The tickers are screened in column blocks, one thread each: any split gives the same bits."""
+    from evstudy.scan import scan_closes
+
+    closes, config, _ = synthetic
+    args = (config, closes.to_numpy(), closes.index.to_numpy().astype("datetime64[D]"), list(closes.columns))
+    one = scan_closes(*args, location="synthetic", provenance={}, workers=1)
+    split = scan_closes(*args, location="synthetic", provenance={}, workers=workers)
+    assert one.columns.keys() == split.columns.keys()
+    for name, values in one.columns.items():
+        assert np.array_equal(values, split.columns[name]), name
+    assert (one.removed, one.highlight_rows) == (split.removed, split.highlight_rows)
+
+
 def _long_parquet(closes: pd.DataFrame, path) -> None:
     """``closes`` as a long (date, ticker, close) Parquet file without missing-close rows."""
     long = closes.rename_axis(index="date", columns="ticker").stack().dropna().rename("close").reset_index()

@@ -41,7 +41,7 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -475,12 +475,15 @@ def scan_closes(
     location: str,
     provenance: dict[str, Any],
     columns: np.ndarray | None = None,
+    workers: int | None = None,
 ) -> ScanResults:
     """Scan ``closes`` (dates x columns) of ``tickers`` around ``config.event``; rank by day-0 AR.
 
     ``dates`` are the rows' days (datetime64[D], ascending); ``columns``, if
     given, picks the tickers' columns out of a wider ``closes`` (a view of the
-    price index), so only the rows and columns used are copied.
+    price index), so only the rows and columns used are copied. ``workers``
+    column blocks are screened in threads (default: one per core, up to 4, of
+    at least 2,000 tickers each); the numbers do not depend on it.
 
     Raises DataSourceError if the benchmark has no prices, CalendarError if the
     event windows do not fit in the data, InsufficientDataError if no ticker
@@ -522,61 +525,41 @@ def scan_closes(
         raise InsufficientDataError(f"benchmark {bench} has fewer than 2 valid closes in {location}")
     i0, timeline, est_rows, ev_rows = _locate(days, config)
 
-    # Returns only on the rows used: from the day before the estimation window to the last event day,
-    # from one copy of those closes (evstudy.returns.simple_returns' arithmetic).
+    # Returns only on the rows used: from the day before the estimation window to the last event day.
     base = est_rows.start - 1
     rows = trading[base : ev_rows.stop]
-    prices = closes[rows] if columns is None else closes[np.ix_(rows, columns)]
-    returns, invalid_prices, _ = close_to_close(prices)
-    tickers = np.array(tickers, dtype=object)
     est = slice(est_rows.start - base, est_rows.stop - base)
     ev = slice(ev_rows.start - base, ev_rows.stop - base)
-    stock_est = returns[est]
-    market = returns[:, bench_col]
-
-    # Filter inputs, for every ticker (cheap column reductions).
-    valid_est = np.isfinite(stock_est)
-    n_valid = valid_est.sum(axis=0)
-    zero_share = (stock_est == 0.0).sum(axis=0) / np.maximum(n_valid, 1)
-    close_before = _last_valid(prices[: i0 - base])  # rows up to day -1
+    position = np.arange(len(tickers)) if columns is None else columns
+    market = close_to_close(closes[np.ix_(rows, position[[bench_col]])])[0][:, 0]
     _check_benchmark_trades(market[est], config)
-    glitches = price_glitches(prices, jump_rows=ev.start)
-    fails = [
-        np.arange(len(tickers)) == bench_col,
-        invalid_prices > 0,
-        glitches.found,
-        n_valid < config.min_returns,
-    ]
-    dropped_by = np.full(len(tickers), -1, dtype=np.int8)
-    for code, failed in enumerate(fails):
-        dropped_by[(dropped_by < 0) & failed] = code
-    # The price floor needs a median, computed only where the cheaper filters passed.
-    alive = np.flatnonzero(dropped_by < 0)
-    cheap = (close_before[alive] < config.min_price) | (_nan_median(prices[est][:, alive]) < config.min_price)  # a copy
-    dropped_by[alive[cheap]] = FILTER_CODE["min_price"]
-    dropped_by[(dropped_by < 0) & (zero_share > config.max_zero_share)] = FILTER_CODE["max_zero_share"]
 
-    cand = np.flatnonzero(dropped_by < 0)
-    market_est = np.broadcast_to(market[est, None], (est.stop - est.start, len(cand)))
-    fitted = fit(config.model, stock_est[:, cand], market_est)
-    fittable = np.isfinite(fitted.s2) & (fitted.s2 > 0) & np.isfinite(fitted.params).all(axis=1)
-    fittable &= ~exact_fit(fitted)
-    dropped_by[cand[~fittable]] = FILTER_CODE["unfittable"]
-    stock_ev = returns[ev][:, cand]
-    gap = ~np.isfinite(stock_ev).all(axis=0)
-    dropped_by[cand[fittable & gap]] = FILTER_CODE["event_gap"]
-    keep = fittable & ~gap
-    cols = cand[keep]
+    # Every ticker's filters and fit, column block by column block: each block's numpy work releases the
+    # GIL, so on a machine with idle cores the blocks run side by side (a whole-market scan's ~0.2 s).
+    edges = np.linspace(0, len(tickers), min(workers or _workers(len(tickers)), len(tickers)) + 1).astype(int)
+    screen = partial(_screen, config, closes, position, rows, est, ev, i0 - base, market, bench_col)
+    with ThreadPoolExecutor(max_workers=len(edges) - 2 or 1, thread_name_prefix="evstudy-scan") as pool:
+        others = [pool.submit(screen, start, stop) for start, stop in zip(edges[1:-1], edges[2:])]
+        blocks = [screen(edges[0], edges[1]), *(block.result() for block in others)]
+    dropped_by = np.concatenate([b.dropped_by for b in blocks])
+    zero_share = np.concatenate([b.zero_share for b in blocks])
+    close_before = np.concatenate([b.close_before for b in blocks])
+    cols = np.concatenate([b.cols for b in blocks])
+    tickers = np.array(tickers, dtype=object)
     if not len(cols):
         raise InsufficientDataError(
             f"no ticker in {location} passes the filters for day 0 {timeline.day0.date()}: "
             f"{_funnel_words(dropped_by, len(tickers))}"
         )
+    sub = ModelFit(config.model, *(
+        np.concatenate([getattr(b.fitted, name) for b in blocks], axis=1 if name == "residuals" else 0)
+        for name in ("params", "xtx_inv", "s2", "n", "df", "r2", "residuals")
+    ))
+    stock_ev = np.concatenate([b.stock_ev for b in blocks], axis=1)
 
-    sub = _subset(fitted, keep)
     rel_days = np.arange(config.span.start, config.span.end + 1)
     market_ev = np.broadcast_to(market[ev, None], (len(rel_days), len(cols)))
-    ar = abnormal_returns(sub, stock_ev[:, keep], market_ev, rel_days)
+    ar = abnormal_returns(sub, stock_ev, market_ev, rel_days)
     stats = car_stats(sub, ar, list(config.windows))
     q = bh_qvalues(stats.p_value)
 
@@ -628,6 +611,83 @@ def scan_closes(
         highlight_rows=_highlights(config, where, dropped_by, cols, rank, ar0, n),
         notes=tuple(notes),
     )
+
+
+def _workers(n_tickers: int) -> int:
+    """Column blocks for a scan of ``n_tickers``: one per core (up to 4), each of at least 2,000 tickers."""
+    return max(1, min(os.cpu_count() or 1, 4, n_tickers // 2000))
+
+
+@dataclass(frozen=True)
+class _Block:
+    """What :func:`_screen` found for one block of tickers (arrays over the block; ``cols`` global)."""
+
+    dropped_by: np.ndarray  # filter code per ticker, -1 if it passed
+    zero_share: np.ndarray
+    close_before: np.ndarray
+    cols: np.ndarray  # the tickers that passed (positions in the whole scan)
+    fitted: ModelFit  # their fit
+    stock_ev: np.ndarray  # their event-window returns
+
+
+def _screen(
+    config: ScanConfig,
+    closes: np.ndarray,
+    position: np.ndarray,
+    rows: np.ndarray,
+    est: slice,
+    ev: slice,
+    before_day0: int,
+    market: np.ndarray,
+    bench_col: int,
+    start: int,
+    stop: int,
+) -> _Block:
+    """Returns, the dirty-data filters and the model fit for tickers [start, stop) of a scan.
+
+    Every step works column by column, so blocks give the same numbers as the
+    whole matrix at once: one copy of the block's closes on ``rows``, returns by
+    :func:`evstudy.returns.close_to_close` (simple_returns' arithmetic), then the
+    filters in FILTERS order and :func:`evstudy.models.fit` on the survivors.
+    """
+    prices = closes[np.ix_(rows, position[start:stop])]
+    returns, invalid_prices, _ = close_to_close(prices)
+    stock_est = returns[est]
+    n_valid = np.isfinite(stock_est).sum(axis=0)
+    zero_share = (stock_est == 0.0).sum(axis=0) / np.maximum(n_valid, 1)
+    close_before = _last_valid(prices[:before_day0])  # rows up to day -1
+    glitches = price_glitches(prices, jump_rows=ev.start)
+    fails = [
+        np.arange(start, stop) == bench_col,
+        invalid_prices > 0,
+        glitches.found,
+        n_valid < config.min_returns,
+    ]
+    dropped_by = np.full(stop - start, -1, dtype=np.int8)
+    for code, failed in enumerate(fails):
+        dropped_by[(dropped_by < 0) & failed] = code
+    # The price floor needs a median, computed only where the cheaper filters passed.
+    alive = np.flatnonzero(dropped_by < 0)
+    cheap = (close_before[alive] < config.min_price) | (_nan_median(prices[est][:, alive]) < config.min_price)  # a copy
+    dropped_by[alive[cheap]] = FILTER_CODE["min_price"]
+    dropped_by[(dropped_by < 0) & (zero_share > config.max_zero_share)] = FILTER_CODE["max_zero_share"]
+
+    cand = np.flatnonzero(dropped_by < 0)
+    # numpy sums a lone column pairwise but several columns row by row: a block left with one candidate
+    # fits it twice, so that every split of the tickers gives the bits of the whole matrix at once.
+    picked = np.repeat(cand, 2) if len(cand) == 1 else cand
+    market_est = np.broadcast_to(market[est, None], (est.stop - est.start, len(picked)))
+    fitted = fit(config.model, stock_est[:, picked], market_est)
+    if len(cand) == 1:
+        fitted = _subset(fitted, np.array([True, False]))
+    fittable = np.isfinite(fitted.s2) & (fitted.s2 > 0) & np.isfinite(fitted.params).all(axis=1)
+    fittable &= ~exact_fit(fitted)
+    dropped_by[cand[~fittable]] = FILTER_CODE["unfittable"]
+    stock_ev = returns[ev][:, cand]
+    gap = ~np.isfinite(stock_ev).all(axis=0)
+    dropped_by[cand[fittable & gap]] = FILTER_CODE["event_gap"]
+    keep = fittable & ~gap
+    return _Block(dropped_by, zero_share, close_before, start + cand[keep], _subset(fitted, keep), stock_ev[:, keep])
 
 
 def _provenance(data: PriceData) -> dict[str, Any]:
