@@ -65,9 +65,9 @@ if TYPE_CHECKING:
 
 # No pandas here: a scan answered from the price index (evstudy.prices.dataset) computes on numpy
 # arrays and writes its files without it (~0.3 s of start-up). ScanResults' DataFrames (table, funnel,
-# highlights) are built on first use, for notebooks. evstudy.abnormal (scipy.special) is imported
-# where it is used. A dated event is placed on the data's trading days, so exchange_calendars (~0.2 s
-# to import and build the NYSE calendar, and pandas) is only loaded for a timestamped event.
+# highlights) are built on first use, for notebooks; the t p-values need no scipy (evstudy.abnormal).
+# A dated event is placed on the data's trading days, so exchange_calendars (~0.2 s to import and
+# build the NYSE calendar, and pandas) is only loaded for a timestamped event.
 
 SCAN_MODELS: tuple[str, ...] = ("market", "constant_mean", "market_adjusted")  # need only the benchmark
 DEFAULT_TOP = 50
@@ -760,7 +760,7 @@ def load_scan_prices(config: ScanConfig, prices: str | os.PathLike[str]) -> Pric
 
 
 def _prepare_statistics(config: ScanConfig) -> None:
-    """Import what run_scan needs (scipy.special for the p-values), and the NYSE calendar for a timestamp."""
+    """Import what run_scan needs, and build the NYSE calendar for a timestamped event."""
     from evstudy import abnormal, calendar  # noqa: F401
 
     if config.event.timestamp is not None:
@@ -777,14 +777,13 @@ def scan_market(config: ScanConfig, prices: str | os.PathLike[str]) -> ScanResul
     rows and columns the scan uses are copied, and neither the file's reader
     nor pandas is imported. Otherwise the file is read in a worker thread —
     Arrow decodes it in C++ threads that release the GIL — while this thread
-    imports scipy.special (and builds the NYSE calendar for a timestamped
+    imports the statistics (and builds the NYSE calendar for a timestamped
     event), so on an idle two-core machine the two costs overlap.
     """
     from evstudy.prices.dataset import indexed_market
 
     market = indexed_market(prices, *scan_dates(config))
     if market is not None:
-        _prepare_statistics(config)
         return scan_indexed(config, market, str(Path(prices).expanduser()))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evstudy-read") as pool:
         loading = pool.submit(load_scan_prices, config, prices)
