@@ -219,6 +219,23 @@ class _Page(HTMLParser):
             self._script = None
 
 
+def test_scan_html_template_is_compiled_once_into_the_cache(synthetic, tmp_path, monkeypatch):
+    """The compiled template is kept in the evstudy cache and gives the same page; no usable cache, same page."""
+    import datetime as dt
+    import os
+
+    _, _, res = synthetic
+    when = dt.datetime(2026, 1, 2, 9, 30, tzinfo=dt.timezone.utc)
+    first = render_scan_html(res, generated_at=when)
+    folder = os.path.join(os.environ["EVSTUDY_CACHE"], "templates")
+    assert len(os.listdir(folder)) == 1
+    assert render_scan_html(res, generated_at=when) == first
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("x", encoding="utf-8")
+    monkeypatch.setenv("EVSTUDY_CACHE", str(blocked))
+    assert render_scan_html(res, generated_at=when) == first
+
+
 def test_trading_days_place_dated_events_like_the_nyse_calendar():
     """The scan places day 0 on the data's trading days; on the NYSE sessions that is the calendar's rule."""
     from evstudy.calendar import TradingDays, locate_day_zero, nyse_calendar
