@@ -39,6 +39,7 @@ from evstudy.config import StudyConfig, Window
 from evstudy.errors import InsufficientDataError
 from evstudy.models import ModelFit, alpha_beta, fit, param_names
 from evstudy.returns import price_glitches, zero_share_of
+from evstudy.tables import Rows
 
 BREAK_CRITICAL_5PCT = 1.358  # 5% quantile of sup|Brownian bridge| (Inclán & Tiao 1994, Table 1)
 OUTLIER_SIGMAS = 8.0  # |residual - median| beyond this many robust sigmas is an outlier
@@ -502,11 +503,11 @@ def flag_table(
 
 def _car_rows(
     event_id: str, tickers: list[str], benchmarks: list[str], fitted: ModelFit, ar: AbnormalReturns,
-    windows: list[Window], lead: dict[str, object],
-) -> pd.DataFrame:
+    windows: list[Window], lead: dict[str, object], columns: list[str],
+) -> Rows:
     stats = car_stats(fitted, ar, windows)
     n_series, n_win = len(tickers), len(windows)
-    frame = {
+    return Rows.of(columns, n_series * n_win, {
         "event": event_id,
         "ticker": np.tile(np.asarray(tickers, dtype=object), n_win),
         "benchmark": np.tile(np.asarray(benchmarks, dtype=object), n_win),
@@ -517,8 +518,7 @@ def _car_rows(
         "se": stats.se.ravel(),
         "t": stats.t.ravel(),
         "p_value": stats.p_value.ravel(),
-    }
-    return pd.DataFrame(frame)
+    })
 
 
 def _subset(fitted: ModelFit, cols: np.ndarray) -> ModelFit:
@@ -545,7 +545,7 @@ class EventWindowInputs:
 def comparison_table(
     config: StudyConfig, event_id: str, tickers: list[str], benchmarks: list[str], hyg: Hygiene,
     ev: EventWindowInputs,
-) -> pd.DataFrame:
+) -> Rows:
     """Full-window and active-part fits side by side, with the CARs each implies, for flagged/trimmed series.
 
     ``ev`` holds the event-window arrays of *every* series of the event (the
@@ -554,9 +554,9 @@ def comparison_table(
     """
     cols = np.flatnonzero(hyg.compare)
     if not len(cols):
-        return pd.DataFrame(columns=FIT_COMPARISON_COLUMNS)
+        return Rows.empty(FIT_COMPARISON_COLUMNS)
     windows = list(config.windows)
-    frames = []
+    parts = []
     dates = hyg.dates
     for label, fitted, first in (("full window", hyg.full, np.zeros(len(tickers), dtype=int)),
                                  ("active part", hyg.active, hyg.active_row)):  # two fits, not a loop over series
@@ -565,21 +565,21 @@ def comparison_table(
         alpha, beta = alpha_beta(sub)
         used = hyg.trimmed[cols] == (label == "active part")
         start = np.asarray(dates[np.minimum(first[cols], len(dates) - 1)])
-        frames.append(_car_rows(event_id, [tickers[c] for c in cols], [benchmarks[c] for c in cols], sub, ar, windows, {
-            "fit": label, "used": used, "estimation_start": start, "estimation_end": np.repeat(dates[-1], len(cols)),
+        parts.append(_car_rows(event_id, [tickers[c] for c in cols], [benchmarks[c] for c in cols], sub, ar, windows, {
+            "fit": label, "used": used, "estimation_start": start,
+            "estimation_end": np.full(len(cols), np.datetime64(dates[-1], "ns")),
             "n_obs": sub.n.astype(int), "alpha": alpha, "beta": beta, "r2": sub.r2, "sigma": sub.sigma,
-        }))
-    table = pd.concat(frames, ignore_index=True)
-    order = {(t, b): i for i, (t, b) in enumerate(zip(tickers, benchmarks))}
-    table["_o"] = [order[key] for key in zip(table["ticker"], table["benchmark"])]
-    table = table.sort_values("_o", kind="stable")
-    return table[FIT_COMPARISON_COLUMNS].reset_index(drop=True)
+        }, FIT_COMPARISON_COLUMNS))
+    # series order (each series' rows: full window, then active part, window by window), as a stable sort by series
+    series = np.tile(cols, len(windows))
+    order = np.argsort(np.concatenate([series, series]), kind="stable")
+    return Rows({name: np.concatenate([part.columns[name] for part in parts])[order] for name in FIT_COMPARISON_COLUMNS})
 
 
 def robustness_table(
     config: StudyConfig, event_id: str, tickers: list[str], benchmarks: list[str], used_stock: np.ndarray,
     market_est: np.ndarray, ev: EventWindowInputs,
-) -> pd.DataFrame:
+) -> Rows:
     """Market-adjusted CARs (AR = R - R_m, no estimated parameter) of the included series, for comparison.
 
     MacKinlay (1997), section 4.3: the market-adjusted model is the market
@@ -589,20 +589,19 @@ def robustness_table(
     """
     fitted = fit("market_adjusted", used_stock, market_est)
     ar = abnormal_returns(fitted, ev.stock, ev.market, ev.rel_days)
-    table = _car_rows(event_id, tickers, benchmarks, fitted, ar, robustness_windows(config),
-                      {"model": "market_adjusted"})
-    return table[ROBUSTNESS_COLUMNS]
+    return _car_rows(event_id, tickers, benchmarks, fitted, ar, robustness_windows(config),
+                     {"model": "market_adjusted"}, ROBUSTNESS_COLUMNS)
 
 
 def bhar_table(config: StudyConfig, event_id: str, tickers: list[str], benchmarks: list[str],
-               ar: AbnormalReturns) -> pd.DataFrame:
+               ar: AbnormalReturns) -> Rows:
     """Buy-and-hold abnormal returns of every included series for each window longer than 10 days."""
     windows = [w for w in config.windows if w.length >= BHAR_MIN_DAYS]
     if not windows or not tickers:
-        return pd.DataFrame(columns=BHAR_COLUMNS)
+        return Rows.empty(BHAR_COLUMNS)
     bh = buy_and_hold(ar, windows)
     n = len(tickers)
-    return pd.DataFrame({
+    return Rows.of(BHAR_COLUMNS, n * len(windows), {
         "event": event_id,
         "ticker": np.tile(np.asarray(tickers, dtype=object), len(windows)),
         "benchmark": np.tile(np.asarray(benchmarks, dtype=object), len(windows)),
@@ -611,11 +610,11 @@ def bhar_table(config: StudyConfig, event_id: str, tickers: list[str], benchmark
         "bh_return": bh.bh_return.ravel(),
         "bh_expected": bh.bh_expected.ravel(),
         "bhar": bh.bhar.ravel(),
-    }, columns=BHAR_COLUMNS)
+    })
 
 
 def parameter_table(event_id: str, tickers: list[str], benchmarks: list[str], fitted: ModelFit,
-                    factor_names: tuple[str, ...] = ()) -> pd.DataFrame:
+                    factor_names: tuple[str, ...] = ()) -> Rows:
     """Every coefficient with its OLS standard error sqrt(s^2 [(X'X)^-1]_jj), per included series.
 
     For the Dimson model a ``beta_sum`` row adds b_-1 + b_0 + b_+1 with
@@ -623,7 +622,7 @@ def parameter_table(event_id: str, tickers: list[str], benchmarks: list[str], fi
     """
     names = list(param_names(fitted.model, factor_names))
     if not names or not tickers:
-        return pd.DataFrame(columns=PARAMETER_COLUMNS)
+        return Rows.empty(PARAMETER_COLUMNS)
     estimates = fitted.params
     variances = fitted.s2[:, None] * np.einsum("kpp->kp", fitted.xtx_inv)
     if fitted.model == "dimson":
@@ -632,7 +631,7 @@ def parameter_table(event_id: str, tickers: list[str], benchmarks: list[str], fi
         estimates = np.column_stack([estimates, estimates @ c])
         variances = np.column_stack([variances, fitted.s2 * np.einsum("p,kpq,q->k", c, fitted.xtx_inv, c)])
     n, p = len(tickers), len(names)
-    return pd.DataFrame({
+    return Rows.of(PARAMETER_COLUMNS, n * p, {
         "event": event_id,
         "ticker": np.repeat(np.asarray(tickers, dtype=object), p),
         "benchmark": np.repeat(np.asarray(benchmarks, dtype=object), p),
@@ -640,4 +639,4 @@ def parameter_table(event_id: str, tickers: list[str], benchmarks: list[str], fi
         "param": np.tile(np.asarray(names, dtype=object), n),
         "estimate": estimates.ravel(),
         "se": np.sqrt(variances).ravel(),
-    }, columns=PARAMETER_COLUMNS)
+    })

@@ -30,10 +30,12 @@ from evstudy.placebo import lookback_offset
 from evstudy.prices.base import PriceData
 from evstudy.prices.factors import FactorData
 from evstudy.results import (
-    AR_COLUMNS, BASKET_COLUMNS, BASKET_PATH_COLUMNS, BATTERY_COLUMNS, CAR_COLUMNS, CAR_PATH_COLUMNS, FIT_COLUMNS,
-    MEMBER_COLUMNS, PRICE_COLUMNS, TEST_COLUMNS, EventTimeline, StudyResults,
+    AR_COLUMNS, BASKET_COLUMNS, BASKET_PATH_COLUMNS, BATTERY_COLUMNS, BHAR_COLUMNS, CAR_COLUMNS, CAR_PATH_COLUMNS,
+    DRIFT_COLUMNS, FIT_COLUMNS, FIT_COMPARISON_COLUMNS, MEMBER_COLUMNS, PARAMETER_COLUMNS, PLACEBO_COLUMNS,
+    PRICE_COLUMNS, ROBUSTNESS_COLUMNS, TEST_COLUMNS, EventTimeline, StudyResults,
 )
 from evstudy.returns import ReturnPanel, simple_returns, trading_days
+from evstudy.tables import Rows, stack as stack_rows
 from evstudy.verdicts import headline_verdicts
 
 # The basket table before the verdicts are added (evstudy.verdicts fills the rest of BASKET_COLUMNS).
@@ -287,44 +289,13 @@ def _basket_tables(
     return basket_rows, path_rows
 
 
-@dataclass(frozen=True)
-class _Rows:
-    """One event's rows of a results table as column arrays; :func:`compute_study` makes one frame of every event's.
-
-    Building a pandas frame per event and concatenating them cost more than
-    the event's statistics; the columns are joined once instead.
-    """
-
-    columns: dict[str, np.ndarray]
-
-    @classmethod
-    def of(cls, columns: list[str], n: int, values: dict[str, object]) -> _Rows:
-        """The ``columns`` of ``values``, each an array of ``n`` (a scalar is repeated; a timestamp as datetime64[ns])."""
-        out = {}
-        for name in columns:
-            value = values[name]
-            if isinstance(value, np.ndarray):
-                out[name] = value
-            elif value is pd.NaT or isinstance(value, pd.Timestamp):
-                out[name] = np.full(n, np.datetime64(value, "ns"))
-            else:
-                out[name] = np.full(n, value, dtype=object)
-        return cls(out)
-
-
-def _stack_rows(parts: list[_Rows]) -> pd.DataFrame:
-    """One frame of every event's rows, in event order."""
-    names = list(parts[0].columns)
-    return pd.DataFrame({name: np.concatenate([part.columns[name] for part in parts]) for name in names}, columns=names)
-
-
 def _long_table(
     event_id: str,
     included: tuple[np.ndarray, np.ndarray],
     row_labels: dict[str, object],
     values: dict[str, np.ndarray],
     columns: list[str],
-) -> _Rows:
+) -> Rows:
     """A tidy table from (rows x series) matrices: one line per row label and included series.
 
     ``row_labels`` label the matrices' rows (days or windows), ``included``
@@ -333,7 +304,7 @@ def _long_table(
     tickers, benches = included
     n_series = len(tickers)
     n_rows = len(next(iter(values.values())))
-    return _Rows.of(columns, n_series * n_rows, {
+    return Rows.of(columns, n_series * n_rows, {
         "event": event_id,
         "ticker": np.tile(tickers, n_rows),
         "benchmark": np.tile(benches, n_rows),
@@ -346,7 +317,7 @@ def _study_event(
     config: StudyConfig, event: EventSpec, data: PriceData, panel: ReturnPanel, factors: FactorData | None = None,
     arrays: _PanelArrays | None = None,
 ) -> dict[str, object]:
-    """One event's results: tables as :class:`_Rows` (``compute_study`` stacks them) or frames, and its timeline."""
+    """One event's results: tables as :class:`~evstudy.tables.Rows` (``compute_study`` stacks them) or frames, and its timeline."""
     arrays = arrays if arrays is not None else _PanelArrays.of(panel)
     days = panel.returns.index
     i0, announced, timing, mapping = _locate(days, event, config)
@@ -393,7 +364,7 @@ def _study_event(
     est_dates = days[est_rows]
     alpha, beta = alpha_beta(fitted)
     tickers, benches = np.array(series.tickers, dtype=object), np.array(series.benchmarks, dtype=object)
-    fits = _Rows.of(FIT_COLUMNS, len(series), {
+    fits = Rows.of(FIT_COLUMNS, len(series), {
         "event": event.id,
         "ticker": tickers,
         "benchmark": benches,
@@ -463,7 +434,7 @@ def _study_event(
     base = shown_closes[i0 - 1]
     rebased = window_closes / np.where(base > 0, base, np.nan) * 100.0
     price_rel = np.arange(span.start - 1, span.end + 1)
-    prices = _Rows.of(PRICE_COLUMNS, len(shown) * len(price_rel), {
+    prices = Rows.of(PRICE_COLUMNS, len(shown) * len(price_rel), {
         "event": event.id,
         "ticker": np.tile(np.array(shown, dtype=object), len(price_rel)),
         "date": np.repeat(panel.closes.index[price_rows].to_numpy(), len(shown)),
@@ -556,13 +527,20 @@ def compute_study(config: StudyConfig, data: PriceData, factors: FactorData | No
     arrays = _PanelArrays.of(panel)
     parts = [_study_event(config, event, data, panel, factors, arrays) for event in config.events]
     row_columns = {"baskets": CS_BASKET_COLUMNS, "basket_paths": BASKET_PATH_COLUMNS, "tests": BATTERY_COLUMNS}
+    table_columns = {
+        "fits": FIT_COLUMNS, "abnormal_returns": AR_COLUMNS, "cars": CAR_COLUMNS, "car_paths": CAR_PATH_COLUMNS,
+        "prices": PRICE_COLUMNS, "fit_comparison": FIT_COMPARISON_COLUMNS, "robustness": ROBUSTNESS_COLUMNS,
+        "bhars": BHAR_COLUMNS, "parameters": PARAMETER_COLUMNS, "drift": DRIFT_COLUMNS, "drift_returns": AR_COLUMNS,
+        "placebo": PLACEBO_COLUMNS,
+    }
 
     def stack(key: str) -> pd.DataFrame:
         frames = [p[key] for p in parts]
         if key in row_columns:  # lists of row tuples: one frame of every event's rows
             return pd.DataFrame([row for rows in frames for row in rows], columns=row_columns[key])
-        if isinstance(frames[0], _Rows):
-            return _stack_rows(frames)  # type: ignore[arg-type]
+        if key in table_columns:  # Rows (a list of them for the placebo): one frame, columns joined once
+            flat = [rows for part in frames for rows in (part if isinstance(part, list) else [part])]
+            return stack_rows(flat, table_columns[key])
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
     notes = []
