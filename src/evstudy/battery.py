@@ -52,6 +52,19 @@ class EventArrays:
     included: pd.DataFrame
 
 
+def member_groups(members: pd.DataFrame) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """Per (basket, benchmark), in order of first appearance, its members' (ticker, benchmark) keys in row order.
+
+    What ``members.groupby(["basket", "benchmark"], sort=False)`` gives, without
+    a pandas grouping per event.
+    """
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for basket, ticker, bench in zip(members["basket"].tolist(), members["ticker"].tolist(),
+                                     members["benchmark"].tolist()):
+        groups.setdefault((basket, bench), []).append((ticker, bench))
+    return groups
+
+
 def blocked_rows(config: StudyConfig, days: pd.DatetimeIndex) -> list[int]:
     """Rows of every event's day 0 and every confounder (the first session on or after its date)."""
     rows = days.searchsorted(_blocked_dates(config.events))
@@ -110,8 +123,8 @@ def event_tests(config: StudyConfig, data: EventArrays, members: pd.DataFrame) -
 
     rows: list[tuple] = []
     placebo: list[Rows] = []
-    for (basket, bench), group in members.groupby(["basket", "benchmark"], sort=False):
-        cols = np.array([column[key] for key in zip(group["ticker"], group["benchmark"]) if key in column], dtype=int)
+    for (basket, bench), keys in member_groups(members).items():
+        cols = np.array([column[key] for key in keys if key in column], dtype=int)
         n = len(cols)
         tests: dict[str, TestArrays]
         if n == 0:

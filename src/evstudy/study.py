@@ -15,7 +15,7 @@ import pandas as pd
 
 from evstudy._version import __version__
 from evstudy.abnormal import CarStats, abnormal_returns, car_paths, car_stats
-from evstudy.battery import EventArrays, event_tests
+from evstudy.battery import EventArrays, event_tests, member_groups
 from evstudy.calendar import day_zero_row, locate_day_zero, session_offset
 from evstudy.config import EventSpec, StudyConfig
 from evstudy.diagnostics import (
@@ -259,33 +259,39 @@ def _basket_tables(
     config: StudyConfig,
     event: EventSpec,
     members: pd.DataFrame,
-    included: pd.DataFrame,
+    included: tuple[np.ndarray, np.ndarray],
     stats: CarStats,
     paths: CarStats,
     rel_days: np.ndarray,
 ) -> tuple[list[tuple], list[tuple]]:
-    """Per basket x benchmark: CAAR and cross-sectional t per window, and the CAAR path."""
-    column = {key: i for i, key in enumerate(zip(included["ticker"], included["benchmark"]))}
+    """Per basket x benchmark: CAAR and cross-sectional t per window, and the CAAR path.
+
+    ``included`` holds the (tickers, benchmarks) of the columns of ``stats`` and ``paths``.
+    """
+    column = {key: i for i, key in enumerate(zip(*included))}
     basket_rows, path_rows = [], []
-    for (basket, bench), group in members.groupby(["basket", "benchmark"], sort=False):
-        cols = [column[key] for key in zip(group["ticker"], group["benchmark"]) if key in column]
+    windows = config.windows
+    for (basket, bench), keys in member_groups(members).items():
+        cols = [column[key] for key in keys if key in column]
         n = len(cols)
         cars = stats.car[:, cols]
         results: list[TestResult] = cross_sectional_t(cars) if n else [
             TestResult("cs_t", None, None, 0, "every ticker of the basket was excluded")
-        ] * len(config.windows)
-        for w, window in enumerate(config.windows):
-            caar = float(cars[w].mean()) if n else np.nan
-            se = float(cars[w].std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
-            res = results[w]
-            basket_rows.append(
-                (event.id, basket, bench, window.start, window.end, n, caar, se, res.statistic, res.p_value, res.note)
-            )
+        ] * len(windows)
+        # each window's mean row by row: numpy sums a lone row in another order than a row of a matrix
+        caars = [float(row.mean()) for row in cars] if n else [np.nan] * len(windows)
+        ses = [float(row.std(ddof=1) / np.sqrt(n)) for row in cars] if n > 1 else [np.nan] * len(windows)
+        basket_rows.extend(
+            (event.id, basket, bench, window.start, window.end, n, caar, se, res.statistic, res.p_value, res.note)
+            for window, caar, se, res in zip(windows, caars, ses, results)
+        )
         if n:
             path = paths.car[:, cols]
             path_se = path.std(axis=1, ddof=1) / np.sqrt(n) if n > 1 else np.full(len(rel_days), np.nan)
-            for i, day in enumerate(rel_days):
-                path_rows.append((event.id, basket, bench, int(day), n, float(path[i].mean()), float(path_se[i])))
+            path_rows.extend(
+                (event.id, basket, bench, day, n, mean, se)
+                for day, mean, se in zip(rel_days.tolist(), [float(row.mean()) for row in path], path_se.tolist())
+            )
     return basket_rows, path_rows
 
 
@@ -400,7 +406,7 @@ def _study_event(
     path_table = _long_table(event.id, kept_pairs, {"rel_day": rel_days}, {"car": paths.car, "se": paths.se},
                              CAR_PATH_COLUMNS)
 
-    basket_rows, basket_path_rows = _basket_tables(config, event, members, included, stats, paths, rel_days)
+    basket_rows, basket_path_rows = _basket_tables(config, event, members, kept_pairs, stats, paths, rel_days)
     test_rows, placebo = event_tests(config, EventArrays(
         event=event, days=days, i0=i0,
         stock=hyg.panel(inputs.y, est_rows.start)[:, keep],  # the model's y: R, or R - RF; trimmed days NaN
