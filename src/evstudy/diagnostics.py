@@ -155,12 +155,27 @@ class BreakTest:
         return np.nan_to_num(self.statistic, nan=0.0) > BREAK_CRITICAL_5PCT
 
 
+def nan_median(values: np.ndarray) -> np.ndarray:
+    """Per column of (rows x columns), the median of the non-NaN values (NaN where none).
+
+    What ``np.nanmedian(values, axis=0)`` gives, the middle two of the sorted
+    values averaged as (low + high) / 2, from one sort (NaN sorts last)
+    instead of its masked-array path, which took ~1 ms per event.
+    """
+    ordered = np.sort(values, axis=0)
+    n = (~np.isnan(values)).sum(axis=0)
+    cols = np.arange(values.shape[1])
+    low = ordered[np.maximum((n - 1) // 2, 0), cols]
+    high = ordered[np.maximum(n // 2, 0), cols]
+    return np.where(n > 0, (low + high) / 2.0, np.nan)
+
+
 def robust_scale(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per column: the median and 1.4826 x the median absolute deviation, ignoring NaN (Hampel 1974)."""
     valid = np.isfinite(resid).any(axis=0)
     safe = np.where(valid[None, :], resid, 0.0)
-    center = np.nanmedian(safe, axis=0)
-    scale = MAD_TO_SIGMA * np.nanmedian(np.abs(safe - center), axis=0)
+    center = nan_median(safe)
+    scale = MAD_TO_SIGMA * nan_median(np.abs(safe - center))
     return np.where(valid, center, np.nan), np.where(valid, scale, np.nan)
 
 
