@@ -96,16 +96,17 @@ def screen_reasons(
     return out
 
 
-def check_benchmarks_trade(returns: pd.DataFrame, benchmarks: list[str], max_zero_share: float, who: str,
+def check_benchmarks_trade(returns: np.ndarray, benchmarks: list[str], max_zero_share: float, who: str,
                            window: Window) -> None:
-    """Refuse a benchmark flat on more than ``max_zero_share`` of the estimation window (``returns`` are its rows).
+    """Refuse a benchmark flat on more than ``max_zero_share`` of the estimation window.
 
-    A stock's beta against a benchmark that does not move is estimated from
-    the few days it did: meaningless, and every AR inherits it.
+    ``returns`` holds the estimation window's returns (days x benchmarks) of
+    ``benchmarks``, in that order. A stock's beta against a benchmark that
+    does not move is estimated from the few days it did: meaningless, and
+    every AR inherits it.
     """
-    present = [b for b in dict.fromkeys(benchmarks) if b in returns.columns]
-    shares = zero_share_of(returns[present].to_numpy())
-    for bench, share in zip(present, shares):
+    shares = zero_share_of(returns)
+    for bench, share in zip(benchmarks, shares):
         if share > max_zero_share:
             raise InsufficientDataError(f"{who}: {flat_benchmark_reason(bench, share, max_zero_share, window)}")
 
@@ -470,15 +471,17 @@ def flag_table(
     tickers: list[str],
     benchmarks: list[str],
     hyg: Hygiene,
-) -> pd.DataFrame:
+) -> Rows:
     """The diagnostics table: one row per flag (outliers: one row per date), in series order."""
     rows: list[tuple] = []
     need = config.min_estimation_returns
     dates = hyg.dates
+    stamps = dates.to_numpy(dtype="datetime64[ns]")  # a flag's date by position, without a Timestamp per flag
+    no_date = np.datetime64("NaT", "ns")
     trimmed = hyg.trimmed
 
     def add(i: int, flag: str, detail: str, row: int | None) -> None:
-        day = dates[row] if row is not None and 0 <= row < len(dates) else pd.NaT
+        day = stamps[row] if row is not None and 0 <= row < len(stamps) else no_date
         rows.append((event_id, tickers[i], benchmarks[i], flag, detail, day))
 
     for i in range(len(tickers)):  # builds text only for the few flagged series
@@ -513,7 +516,13 @@ def flag_table(
                 resid = fitted.residuals[row, i]
                 z = (resid - diag.center[i]) / diag.scale[i]
                 add(i, "outlier", f"{prefix}residual {_pct(resid)}, {z:+.1f} robust sigmas", int(row))
-    return pd.DataFrame(rows, columns=DIAGNOSTIC_COLUMNS)
+    if not rows:
+        return Rows.empty(DIAGNOSTIC_COLUMNS)
+    columns = list(zip(*rows))
+    return Rows({
+        **{name: np.array(values, dtype=object) for name, values in zip(DIAGNOSTIC_COLUMNS[:-1], columns)},
+        "date": np.array(columns[-1], dtype="datetime64[ns]"),
+    })
 
 
 def _car_rows(
@@ -588,7 +597,8 @@ def comparison_table(
     # series order (each series' rows: full window, then active part, window by window), as a stable sort by series
     series = np.tile(cols, len(windows))
     order = np.argsort(np.concatenate([series, series]), kind="stable")
-    return Rows({name: np.concatenate([part.columns[name] for part in parts])[order] for name in FIT_COMPARISON_COLUMNS})
+    return Rows({name: np.concatenate([part.columns[name] for part in parts])[order]
+                 for name in FIT_COMPARISON_COLUMNS})
 
 
 def robustness_table(

@@ -31,8 +31,8 @@ from evstudy.prices.base import PriceData
 from evstudy.prices.factors import FactorData
 from evstudy.results import (
     AR_COLUMNS, BASKET_COLUMNS, BASKET_PATH_COLUMNS, BATTERY_COLUMNS, BHAR_COLUMNS, CAR_COLUMNS, CAR_PATH_COLUMNS,
-    DRIFT_COLUMNS, FIT_COLUMNS, FIT_COMPARISON_COLUMNS, MEMBER_COLUMNS, PARAMETER_COLUMNS, PLACEBO_COLUMNS,
-    PRICE_COLUMNS, ROBUSTNESS_COLUMNS, TEST_COLUMNS, EventTimeline, StudyResults,
+    DIAGNOSTIC_COLUMNS, DRIFT_COLUMNS, FIT_COLUMNS, FIT_COMPARISON_COLUMNS, MEMBER_COLUMNS, PARAMETER_COLUMNS,
+    PLACEBO_COLUMNS, PRICE_COLUMNS, ROBUSTNESS_COLUMNS, TEST_COLUMNS, EventTimeline, StudyResults,
 )
 from evstudy.returns import ReturnPanel, simple_returns, trading_days
 from evstudy.tables import Rows, stack as stack_rows
@@ -323,7 +323,8 @@ def _study_event(
     config: StudyConfig, event: EventSpec, data: PriceData, panel: ReturnPanel, factors: FactorData | None = None,
     arrays: _PanelArrays | None = None,
 ) -> dict[str, object]:
-    """One event's results: tables as :class:`~evstudy.tables.Rows` (``compute_study`` stacks them) or frames, and its timeline."""
+    """One event's results and timeline; its tables as :class:`~evstudy.tables.Rows`, row tuples or frames
+    (``compute_study`` stacks every event's into one frame per table)."""
     arrays = arrays if arrays is not None else _PanelArrays.of(panel)
     days = panel.returns.index
     i0, announced, timing, mapping = _locate(days, event, config)
@@ -333,9 +334,9 @@ def _study_event(
     est_rows = slice(max(i0 + est.start, 1), i0 + est.end + 1)
     ev_rows = slice(i0 + span.start, i0 + span.end + 1)
     rel_days = np.arange(span.start, span.end + 1)
-    returns = panel.returns
     if config.model not in ("constant_mean", "factor"):
-        check_benchmarks_trade(returns.iloc[est_rows], [*series.markets, *series.sectors], config.max_zero_share,
+        indexes = [b for b in dict.fromkeys([*series.markets, *series.sectors]) if b in arrays.return_column]
+        check_benchmarks_trade(arrays.stock_returns(indexes)[est_rows], indexes, config.max_zero_share,
                                f"event {event.id!r}", est)
     inputs, market_all, model_notes = _model_inputs(config, days, arrays, series, factors, event, est_rows, ev_rows)
     stock_all = arrays.stock_returns(series.tickers)
@@ -537,7 +538,7 @@ def compute_study(config: StudyConfig, data: PriceData, factors: FactorData | No
         "fits": FIT_COLUMNS, "abnormal_returns": AR_COLUMNS, "cars": CAR_COLUMNS, "car_paths": CAR_PATH_COLUMNS,
         "prices": PRICE_COLUMNS, "fit_comparison": FIT_COMPARISON_COLUMNS, "robustness": ROBUSTNESS_COLUMNS,
         "bhars": BHAR_COLUMNS, "parameters": PARAMETER_COLUMNS, "drift": DRIFT_COLUMNS, "drift_returns": AR_COLUMNS,
-        "placebo": PLACEBO_COLUMNS,
+        "placebo": PLACEBO_COLUMNS, "diagnostics": DIAGNOSTIC_COLUMNS,
     }
 
     def stack(key: str) -> pd.DataFrame:
