@@ -116,3 +116,21 @@ def test_a_few_events_keep_a_section_each(catalogue_results):
     assert 'id="events-table-rows"' not in document and "catalogue-distribution" not in document
     specs = _specs(document)
     assert len([k for k in specs if k.endswith("-caar-spec")]) == EVENTS
+
+
+def test_a_huge_catalogue_keeps_the_largest_and_smallest_rows_and_says_where_the_rest_are(
+    catalogue_results, many, monkeypatch
+):
+    monkeypatch.setattr(catalogue_section, "EVENT_ROWS_MAX", 4)
+    monkeypatch.setattr(catalogue_section, "DRIFT_ROWS_MAX", 3)
+    document = render_html(catalogue_results)
+    table = document[document.index('id="events-table-rows"'):]
+    table = table[:table.index("</table>")]
+    shown = re.findall(r'data-p="record\|(ev\d)\|(\w+)\|MKT\|0\|0"', table)
+    record = catalogue_results.baskets
+    day0 = record[(record["window_start"] == 0) & (record["window_end"] == 0)].sort_values("caar")
+    ends = [day0.head(2), day0.tail(2)]
+    extremes = {key for part in ends for key in zip(part["event"], part["basket"])}
+    assert set(shown) == extremes and len(shown) == 4
+    assert f"{2 * EVENTS - 4} more rows in <code>results.json</code> (<code>baskets</code>)" in document
+    assert f"{2 * EVENTS - 3} more rows in <code>results.json</code> (<code>drift.baskets</code>)" in document

@@ -49,6 +49,7 @@ MANY_EVENTS = 12  # more events than this: the many-event layout (an events tabl
 DETAIL_EVENTS = 6  # ... which details in full only the events with the largest and the smallest CAARs
 DISTRIBUTION_BINS = 30
 FILTER_ROWS = 25  # a longer events table gets a search box (as the main report's tables)
+EVENT_ROWS_MAX = 2_000  # event-basket rows in the events table; beyond, the largest and smallest CAARs
 TEST_WORDS = {
     "cs_t": "cross-sectional t",
     "bmp_t": "BMP t (standardized)",
@@ -231,10 +232,12 @@ def render(
     if cat is None:
         return None
     many = many_events(results) and headline is not None and car is not None
+    table, dropped = events_table(results, headline, car) if many else ([], 0)  # type: ignore[arg-type]
     html = render_section(
         CATALOGUE_TEMPLATE,
         events=[] if many else _event_blocks(results, cat),
-        table=events_table(results, headline, car) if many else [],  # type: ignore[arg-type]
+        table=table,
+        table_dropped=dropped,
         headline=window_words(headline.start, headline.end) if headline is not None else "",
         car=window_words(car.start, car.end) if car is not None and car != headline else "",
         stacks=_stack_blocks(results, cat, detailed if many else None),
@@ -300,13 +303,23 @@ def detail_view(results: StudyResults, event_ids: list[str]) -> StudyResults:
     return dataclasses.replace(results, timelines=tuple(by_id[e] for e in event_ids), extras=extras, **tables)
 
 
-def events_table(results: StudyResults, headline: Window, car: Window) -> list[dict[str, Any]]:
+def events_table(results: StudyResults, headline: Window, car: Window) -> tuple[list[dict[str, Any]], int]:
     """One row per event x basket x benchmark, read from the verdict record: the CAAR on the headline window
-    with its verdict, test and p, and (when it is another window) the CAAR on the CAR window with its p."""
+    with its verdict, test and p, and (when it is another window) the CAAR on the CAR window with its p.
+
+    Beyond EVENT_ROWS_MAX rows, the largest and smallest headline CAARs (half each, in event order);
+    returns the rows and how many were left out.
+    """
     titles = charts.basket_titles(results)
     timelines = {t.event_id: t for t in results.timelines}
     keys = ["event", "basket", "benchmark"]
     table = _window_rows(results, headline)
+    dropped = 0
+    if len(table) > EVENT_ROWS_MAX:
+        ranked = table["caar"].dropna().sort_values(ascending=False, kind="stable").index
+        kept = ranked[:EVENT_ROWS_MAX // 2].union(ranked[-(EVENT_ROWS_MAX // 2):])
+        dropped = len(table) - len(kept)
+        table = table.loc[kept]
     second = car != headline
     if second:
         table = table.merge(_window_rows(results, car)[[*keys, "caar", "p_value"]], on=keys, how="left",
@@ -332,7 +345,7 @@ def events_table(results: StudyResults, headline: Window, car: Window) -> list[d
             "car_p": (fmt_p(row.p_value_car), sort_key(row.p_value_car)) if second else None,
             "car_key": p_key("record", row.event, row.basket, row.benchmark, car.start, car.end) if second else "",
         })
-    return out
+    return out, dropped
 
 
 def distribution_figure(results: StudyResults, windows: list[Window]) -> dict[str, Any] | None:
@@ -499,8 +512,11 @@ def render_drift(results: StudyResults) -> Section | None:
          "first": _date(dates["min"].get(t.event_id)), "last": _date(dates["max"].get(t.event_id))}
         for t in results.timelines
     ]
+    rows_shown = drift.baskets
+    if len(rows_shown) > DRIFT_ROWS_MAX:  # the largest drifts either way; every row is in results.json
+        rows_shown = rows_shown.loc[rows_shown["caar"].abs().sort_values(ascending=False).index[:DRIFT_ROWS_MAX]]
     baskets = []
-    for row in drift.baskets.itertuples(index=False):
+    for row in rows_shown.itertuples(index=False):
         words, css = verdict(row.p_value, row.caar)
         baskets.append({
             "event": row.event if multi else "", "basket": titles.get(row.basket, row.basket),
@@ -520,6 +536,7 @@ def render_drift(results: StudyResults) -> Section | None:
         more=rows[DRIFT_TOP:DRIFT_TOP + DRIFT_ROWS_MAX],
         n_rows=len(drift.series),
         baskets=baskets,
+        baskets_dropped=len(drift.baskets) - len(rows_shown),
         chart=None if fig is None else {"id": "drift-chart", "json": figure_json(fig)},
         lines=DRIFT_LINES,
     )
