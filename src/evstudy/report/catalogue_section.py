@@ -211,7 +211,7 @@ def _stack_blocks(results: StudyResults, cat: Catalogue, lines: list[str] | None
             "tests": [TEST_WORDS.get(n, n) for n in names],
             "rows": rows,
             "chart": None if fig is None else {"id": f"catalogue-stack-{index}", "json": figure_json(fig)},
-            "lines": "each event's own average CAR" if lines is None else
+            "lines": "" if lines is None else
                      f"the average CAR of the {plural(len(lines), 'event')} with the largest and smallest CAARs",
         })
     return blocks
