@@ -27,7 +27,7 @@ from test_consistency import Cells, _expected
 from test_report_layout import _specs
 
 EVENTS = 8
-HEADLINE, CAR = Window(0, 0), Window(-1, 1)
+HEADLINE = Window(0, 0)
 
 
 @pytest.fixture(scope="module")
