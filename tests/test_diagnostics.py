@@ -328,3 +328,22 @@ def test_jpm_config_estimates_usar_from_its_merger():
     cfg = load_config(REPO / "configs" / "jpm-sri-2025.toml")
     assert cfg.active_from == {"USAR": dt.date(2025, 3, 14)} and not cfg.accept_breaks
     assert BREAK_CRITICAL_5PCT == 1.358
+
+
+def test_nan_median_is_numpys_to_the_bit():
+    """The one-sort median equals np.nanmedian: odd and even counts, gaps, infinities, an empty column."""
+    import warnings
+
+    from evstudy.diagnostics import nan_median
+
+    rng = np.random.default_rng(3)
+    values = rng.standard_t(3, size=(240, 60)) * 0.02
+    values[rng.random(values.shape) < 0.1] = np.nan
+    values[:7, 1] = np.nan  # an odd count in one column, even in another
+    values[:8, 2] = np.nan
+    values[5, 3], values[9, 4] = np.inf, -np.inf
+    values[:, 5] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the all-NaN column
+        expected = np.nanmedian(values, axis=0)
+    np.testing.assert_array_equal(nan_median(values), expected)

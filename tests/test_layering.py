@@ -19,7 +19,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "evstudy"
 
 STAGE = {
-    "_version": 0, "errors": 0, "config": 1, "requests": 1,
+    "_version": 0, "errors": 0, "config": 1, "requests": 1, "tables": 1,
     "prices": 2, "calendar": 2,
     "returns": 3, "models": 4, "abnormal": 5,
     "diagnostics": 6, "inference": 6,
@@ -32,7 +32,7 @@ STAGE = {
 }
 COMPUTATION = {
     "returns", "models", "abnormal", "diagnostics", "inference", "results", "placebo", "battery", "drift", "verdicts",
-    "study", "compare", "catalogue", "scan", "firm_events",
+    "study", "compare", "catalogue", "scan", "firm_events", "tables",
 }
 PRICE_TYPES = {"evstudy.prices.base", "evstudy.prices.factors"}  # PriceData, FactorData: types, not readers
 # The deliberate exceptions, with their reason: the scan's convenience loader `scan.load_scan_prices`

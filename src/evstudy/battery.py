@@ -27,6 +27,7 @@ from evstudy.inference import (
 from evstudy.models import ModelFit
 from evstudy.placebo import PLACEBO_LOOKBACK, SeriesPlacebo, basket_placebo, candidate_days, draw_days, series_placebo
 from evstudy.results import PLACEBO_COLUMNS
+from evstudy.tables import Rows
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,19 @@ class EventArrays:
     abnormal: AbnormalReturns
     cars: CarStats
     included: pd.DataFrame
+
+
+def member_groups(members: pd.DataFrame) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """Per (basket, benchmark), in order of first appearance, its members' (ticker, benchmark) keys in row order.
+
+    What ``members.groupby(["basket", "benchmark"], sort=False)`` gives, without
+    a pandas grouping per event.
+    """
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for basket, ticker, bench in zip(members["basket"].tolist(), members["ticker"].tolist(),
+                                     members["benchmark"].tolist()):
+        groups.setdefault((basket, bench), []).append((ticker, bench))
+    return groups
 
 
 def blocked_rows(config: StudyConfig, days: pd.DatetimeIndex) -> list[int]:
@@ -96,8 +110,9 @@ def _event_placebo(config: StudyConfig, data: EventArrays) -> tuple[np.ndarray, 
     return draws, series, context
 
 
-def event_tests(config: StudyConfig, data: EventArrays, members: pd.DataFrame) -> tuple[list[tuple], pd.DataFrame]:
-    """Rows of ``results.tests`` (window-major, tests in :data:`TEST_IDS` order) and the placebo table."""
+def event_tests(config: StudyConfig, data: EventArrays, members: pd.DataFrame) -> tuple[list[tuple], list[Rows]]:
+    """Rows of ``results.tests`` (window-major, tests in :data:`TEST_IDS` order) and of the placebo table
+    (one :class:`~evstudy.tables.Rows` per basket x benchmark with draws)."""
     windows = config.windows
     n_windows = len(windows)
     column = {key: i for i, key in enumerate(zip(data.included["ticker"], data.included["benchmark"]))}
@@ -107,9 +122,9 @@ def event_tests(config: StudyConfig, data: EventArrays, members: pd.DataFrame) -
     reg_est, reg_ev = data.regressors[data.est_rows], data.regressors[data.event_rows]
 
     rows: list[tuple] = []
-    placebo_frames = []
-    for (basket, bench), group in members.groupby(["basket", "benchmark"], sort=False):
-        cols = np.array([column[key] for key in zip(group["ticker"], group["benchmark"]) if key in column], dtype=int)
+    placebo: list[Rows] = []
+    for (basket, bench), keys in member_groups(members).items():
+        cols = np.array([column[key] for key in keys if key in column], dtype=int)
         n = len(cols)
         tests: dict[str, TestArrays]
         if n == 0:
@@ -141,7 +156,7 @@ def event_tests(config: StudyConfig, data: EventArrays, members: pd.DataFrame) -
                 tests["placebo_caar"] = placebo_test("placebo_caar", car.mean(axis=1), dist.caar, n, context)
                 tests["placebo_bmp"] = placebo_test("placebo_bmp", tests["bmp_t"].statistic, dist.bmp, n, context)
                 k = len(draws)
-                placebo_frames.append(pd.DataFrame({
+                placebo.append(Rows.of(PLACEBO_COLUMNS, k * n_windows, {
                     "event": data.event.id,
                     "basket": basket,
                     "benchmark": bench,
@@ -152,11 +167,10 @@ def event_tests(config: StudyConfig, data: EventArrays, members: pd.DataFrame) -
                     "n": np.repeat(dist.n, n_windows),
                     "caar": dist.caar.ravel(),
                     "bmp": dist.bmp.ravel(),
-                }, columns=PLACEBO_COLUMNS))
+                }))
         for window, results in zip(windows, battery_rows(tests)):
             rows.extend(
                 (data.event.id, basket, bench, window.start, window.end, r.test, r.statistic, r.p_value, r.n, r.note)
                 for r in results
             )
-    placebo = pd.concat(placebo_frames, ignore_index=True) if placebo_frames else pd.DataFrame(columns=PLACEBO_COLUMNS)
     return rows, placebo

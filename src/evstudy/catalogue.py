@@ -187,7 +187,12 @@ def _day0_tables(results: StudyResults) -> tuple[pd.DataFrame, pd.DataFrame]:
     table = results.memberships.merge(day0, on=keys, how="inner").merge(single, on=keys, how="left")
     table = table[DAY0_COLUMNS].reset_index(drop=True)
     has_day0_window = Window(0, 0) in results.config.windows
-    record = results.baskets.set_index(["event", "basket", "benchmark", "window_start", "window_end"])
+    record = results.baskets
+    record = record[(record["window_start"] == 0) & (record["window_end"] == 0)]
+    fields = ["statistic", "p_value", "headline_test", "verdict", "verdict_reason"]
+    # the day-0 cells of the verdict record, looked up by key (one .loc per event x basket cost more than the rest)
+    day0_cells = dict(zip(zip(record["event"], record["basket"], record["benchmark"]),
+                          zip(*(record[f].tolist() for f in fields))))
     timelines = {t.event_id: t for t in results.timelines}
     rows = []
     for (event, basket, bench), group in table.groupby(["event", "basket", "benchmark"], sort=False):
@@ -195,9 +200,8 @@ def _day0_tables(results: StudyResults) -> tuple[pd.DataFrame, pd.DataFrame]:
         timeline = timelines[event]
         verdict = ""
         if has_day0_window:  # the verdict record's day-0 cell: the same test and p as every other section
-            cell = record.loc[(event, basket, bench, 0, 0)]
-            stat, p, name, verdict = cell["statistic"], cell["p_value"], cell["headline_test"], cell["verdict"]
-            note = "" if name else cell["verdict_reason"]
+            stat, p, name, verdict, reason = day0_cells[(event, basket, bench)]
+            note = "" if name else reason
         elif len(ars) >= 2:
             test = cs_t(ars[None, :]).results()[0]
             stat, p, name, note = test.statistic, test.p_value, "cs_t", test.note

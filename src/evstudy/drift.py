@@ -17,6 +17,7 @@ from evstudy.abnormal import abnormal_returns, car_stats
 from evstudy.config import Window
 from evstudy.models import ModelFit
 from evstudy.results import AR_COLUMNS, DRIFT_COLUMNS
+from evstudy.tables import Rows
 
 
 def pre_event_drift(
@@ -30,7 +31,7 @@ def pre_event_drift(
     i0: int,
     tickers: list[str],
     benchmarks: list[str],
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> tuple[Rows, Rows]:
     """Daily ARs (``AR_COLUMNS`` layout) and the CAR per series (``DRIFT_COLUMNS``) over ``window``.
 
     ``stock`` (days x series, in the order of ``fitted``), ``regressors``
@@ -79,19 +80,19 @@ def pre_event_drift(
     def masked(values: np.ndarray) -> np.ndarray:
         return np.where(ok, values[0], np.nan)
 
-    drift = pd.DataFrame({
+    drift = Rows.of(DRIFT_COLUMNS, n_series, {
         "event": event_id,
-        "ticker": tickers,
-        "benchmark": benchmarks,
+        "ticker": np.array(tickers, dtype=object),
+        "benchmark": np.array(benchmarks, dtype=object),
         "window_start": window.start,
         "window_end": window.end,
         "car": masked(stats.car),
         "se": masked(stats.se),
         "t": masked(stats.t),
         "p_value": masked(stats.p_value),
-        "note": notes,
-    }, columns=DRIFT_COLUMNS)
-    daily = pd.DataFrame({
+        "note": np.array(notes, dtype=object),
+    })
+    daily = Rows.of(AR_COLUMNS, n_series * len(rel), {
         "event": event_id,
         "ticker": np.tile(np.array(tickers, dtype=object), len(rel)),
         "benchmark": np.tile(np.array(benchmarks, dtype=object), len(rel)),
@@ -100,5 +101,5 @@ def pre_event_drift(
         "return": ar.actual.ravel(),
         "expected_return": ar.expected.ravel(),
         "abnormal_return": ar.abnormal.ravel(),
-    }, columns=AR_COLUMNS)
+    })
     return daily, drift

@@ -15,7 +15,7 @@ import pandas as pd
 
 from evstudy._version import __version__
 from evstudy.abnormal import CarStats, abnormal_returns, car_paths, car_stats
-from evstudy.battery import EventArrays, event_tests
+from evstudy.battery import EventArrays, event_tests, member_groups
 from evstudy.calendar import day_zero_row, locate_day_zero, session_offset
 from evstudy.config import EventSpec, StudyConfig
 from evstudy.diagnostics import (
@@ -30,10 +30,12 @@ from evstudy.placebo import lookback_offset
 from evstudy.prices.base import PriceData
 from evstudy.prices.factors import FactorData
 from evstudy.results import (
-    AR_COLUMNS, BASKET_COLUMNS, BASKET_PATH_COLUMNS, BATTERY_COLUMNS, CAR_COLUMNS, CAR_PATH_COLUMNS, FIT_COLUMNS,
-    MEMBER_COLUMNS, PRICE_COLUMNS, TEST_COLUMNS, EventTimeline, StudyResults,
+    AR_COLUMNS, BASKET_COLUMNS, BASKET_PATH_COLUMNS, BATTERY_COLUMNS, BHAR_COLUMNS, CAR_COLUMNS, CAR_PATH_COLUMNS,
+    DIAGNOSTIC_COLUMNS, DRIFT_COLUMNS, FIT_COLUMNS, FIT_COMPARISON_COLUMNS, MEMBER_COLUMNS, PARAMETER_COLUMNS,
+    PLACEBO_COLUMNS, PRICE_COLUMNS, ROBUSTNESS_COLUMNS, TEST_COLUMNS, EventTimeline, StudyResults,
 )
 from evstudy.returns import ReturnPanel, simple_returns, trading_days
+from evstudy.tables import Rows, stack as stack_rows
 from evstudy.verdicts import headline_verdicts
 
 # The basket table before the verdicts are added (evstudy.verdicts fills the rest of BASKET_COLUMNS).
@@ -57,6 +59,56 @@ class Series:
 
     def __len__(self) -> int:
         return len(self.tickers)
+
+
+@dataclass(frozen=True)
+class _PanelArrays:
+    """The return and close panels as numpy matrices with each ticker's column, read once per study.
+
+    Selecting columns of a pandas frame by label costs ~1 ms a call with
+    thousands of tickers; a catalogue selects a few per event.
+    """
+
+    returns: np.ndarray  # (days x tickers), the panel's own array
+    closes: np.ndarray
+    return_column: dict[str, int]
+    close_column: dict[str, int]
+    never_priced: frozenset[str]  # tickers without a single close in the panel
+    invalid_prices: dict[str, int]
+
+    @classmethod
+    def of(cls, panel: ReturnPanel) -> _PanelArrays:
+        closes = panel.closes.to_numpy(dtype=float)
+        return cls(
+            panel.returns.to_numpy(dtype=float), closes,
+            {t: i for i, t in enumerate(panel.returns.columns)}, {t: i for i, t in enumerate(panel.closes.columns)},
+            frozenset(panel.closes.columns[np.isnan(closes).all(axis=0)]),
+            dict(zip(panel.invalid_prices.index, panel.invalid_prices.to_numpy())),
+        )
+
+    def stock_returns(self, tickers: list[str]) -> np.ndarray:
+        """(days x tickers) returns, as ``panel.returns[tickers].to_numpy()``."""
+        return _select(self.returns, [self.return_column[t] for t in tickers])
+
+    def stock_closes(self, tickers: list[str]) -> np.ndarray:
+        """(days x tickers) closes, as ``panel.closes[tickers].to_numpy()``."""
+        return _select(self.closes, [self.close_column[t] for t in tickers])
+
+
+def _select(matrix: np.ndarray, positions: list[int]) -> np.ndarray:
+    """Columns of ``matrix`` laid out as pandas selects them, so every later sum adds in the same order.
+
+    pandas takes evenly spaced columns as a view (a slice) and others as a
+    row-major copy; numpy's reductions follow the memory layout.
+    """
+    if len(positions) > 1:
+        step = positions[1] - positions[0]
+        if step != 0 and all(b - a == step for a, b in zip(positions, positions[1:])):
+            stop = positions[-1] + step
+            return matrix[:, positions[0]:(stop if stop >= 0 else None):step]
+    elif len(positions) == 1:
+        return matrix[:, positions[0]:positions[0] + 1]
+    return np.take(matrix, positions, axis=1)
 
 
 def _series_and_members(config: StudyConfig, event: EventSpec) -> tuple[Series, pd.DataFrame]:
@@ -84,20 +136,19 @@ def _regressors_present(x: np.ndarray) -> np.ndarray:
 
 
 def _model_inputs(
-    config: StudyConfig, returns: pd.DataFrame, series: Series, factors: FactorData | None, event: EventSpec,
-    est_rows: slice, ev_rows: slice,
+    config: StudyConfig, days: pd.DatetimeIndex, arrays: _PanelArrays, series: Series, factors: FactorData | None,
+    event: EventSpec, est_rows: slice, ev_rows: slice,
 ) -> tuple[ModelInputs, np.ndarray, list[str]]:
     """The model's arrays over every trading day, each series' market returns, and notes on factor gaps."""
-    days = returns.index
-    stock = returns[series.tickers].to_numpy()
-    market = returns[series.markets].to_numpy()
+    stock = arrays.stock_returns(series.tickers)
+    market = arrays.stock_returns(series.markets)
     if config.model == "dimson" and ev_rows.stop >= len(days):
         raise CalendarError(
             f"event {event.id!r}: the Dimson model needs the market return of the day after the event window, "
             f"but the data ends {days[-1].date()}; shorten the windows or load more data"
         )
     if config.model == "two_index":
-        return model_inputs("two_index", stock, market, sector=returns[series.sectors].to_numpy()), market, []
+        return model_inputs("two_index", stock, market, sector=arrays.stock_returns(series.sectors)), market, []
     if config.model != "factor":
         return model_inputs(config.model, stock, market), market, []
     if factors is None or config.factors is None:
@@ -208,62 +259,73 @@ def _basket_tables(
     config: StudyConfig,
     event: EventSpec,
     members: pd.DataFrame,
-    included: pd.DataFrame,
+    included: tuple[np.ndarray, np.ndarray],
     stats: CarStats,
     paths: CarStats,
     rel_days: np.ndarray,
 ) -> tuple[list[tuple], list[tuple]]:
-    """Per basket x benchmark: CAAR and cross-sectional t per window, and the CAAR path."""
-    column = {key: i for i, key in enumerate(zip(included["ticker"], included["benchmark"]))}
+    """Per basket x benchmark: CAAR and cross-sectional t per window, and the CAAR path.
+
+    ``included`` holds the (tickers, benchmarks) of the columns of ``stats`` and ``paths``.
+    """
+    column = {key: i for i, key in enumerate(zip(*included))}
     basket_rows, path_rows = [], []
-    for (basket, bench), group in members.groupby(["basket", "benchmark"], sort=False):
-        cols = [column[key] for key in zip(group["ticker"], group["benchmark"]) if key in column]
+    windows = config.windows
+    for (basket, bench), keys in member_groups(members).items():
+        cols = [column[key] for key in keys if key in column]
         n = len(cols)
         cars = stats.car[:, cols]
         results: list[TestResult] = cross_sectional_t(cars) if n else [
             TestResult("cs_t", None, None, 0, "every ticker of the basket was excluded")
-        ] * len(config.windows)
-        for w, window in enumerate(config.windows):
-            caar = float(cars[w].mean()) if n else np.nan
-            se = float(cars[w].std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
-            res = results[w]
-            basket_rows.append(
-                (event.id, basket, bench, window.start, window.end, n, caar, se, res.statistic, res.p_value, res.note)
-            )
+        ] * len(windows)
+        # each window's mean row by row: numpy sums a lone row in another order than a row of a matrix
+        caars = [float(row.mean()) for row in cars] if n else [np.nan] * len(windows)
+        ses = [float(row.std(ddof=1) / np.sqrt(n)) for row in cars] if n > 1 else [np.nan] * len(windows)
+        basket_rows.extend(
+            (event.id, basket, bench, window.start, window.end, n, caar, se, res.statistic, res.p_value, res.note)
+            for window, caar, se, res in zip(windows, caars, ses, results)
+        )
         if n:
             path = paths.car[:, cols]
             path_se = path.std(axis=1, ddof=1) / np.sqrt(n) if n > 1 else np.full(len(rel_days), np.nan)
-            for i, day in enumerate(rel_days):
-                path_rows.append((event.id, basket, bench, int(day), n, float(path[i].mean()), float(path_se[i])))
+            path_rows.extend(
+                (event.id, basket, bench, day, n, mean, se)
+                for day, mean, se in zip(rel_days.tolist(), [float(row.mean()) for row in path], path_se.tolist())
+            )
     return basket_rows, path_rows
 
 
 def _long_table(
     event_id: str,
-    included: pd.DataFrame,
+    included: tuple[np.ndarray, np.ndarray],
     row_labels: dict[str, object],
     values: dict[str, np.ndarray],
     columns: list[str],
-) -> pd.DataFrame:
+) -> Rows:
     """A tidy table from (rows x series) matrices: one line per row label and included series.
 
     ``row_labels`` label the matrices' rows (days or windows), ``included``
-    their columns (ticker, benchmark); the matrices are raveled row-major.
+    their columns (tickers, benchmarks); the matrices are raveled row-major.
     """
-    n_series = len(included)
+    tickers, benches = included
+    n_series = len(tickers)
     n_rows = len(next(iter(values.values())))
-    return pd.DataFrame({
+    return Rows.of(columns, n_series * n_rows, {
         "event": event_id,
-        "ticker": np.tile(included["ticker"].to_numpy(), n_rows),
-        "benchmark": np.tile(included["benchmark"].to_numpy(), n_rows),
+        "ticker": np.tile(tickers, n_rows),
+        "benchmark": np.tile(benches, n_rows),
         **{name: np.repeat(np.asarray(labels), n_series) for name, labels in row_labels.items()},
         **{name: matrix.ravel() for name, matrix in values.items()},
-    }, columns=columns)
+    })
 
 
 def _study_event(
-    config: StudyConfig, event: EventSpec, data: PriceData, panel: ReturnPanel, factors: FactorData | None = None
+    config: StudyConfig, event: EventSpec, data: PriceData, panel: ReturnPanel, factors: FactorData | None = None,
+    arrays: _PanelArrays | None = None,
 ) -> dict[str, object]:
+    """One event's results and timeline; its tables as :class:`~evstudy.tables.Rows`, row tuples or frames
+    (``compute_study`` stacks every event's into one frame per table)."""
+    arrays = arrays if arrays is not None else _PanelArrays.of(panel)
     days = panel.returns.index
     i0, announced, timing, mapping = _locate(days, event, config)
     span, est = config.event_span, config.estimation_window
@@ -272,12 +334,12 @@ def _study_event(
     est_rows = slice(max(i0 + est.start, 1), i0 + est.end + 1)
     ev_rows = slice(i0 + span.start, i0 + span.end + 1)
     rel_days = np.arange(span.start, span.end + 1)
-    returns = panel.returns
     if config.model not in ("constant_mean", "factor"):
-        check_benchmarks_trade(returns.iloc[est_rows], [*series.markets, *series.sectors], config.max_zero_share,
+        indexes = [b for b in dict.fromkeys([*series.markets, *series.sectors]) if b in arrays.return_column]
+        check_benchmarks_trade(arrays.stock_returns(indexes)[est_rows], indexes, config.max_zero_share,
                                f"event {event.id!r}", est)
-    inputs, market_all, model_notes = _model_inputs(config, returns, series, factors, event, est_rows, ev_rows)
-    stock_all = returns[series.tickers].to_numpy()
+    inputs, market_all, model_notes = _model_inputs(config, days, arrays, series, factors, event, est_rows, ev_rows)
+    stock_all = arrays.stock_returns(series.tickers)
     hyg = estimation_hygiene(
         config, series.tickers, inputs.y[est_rows], inputs.x[est_rows], stock_all[est_rows], days[est_rows]
     )
@@ -290,15 +352,14 @@ def _study_event(
     x_ev = inputs.x[ev_rows]
     market_ev = _regressors_present(x_ev)
     event_dates = days[ev_rows]
-    unpriced = panel.closes.columns[panel.closes.isna().all().to_numpy()]
-    never_priced = set(unpriced.intersection(series.tickers))
+    never_priced = arrays.never_priced.intersection(series.tickers)
     reasons = _exclusion_reasons(
         config, series, fitted, zero_share, stock_ev, market_ev, event_dates, rel_days,
         {t: data.missing_reasons.get(t, "") for t in data.missing}, never_priced,
     )
     reasons = [t if t and not r.startswith("no prices") else r for t, r in zip(trim_reasons(config, hyg), reasons)]
     window_rows = slice(est_rows.start - 1, ev_rows.stop)  # glitches: from the close before the estimation window
-    reasons = screen_reasons(reasons, panel.closes[series.tickers].to_numpy()[window_rows], days[window_rows],
+    reasons = screen_reasons(reasons, arrays.stock_closes(series.tickers)[window_rows], days[window_rows],
                              ev_rows.start - window_rows.start, fitted)
     keep = np.array([r == "" for r in reasons], dtype=bool)
     if not keep.any():
@@ -309,10 +370,11 @@ def _study_event(
 
     est_dates = days[est_rows]
     alpha, beta = alpha_beta(fitted)
-    fits = pd.DataFrame({
+    tickers, benches = np.array(series.tickers, dtype=object), np.array(series.benchmarks, dtype=object)
+    fits = Rows.of(FIT_COLUMNS, len(series), {
         "event": event.id,
-        "ticker": series.tickers,
-        "benchmark": series.benchmarks,
+        "ticker": tickers,
+        "benchmark": benches,
         "model": config.model,
         "alpha": alpha,
         "beta": beta,
@@ -321,30 +383,31 @@ def _study_event(
         "n_obs": fitted.n.astype(int),
         "df": fitted.df.astype(int),
         "zero_share": zero_share,
-        "invalid_prices": panel.invalid_prices.reindex(series.tickers).to_numpy(),
+        "invalid_prices": _invalid_prices(panel, arrays, series.tickers),
         "estimation_start": _estimation_starts(est_dates, hyg.first_row),
         "estimation_end": est_dates[-1] if len(est_dates) else pd.NaT,
-        "status": np.where(keep, "included", "excluded"),
-        "reason": reasons,
-    }, columns=FIT_COLUMNS)
+        "status": np.where(keep, "included", "excluded").astype(object),
+        "reason": np.array(reasons, dtype=object),
+    })
 
     sub = _subset_fit(fitted, keep)
     ar = abnormal_returns(sub, stock_ev[:, keep], x_ev[:, keep], rel_days, offset=inputs.offset[ev_rows][:, keep])
     stats = car_stats(sub, ar, list(config.windows))
     paths = car_paths(sub, ar)
-    included = fits.loc[keep, ["ticker", "benchmark"]].reset_index(drop=True)
+    kept_pairs = (tickers[keep], benches[keep])
+    included = pd.DataFrame({"ticker": kept_pairs[0], "benchmark": kept_pairs[1]})
 
     windows = config.windows
-    ar_table = _long_table(event.id, included, {"date": event_dates.to_numpy(), "rel_day": rel_days}, {
+    ar_table = _long_table(event.id, kept_pairs, {"date": event_dates.to_numpy(), "rel_day": rel_days}, {
         "return": ar.actual, "expected_return": ar.expected, "abnormal_return": ar.abnormal,
     }, AR_COLUMNS)
-    car_table = _long_table(event.id, included, {
+    car_table = _long_table(event.id, kept_pairs, {
         "window_start": [w.start for w in windows], "window_end": [w.end for w in windows],
     }, {"car": stats.car, "se": stats.se, "t": stats.t, "p_value": stats.p_value}, CAR_COLUMNS)
-    path_table = _long_table(event.id, included, {"rel_day": rel_days}, {"car": paths.car, "se": paths.se},
+    path_table = _long_table(event.id, kept_pairs, {"rel_day": rel_days}, {"car": paths.car, "se": paths.se},
                              CAR_PATH_COLUMNS)
 
-    basket_rows, basket_path_rows = _basket_tables(config, event, members, included, stats, paths, rel_days)
+    basket_rows, basket_path_rows = _basket_tables(config, event, members, kept_pairs, stats, paths, rel_days)
     test_rows, placebo = event_tests(config, EventArrays(
         event=event, days=days, i0=i0,
         stock=hyg.panel(inputs.y, est_rows.start)[:, keep],  # the model's y: R, or R - RF; trimmed days NaN
@@ -353,10 +416,10 @@ def _study_event(
     ), members)
     drift_returns, drift = pre_event_drift(
         event.id, config.drift_window, sub, stock_all[:, keep], inputs.x[:, keep], inputs.offset[:, keep],
-        days, i0, included["ticker"].tolist(), included["benchmark"].tolist(),
+        days, i0, kept_pairs[0].tolist(), kept_pairs[1].tolist(),
     )
 
-    kept_tickers, kept_benches = included["ticker"].tolist(), included["benchmark"].tolist()
+    kept_tickers, kept_benches = kept_pairs[0].tolist(), kept_pairs[1].tolist()
     every = EventWindowInputs(stock_ev, x_ev, inputs.offset[ev_rows], market_all[ev_rows], rel_days)
     kept = EventWindowInputs(stock_ev[:, keep], x_ev[:, keep], every.offset[:, keep], every.market[:, keep], rel_days)
     hygiene_tables = {
@@ -373,18 +436,19 @@ def _study_event(
 
     price_rows = slice(i0 + span.start - 1, i0 + span.end + 1)
     shown = list(dict.fromkeys([*series.tickers, *series.markets, *filter(None, series.sectors)]))
-    window_closes = panel.closes[shown].iloc[price_rows]
-    base = panel.closes[shown].iloc[i0 - 1]
-    rebased = window_closes / base.where(base > 0) * 100.0
+    shown_closes = arrays.stock_closes(shown)
+    window_closes = shown_closes[price_rows]
+    base = shown_closes[i0 - 1]
+    rebased = window_closes / np.where(base > 0, base, np.nan) * 100.0
     price_rel = np.arange(span.start - 1, span.end + 1)
-    prices = pd.DataFrame({
+    prices = Rows.of(PRICE_COLUMNS, len(shown) * len(price_rel), {
         "event": event.id,
         "ticker": np.tile(np.array(shown, dtype=object), len(price_rel)),
-        "date": np.repeat(window_closes.index.to_numpy(), len(shown)),
+        "date": np.repeat(panel.closes.index[price_rows].to_numpy(), len(shown)),
         "rel_day": np.repeat(price_rel, len(shown)),
-        "close": window_closes.to_numpy().ravel(),
-        "rebased": rebased.to_numpy().ravel(),
-    }, columns=PRICE_COLUMNS)
+        "close": window_closes.ravel(),
+        "rebased": rebased.ravel(),
+    })
 
     timeline = EventTimeline(
         event_id=event.id,
@@ -405,9 +469,9 @@ def _study_event(
         "abnormal_returns": ar_table,
         "cars": car_table,
         "car_paths": path_table,
-        "baskets": pd.DataFrame(basket_rows, columns=CS_BASKET_COLUMNS),
-        "basket_paths": pd.DataFrame(basket_path_rows, columns=BASKET_PATH_COLUMNS),
-        "tests": pd.DataFrame(test_rows, columns=BATTERY_COLUMNS),
+        "baskets": basket_rows,
+        "basket_paths": basket_path_rows,
+        "tests": test_rows,
         "prices": prices,
         "memberships": members,
         **hygiene_tables,
@@ -416,6 +480,13 @@ def _study_event(
         "drift": drift,
         "drift_returns": drift_returns,
     }
+
+
+def _invalid_prices(panel: ReturnPanel, arrays: _PanelArrays, tickers: list[str]) -> np.ndarray:
+    """Per ticker, its count of invalid closes (as ``panel.invalid_prices.reindex(tickers)``)."""
+    if all(t in arrays.invalid_prices for t in tickers):
+        return np.array([arrays.invalid_prices[t] for t in tickers], dtype=panel.invalid_prices.dtype)
+    return panel.invalid_prices.reindex(tickers).to_numpy()
 
 
 def _place_confounders(event: EventSpec, days: pd.DatetimeIndex, i0: int) -> list[dict[str, object]]:
@@ -460,10 +531,23 @@ def compute_study(config: StudyConfig, data: PriceData, factors: FactorData | No
     absent = [t for t in config.tickers() if t not in data.closes.columns]
     closes = data.closes[needed].reindex(columns=[*needed, *absent])
     panel = simple_returns(closes, days)
-    parts = [_study_event(config, event, data, panel, factors) for event in config.events]
+    arrays = _PanelArrays.of(panel)
+    parts = [_study_event(config, event, data, panel, factors, arrays) for event in config.events]
+    row_columns = {"baskets": CS_BASKET_COLUMNS, "basket_paths": BASKET_PATH_COLUMNS, "tests": BATTERY_COLUMNS}
+    table_columns = {
+        "fits": FIT_COLUMNS, "abnormal_returns": AR_COLUMNS, "cars": CAR_COLUMNS, "car_paths": CAR_PATH_COLUMNS,
+        "prices": PRICE_COLUMNS, "fit_comparison": FIT_COMPARISON_COLUMNS, "robustness": ROBUSTNESS_COLUMNS,
+        "bhars": BHAR_COLUMNS, "parameters": PARAMETER_COLUMNS, "drift": DRIFT_COLUMNS, "drift_returns": AR_COLUMNS,
+        "placebo": PLACEBO_COLUMNS, "diagnostics": DIAGNOSTIC_COLUMNS,
+    }
 
     def stack(key: str) -> pd.DataFrame:
         frames = [p[key] for p in parts]
+        if key in row_columns:  # lists of row tuples: one frame of every event's rows
+            return pd.DataFrame([row for rows in frames for row in rows], columns=row_columns[key])
+        if key in table_columns:  # Rows (a list of them for the placebo): one frame, columns joined once
+            flat = [rows for part in frames for rows in (part if isinstance(part, list) else [part])]
+            return stack_rows(flat, table_columns[key])
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
     notes = []

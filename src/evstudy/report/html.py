@@ -494,11 +494,20 @@ def _events(results: StudyResults) -> list[dict[str, Any]]:
     return events
 
 
-def _analysis_sections(results: StudyResults) -> list[Section]:
-    """Sections of the analyses attached to the results (tests, event catalogue, basket comparison, drift)."""
+def _analysis_sections(
+    results: StudyResults, view: StudyResults | None = None, detailed: list[str] | None = None
+) -> list[Section]:
+    """Sections of the analyses attached to the results (tests, event catalogue, basket comparison, drift).
+
+    The per-event sections (tests, comparison) draw ``view``: in the many-event
+    layout, the ``detailed`` events only (:func:`catalogue_section.detail_view`).
+    """
+    view = results if view is None else view
     built = (
-        inference_charts.render(results), catalogue_section.render(results), compare_section.render(results),
-        catalogue_section.render_drift(results),
+        inference_charts.render(view),
+        catalogue_section.render(results, headline=_headline_window(results), car=_car_window(results),
+                                 detailed=detailed),
+        compare_section.render(view), catalogue_section.render_drift(results),
     )
     return [section for section in built if section is not None]
 
@@ -514,6 +523,10 @@ def render_html(results: StudyResults, *, generated_at: dt.datetime | None = Non
     when = (generated_at or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     fits, fits_dropped = _fit_rows(results)
     exclusions = results.exclusions
+    # many events: full per-event sections for the largest and smallest moves, every event in the catalogue's table
+    detailed = catalogue_section.detail_events(results, _headline_window(results)) \
+        if catalogue_section.many_events(results) else None
+    view = results if detailed is None else catalogue_section.detail_view(results, detailed)
     return template.render(
         title=cfg.title or cfg.name,
         name=cfg.name,
@@ -521,7 +534,8 @@ def render_html(results: StudyResults, *, generated_at: dt.datetime | None = Non
         version=results.version,
         generated=f"{when:%Y-%m-%d %H:%M} UTC",
         model_name=MODEL_WORDS.get(cfg.model, cfg.model),
-        events=_events(results),
+        events=_events(view),
+        overview=catalogue_section.overview(results, _headline_window(results), _car_window(results), detailed or []),
         stacked=_stacked_answers(results),
         headline_window=window_words(_headline_window(results).start, _headline_window(results).end),
         multi_event=len(results.timelines) > 1,
@@ -537,9 +551,9 @@ def render_html(results: StudyResults, *, generated_at: dt.datetime | None = Non
         reproduce=_reproduce(results),
         est_window=f"{cfg.estimation_window.start:+d} to {cfg.estimation_window.end:+d}",
         robust_columns=cfg.model != "market_adjusted" and not results.robustness.empty,
-        hygiene=diagnostics_section.render(results, _car_window(results)),
-        sections=_analysis_sections(results),
-        charts_left_out=max(0, len(results.timelines) - EVENT_CHARTS_MAX),
+        hygiene=diagnostics_section.render(view, _car_window(results)),
+        sections=_analysis_sections(results, view, detailed),
+        charts_left_out=max(0, len(view.timelines) - EVENT_CHARTS_MAX),
         scroll_rows=SCROLL_ROWS,
         filter_rows=FILTER_ROWS,
         plotly_js=Markup(get_plotlyjs().replace("</script", "<\\/script")),
