@@ -45,7 +45,7 @@ from evstudy.inference import (
 from evstudy.models import ModelFit, alpha_beta, fit
 from evstudy.prices.base import PriceData
 from evstudy.requests import DEFAULT_GROUP, EXCLUDED_COLUMNS, EventRequest, RequestConfig
-from evstudy.returns import price_glitches, simple_returns, trading_days, zero_share_of
+from evstudy.returns import price_glitches, trading_days, zero_share_of
 
 ALL_GROUPS = "(all)"  # the group of every firm-event, added when the request has several groups
 DEFAULT_BLOCK = 5_000  # firm-events per block: (block x 240 days) matrices of ~10 MB each
@@ -224,36 +224,72 @@ def block_rows(placed: Placed, positions: np.ndarray, config: RequestConfig) -> 
 
 
 @dataclass(frozen=True)
-class ReturnMatrix:
-    """Simple returns as (tickers x days + 1), C order, so one firm-event's window is one contiguous run.
+class CloseMatrix:
+    """Closes as (tickers x source days), from which each block gathers its firm-events' windows.
 
-    ``closes`` has the same layout (invalid closes NaN), for the price-glitch
-    screen. The last column is NaN: where a window reaches before the
-    calendar's first day it points there. ``first_row`` is the row of
-    ``days[0]`` in the whole request's calendar.
+    ``closes[k, day_cols[t]]`` is the close of ``tickers[k]`` on calendar day
+    ``days[t]`` (the benchmark's trading days), row ``first_row + t`` of the
+    whole request's calendar. ``closes`` may be a view of a price file's
+    memory-mapped index: nothing is pivoted or copied up front, a block reads
+    only its firm-events' rows and days.
     """
 
     days: pd.DatetimeIndex
     tickers: pd.Index
-    values: np.ndarray
     closes: np.ndarray
+    day_cols: np.ndarray
+    source: str
+    location: str
     first_row: int = 0
 
 
-def return_matrix(data: PriceData, benchmark: str, first_row: int = 0) -> ReturnMatrix:
-    """Returns of every ticker of ``data`` on the benchmark's trading days (:func:`evstudy.returns.simple_returns`)."""
-    days = trading_days(data.closes, benchmark)
-    panel = simple_returns(data.closes, days)
-    values = np.full((data.closes.shape[1], len(days) + 1), np.nan)
-    values[:, :-1] = panel.returns.to_numpy().T
-    closes = np.full_like(values, np.nan)
-    closes[:, :-1] = panel.closes.to_numpy().T
-    return ReturnMatrix(days, data.closes.columns, values, closes, first_row)
+def close_matrix(
+    tickers: Sequence[str] | pd.Index,
+    dates: pd.DatetimeIndex,
+    closes: np.ndarray,
+    benchmark: str,
+    *,
+    source: str,
+    location: str,
+    first_row: int = 0,
+) -> CloseMatrix:
+    """The closes ``closes`` (tickers x dates) on the benchmark's trading days: the days it has a valid close."""
+    tickers = pd.Index(tickers)
+    position = tickers.get_indexer([benchmark])[0]
+    bench = np.asarray(closes[position], dtype=float) if position >= 0 else np.full(len(dates), np.nan)
+    valid = np.isfinite(bench) & (bench > 0)
+    if not valid.any():
+        raise DataSourceError(
+            f"benchmark {benchmark} has no prices in {location}: its trading days are the request's calendar; "
+            f"choose a benchmark the source holds (e.g. SPY)"
+        )
+    days = pd.DatetimeIndex(dates[valid], name="date")
+    return CloseMatrix(days, tickers, closes, np.flatnonzero(valid), source, location, first_row)
 
 
-def _window_days(returns: ReturnMatrix, local_rows: np.ndarray) -> pd.DatetimeIndex:
+def close_matrix_of(data: PriceData, benchmark: str, first_row: int = 0) -> CloseMatrix:
+    """:func:`close_matrix` of a :class:`PriceData` frame (dates x tickers)."""
+    values = np.ascontiguousarray(data.closes.to_numpy(dtype=float).T)
+    return close_matrix(data.closes.columns, pd.DatetimeIndex(data.closes.index), values, benchmark,
+                        source=data.source, location=data.location, first_row=first_row)
+
+
+def _gather_closes(closes: CloseMatrix, ticker_rows: np.ndarray, local_rows: np.ndarray) -> np.ndarray:
+    """Closes of ``ticker_rows`` (n,) on calendar rows ``local_rows`` (n, days), NaN before the calendar.
+
+    Invalid closes (zero, negative, non-finite) are NaN, as :func:`evstudy.returns.simple_returns` treats them.
+    """
+    inside = local_rows >= 0
+    values = closes.closes[ticker_rows[:, None], closes.day_cols[np.where(inside, local_rows, 0)]]
+    values = np.asarray(values, dtype=float)
+    with np.errstate(invalid="ignore"):
+        values[~((values > 0) & (values < np.inf)) | ~inside] = np.nan
+    return values
+
+
+def _window_days(closes: CloseMatrix, local_rows: np.ndarray) -> pd.DatetimeIndex:
     """The days of one firm-event's gathered rows (NaT where a row points before the calendar)."""
-    stamps = np.append(returns.days.to_numpy(), np.datetime64("NaT", "ns"))
+    stamps = np.append(closes.days.to_numpy(), np.datetime64("NaT", "ns"))
     return pd.DatetimeIndex(stamps[local_rows])
 
 
@@ -363,9 +399,8 @@ def group_names(request: EventRequest) -> list[str]:
 def compute_block(
     config: RequestConfig,
     rows: pd.DataFrame,
-    returns: ReturnMatrix,
+    closes: CloseMatrix,
     groups: Sequence[str],
-    location: str = "the price data",
 ) -> BlockResult:
     """Fit and measure every firm-event of ``rows`` (placed rows with global ``i0``) on ``returns``.
 
@@ -381,39 +416,41 @@ def compute_block(
     """
     est, span = config.estimation_window, config.event_span
     n = len(rows)
-    col_of = pd.Series(np.arange(len(returns.tickers)), index=returns.tickers)
-    stock_col = col_of.reindex(rows["ticker"].to_numpy()).to_numpy()
-    bench_col = col_of.reindex(rows["benchmark"].to_numpy()).to_numpy()
+    location = closes.location
+    stock_row = closes.tickers.get_indexer(rows["ticker"].to_numpy())
+    bench_row = closes.tickers.get_indexer(rows["benchmark"].to_numpy())
     reason = _reasons(n)
-    _set(reason, np.isnan(stock_col), lambda i: f"ticker {rows['ticker'].iat[i]} has no prices in {location}")
-    _set(reason, np.isnan(bench_col), lambda i: f"benchmark {rows['benchmark'].iat[i]} has no prices in {location}")
+    _set(reason, stock_row < 0, lambda i: f"ticker {rows['ticker'].iat[i]} has no prices in {location}")
+    _set(reason, bench_row < 0, lambda i: f"benchmark {rows['benchmark'].iat[i]} has no prices in {location}")
     ok = reason == ""
-    stock_col = np.where(ok, stock_col, 0).astype(np.int64)
-    bench_col = np.where(ok, bench_col, 0).astype(np.int64)
+    stock_row = np.where(ok, stock_row, 0)
+    bench_row = np.where(ok, bench_row, 0)
 
-    # Gather: (firm-events x days) windows, by rows of the global calendar shifted to this slice.
+    # Gather: each firm-event's closes from the day before its estimation window to its last event day,
+    # by rows of the global calendar shifted to this slice, and their returns r_t = P_t / P_{t-1} - 1
+    # (evstudy.returns.simple_returns' arithmetic: the same numbers as a return matrix would hold).
     i0 = rows["i0"].to_numpy().astype(np.int64)
-    est_days = np.arange(est.start, est.end + 1)
+    close_global = i0[:, None] + np.arange(est.start - 1, span.end + 1)[None, :]
+    close_local = np.where(close_global < 0, -1, close_global - closes.first_row)
+    stock_close = _gather_closes(closes, stock_row, close_local)
+    bench_close = _gather_closes(closes, bench_row, close_local)
+    with np.errstate(invalid="ignore"):
+        stock_returns = stock_close[:, 1:] / stock_close[:, :-1]
+        stock_returns -= 1.0
+        bench_returns = bench_close[:, 1:] / bench_close[:, :-1]
+        bench_returns -= 1.0
     rel_days = np.arange(span.start, span.end + 1)
-    est_global = i0[:, None] + est_days[None, :]
-    # Global rows before the calendar's second day have no return: they point at the NaN column at the end.
-    est_local = np.where(est_global < 1, -1, est_global - returns.first_row)
-    ev_local = i0[:, None] + rel_days[None, :] - returns.first_row
-    values = returns.values
-    stock_est = values[stock_col[:, None], est_local]
-    market_est = values[bench_col[:, None], est_local]
-    stock_ev = values[stock_col[:, None], ev_local]
-    market_ev = values[bench_col[:, None], ev_local]
+    event_cols = slice(span.start - est.start, span.end - est.start + 1)
+    stock_est, market_est = stock_returns[:, :est.length], bench_returns[:, :est.length]
+    stock_ev, market_ev = stock_returns[:, event_cols], bench_returns[:, event_cols]
 
     if config.model != "constant_mean":  # as run: a beta against a benchmark that does not move is meaningless
         flat = zero_share_of(market_est.T)
         _set(reason, flat > config.max_zero_share, lambda i: flat_benchmark_reason(
             rows["benchmark"].iat[i], flat[i], config.max_zero_share, est))
     # Glitches: closes from the day before the estimation window to the last event day, as run screens them.
-    close_global = i0[:, None] + np.arange(est.start - 1, span.end + 1)[None, :]
-    close_local = np.where(close_global < 0, -1, close_global - returns.first_row)
-    glitches = price_glitches(returns.closes[stock_col[:, None], close_local].T, span.start - est.start + 1)
-    _set(reason, glitches.found, lambda i: glitches.reason(i, _window_days(returns, close_local[i])))
+    glitches = price_glitches(stock_close.T, span.start - est.start + 1)
+    _set(reason, glitches.found, lambda i: glitches.reason(i, _window_days(closes, close_local[i])))
 
     # The fit wants (days x series): transposed views of the contiguous (series x days) matrices.
     fitted = fit(config.model, stock_est.T, market_est.T)
@@ -766,7 +803,7 @@ def _sum_blocks(parts: Sequence[GroupSums]) -> GroupSums:
 # --------------------------------------------------------------------------- the single-machine run
 
 
-def provenance_of(data: PriceData, days: pd.DatetimeIndex) -> dict[str, Any]:
+def provenance_of(data: PriceData | CloseMatrix, days: pd.DatetimeIndex) -> dict[str, Any]:
     """Where the prices came from and the calendar's first and last trading day (the same however the run is split)."""
     return {
         "source": data.source, "location": data.location,
@@ -789,16 +826,21 @@ def run_request(
     config: RequestConfig, request: EventRequest, data: PriceData, block_size: int = DEFAULT_BLOCK
 ) -> RequestResults:
     """Every firm-event of ``request`` on prices ``data`` (every ticker and benchmark it needs), on one machine."""
-    days = calendar_days(data, config.benchmark)
-    placed = place(config, request, days)
-    returns = return_matrix(data, config.benchmark)
+    return run_on_closes(config, request, close_matrix_of(data, config.benchmark), block_size)
+
+
+def run_on_closes(
+    config: RequestConfig, request: EventRequest, closes: CloseMatrix, block_size: int = DEFAULT_BLOCK
+) -> RequestResults:
+    """:func:`run_request` on a :class:`CloseMatrix` (e.g. a view of a price file's index)."""
+    placed = place(config, request, closes.days)
     groups = group_names(request)
 
     def one(positions: np.ndarray) -> BlockResult:
-        return compute_block(config, placed.rows.iloc[positions], returns, groups, data.location)
+        return compute_block(config, placed.rows.iloc[positions], closes, groups)
 
     # Blocks are independent and numpy releases the GIL in their sorts and array passes: two at a time
     # use both cores of a small machine; map keeps the block order, so the results do not change.
     with ThreadPoolExecutor(max_workers=min(BLOCK_THREADS, os.cpu_count() or 1)) as pool:
         blocks = list(pool.map(one, date_blocks(placed, block_size)))
-    return combine(config, request, placed, blocks, groups, provenance_of(data, days))
+    return combine(config, request, placed, blocks, groups, provenance_of(closes, closes.days))
