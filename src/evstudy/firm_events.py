@@ -333,42 +333,133 @@ def rank_sums(
     For each window (a row of ``selectors``, windows x W) separately, K_it
     ranks a row's estimation ARs and that window's event ARs together, ties
     averaged, T_i its number of ARs in that pool (Corrado & Zivney 1992): the
-    rank pool of :func:`evstudy.inference.corrado_rank`. Each row is sorted
-    once; within a window's pool the running count of pool members at a
-    sorted position *is* the rank, so a window's sums for every group are one
-    weighted bincount, without a ranks matrix. Rows with ties (rare in
-    abnormal returns) are ranked by ``scipy.stats.rankdata``. Returns two
-    arrays of shape (n_groups, windows, L + W).
+    rank pool of :func:`evstudy.inference.corrado_rank`. Returns two arrays of
+    shape (n_groups, windows, L + W).
+
+    Each row is sorted once. In a row without ties, an estimation AR's rank
+    in window w's pool is its rank among the estimation ARs plus the number of
+    w's event ARs below it, F_w(j), j being the number of all event ARs below
+    it: a lookup in a small (rows x W + 1) table per window. Rows sharing a
+    group and a number of estimation ARs share 1 / (T + 1), so their ranks are
+    summed as integers (several windows packed into one 64-bit word, one pass)
+    and weighted once. Rows with ties or a missing event AR (rare) are ranked
+    by :func:`_average_ranks`.
     """
-    combined = np.concatenate([est_ar, event_ar], axis=1)
-    present = np.isfinite(combined)
-    order = np.argsort(np.where(present, combined, np.inf), axis=1)
-    n_windows, width = selectors.shape[0], combined.shape[1]
-    ordered_present = np.take_along_axis(present, order, axis=1)
-    ordered = np.take_along_axis(combined, order, axis=1)
-    tied = ((ordered[:, 1:] == ordered[:, :-1]) & ordered_present[:, 1:]).any(axis=1)
-    untied = ~tied if tied.any() else slice(None)
-    target = (codes.astype(np.int64)[:, None] * width + order)[untied].ravel()  # (group, column) of each sorted AR
-    onehot = (codes[None, :] == np.arange(n_groups)[:, None]).astype(float)  # (groups, n)
-    present_count = np.rint(onehot @ present).astype(np.int64)  # (groups, L + W)
+    n, n_est_days = est_ar.shape
+    n_event = event_ar.shape[1]
+    width = n_est_days + n_event
+    in_pool = selectors > 0
+    n_windows = len(in_pool)
     totals = np.zeros((n_groups, n_windows, width))
     counts = np.zeros((n_groups, n_windows, width), dtype=np.int64)
-    for w in range(n_windows):  # one rank pool per window: windows are few
-        pool = np.concatenate([np.ones(est_ar.shape[1], dtype=bool), selectors[w] > 0])
-        taken = ordered_present & pool[order]  # pool members in sorted order
-        through = np.cumsum(taken, axis=1)
-        scale = 1.0 / (through[:, -1] + 1.0)
-        weights = np.where(taken, through * scale[:, None], 0.0)
-        totals[:, w] = np.bincount(target, weights=weights[untied].ravel(), minlength=n_groups * width).reshape(
-            n_groups, width)
-        if tied.any():
-            from scipy.stats import rankdata
-
-            pooled = np.where(present[tied] & pool[None, :], combined[tied], np.nan)
-            tied_u = rankdata(pooled, axis=1, nan_policy="omit") * scale[tied, None]
-            totals[:, w] += onehot[:, tied] @ np.nan_to_num(tied_u, nan=0.0)
-        counts[:, w] = present_count * pool[None, :]
+    pools = np.concatenate([np.ones((n_windows, n_est_days), dtype=bool), in_pool], axis=1)
+    if not n:
+        return totals, counts
+    # Rows of one group and one number of estimation ARs share the weight 1 / (T + 1): make them contiguous.
+    n_est = np.isfinite(est_ar).sum(axis=1)
+    key = codes.astype(np.int64) * (n_est_days + 1) + n_est
+    rows = np.argsort(key, kind="stable")
+    key, codes = key[rows], codes[rows]
+    combined = np.empty((n, width))
+    combined[:, :n_est_days] = est_ar[rows]
+    combined[:, n_est_days:] = event_ar[rows]
+    present = np.isfinite(combined)
+    combined[~present] = np.nan  # ±inf are no ARs either
+    for g in range(n_groups):
+        counts[g] = present[codes == g].sum(axis=0)[None, :] * pools
+    order = np.argsort(combined, axis=1)  # NaN last
+    ordered = np.take_along_axis(combined, order, axis=1)
+    exact = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1) | ~present[:, n_est_days:].all(axis=1)
+    _add_untied_rank_sums(totals, order, present.sum(axis=1), exact, key, in_pool, n_est_days)
+    if exact.any():  # rows with ties: rare in abnormal returns
+        tied_codes = codes[exact]
+        for w, pool in enumerate(pools):
+            pooled = np.where(pool[None, :], combined[exact], np.nan)
+            u = np.nan_to_num(_average_ranks(pooled) / (np.isfinite(pooled).sum(axis=1, keepdims=True) + 1.0))
+            for g in range(n_groups):
+                totals[g, w] += u[tied_codes == g].sum(axis=0)
     return totals, counts
+
+
+def _add_untied_rank_sums(
+    totals: np.ndarray, order: np.ndarray, n_present: np.ndarray, exact: np.ndarray, key: np.ndarray,
+    in_pool: np.ndarray, n_est_days: int,
+) -> None:
+    """:func:`rank_sums` of the rows not ``exact`` (no ties, every event AR present), added into ``totals``.
+
+    ``order`` sorts each row (NaN last), ``n_present`` counts its ARs, and
+    ``key`` = group * (L + 1) + estimation ARs is sorted.
+    """
+    n, width = order.shape
+    n_windows, n_event = in_pool.shape
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    groups, n_seg = key[starts] // (n_est_days + 1), (key[starts] % (n_est_days + 1)).astype(float)
+    # Per sorted position: estimation ARs at or before it (a rank among them) and event ARs before it.
+    is_est = order < n_est_days
+    below_est = np.cumsum(is_est, axis=1, dtype=np.int32)
+    below_event = np.arange(1, width + 1, dtype=np.int32)[None, :] - below_est - ~is_est
+    packed_sorted = below_est | (below_event << 16)
+    # Missing ARs (sorted last) and rows ranked exactly elsewhere: rank 0, and the zero row of the table below.
+    unused = (np.arange(width)[None, :] >= n_present[:, None]) | exact[:, None]
+    packed_sorted[unused] = (n_event + 1) << 16
+    packed = np.empty_like(packed_sorted)
+    np.put_along_axis(packed, order, packed_sorted, axis=1)
+    est_rank = packed[:, :n_est_days] & 0xFFFF
+    est_rank_sums = np.add.reduceat(est_rank if n * n_est_days < 2**31 else est_rank.astype(np.int64), starts, axis=0)
+    base = (np.arange(n, dtype=np.int64) * (n_event + 2))[:, None]
+    est_index = base + (packed[:, :n_est_days] >> 16)  # j: event ARs below (n_event + 1: unused)
+    event_q = packed[:, n_est_days:] & 0xFFFF  # estimation ARs below each event AR
+    event_m = packed[:, n_est_days:] >> 16  # event ARs below it (n_event + 1: unused)
+    event_index = base + np.minimum(event_m, n_event + 1)
+    event_order = np.argsort(event_m, axis=1)  # each row's event days, smallest AR first
+    bits = max(int(n * width).bit_length(), 1)  # a field holds a column's rank sum over the rows
+    per_word = max(64 // bits, 1)
+    size = in_pool.sum(axis=1)
+    for first in range(0, n_windows, per_word):
+        windows = range(first, min(first + per_word, n_windows))
+        shifts = np.array([bits * slot for slot in range(len(windows))], dtype=np.uint64)
+        # Window w's count in bits [shifts[w], ...) of a word; table[i, j]: w's days among row i's j smallest
+        # event ARs, for every w of the word at once (row n_event + 1: zero).
+        day_word = (in_pool[windows.start:windows.stop].astype(np.uint64) << shifts[:, None]).sum(axis=0)
+        table = np.zeros((n, n_event + 2), dtype=np.uint64)
+        np.cumsum(day_word[event_order], axis=1, out=table[:, 1:n_event + 1])
+        table = table.ravel()
+        spread = np.uint64(sum(1 << int(shift) for shift in shifts))
+        est_sums = np.add.reduceat(np.take(table, est_index), starts, axis=0)
+        event_word = np.take(table, event_index)
+        event_word += (event_q + 1).astype(np.uint64) * spread
+        event_word &= day_word * np.uint64(2**bits - 1)  # only the windows that hold the day
+        event_word[exact] = 0
+        event_sums = np.add.reduceat(event_word, starts, axis=0)
+        for slot, w in enumerate(windows):
+            mask, shift = np.uint64(2**bits - 1), shifts[slot]
+            scale = 1.0 / (n_seg + size[w] + 1.0)
+            est_part = (((est_sums >> shift) & mask).astype(np.int64) + est_rank_sums) * scale[:, None]  # exact
+            event_part = ((event_sums >> shift) & mask).astype(float) * scale[:, None]
+            for s, g in enumerate(groups):
+                totals[g, w, :n_est_days] += est_part[s]
+                totals[g, w, n_est_days:] += event_part[s]
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks along the last axis, ties averaged, NaN left out (NaN): ``scipy.stats.rankdata(values, axis=-1,
+    nan_policy="omit")`` without importing scipy.stats (about a second at start-up)."""
+    values = np.asarray(values, dtype=float)
+    shape = values.shape
+    flat = values.reshape(-1, shape[-1]) if values.ndim else values.reshape(1, 1)
+    rows, m = flat.shape
+    order = np.argsort(flat, axis=1, kind="stable")
+    ordered = np.take_along_axis(flat, order, axis=1)
+    starts = np.ones((rows, m), dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    tie_of = np.cumsum(starts.ravel()) - 1
+    first = np.flatnonzero(starts.ravel())
+    count = np.diff(np.append(first, rows * m))
+    position = first % max(m, 1)
+    average = (position + (count + 1) / 2.0)[tie_of].reshape(rows, m)
+    ranks = np.empty_like(flat)
+    np.put_along_axis(ranks, order, np.where(np.isnan(ordered), np.nan, average), axis=1)
+    return ranks.reshape(shape)
 
 
 def _unit_residuals(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
