@@ -435,6 +435,55 @@ def test_load_closes_answers_from_the_price_index_with_the_same_frame(tmp_path, 
     assert indexed.location == direct.location and indexed.notes == direct.notes
 
 
+def test_a_request_answered_from_the_price_index_view_equals_the_direct_read(tmp_path, monkeypatch):
+    import evstudy.prices.subset as subset
+    from evstudy.prices.dataset import ensure_index
+    from evstudy.scale import run_request_file
+
+    closes = _clean_market()
+    closes.loc[closes.index[200], "BBB"] = -1.0  # an invalid close: a gap in both reads
+    long = closes.rename_axis("date").reset_index().melt(id_vars="date", var_name="ticker", value_name="close")
+    long["date"] = long["date"].astype("datetime64[us]")
+    path = tmp_path / "prices.parquet"
+    long.dropna(subset=["close"]).to_parquet(path, index=False)
+    days = closes.index
+    rows = [{"event_id": f"e{i}", "ticker": t, "date": str(days[d].date()), "group": g}
+            for i, (t, d, g) in enumerate([("AAA", 300, "x"), ("BBB", 301, "x"), ("CCC", 300, "y"), ("AAA", 320, "y"),
+                                           ("BBB", 380, "x"), ("DDD", 150, "y"), ("NOPE", 300, "x")])]
+    config, _ = _request(tmp_path, rows, windows=WINDOWS)
+    direct = run_request_file(config, path)  # a small file: read and pivoted
+    assert ensure_index(path) is not None
+
+    def no_file_read(*args, **kwargs):
+        raise AssertionError("the file was read although it has an index")
+
+    monkeypatch.setattr(subset, "_pivot", no_file_read)
+    indexed = run_request_file(config, path)
+    pd.testing.assert_frame_equal(indexed.cars, direct.cars)
+    pd.testing.assert_frame_equal(indexed.tests, direct.tests)
+    pd.testing.assert_frame_equal(indexed.excluded, direct.excluded)
+    assert len(direct.cars) == 6 * len(WINDOWS) and direct.excluded["ticker"].tolist() == ["NOPE"]
+
+
+def test_cars_csv_formatted_in_slices_is_the_one_pass_file(tmp_path, monkeypatch):
+    import evstudy.report.request_files as request_files
+
+    closes = market()
+    prices = _long_parquet(closes, tmp_path / "prices.parquet")
+    rows = [{"event_id": f"e{i}", "ticker": t, "date": d, "label": "=1+1" if i == 2 else f"row {i}"}
+            for i, (t, d) in enumerate([("AAA", "2024-03-13"), ("BBB", "2024-03-13"), ("CCC", "2024-04-05")])]
+    request = tmp_path / "events.csv"
+    pd.DataFrame(rows).to_csv(request, index=False)
+    written = {}
+    for parts in (1, 4):
+        monkeypatch.setattr(request_files, "CSV_PARTS", parts)
+        out = tmp_path / f"out{parts}"
+        result = CliRunner().invoke(cli, ["run", "--events", str(request), "--prices", prices, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        written[parts] = (out / "cars.csv").read_bytes()
+    assert written[4] == written[1] and written[1].count(b"\n") == 1 + 3 * 6
+
+
 def test_cars_csv_neutralizes_formula_labels_and_reads_back_as_the_parquet(tmp_path):
     closes = market()
     prices = _long_parquet(closes, tmp_path / "prices.parquet")

@@ -627,7 +627,7 @@ def clustered_t(x: np.ndarray, clusters: np.ndarray, test: str) -> TestArrays:
     n = present.sum(axis=-1)
     mean = np.where(present, x, 0.0).sum(axis=-1) / np.maximum(n, 1)
     dev = np.where(present, x - mean[:, None], 0.0)
-    g = np.array([len(np.unique(codes[row])) for row in present])
+    g = np.array([np.count_nonzero(np.bincount(codes[row], minlength=1)) for row in present])
     u2 = np.array([(np.bincount(codes, weights=d, minlength=codes.max(initial=0) + 1) ** 2).sum() for d in dev])
     var = np.where(g > 1, g / np.maximum(g - 1, 1) * u2 / np.maximum(n, 1) ** 2, np.nan)
     scale = np.abs(np.where(present, x, 0.0)).max(axis=-1, initial=0.0)
@@ -786,13 +786,14 @@ def combine(
     table["cluster_size"] = pd.Series(day0).map(pd.Series(day0).value_counts()).to_numpy().astype(np.int64)
     n = len(table)
     nw = len(windows)
+    each = np.repeat(np.arange(n), nw)  # the firm-event of each cars row; columns taken as they are (no re-parsing)
     cars = pd.DataFrame({
-        **{c: np.repeat(table[c].to_numpy(), nw) for c in ("event_id", "ticker", "date", "day0", "group", "benchmark")},
+        **{c: table[c].array.take(each) for c in ("event_id", "ticker", "date", "day0", "group", "benchmark")},
         "window_start": np.tile([w.start for w in windows], n),
         "window_end": np.tile([w.end for w in windows], n),
         "car": car.T.ravel(), "se": se.T.ravel(), "t": t.T.ravel(), "p_value": p.T.ravel(),
-        **{c: np.repeat(table[c].to_numpy(), nw) for c in ("alpha", "beta", "sigma", "n_obs", "overlaps",
-                                                            "cluster_size", "label", "row")},
+        **{c: table[c].array.take(each) for c in ("alpha", "beta", "sigma", "n_obs", "overlaps", "cluster_size",
+                                                  "label", "row")},
     }, columns=CAR_FILE_COLUMNS)
 
     rel_days = np.arange(config.event_span.start, config.event_span.end + 1)
