@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +59,7 @@ def run_request_file(
         request = read_request(config.events_file, config)
     start, end = request_dates(config, request)
     if scheduler is None:
-        # Arrow decodes the file in C++ threads that release the GIL: meanwhile this thread imports
-        # scipy.stats (the Wilcoxon test), about a second, so the two costs overlap.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evstudy-read") as pool:
-            loading = pool.submit(load_ticker_closes, prices, _tickers(config, request.rows), start, end)
-            import scipy.stats  # noqa: F401
-            data = loading.result()
+        data = load_ticker_closes(prices, _tickers(config, request.rows), start, end)
         closes = close_matrix(data.tickers, data.dates, data.closes, config.benchmark, source=data.source,
                               location=data.location)
         return run_on_closes(config, request, closes, block_size)
