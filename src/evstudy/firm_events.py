@@ -46,7 +46,9 @@ from evstudy.inference import (
 from evstudy.models import ModelFit, alpha_beta, fit
 from evstudy.prices.base import PriceData
 from evstudy.requests import DEFAULT_GROUP, EXCLUDED_COLUMNS, EventRequest, RequestConfig
-from evstudy.returns import price_glitches, trading_days, zero_share_of
+from evstudy.returns import (
+    GLITCH_MIN_CLOSE, GLITCH_SPIKE_FACTOR, price_glitches, trading_days, zero_share_of,
+)
 
 ALL_GROUPS = "(all)"  # the group of every firm-event, added when the request has several groups
 DEFAULT_BLOCK = 5_000  # firm-events per block: (block x 240 days) matrices of ~10 MB each
@@ -467,12 +469,17 @@ def _unit_residuals(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """z_i = (e_i - mean e_i) / ||e_i - mean e_i|| over each row's valid days, 0 elsewhere; and whether it varies."""
     present = np.isfinite(resid)
     count = present.sum(axis=1, keepdims=True)
-    mean = np.where(present, resid, 0.0).sum(axis=1, keepdims=True) / np.maximum(count, 1)
-    centred = np.where(present, resid - mean, 0.0)
-    norm = np.sqrt((centred**2).sum(axis=1))
-    scale = np.sqrt(np.where(present, resid, 0.0) ** 2).max(axis=1, initial=0.0)
+    filled = np.where(present, resid, 0.0)
+    mean = filled.sum(axis=1, keepdims=True) / np.maximum(count, 1)
+    squares = np.square(filled)
+    scale = np.sqrt(squares.max(axis=1, initial=0.0))  # the largest |e_i|: sqrt is monotonic
+    centred = np.subtract(filled, mean, out=filled)
+    centred[~present] = 0.0
+    norm = np.sqrt(np.square(centred, out=squares).sum(axis=1))
     varies = (count[:, 0] >= 3) & (norm > 1e-12 * np.maximum(scale, 1e-300) * np.sqrt(np.maximum(count[:, 0], 1)))
-    return centred / np.where(varies, norm, 1.0)[:, None] * varies[:, None], varies.astype(float)
+    np.divide(centred, np.where(varies, norm, 1.0)[:, None], out=centred)
+    centred *= varies[:, None]
+    return centred, varies.astype(float)
 
 
 def _group_keys(groups: np.ndarray, names: Sequence[str]) -> list[tuple[str, np.ndarray]]:
@@ -541,8 +548,17 @@ def compute_block(
         _set(reason, flat > config.max_zero_share, lambda i: flat_benchmark_reason(
             rows["benchmark"].iat[i], flat[i], config.max_zero_share, est))
     # Glitches: closes from the day before the estimation window to the last event day, as run screens them.
-    glitches = price_glitches(stock_close.T, span.start - est.start + 1)
-    _set(reason, glitches.found, lambda i: glitches.reason(i, _window_days(closes, close_local[i])))
+    # price_glitches only for the few series with a candidate: a close under GLITCH_MIN_CLOSE or a move by
+    # GLITCH_SPIKE_FACTOR or more either way (every jump is one), read off the returns (r = P_t / P_{t-1} - 1).
+    with np.errstate(invalid="ignore"):
+        suspect = ((stock_close < GLITCH_MIN_CLOSE).any(axis=1) | (stock_returns >= GLITCH_SPIKE_FACTOR - 1.0).any(axis=1)
+                   | (stock_returns <= 1.0 / GLITCH_SPIKE_FACTOR - 1.0).any(axis=1))
+    suspects = np.flatnonzero(suspect)
+    glitches = price_glitches(stock_close[suspects].T, span.start - est.start + 1)
+    found = np.zeros(n, dtype=bool)
+    found[suspects] = glitches.found
+    position = np.cumsum(suspect) - 1  # of a suspect row among the suspects
+    _set(reason, found, lambda i: glitches.reason(position[i], _window_days(closes, close_local[i])))
 
     # The fit wants (days x series): transposed views of the contiguous (series x days) matrices.
     fitted = fit(config.model, stock_est.T, market_est.T)
