@@ -278,15 +278,23 @@ def close_matrix_of(data: PriceData, benchmark: str, first_row: int = 0) -> Clos
 
 
 def _gather_closes(closes: CloseMatrix, ticker_rows: np.ndarray, local_rows: np.ndarray) -> np.ndarray:
-    """Closes of ``ticker_rows`` (n,) on calendar rows ``local_rows`` (n, days), NaN before the calendar.
+    """Closes of ``ticker_rows`` (n,) on calendar rows ``local_rows`` (n, days), NaN before the calendar (-1).
 
     Invalid closes (zero, negative, non-finite) are NaN, as :func:`evstudy.returns.simple_returns` treats them.
     """
     inside = local_rows >= 0
-    values = closes.closes[ticker_rows[:, None], closes.day_cols[np.where(inside, local_rows, 0)]]
-    values = np.asarray(values, dtype=float)
+    everywhere = bool(inside.all())
+    if everywhere and closes.day_cols[-1] - closes.day_cols[0] == len(closes.day_cols) - 1:
+        columns = local_rows + closes.day_cols[0]  # the calendar is a run of the matrix's days
+    else:
+        columns = closes.day_cols[np.where(inside, local_rows, 0)]
+    values = np.asarray(closes.closes[ticker_rows[:, None], columns], dtype=float)
     with np.errstate(invalid="ignore"):
-        values[~((values > 0) & (values < np.inf)) | ~inside] = np.nan
+        valid = values > 0
+        valid &= values < np.inf
+    if not everywhere:
+        valid &= inside
+    np.copyto(values, np.nan, where=~valid)
     return values
 
 
@@ -532,12 +540,19 @@ def compute_block(
     close_global = i0[:, None] + np.arange(est.start - 1, span.end + 1)[None, :]
     close_local = np.where(close_global < 0, -1, close_global - closes.first_row)
     stock_close = _gather_closes(closes, stock_row, close_local)
-    bench_close = _gather_closes(closes, bench_row, close_local)
+    # Benchmarks are few: their returns over the whole slice once (a last NaN column for days before the
+    # calendar), then each firm-event's window from that small matrix.
+    benchmarks, bench_of = np.unique(bench_row, return_inverse=True)
+    days = np.arange(len(closes.days))
+    bench_close = _gather_closes(closes, benchmarks, np.broadcast_to(days, (len(benchmarks), len(days))))
+    bench_series = np.full((len(benchmarks), len(days) + 1), np.nan)
     with np.errstate(invalid="ignore"):
         stock_returns = stock_close[:, 1:] / stock_close[:, :-1]
         stock_returns -= 1.0
-        bench_returns = bench_close[:, 1:] / bench_close[:, :-1]
-        bench_returns -= 1.0
+        np.divide(bench_close[:, 1:], bench_close[:, :-1], out=bench_series[:, 1:-1])
+        bench_series[:, 1:-1] -= 1.0
+    return_local = np.where(close_global[:, 1:] < 1, -1, close_local[:, 1:])  # day 0 of the data has no return
+    bench_returns = bench_series[bench_of[:, None], return_local]
     rel_days = np.arange(span.start, span.end + 1)
     event_cols = slice(span.start - est.start, span.end - est.start + 1)
     stock_est, market_est = stock_returns[:, :est.length], bench_returns[:, :est.length]
