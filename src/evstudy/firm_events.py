@@ -616,15 +616,22 @@ def compute_block(
     day0 = table["day0"].to_numpy().astype("datetime64[D]").astype(np.int64)
     if (np.diff(day0) < 0).any():
         raise ValueError("compute_block needs its rows in day-0 order, as date_blocks cuts them")
-    keys = _group_keys(table["group"].to_numpy(), groups)
     sums = {}
     selectors = window_selectors(rel_days, list(config.windows))
     named = [name for name in groups if name != ALL_GROUPS]  # disjoint; (all) is their sum
     codes = pd.Index(named).get_indexer(table["group"].to_numpy())
     rank_sum, rank_count = rank_sums(est_ar, event_ar, codes, len(named), selectors)
-    for name, member in keys:
-        days, starts = np.unique(day0[member], return_index=True)
-        cluster = np.add.reduceat(unit[member], starts, axis=0) if len(starts) else np.zeros((0, unit.shape[1]))
+    # Cluster sums per group and day 0 from the rows in (group, day 0) order: one copy of the residuals.
+    by_group = np.argsort(codes, kind="stable")
+    grouped = {"codes": codes[by_group], "day0": day0[by_group], "unit": unit[by_group]}
+    for name in groups:
+        if name == ALL_GROUPS:
+            member_day0, member_unit = day0, unit
+        else:
+            low, high = np.searchsorted(grouped["codes"], [named.index(name), named.index(name) + 1])
+            member_day0, member_unit = grouped["day0"][low:high], grouped["unit"][low:high]
+        days, starts = np.unique(member_day0, return_index=True)
+        cluster = np.add.reduceat(member_unit, starts, axis=0) if len(starts) else np.zeros((0, unit.shape[1]))
         if name == ALL_GROUPS:
             sums[name] = GroupSums(rank_sum.sum(axis=0), rank_count.sum(axis=0), days, cluster)
         else:
