@@ -21,6 +21,10 @@ Targets (issue 9 acceptance):
            most doubles the time beyond the read: (t(10^5) - r) <= 2 (t(5*10^4) - r),
            r the read process's median wall time
 
+It also prints each process's CPU time (user + system, from wait4) and its
+ratio to the read process's: on this shared 2-core machine other jobs
+stretch wall times by 2-5x, far less the CPU seconds a process spends.
+
 Usage::
 
     python benchmarks/requests.py            # 3 pairs per size
@@ -48,8 +52,8 @@ SIZES = (10_000, 50_000, 100_000)
 RATIO_MAX, RSS_MAX, REPORT_MAX = 3.0, 4 * 1024**3, 10 * 1000**2
 
 
-def run_process(command: list[str]) -> tuple[float, int]:
-    """Wall time (s) and peak RSS (bytes) of one child process, from os.wait4's rusage."""
+def run_process(command: list[str]) -> tuple[float, int, float]:
+    """Wall time (s), peak RSS (bytes) and CPU time (user + system, s) of one child process, from os.wait4."""
     with tempfile.TemporaryFile() as errors:
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
@@ -58,7 +62,7 @@ def run_process(command: list[str]) -> tuple[float, int]:
         if os.waitstatus_to_exitcode(status) != 0:
             errors.seek(0)
             raise RuntimeError(f"{' '.join(command)} failed: {errors.read().decode()[-2000:]}")
-    return wall, usage.ru_maxrss * 1024
+    return wall, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
 
 
 def draw_request(prices: Path, n: int, path: Path, seed: int = 9) -> None:
@@ -93,26 +97,33 @@ def main() -> int:
     evstudy = [str(script)] if script.exists() else [sys.executable, "-m", "evstudy"]
     read = [sys.executable, "-c", f"import pandas as pd; pd.read_parquet({str(args.prices)!r})"]
     work = Path(tempfile.mkdtemp(prefix="evstudy-requests-"))
+    # The steady state a user has from a file's second read on: its local index (prices/dataset.py) exists.
+    build = "import sys; from evstudy.prices.dataset import ensure_index; sys.exit(ensure_index(sys.argv[1]) is None)"
+    indexed = subprocess.run([sys.executable, "-c", build, str(args.prices)]).returncode == 0
+    print(f"local index of {args.prices.name}: {'ready' if indexed else 'none (read from the file)'}", flush=True)
     run_process(read)  # warm the page cache
-    reads, walls, ratios, rss, report = [], {}, {}, {}, {}
+    reads, walls, ratios, rss, report, cpus, cpu_ratios = [], {}, {}, {}, {}, {}, {}
     for n in sizes:
         request = work / f"request-{n}.csv"
         draw_request(args.prices, n, request)
         command = [*evstudy, "run", "--events", str(request), "--prices", str(args.prices), "--out", str(work / f"out-{n}"),
                    "--quiet"]
-        walls[n], ratios[n] = [], []
+        walls[n], ratios[n], cpus[n], cpu_ratios[n] = [], [], [], []
         for i in range(pairs):
             first, second = (read, command) if i % 2 == 0 else (command, read)
             a, b = run_process(first), run_process(second)
-            (read_wall, _), (wall, peak) = (a, b) if first is read else (b, a)
+            (read_wall, _, read_cpu), (wall, peak, cpu) = (a, b) if first is read else (b, a)
             reads.append(read_wall)
             walls[n].append(wall)
             ratios[n].append(wall / read_wall)
+            cpus[n].append(cpu)
+            cpu_ratios[n].append(cpu / read_cpu)
             rss[n] = max(rss.get(n, 0), peak)
         report[n] = (work / f"out-{n}" / "report.html").stat().st_size
         print(f"{n:>7,} firm-events: wall median {statistics.median(walls[n]):6.2f} s "
               f"(runs {', '.join(f'{w:.2f}' for w in walls[n])}), ratio to read median "
-              f"{statistics.median(ratios[n]):.2f}x, peak RSS {rss[n] / 1024**3:.2f} GiB, report {report[n] / 1e6:.2f} MB")
+              f"{statistics.median(ratios[n]):.2f}x, peak RSS {rss[n] / 1024**3:.2f} GiB, report {report[n] / 1e6:.2f} MB; "
+              f"CPU median {statistics.median(cpus[n]):.2f} s, {statistics.median(cpu_ratios[n]):.2f}x the read's")
     read_median = statistics.median(reads)
     print(f"read process: median {read_median:.2f} s over {len(reads)} runs")
     failed = []

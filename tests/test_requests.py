@@ -23,7 +23,7 @@ from evstudy.cli import cli
 from evstudy.config import Window, ad_hoc_config, load_config
 from evstudy.errors import ConfigError, InsufficientDataError
 from evstudy.firm_events import (
-    GroupSums, corrado_from_sums, rank_sums, run_request,
+    GroupSums, _average_ranks, corrado_from_sums, rank_sums, run_request,
 )
 from evstudy.inference import corrado_rank, generalized_sign, generalized_sign_from_shares, window_selectors
 from evstudy.requests import RequestConfig, read_request
@@ -227,6 +227,34 @@ def test_rank_sums_average_ties_like_scipy():
             np.testing.assert_array_equal(count[g, w], np.isfinite(pooled[member]).sum(axis=0))
 
 
+def test_average_ranks_equal_scipy_rankdata_with_ties_and_gaps():
+    rng = np.random.default_rng(11)
+    values = np.round(rng.standard_normal((60, 33)), 1)  # many ties
+    values[rng.random(values.shape) < 0.15] = np.nan
+    values[4] = np.nan  # a row without any value
+    values[7] = 2.5  # a row of one tie
+    np.testing.assert_array_equal(_average_ranks(values), rankdata(values, axis=1, nan_policy="omit"))
+    np.testing.assert_array_equal(_average_ranks(values[0]), rankdata(values[0], nan_policy="omit"))
+
+
+def test_rank_sums_of_rows_with_and_without_ties_need_no_scipy_stats():
+    """The request engine's rank sums run without scipy.stats (a second of start-up), ties included."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from evstudy.firm_events import rank_sums\n"
+        "rng = np.random.default_rng(1)\n"
+        "est, event = rng.standard_normal((30, 40)), rng.standard_normal((30, 5))\n"
+        "est[::4, :3] = 0.5  # ties\n"
+        "est[::5, 7] = np.nan\n"
+        "rank_sums(est, event, np.arange(30) % 2, 2, np.ones((2, 5)))\n"
+        "assert 'scipy.stats' not in sys.modules, 'scipy.stats was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_corrado_and_sign_from_block_sums_equal_the_inference_battery():
     rng = np.random.default_rng(9)
     est = rng.standard_normal((50, 120))  # (firm-events x L)
@@ -405,6 +433,55 @@ def test_load_closes_answers_from_the_price_index_with_the_same_frame(tmp_path, 
     assert sorted(indexed.closes.columns) == sorted(direct.closes.columns) == ["AAA", "LATE", "SPY"]
     pd.testing.assert_frame_equal(indexed.closes[direct.closes.columns], direct.closes)
     assert indexed.location == direct.location and indexed.notes == direct.notes
+
+
+def test_a_request_answered_from_the_price_index_view_equals_the_direct_read(tmp_path, monkeypatch):
+    import evstudy.prices.subset as subset
+    from evstudy.prices.dataset import ensure_index
+    from evstudy.scale import run_request_file
+
+    closes = _clean_market()
+    closes.loc[closes.index[200], "BBB"] = -1.0  # an invalid close: a gap in both reads
+    long = closes.rename_axis("date").reset_index().melt(id_vars="date", var_name="ticker", value_name="close")
+    long["date"] = long["date"].astype("datetime64[us]")
+    path = tmp_path / "prices.parquet"
+    long.dropna(subset=["close"]).to_parquet(path, index=False)
+    days = closes.index
+    rows = [{"event_id": f"e{i}", "ticker": t, "date": str(days[d].date()), "group": g}
+            for i, (t, d, g) in enumerate([("AAA", 300, "x"), ("BBB", 301, "x"), ("CCC", 300, "y"), ("AAA", 320, "y"),
+                                           ("BBB", 380, "x"), ("DDD", 150, "y"), ("NOPE", 300, "x")])]
+    config, _ = _request(tmp_path, rows, windows=WINDOWS)
+    direct = run_request_file(config, path)  # a small file: read and pivoted
+    assert ensure_index(path) is not None
+
+    def no_file_read(*args, **kwargs):
+        raise AssertionError("the file was read although it has an index")
+
+    monkeypatch.setattr(subset, "_pivot", no_file_read)
+    indexed = run_request_file(config, path)
+    pd.testing.assert_frame_equal(indexed.cars, direct.cars)
+    pd.testing.assert_frame_equal(indexed.tests, direct.tests)
+    pd.testing.assert_frame_equal(indexed.excluded, direct.excluded)
+    assert len(direct.cars) == 6 * len(WINDOWS) and direct.excluded["ticker"].tolist() == ["NOPE"]
+
+
+def test_cars_csv_formatted_in_slices_is_the_one_pass_file(tmp_path, monkeypatch):
+    import evstudy.report.request_files as request_files
+
+    closes = market()
+    prices = _long_parquet(closes, tmp_path / "prices.parquet")
+    rows = [{"event_id": f"e{i}", "ticker": t, "date": d, "label": "=1+1" if i == 2 else f"row {i}"}
+            for i, (t, d) in enumerate([("AAA", "2024-03-13"), ("BBB", "2024-03-13"), ("CCC", "2024-04-05")])]
+    request = tmp_path / "events.csv"
+    pd.DataFrame(rows).to_csv(request, index=False)
+    written = {}
+    for parts in (1, 4):
+        monkeypatch.setattr(request_files, "CSV_PARTS", parts)
+        out = tmp_path / f"out{parts}"
+        result = CliRunner().invoke(cli, ["run", "--events", str(request), "--prices", prices, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        written[parts] = (out / "cars.csv").read_bytes()
+    assert written[4] == written[1] and written[1].count(b"\n") == 1 + 3 * 6
 
 
 def test_cars_csv_neutralizes_formula_labels_and_reads_back_as_the_parquet(tmp_path):

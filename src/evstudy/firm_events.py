@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from evstudy._version import __version__
 from evstudy.abnormal import abnormal_returns, car_stats, two_sided_t_pvalue
@@ -45,7 +46,9 @@ from evstudy.inference import (
 from evstudy.models import ModelFit, alpha_beta, fit
 from evstudy.prices.base import PriceData
 from evstudy.requests import DEFAULT_GROUP, EXCLUDED_COLUMNS, EventRequest, RequestConfig
-from evstudy.returns import price_glitches, simple_returns, trading_days, zero_share_of
+from evstudy.returns import (
+    GLITCH_MIN_CLOSE, GLITCH_SPIKE_FACTOR, price_glitches, trading_days, zero_share_of,
+)
 
 ALL_GROUPS = "(all)"  # the group of every firm-event, added when the request has several groups
 DEFAULT_BLOCK = 5_000  # firm-events per block: (block x 240 days) matrices of ~10 MB each
@@ -224,36 +227,80 @@ def block_rows(placed: Placed, positions: np.ndarray, config: RequestConfig) -> 
 
 
 @dataclass(frozen=True)
-class ReturnMatrix:
-    """Simple returns as (tickers x days + 1), C order, so one firm-event's window is one contiguous run.
+class CloseMatrix:
+    """Closes as (tickers x source days), from which each block gathers its firm-events' windows.
 
-    ``closes`` has the same layout (invalid closes NaN), for the price-glitch
-    screen. The last column is NaN: where a window reaches before the
-    calendar's first day it points there. ``first_row`` is the row of
-    ``days[0]`` in the whole request's calendar.
+    ``closes[k, day_cols[t]]`` is the close of ``tickers[k]`` on calendar day
+    ``days[t]`` (the benchmark's trading days), row ``first_row + t`` of the
+    whole request's calendar. ``closes`` may be a view of a price file's
+    memory-mapped index: nothing is pivoted or copied up front, a block reads
+    only its firm-events' rows and days.
     """
 
     days: pd.DatetimeIndex
     tickers: pd.Index
-    values: np.ndarray
     closes: np.ndarray
+    day_cols: np.ndarray
+    source: str
+    location: str
     first_row: int = 0
 
 
-def return_matrix(data: PriceData, benchmark: str, first_row: int = 0) -> ReturnMatrix:
-    """Returns of every ticker of ``data`` on the benchmark's trading days (:func:`evstudy.returns.simple_returns`)."""
-    days = trading_days(data.closes, benchmark)
-    panel = simple_returns(data.closes, days)
-    values = np.full((data.closes.shape[1], len(days) + 1), np.nan)
-    values[:, :-1] = panel.returns.to_numpy().T
-    closes = np.full_like(values, np.nan)
-    closes[:, :-1] = panel.closes.to_numpy().T
-    return ReturnMatrix(days, data.closes.columns, values, closes, first_row)
+def close_matrix(
+    tickers: Sequence[str] | pd.Index,
+    dates: pd.DatetimeIndex,
+    closes: np.ndarray,
+    benchmark: str,
+    *,
+    source: str,
+    location: str,
+    first_row: int = 0,
+) -> CloseMatrix:
+    """The closes ``closes`` (tickers x dates) on the benchmark's trading days: the days it has a valid close."""
+    tickers = pd.Index(tickers)
+    position = tickers.get_indexer([benchmark])[0]
+    bench = np.asarray(closes[position], dtype=float) if position >= 0 else np.full(len(dates), np.nan)
+    valid = np.isfinite(bench) & (bench > 0)
+    if not valid.any():
+        raise DataSourceError(
+            f"benchmark {benchmark} has no prices in {location}: its trading days are the request's calendar; "
+            f"choose a benchmark the source holds (e.g. SPY)"
+        )
+    days = pd.DatetimeIndex(dates[valid], name="date")
+    return CloseMatrix(days, tickers, closes, np.flatnonzero(valid), source, location, first_row)
 
 
-def _window_days(returns: ReturnMatrix, local_rows: np.ndarray) -> pd.DatetimeIndex:
+def close_matrix_of(data: PriceData, benchmark: str, first_row: int = 0) -> CloseMatrix:
+    """:func:`close_matrix` of a :class:`PriceData` frame (dates x tickers)."""
+    values = np.ascontiguousarray(data.closes.to_numpy(dtype=float).T)
+    return close_matrix(data.closes.columns, pd.DatetimeIndex(data.closes.index), values, benchmark,
+                        source=data.source, location=data.location, first_row=first_row)
+
+
+def _gather_closes(closes: CloseMatrix, ticker_rows: np.ndarray, local_rows: np.ndarray) -> np.ndarray:
+    """Closes of ``ticker_rows`` (n,) on calendar rows ``local_rows`` (n, days), NaN before the calendar (-1).
+
+    Invalid closes (zero, negative, non-finite) are NaN, as :func:`evstudy.returns.simple_returns` treats them.
+    """
+    inside = local_rows >= 0
+    everywhere = bool(inside.all())
+    if everywhere and closes.day_cols[-1] - closes.day_cols[0] == len(closes.day_cols) - 1:
+        columns = local_rows + closes.day_cols[0]  # the calendar is a run of the matrix's days
+    else:
+        columns = closes.day_cols[np.where(inside, local_rows, 0)]
+    values = np.asarray(closes.closes[ticker_rows[:, None], columns], dtype=float)
+    with np.errstate(invalid="ignore"):
+        valid = values > 0
+        valid &= values < np.inf
+    if not everywhere:
+        valid &= inside
+    np.copyto(values, np.nan, where=~valid)
+    return values
+
+
+def _window_days(closes: CloseMatrix, local_rows: np.ndarray) -> pd.DatetimeIndex:
     """The days of one firm-event's gathered rows (NaT where a row points before the calendar)."""
-    stamps = np.append(returns.days.to_numpy(), np.datetime64("NaT", "ns"))
+    stamps = np.append(closes.days.to_numpy(), np.datetime64("NaT", "ns"))
     return pd.DatetimeIndex(stamps[local_rows])
 
 
@@ -297,54 +344,150 @@ def rank_sums(
     For each window (a row of ``selectors``, windows x W) separately, K_it
     ranks a row's estimation ARs and that window's event ARs together, ties
     averaged, T_i its number of ARs in that pool (Corrado & Zivney 1992): the
-    rank pool of :func:`evstudy.inference.corrado_rank`. Each row is sorted
-    once; within a window's pool the running count of pool members at a
-    sorted position *is* the rank, so a window's sums for every group are one
-    weighted bincount, without a ranks matrix. Rows with ties (rare in
-    abnormal returns) are ranked by ``scipy.stats.rankdata``. Returns two
-    arrays of shape (n_groups, windows, L + W).
+    rank pool of :func:`evstudy.inference.corrado_rank`. Returns two arrays of
+    shape (n_groups, windows, L + W).
+
+    Each row is sorted once. In a row without ties, an estimation AR's rank
+    in window w's pool is its rank among the estimation ARs plus the number of
+    w's event ARs below it, F_w(j), j being the number of all event ARs below
+    it: a lookup in a small (rows x W + 1) table per window. Rows sharing a
+    group and a number of estimation ARs share 1 / (T + 1), so their ranks are
+    summed as integers (several windows packed into one 64-bit word, one pass)
+    and weighted once. Rows with ties or a missing event AR (rare) are ranked
+    by :func:`_average_ranks`.
     """
-    combined = np.concatenate([est_ar, event_ar], axis=1)
-    present = np.isfinite(combined)
-    order = np.argsort(np.where(present, combined, np.inf), axis=1)
-    n_windows, width = selectors.shape[0], combined.shape[1]
-    ordered_present = np.take_along_axis(present, order, axis=1)
-    ordered = np.take_along_axis(combined, order, axis=1)
-    tied = ((ordered[:, 1:] == ordered[:, :-1]) & ordered_present[:, 1:]).any(axis=1)
-    untied = ~tied if tied.any() else slice(None)
-    target = (codes.astype(np.int64)[:, None] * width + order)[untied].ravel()  # (group, column) of each sorted AR
-    onehot = (codes[None, :] == np.arange(n_groups)[:, None]).astype(float)  # (groups, n)
-    present_count = np.rint(onehot @ present).astype(np.int64)  # (groups, L + W)
+    n, n_est_days = est_ar.shape
+    n_event = event_ar.shape[1]
+    width = n_est_days + n_event
+    in_pool = selectors > 0
+    n_windows = len(in_pool)
     totals = np.zeros((n_groups, n_windows, width))
     counts = np.zeros((n_groups, n_windows, width), dtype=np.int64)
-    for w in range(n_windows):  # one rank pool per window: windows are few
-        pool = np.concatenate([np.ones(est_ar.shape[1], dtype=bool), selectors[w] > 0])
-        taken = ordered_present & pool[order]  # pool members in sorted order
-        through = np.cumsum(taken, axis=1)
-        scale = 1.0 / (through[:, -1] + 1.0)
-        weights = np.where(taken, through * scale[:, None], 0.0)
-        totals[:, w] = np.bincount(target, weights=weights[untied].ravel(), minlength=n_groups * width).reshape(
-            n_groups, width)
-        if tied.any():
-            from scipy.stats import rankdata
-
-            pooled = np.where(present[tied] & pool[None, :], combined[tied], np.nan)
-            tied_u = rankdata(pooled, axis=1, nan_policy="omit") * scale[tied, None]
-            totals[:, w] += onehot[:, tied] @ np.nan_to_num(tied_u, nan=0.0)
-        counts[:, w] = present_count * pool[None, :]
+    pools = np.concatenate([np.ones((n_windows, n_est_days), dtype=bool), in_pool], axis=1)
+    if not n:
+        return totals, counts
+    # Rows of one group and one number of estimation ARs share the weight 1 / (T + 1): make them contiguous.
+    n_est = np.isfinite(est_ar).sum(axis=1)
+    key = codes.astype(np.int64) * (n_est_days + 1) + n_est
+    rows = np.argsort(key, kind="stable")
+    key, codes = key[rows], codes[rows]
+    combined = np.empty((n, width))
+    combined[:, :n_est_days] = est_ar[rows]
+    combined[:, n_est_days:] = event_ar[rows]
+    present = np.isfinite(combined)
+    combined[~present] = np.nan  # ±inf are no ARs either
+    for g in range(n_groups):
+        counts[g] = present[codes == g].sum(axis=0)[None, :] * pools
+    order = np.argsort(combined, axis=1)  # NaN last
+    ordered = np.take_along_axis(combined, order, axis=1)
+    exact = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1) | ~present[:, n_est_days:].all(axis=1)
+    _add_untied_rank_sums(totals, order, present.sum(axis=1), exact, key, in_pool, n_est_days)
+    if exact.any():  # rows with ties: rare in abnormal returns
+        tied_codes = codes[exact]
+        for w, pool in enumerate(pools):
+            pooled = np.where(pool[None, :], combined[exact], np.nan)
+            u = np.nan_to_num(_average_ranks(pooled) / (np.isfinite(pooled).sum(axis=1, keepdims=True) + 1.0))
+            for g in range(n_groups):
+                totals[g, w] += u[tied_codes == g].sum(axis=0)
     return totals, counts
+
+
+def _add_untied_rank_sums(
+    totals: np.ndarray, order: np.ndarray, n_present: np.ndarray, exact: np.ndarray, key: np.ndarray,
+    in_pool: np.ndarray, n_est_days: int,
+) -> None:
+    """:func:`rank_sums` of the rows not ``exact`` (no ties, every event AR present), added into ``totals``.
+
+    ``order`` sorts each row (NaN last), ``n_present`` counts its ARs, and
+    ``key`` = group * (L + 1) + estimation ARs is sorted.
+    """
+    n, width = order.shape
+    n_windows, n_event = in_pool.shape
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    groups, n_seg = key[starts] // (n_est_days + 1), (key[starts] % (n_est_days + 1)).astype(float)
+    # Per sorted position: estimation ARs at or before it (a rank among them) and event ARs before it.
+    is_est = order < n_est_days
+    below_est = np.cumsum(is_est, axis=1, dtype=np.int32)
+    below_event = np.arange(1, width + 1, dtype=np.int32)[None, :] - below_est - ~is_est
+    packed_sorted = below_est | (below_event << 16)
+    # Missing ARs (sorted last) and rows ranked exactly elsewhere: rank 0, and the zero row of the table below.
+    unused = (np.arange(width)[None, :] >= n_present[:, None]) | exact[:, None]
+    packed_sorted[unused] = (n_event + 1) << 16
+    packed = np.empty_like(packed_sorted)
+    np.put_along_axis(packed, order, packed_sorted, axis=1)
+    est_rank = packed[:, :n_est_days] & 0xFFFF
+    est_rank_sums = np.add.reduceat(est_rank if n * n_est_days < 2**31 else est_rank.astype(np.int64), starts, axis=0)
+    base = (np.arange(n, dtype=np.int64) * (n_event + 2))[:, None]
+    est_index = base + (packed[:, :n_est_days] >> 16)  # j: event ARs below (n_event + 1: unused)
+    event_q = packed[:, n_est_days:] & 0xFFFF  # estimation ARs below each event AR
+    event_m = packed[:, n_est_days:] >> 16  # event ARs below it (n_event + 1: unused)
+    event_index = base + np.minimum(event_m, n_event + 1)
+    event_order = np.argsort(event_m, axis=1)  # each row's event days, smallest AR first
+    bits = max(int(n * width).bit_length(), 1)  # a field holds a column's rank sum over the rows
+    per_word = max(64 // bits, 1)
+    size = in_pool.sum(axis=1)
+    for first in range(0, n_windows, per_word):
+        windows = range(first, min(first + per_word, n_windows))
+        shifts = np.array([bits * slot for slot in range(len(windows))], dtype=np.uint64)
+        # Window w's count in bits [shifts[w], ...) of a word; table[i, j]: w's days among row i's j smallest
+        # event ARs, for every w of the word at once (row n_event + 1: zero).
+        day_word = (in_pool[windows.start:windows.stop].astype(np.uint64) << shifts[:, None]).sum(axis=0)
+        table = np.zeros((n, n_event + 2), dtype=np.uint64)
+        np.cumsum(day_word[event_order], axis=1, out=table[:, 1:n_event + 1])
+        table = table.ravel()
+        spread = np.uint64(sum(1 << int(shift) for shift in shifts))
+        est_sums = np.add.reduceat(np.take(table, est_index), starts, axis=0)
+        event_word = np.take(table, event_index)
+        event_word += (event_q + 1).astype(np.uint64) * spread
+        event_word &= day_word * np.uint64(2**bits - 1)  # only the windows that hold the day
+        event_word[exact] = 0
+        event_sums = np.add.reduceat(event_word, starts, axis=0)
+        for slot, w in enumerate(windows):
+            mask, shift = np.uint64(2**bits - 1), shifts[slot]
+            scale = 1.0 / (n_seg + size[w] + 1.0)
+            est_part = (((est_sums >> shift) & mask).astype(np.int64) + est_rank_sums) * scale[:, None]  # exact
+            event_part = ((event_sums >> shift) & mask).astype(float) * scale[:, None]
+            for s, g in enumerate(groups):
+                totals[g, w, :n_est_days] += est_part[s]
+                totals[g, w, n_est_days:] += event_part[s]
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks along the last axis, ties averaged, NaN left out (NaN): ``scipy.stats.rankdata(values, axis=-1,
+    nan_policy="omit")`` without importing scipy.stats (about a second at start-up)."""
+    values = np.asarray(values, dtype=float)
+    shape = values.shape
+    flat = values.reshape(-1, shape[-1]) if values.ndim else values.reshape(1, 1)
+    rows, m = flat.shape
+    order = np.argsort(flat, axis=1, kind="stable")
+    ordered = np.take_along_axis(flat, order, axis=1)
+    starts = np.ones((rows, m), dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    tie_of = np.cumsum(starts.ravel()) - 1
+    first = np.flatnonzero(starts.ravel())
+    count = np.diff(np.append(first, rows * m))
+    position = first % max(m, 1)
+    average = (position + (count + 1) / 2.0)[tie_of].reshape(rows, m)
+    ranks = np.empty_like(flat)
+    np.put_along_axis(ranks, order, np.where(np.isnan(ordered), np.nan, average), axis=1)
+    return ranks.reshape(shape)
 
 
 def _unit_residuals(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """z_i = (e_i - mean e_i) / ||e_i - mean e_i|| over each row's valid days, 0 elsewhere; and whether it varies."""
     present = np.isfinite(resid)
     count = present.sum(axis=1, keepdims=True)
-    mean = np.where(present, resid, 0.0).sum(axis=1, keepdims=True) / np.maximum(count, 1)
-    centred = np.where(present, resid - mean, 0.0)
-    norm = np.sqrt((centred**2).sum(axis=1))
-    scale = np.sqrt(np.where(present, resid, 0.0) ** 2).max(axis=1, initial=0.0)
+    filled = np.where(present, resid, 0.0)
+    mean = filled.sum(axis=1, keepdims=True) / np.maximum(count, 1)
+    squares = np.square(filled)
+    scale = np.sqrt(squares.max(axis=1, initial=0.0))  # the largest |e_i|: sqrt is monotonic
+    centred = np.subtract(filled, mean, out=filled)
+    centred[~present] = 0.0
+    norm = np.sqrt(np.square(centred, out=squares).sum(axis=1))
     varies = (count[:, 0] >= 3) & (norm > 1e-12 * np.maximum(scale, 1e-300) * np.sqrt(np.maximum(count[:, 0], 1)))
-    return centred / np.where(varies, norm, 1.0)[:, None] * varies[:, None], varies.astype(float)
+    np.divide(centred, np.where(varies, norm, 1.0)[:, None], out=centred)
+    centred *= varies[:, None]
+    return centred, varies.astype(float)
 
 
 def _group_keys(groups: np.ndarray, names: Sequence[str]) -> list[tuple[str, np.ndarray]]:
@@ -363,9 +506,8 @@ def group_names(request: EventRequest) -> list[str]:
 def compute_block(
     config: RequestConfig,
     rows: pd.DataFrame,
-    returns: ReturnMatrix,
+    closes: CloseMatrix,
     groups: Sequence[str],
-    location: str = "the price data",
 ) -> BlockResult:
     """Fit and measure every firm-event of ``rows`` (placed rows with global ``i0``) on ``returns``.
 
@@ -381,39 +523,57 @@ def compute_block(
     """
     est, span = config.estimation_window, config.event_span
     n = len(rows)
-    col_of = pd.Series(np.arange(len(returns.tickers)), index=returns.tickers)
-    stock_col = col_of.reindex(rows["ticker"].to_numpy()).to_numpy()
-    bench_col = col_of.reindex(rows["benchmark"].to_numpy()).to_numpy()
+    location = closes.location
+    stock_row = closes.tickers.get_indexer(rows["ticker"].to_numpy())
+    bench_row = closes.tickers.get_indexer(rows["benchmark"].to_numpy())
     reason = _reasons(n)
-    _set(reason, np.isnan(stock_col), lambda i: f"ticker {rows['ticker'].iat[i]} has no prices in {location}")
-    _set(reason, np.isnan(bench_col), lambda i: f"benchmark {rows['benchmark'].iat[i]} has no prices in {location}")
+    _set(reason, stock_row < 0, lambda i: f"ticker {rows['ticker'].iat[i]} has no prices in {location}")
+    _set(reason, bench_row < 0, lambda i: f"benchmark {rows['benchmark'].iat[i]} has no prices in {location}")
     ok = reason == ""
-    stock_col = np.where(ok, stock_col, 0).astype(np.int64)
-    bench_col = np.where(ok, bench_col, 0).astype(np.int64)
+    stock_row = np.where(ok, stock_row, 0)
+    bench_row = np.where(ok, bench_row, 0)
 
-    # Gather: (firm-events x days) windows, by rows of the global calendar shifted to this slice.
+    # Gather: each firm-event's closes from the day before its estimation window to its last event day,
+    # by rows of the global calendar shifted to this slice, and their returns r_t = P_t / P_{t-1} - 1
+    # (evstudy.returns.simple_returns' arithmetic: the same numbers as a return matrix would hold).
     i0 = rows["i0"].to_numpy().astype(np.int64)
-    est_days = np.arange(est.start, est.end + 1)
+    close_global = i0[:, None] + np.arange(est.start - 1, span.end + 1)[None, :]
+    close_local = np.where(close_global < 0, -1, close_global - closes.first_row)
+    stock_close = _gather_closes(closes, stock_row, close_local)
+    # Benchmarks are few: their returns over the whole slice once (a last NaN column for days before the
+    # calendar), then each firm-event's window from that small matrix.
+    benchmarks, bench_of = np.unique(bench_row, return_inverse=True)
+    days = np.arange(len(closes.days))
+    bench_close = _gather_closes(closes, benchmarks, np.broadcast_to(days, (len(benchmarks), len(days))))
+    bench_series = np.full((len(benchmarks), len(days) + 1), np.nan)
+    with np.errstate(invalid="ignore"):
+        stock_returns = stock_close[:, 1:] / stock_close[:, :-1]
+        stock_returns -= 1.0
+        np.divide(bench_close[:, 1:], bench_close[:, :-1], out=bench_series[:, 1:-1])
+        bench_series[:, 1:-1] -= 1.0
+    return_local = np.where(close_global[:, 1:] < 1, -1, close_local[:, 1:])  # day 0 of the data has no return
+    bench_returns = bench_series[bench_of[:, None], return_local]
     rel_days = np.arange(span.start, span.end + 1)
-    est_global = i0[:, None] + est_days[None, :]
-    # Global rows before the calendar's second day have no return: they point at the NaN column at the end.
-    est_local = np.where(est_global < 1, -1, est_global - returns.first_row)
-    ev_local = i0[:, None] + rel_days[None, :] - returns.first_row
-    values = returns.values
-    stock_est = values[stock_col[:, None], est_local]
-    market_est = values[bench_col[:, None], est_local]
-    stock_ev = values[stock_col[:, None], ev_local]
-    market_ev = values[bench_col[:, None], ev_local]
+    event_cols = slice(span.start - est.start, span.end - est.start + 1)
+    stock_est, market_est = stock_returns[:, :est.length], bench_returns[:, :est.length]
+    stock_ev, market_ev = stock_returns[:, event_cols], bench_returns[:, event_cols]
 
     if config.model != "constant_mean":  # as run: a beta against a benchmark that does not move is meaningless
         flat = zero_share_of(market_est.T)
         _set(reason, flat > config.max_zero_share, lambda i: flat_benchmark_reason(
             rows["benchmark"].iat[i], flat[i], config.max_zero_share, est))
     # Glitches: closes from the day before the estimation window to the last event day, as run screens them.
-    close_global = i0[:, None] + np.arange(est.start - 1, span.end + 1)[None, :]
-    close_local = np.where(close_global < 0, -1, close_global - returns.first_row)
-    glitches = price_glitches(returns.closes[stock_col[:, None], close_local].T, span.start - est.start + 1)
-    _set(reason, glitches.found, lambda i: glitches.reason(i, _window_days(returns, close_local[i])))
+    # price_glitches only for the few series with a candidate: a close under GLITCH_MIN_CLOSE or a move by
+    # GLITCH_SPIKE_FACTOR or more either way (every jump is one), read off the returns (r = P_t / P_{t-1} - 1).
+    with np.errstate(invalid="ignore"):
+        suspect = ((stock_close < GLITCH_MIN_CLOSE).any(axis=1) | (stock_returns >= GLITCH_SPIKE_FACTOR - 1.0).any(axis=1)
+                   | (stock_returns <= 1.0 / GLITCH_SPIKE_FACTOR - 1.0).any(axis=1))
+    suspects = np.flatnonzero(suspect)
+    glitches = price_glitches(stock_close[suspects].T, span.start - est.start + 1)
+    found = np.zeros(n, dtype=bool)
+    found[suspects] = glitches.found
+    position = np.cumsum(suspect) - 1  # of a suspect row among the suspects
+    _set(reason, found, lambda i: glitches.reason(position[i], _window_days(closes, close_local[i])))
 
     # The fit wants (days x series): transposed views of the contiguous (series x days) matrices.
     fitted = fit(config.model, stock_est.T, market_est.T)
@@ -456,15 +616,22 @@ def compute_block(
     day0 = table["day0"].to_numpy().astype("datetime64[D]").astype(np.int64)
     if (np.diff(day0) < 0).any():
         raise ValueError("compute_block needs its rows in day-0 order, as date_blocks cuts them")
-    keys = _group_keys(table["group"].to_numpy(), groups)
     sums = {}
     selectors = window_selectors(rel_days, list(config.windows))
     named = [name for name in groups if name != ALL_GROUPS]  # disjoint; (all) is their sum
     codes = pd.Index(named).get_indexer(table["group"].to_numpy())
     rank_sum, rank_count = rank_sums(est_ar, event_ar, codes, len(named), selectors)
-    for name, member in keys:
-        days, starts = np.unique(day0[member], return_index=True)
-        cluster = np.add.reduceat(unit[member], starts, axis=0) if len(starts) else np.zeros((0, unit.shape[1]))
+    # Cluster sums per group and day 0 from the rows in (group, day 0) order: one copy of the residuals.
+    by_group = np.argsort(codes, kind="stable")
+    grouped = {"codes": codes[by_group], "day0": day0[by_group], "unit": unit[by_group]}
+    for name in groups:
+        if name == ALL_GROUPS:
+            member_day0, member_unit = day0, unit
+        else:
+            low, high = np.searchsorted(grouped["codes"], [named.index(name), named.index(name) + 1])
+            member_day0, member_unit = grouped["day0"][low:high], grouped["unit"][low:high]
+        days, starts = np.unique(member_day0, return_index=True)
+        cluster = np.add.reduceat(member_unit, starts, axis=0) if len(starts) else np.zeros((0, unit.shape[1]))
         if name == ALL_GROUPS:
             sums[name] = GroupSums(rank_sum.sum(axis=0), rank_count.sum(axis=0), days, cluster)
         else:
@@ -498,7 +665,7 @@ def clustered_t(x: np.ndarray, clusters: np.ndarray, test: str) -> TestArrays:
     n = present.sum(axis=-1)
     mean = np.where(present, x, 0.0).sum(axis=-1) / np.maximum(n, 1)
     dev = np.where(present, x - mean[:, None], 0.0)
-    g = np.array([len(np.unique(codes[row])) for row in present])
+    g = np.array([np.count_nonzero(np.bincount(codes[row], minlength=1)) for row in present])
     u2 = np.array([(np.bincount(codes, weights=d, minlength=codes.max(initial=0) + 1) ** 2).sum() for d in dev])
     var = np.where(g > 1, g / np.maximum(g - 1, 1) * u2 / np.maximum(n, 1) ** 2, np.nan)
     scale = np.abs(np.where(present, x, 0.0)).max(axis=-1, initial=0.0)
@@ -657,13 +824,14 @@ def combine(
     table["cluster_size"] = pd.Series(day0).map(pd.Series(day0).value_counts()).to_numpy().astype(np.int64)
     n = len(table)
     nw = len(windows)
+    each = np.repeat(np.arange(n), nw)  # the firm-event of each cars row; columns taken as they are (no re-parsing)
     cars = pd.DataFrame({
-        **{c: np.repeat(table[c].to_numpy(), nw) for c in ("event_id", "ticker", "date", "day0", "group", "benchmark")},
+        **{c: table[c].array.take(each) for c in ("event_id", "ticker", "date", "day0", "group", "benchmark")},
         "window_start": np.tile([w.start for w in windows], n),
         "window_end": np.tile([w.end for w in windows], n),
         "car": car.T.ravel(), "se": se.T.ravel(), "t": t.T.ravel(), "p_value": p.T.ravel(),
-        **{c: np.repeat(table[c].to_numpy(), nw) for c in ("alpha", "beta", "sigma", "n_obs", "overlaps",
-                                                            "cluster_size", "label", "row")},
+        **{c: table[c].array.take(each) for c in ("alpha", "beta", "sigma", "n_obs", "overlaps", "cluster_size",
+                                                  "label", "row")},
     }, columns=CAR_FILE_COLUMNS)
 
     rel_days = np.arange(config.event_span.start, config.event_span.end + 1)
@@ -766,7 +934,7 @@ def _sum_blocks(parts: Sequence[GroupSums]) -> GroupSums:
 # --------------------------------------------------------------------------- the single-machine run
 
 
-def provenance_of(data: PriceData, days: pd.DatetimeIndex) -> dict[str, Any]:
+def provenance_of(data: PriceData | CloseMatrix, days: pd.DatetimeIndex) -> dict[str, Any]:
     """Where the prices came from and the calendar's first and last trading day (the same however the run is split)."""
     return {
         "source": data.source, "location": data.location,
@@ -789,16 +957,24 @@ def run_request(
     config: RequestConfig, request: EventRequest, data: PriceData, block_size: int = DEFAULT_BLOCK
 ) -> RequestResults:
     """Every firm-event of ``request`` on prices ``data`` (every ticker and benchmark it needs), on one machine."""
-    days = calendar_days(data, config.benchmark)
-    placed = place(config, request, days)
-    returns = return_matrix(data, config.benchmark)
+    return run_on_closes(config, request, close_matrix_of(data, config.benchmark), block_size)
+
+
+def run_on_closes(
+    config: RequestConfig, request: EventRequest, closes: CloseMatrix, block_size: int = DEFAULT_BLOCK
+) -> RequestResults:
+    """:func:`run_request` on a :class:`CloseMatrix` (e.g. a view of a price file's index)."""
+    placed = place(config, request, closes.days)
     groups = group_names(request)
 
     def one(positions: np.ndarray) -> BlockResult:
-        return compute_block(config, placed.rows.iloc[positions], returns, groups, data.location)
+        return compute_block(config, placed.rows.iloc[positions], closes, groups)
 
     # Blocks are independent and numpy releases the GIL in their sorts and array passes: two at a time
     # use both cores of a small machine; map keeps the block order, so the results do not change.
-    with ThreadPoolExecutor(max_workers=min(BLOCK_THREADS, os.cpu_count() or 1)) as pool:
-        blocks = list(pool.map(one, date_blocks(placed, block_size)))
-    return combine(config, request, placed, blocks, groups, provenance_of(data, days))
+    # OpenBLAS would give each block's small matrix products (car_stats) a thread per core and keep
+    # them spinning between calls (~1 CPU-s at 10^5 firm-events, measured): the blocks are the parallelism.
+    with threadpool_limits(limits=1, user_api="blas"):
+        with ThreadPoolExecutor(max_workers=min(BLOCK_THREADS, os.cpu_count() or 1)) as pool:
+            blocks = list(pool.map(one, date_blocks(placed, block_size)))
+        return combine(config, request, placed, blocks, groups, provenance_of(closes, closes.days))

@@ -223,9 +223,15 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 def _text(frame: pd.DataFrame, column: str) -> pd.Series:
     if column not in frame.columns:
-        return pd.Series("", index=frame.index, dtype=object)
+        return pd.Series("", index=frame.index, dtype=str)
     values = frame[column]
     return values.where(values.notna(), "").astype(str).str.strip()
+
+
+def _matches(values: pd.Series, pattern: str) -> np.ndarray:
+    """Whether each value matches ``pattern``, each distinct value tried once (10⁵ rows hold few tickers)."""
+    codes, uniques = pd.factorize(values)
+    return pd.Series(uniques, dtype=object).str.match(pattern).to_numpy(dtype=bool)[codes]
 
 
 def read_request(path: str | Path, config: RequestConfig) -> EventRequest:
@@ -252,7 +258,9 @@ def read_request(path: str | Path, config: RequestConfig) -> EventRequest:
         date_text = stamps.astype(str)
     else:
         date_text = _text(frame, "date")
-        date = pd.to_datetime(date_text, format="%Y-%m-%d", errors="coerce")
+        codes, uniques = pd.factorize(date_text)  # each distinct date parsed once
+        date = pd.Series(pd.to_datetime(pd.Index(uniques, dtype=object), format="%Y-%m-%d", errors="coerce")
+                         .take(codes), index=frame.index)
         has_time = np.zeros(n, dtype=bool)
 
     reason = np.full(n, "", dtype=object)
@@ -262,10 +270,10 @@ def read_request(path: str | Path, config: RequestConfig) -> EventRequest:
         for i in np.flatnonzero(np.asarray(mask) & (reason == "")):
             reason[i] = make(i)
 
-    reject(~event_id.str.match(_ID_RE.pattern).to_numpy(), lambda i: (
+    reject(~event_id.str.match(_ID_RE.pattern).to_numpy(dtype=bool), lambda i: (
         f"event_id {event_id.iat[i]!r} is not a short id of letters, digits, '_', '-' or '.'"
     ))
-    reject(~ticker.str.match(_TICKER_RE.pattern).to_numpy(), lambda i: (
+    reject(~_matches(ticker, _TICKER_RE.pattern), lambda i: (
         f"ticker {ticker.iat[i]!r} is not a valid symbol (1-20 letters, digits, '.', '-', '^', '=' or '_')"
     ))
     reject(date.isna().to_numpy(), lambda i: f"date {date_text.iat[i]!r} is not a date in the form YYYY-MM-DD")
@@ -276,23 +284,24 @@ def read_request(path: str | Path, config: RequestConfig) -> EventRequest:
     reject(~timing.isin(["", *TIMINGS]).to_numpy(), lambda i: (
         f"timing {timing.iat[i]!r} is not one of {', '.join(TIMINGS)} (or empty: before the open)"
     ))
-    reject(~bench.str.match(_TICKER_RE.pattern).to_numpy(), lambda i: (
+    reject(~_matches(bench, _TICKER_RE.pattern), lambda i: (
         f"benchmark {bench.iat[i]!r} is not a valid symbol"
     ))
     reject((bench == ticker).to_numpy(), lambda i: f"{ticker.iat[i]} is its own benchmark")
     key = event_id + "\x00" + ticker
-    first_row = pd.Series(row, index=frame.index).groupby(key.to_numpy()).transform("min").to_numpy()
+    key_codes = pd.factorize(key)[0]  # codes in order of first appearance
+    first_row = row[np.unique(key_codes, return_index=True)[1][key_codes]]
     reject(first_row != row, lambda i: (
         f"duplicate of row {first_row[i]} (event {event_id.iat[i]!r}, ticker {ticker.iat[i]}): one row per firm-event"
     ))
     good = reason == ""
-    rows = pd.DataFrame({
-        "row": row, "event_id": event_id.to_numpy(), "ticker": ticker.to_numpy(),
-        "date": date.to_numpy().astype("datetime64[ns]"), "timing": timing.to_numpy(), "benchmark": bench.to_numpy(),
-        "group": group.to_numpy(), "label": label.to_numpy(),
+    rows = pd.DataFrame({  # the text columns as they are: no round trip through Python strings
+        "row": row, "event_id": event_id, "ticker": ticker, "date": date.astype("datetime64[ns]"), "timing": timing,
+        "benchmark": bench, "group": group, "label": label,
     }, columns=ROW_COLUMNS)
+    bad = ~good
     excluded = pd.DataFrame({
-        "row": row[~good], "event_id": event_id.to_numpy()[~good], "ticker": ticker.to_numpy()[~good],
-        "date": date_text.to_numpy()[~good], "group": group.to_numpy()[~good], "reason": reason[~good],
+        "row": row[bad], "event_id": event_id[bad].to_numpy(), "ticker": ticker[bad].to_numpy(),
+        "date": date_text[bad].to_numpy(), "group": group[bad].to_numpy(), "reason": reason[bad],
     }, columns=EXCLUDED_COLUMNS)
     return EventRequest(str(path), rows[good].reset_index(drop=True), excluded)

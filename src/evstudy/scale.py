@@ -2,8 +2,9 @@
 
 The library call behind ``evstudy run --events FILE`` (and a config with
 ``events_file``). On one machine the prices are read once — only the
-request's tickers, benchmarks and dates (:func:`evstudy.prices.subset.load_closes`)
-— and :func:`evstudy.firm_events.run_request` does the rest. With a
+request's tickers, benchmarks and dates, or a view of the file's index
+(:func:`evstudy.prices.subset.load_ticker_closes`) — and
+:func:`evstudy.firm_events.run_on_closes` does the rest. With a
 scheduler, this process reads only the calendar benchmark to place every
 firm-event's day 0, cuts the firm-events into the same date blocks, and
 each Dask task reads the Parquet slice of its block (its tickers, its
@@ -16,18 +17,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from evstudy.errors import ConfigError
 from evstudy.firm_events import (
-    DEFAULT_BLOCK, BlockResult, RequestResults, block_rows, calendar_days, combine, compute_block, date_blocks,
-    group_names, place, provenance_of, request_dates, return_matrix, run_request,
+    DEFAULT_BLOCK, BlockResult, RequestResults, block_rows, calendar_days, close_matrix, close_matrix_of, combine,
+    compute_block, date_blocks, group_names, place, provenance_of, request_dates, run_on_closes,
 )
-from evstudy.prices.subset import load_closes
+from evstudy.prices.subset import load_closes, load_ticker_closes
 from evstudy.requests import EventRequest, RequestConfig, read_request
 
 
@@ -58,13 +59,10 @@ def run_request_file(
         request = read_request(config.events_file, config)
     start, end = request_dates(config, request)
     if scheduler is None:
-        # Arrow decodes the file in C++ threads that release the GIL: meanwhile this thread imports
-        # scipy.stats (the rank and Wilcoxon tests), about a second, so the two costs overlap.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evstudy-read") as pool:
-            loading = pool.submit(load_closes, prices, _tickers(config, request.rows), start, end)
-            import scipy.stats  # noqa: F401
-            data = loading.result()
-        return run_request(config, request, data, block_size)
+        data = load_ticker_closes(prices, _tickers(config, request.rows), start, end)
+        closes = close_matrix(data.tickers, data.dates, data.closes, config.benchmark, source=data.source,
+                              location=data.location)
+        return run_on_closes(config, request, closes, block_size)
     return _run_distributed(config, request, Path(prices), scheduler, start, end, block_size)
 
 
@@ -83,13 +81,14 @@ def run_block_slice(
     so the block's windows land on the same days as on one machine.
     """
     data = load_closes(prices, _tickers(config, rows), first_day.date(), last_day.date())
-    returns = return_matrix(data, config.benchmark, first_row)
-    if not len(returns.days) or returns.days[0] != first_day or returns.days[-1] != last_day:
+    closes = close_matrix_of(data, config.benchmark, first_row)
+    if not len(closes.days) or closes.days[0] != first_day or closes.days[-1] != last_day:
         raise ConfigError(
             f"{prices} changed while the study ran: the benchmark {config.benchmark}'s trading days from "
             f"{first_day.date()} to {last_day.date()} differ between the scheduler and a worker"
         )
-    return compute_block(config, rows, returns, groups, data.location)
+    with threadpool_limits(limits=1, user_api="blas"):  # as run_on_closes: no spinning BLAS threads
+        return compute_block(config, rows, closes, groups)
 
 
 def _client(scheduler: str) -> Any:

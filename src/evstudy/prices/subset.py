@@ -22,7 +22,10 @@ import datetime as dt
 import os
 from collections.abc import Sequence
 
+from dataclasses import dataclass
+
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 
 from evstudy.prices.base import PriceData
@@ -75,6 +78,38 @@ def load_closes(path: str | os.PathLike[str], tickers: Sequence[str], start: dt.
     data = source.load_all(start, end)
     present = [t for t in wanted if t in data.closes.columns]
     return PriceData(data.closes[present], data.source, data.location, notes=data.notes)
+
+
+@dataclass(frozen=True)
+class TickerCloses:
+    """Closes as a (tickers x days) matrix: ``closes[k, d]`` is ``tickers[k]``'s close on ``dates[d]``."""
+
+    tickers: pd.Index
+    dates: pd.DatetimeIndex
+    closes: np.ndarray
+    source: str
+    location: str
+
+
+def load_ticker_closes(
+    path: str | os.PathLike[str], tickers: Sequence[str], start: dt.date, end: dt.date
+) -> TickerCloses:
+    """The closes :func:`load_closes` gives, as (tickers x days); from a file's index, a view of its memory map.
+
+    The index answers with every ticker of the file over [start, end] without
+    copying or pivoting anything (a request file gathers each firm-event's
+    window from it); other files are read by :func:`load_closes` and transposed.
+    """
+    _check_range(start, end)
+    source = FileSource(path)
+    index = _index_for(source.path, source._shape)
+    if index is not None:
+        days = index.day_range(_day_number(start), _day_number(end))
+        dates = pd.DatetimeIndex(index.days[days].astype("datetime64[D]").astype("datetime64[ns]"), name="date")
+        return TickerCloses(pd.Index(index.tickers), dates, index.closes[:, days], "files", str(source.path))
+    data = load_closes(path, tickers, start, end)
+    return TickerCloses(data.closes.columns, pd.DatetimeIndex(data.closes.index),
+                        np.ascontiguousarray(data.closes.to_numpy(dtype=float).T), data.source, data.location)
 
 
 def _from_index(index: PriceIndex, wanted: set[str], start: dt.date, end: dt.date, where: str) -> PriceData:

@@ -127,13 +127,18 @@ def histogram_figure(results: RequestResults) -> dict[str, Any]:
     cars = results.cars
     windows = results.config.windows
     groups = [g for g in results.groups["group"].unique() if g != "(all)"][:MAX_GROUP_LINES]
+    # Plain arrays: selecting 10^5-row frames per window and group would copy every column each time.
+    car = cars["car"].to_numpy(dtype=float)
+    starts, ends = cars["window_start"].to_numpy(), cars["window_end"].to_numpy()
+    codes, names = pd.factorize(cars["group"])
+    group_code = {name: i for i, name in enumerate(names)}
     traces, buttons, titles = [], [], []
     for w, window in enumerate(windows):
-        sel = cars[(cars["window_start"] == window.start) & (cars["window_end"] == window.end)]
-        edges, below, above = robust_axis(sel["car"].to_numpy(dtype=float))
+        in_window = (starts == window.start) & (ends == window.end)
+        edges, below, above = robust_axis(car[in_window])
         centres = (edges[:-1] + edges[1:]) / 2
         for i, group in enumerate(groups):
-            counts, _ = np.histogram(sel.loc[sel["group"] == group, "car"].to_numpy(dtype=float), edges)
+            counts, _ = np.histogram(car[in_window & (codes == group_code.get(group, -2))], edges)
             traces.append({"x": _finite(centres), "y": counts.tolist(), "type": "bar", "name": group,
                            "marker": {"color": COLORS[i % len(COLORS)]}, "opacity": 0.6, "visible": w == 0,
                            "hovertemplate": "CAR %{x:.2%}: %{y:,} firm-events<extra>" + group + "</extra>"})
@@ -172,6 +177,9 @@ def _headline_rows(results: RequestResults) -> list[dict[str, Any]]:
     return rows
 
 
+EVENT_COLUMNS = ["event_id", "ticker", "date", "day0", "group", "car", "t", "p_value", "overlaps", "cluster_size"]
+
+
 def _event_rows(frame: pd.DataFrame) -> list[dict[str, str]]:
     return [{"event_id": r["event_id"], "ticker": r["ticker"], "date": f"{pd.Timestamp(r['date']):%Y-%m-%d}",
              "day0": f"{pd.Timestamp(r['day0']):%Y-%m-%d}", "group": r["group"], "car": _pct(r["car"]),
@@ -184,7 +192,7 @@ def render_request_html(results: RequestResults, *, generated_at: dt.datetime | 
     cfg = results.config
     head = cfg.windows[0]
     cars = results.cars
-    main = cars[(cars["window_start"] == head.start) & (cars["window_end"] == head.end)]
+    main = cars.loc[(cars["window_start"] == head.start) & (cars["window_end"] == head.end), EVENT_COLUMNS]
     ordered = main.sort_values("car", ascending=False, kind="stable")
     top, bottom = split_movers(ordered) if len(ordered) > ALL_MOVERS else (ordered.head(0), ordered.head(0))
     strongest = main.reindex(main["t"].abs().sort_values(ascending=False, kind="stable").index).head(TABLE_ROWS)
