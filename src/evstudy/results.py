@@ -228,4 +228,15 @@ def _clean_column(column: pd.Series) -> list[Any]:
         for position in np.flatnonzero(~np.isfinite(values)).tolist():
             cleaned[position] = None
         return cleaned
+    if isinstance(dtype, np.dtype) and dtype.kind == "M":  # dates at midnight as ISO days, NaT as None, at once
+        values = column.to_numpy()
+        days = values.astype("datetime64[D]")
+        missing = np.isnat(values)
+        if (missing | (values == days)).all():
+            cleaned = np.datetime_as_string(days, unit="D").tolist()
+            for position in np.flatnonzero(missing).tolist():
+                cleaned[position] = None
+            return cleaned
+    if isinstance(dtype, pd.StringDtype):  # str cells as they are, missing ones None: what _clean gives, in C
+        return column.to_numpy(dtype=object, na_value=None).tolist()
     return [_clean(value.item() if isinstance(value, np.generic) else value) for value in column.tolist()]

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import warnings
 from collections.abc import Mapping
+from json.encoder import encode_basestring as _encode_string  # the C encoder json.dumps uses (ensure_ascii=False)
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from markupsafe import escape
@@ -31,7 +34,95 @@ MAX_REPORT_MB = 50
 
 def results_json(results: StudyResults) -> str:
     """results.json text; refuses NaN/inf so none can leak into the contract."""
-    return json.dumps(results.to_dict(), indent=2, allow_nan=False, ensure_ascii=False)
+    return json_text(results.to_dict())
+
+
+def json_text(value: Any) -> str:
+    """``json.dumps(value, indent=2, allow_nan=False, ensure_ascii=False)``, the same text, faster for tables.
+
+    The standard library indents in pure Python, one generator step per value (~1.2 s for the 35 MB
+    of a 5,000-ticker study). A table — a list of dicts with the same string keys and scalar
+    values, what :func:`evstudy.results.records` gives — is written here column by column
+    (``float.__repr__`` and the C string encoder, as json uses) into one row template;
+    anything else, and any column holding a value json would refuse (NaN, inf, an unknown type),
+    goes through ``json.dumps`` itself, so its text and its errors are json's.
+    """
+    return _json_text(value, 0)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+_NUMBERS = {int, float, bool, type(None)}
+
+
+def _json_text(value: Any, level: int) -> str:
+    inner = "\n" + "  " * (level + 1)
+    if isinstance(value, dict) and value and all(type(key) is str for key in value):
+        items = [f"{_encode_string(key)}: {_json_text(item, level + 1)}" for key, item in value.items()]
+        return "{" + inner + ("," + inner).join(items) + "\n" + "  " * level + "}"
+    if isinstance(value, (list, tuple)) and value:
+        table = _table_text(value, level + 1)
+        if table is not None:
+            return table
+        scalars = _column_text(value) if all(type(item) in _SCALARS for item in value) else None
+        items = scalars if scalars is not None else [_json_text(item, level + 1) for item in value]
+        return "[" + inner + ("," + inner).join(items) + "\n" + "  " * level + "]"
+    if type(value) in _SCALARS:
+        column = _column_text([value])
+        if column is not None:
+            return column[0]
+    return json.dumps(value, indent=2, allow_nan=False, ensure_ascii=False).replace("\n", "\n" + "  " * level)
+
+
+def _table_text(rows: list[Any] | tuple[Any, ...], level: int) -> str | None:
+    """A list of same-keyed dicts of scalars as json.dumps indents it at ``level``; None if it is not one."""
+    first = rows[0]
+    if not isinstance(first, dict) or not first or not all(type(key) is str for key in first):
+        return None
+    keys = tuple(first)
+    if not all(type(row) is dict and tuple(row) == keys for row in rows):
+        return None
+    columns = []
+    for key in keys:
+        column = _column_text([row[key] for row in rows])
+        if column is None:
+            return None
+        columns.append(column)
+    pad = "  " * level
+    template = "{\n" + ",\n".join(
+        f"{pad}  {_encode_string(key).replace('%', '%%')}: %s" for key in keys
+    ) + f"\n{pad}}}"
+    body = f",\n{pad}".join([template % cells for cells in zip(*columns)])
+    return f"[\n{pad}{body}\n{'  ' * (level - 1)}]"
+
+
+def _column_text(values: list[Any]) -> list[str] | None:
+    """Each scalar's JSON text as json writes it, or None if one is not a plain finite scalar."""
+    kinds = set(map(type, values))
+    if kinds <= {str}:
+        return list(map(_encode_string, values))
+    if kinds <= _NUMBERS:  # json's C encoder writes these as its Python one does; no comma inside a number
+        try:
+            return json.dumps(values, allow_nan=False)[1:-1].split(", ")
+        except ValueError:  # NaN or inf: json.dumps itself raises with its message
+            return None
+    if not kinds <= set(_SCALARS):
+        return None
+    out = []
+    for value in values:
+        kind = type(value)
+        if kind is str:
+            out.append(_encode_string(value))
+        elif value is None:
+            out.append("null")
+        elif kind is bool:
+            out.append("true" if value else "false")
+        elif kind is int:
+            out.append(int.__repr__(value))
+        elif math.isfinite(value):
+            out.append(float.__repr__(value))
+        else:
+            return None
+    return out
 
 
 def with_baskets(frame: pd.DataFrame, memberships: pd.DataFrame) -> pd.DataFrame:
