@@ -65,3 +65,18 @@ def test_records_clean_each_column_type_as_the_cell_rule():
     assert records(frame) == expected
     assert records(frame)[1]["days"] is None and records(frame)[0]["days"] == "2025-10-13"
     assert records(frame)[0]["intraday"] == "2025-10-13T09:30:00" and records(frame)[1]["intraday"] == "2025-10-14"
+
+
+@pytest.mark.parametrize("frame", [
+    pd.DataFrame({"a": [1.5, None], "b": ["x", "y"]}),
+    pd.DataFrame({"a": [1.5, 2.0]}).iloc[:0],
+    pd.DataFrame(index=range(2)),
+    pd.DataFrame([[1, 2]], columns=["a", "a"]),
+    pd.DataFrame({1: [1.0], "b": [[1, 2]]}),
+    pd.DataFrame({"a": [math.nan]}),
+])
+def test_a_column_table_is_written_as_its_records(frame):
+    from evstudy.results import column_table
+
+    assert column_table(frame).records() == records(frame)
+    assert json_text({"t": column_table(frame)}) == _stdlib({"t": records(frame)})

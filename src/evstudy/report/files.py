@@ -26,7 +26,7 @@ from evstudy.compare import COMPARISON_COLUMNS
 from evstudy.report.html import render_html
 from evstudy.report.terminal import summary_text
 from evstudy.report.writing import neutralize_formula_cells, table_csv, write_output_set
-from evstudy.results import AR_COLUMNS, CAR_COLUMNS, TEST_COLUMNS, StudyResults
+from evstudy.results import AR_COLUMNS, CAR_COLUMNS, TEST_COLUMNS, ColumnTable, StudyResults, column_table
 
 OUTPUT_FILES = ("report.html", "results.json", "abnormal_returns.csv", "cars.csv", "tests.csv")
 MAX_REPORT_MB = 50
@@ -34,7 +34,7 @@ MAX_REPORT_MB = 50
 
 def results_json(results: StudyResults) -> str:
     """results.json text; refuses NaN/inf so none can leak into the contract."""
-    return json_text(results.to_dict())
+    return json_text(results.to_dict(table=column_table))
 
 
 def json_text(value: Any) -> str:
@@ -45,7 +45,8 @@ def json_text(value: Any) -> str:
     values, what :func:`evstudy.results.records` gives — is written here column by column
     (``float.__repr__`` and the C string encoder, as json uses) into one row template;
     anything else, and any column holding a value json would refuse (NaN, inf, an unknown type),
-    goes through ``json.dumps`` itself, so its text and its errors are json's.
+    goes through ``json.dumps`` itself, so its text and its errors are json's. A
+    :class:`~evstudy.results.ColumnTable` is written as the row dicts it stands for.
     """
     return _json_text(value, 0)
 
@@ -56,6 +57,10 @@ _NUMBERS = {int, float, bool, type(None)}
 
 def _json_text(value: Any, level: int) -> str:
     inner = "\n" + "  " * (level + 1)
+    if isinstance(value, ColumnTable):
+        distinct = value.rows and value.names and len(set(value.names)) == len(value.names)
+        text = _columns_text(value.names, value.columns, level + 1) if distinct else None
+        return text if text is not None else _json_text(value.records(), level)
     if isinstance(value, dict) and value and all(type(key) is str for key in value):
         items = [f"{_encode_string(key)}: {_json_text(item, level + 1)}" for key, item in value.items()]
         return "{" + inner + ("," + inner).join(items) + "\n" + "  " * level + "}"
@@ -81,9 +86,16 @@ def _table_text(rows: list[Any] | tuple[Any, ...], level: int) -> str | None:
     keys = tuple(first)
     if not all(type(row) is dict and tuple(row) == keys for row in rows):
         return None
+    return _columns_text(list(keys), [[row[key] for row in rows] for key in keys], level)
+
+
+def _columns_text(keys: list[Any], values: list[list[Any]], level: int) -> str | None:
+    """Rows given column by column (``values``, one list per key) as json.dumps indents them; None if it cannot."""
+    if not all(type(key) is str for key in keys):
+        return None
     columns = []
-    for key in keys:
-        column = _column_text([row[key] for row in rows])
+    for column_values in values:
+        column = _column_text(column_values)
         if column is None:
             return None
         columns.append(column)
