@@ -29,6 +29,7 @@ long table of every model coefficient with its standard error.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,8 +150,9 @@ class BreakTest:
     before: np.ndarray
     after: np.ndarray
 
-    @property
+    @functools.cached_property
     def significant(self) -> np.ndarray:
+        """(K,) whether the break is significant at 5%; computed once (flag_table reads it per series)."""
         return np.nan_to_num(self.statistic, nan=0.0) > BREAK_CRITICAL_5PCT
 
 
