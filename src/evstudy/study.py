@@ -345,14 +345,16 @@ def _study_event(
                              CAR_PATH_COLUMNS)
 
     basket_rows, basket_path_rows = _basket_tables(config, event, members, included, stats, paths, rel_days)
+    kept_cols = slice(None) if keep.all() else keep  # every series kept: whole-panel views, not ~50 MB copies
     test_rows, placebo = event_tests(config, EventArrays(
         event=event, days=days, i0=i0,
-        stock=hyg.panel(inputs.y, est_rows.start)[:, keep],  # the model's y: R, or R - RF; trimmed days NaN
-        regressors=inputs.x[:, keep],
+        stock=hyg.panel(inputs.y, est_rows.start)[:, kept_cols],  # the model's y: R, or R - RF; trimmed days NaN
+        regressors=inputs.x[:, kept_cols],
         est_rows=est_rows, event_rows=ev_rows, fitted=sub, abnormal=ar, cars=stats, included=included,
     ), members)
     drift_returns, drift = pre_event_drift(
-        event.id, config.drift_window, sub, stock_all[:, keep], inputs.x[:, keep], inputs.offset[:, keep],
+        event.id, config.drift_window, sub, stock_all[:, kept_cols], inputs.x[:, kept_cols],
+        inputs.offset[:, kept_cols],
         days, i0, included["ticker"].tolist(), included["benchmark"].tolist(),
     )
 
