@@ -328,3 +328,23 @@ def test_jpm_config_estimates_usar_from_its_merger():
     cfg = load_config(REPO / "configs" / "jpm-sri-2025.toml")
     assert cfg.active_from == {"USAR": dt.date(2025, 3, 14)} and not cfg.accept_breaks
     assert BREAK_CRITICAL_5PCT == 1.358
+
+
+def test_robust_scale_medians_are_numpys_nanmedian():
+    """The one-sort column median gives np.nanmedian's values: odd and even counts, gaps, empty columns, inf."""
+    import warnings
+
+    from evstudy.diagnostics import _nan_median
+
+    rng = np.random.default_rng(12)
+    for shape in [(240, 60), (1, 4), (2, 3), (7, 1)]:
+        values = rng.standard_normal(shape)
+        values[rng.random(shape) < 0.3] = np.nan
+        values[:, 0] = np.nan
+        if shape[0] > 2:
+            values[0, -1] = np.inf
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the all-NaN column
+            expected = np.nanmedian(values, axis=0)
+        np.testing.assert_array_equal(_nan_median(values), expected)
+    assert np.isnan(_nan_median(np.empty((0, 3)))).all()
