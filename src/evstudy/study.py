@@ -86,8 +86,8 @@ def _regressors_present(x: np.ndarray) -> np.ndarray:
 def _model_inputs(
     config: StudyConfig, returns: pd.DataFrame, series: Series, factors: FactorData | None, event: EventSpec,
     est_rows: slice, ev_rows: slice,
-) -> tuple[ModelInputs, np.ndarray, list[str]]:
-    """The model's arrays over every trading day, each series' market returns, and notes on factor gaps."""
+) -> tuple[ModelInputs, np.ndarray, np.ndarray, list[str]]:
+    """The model's arrays over every trading day, each series' stock and market returns, and notes on factor gaps."""
     days = returns.index
     stock = returns[series.tickers].to_numpy()
     market = returns[series.markets].to_numpy()
@@ -97,9 +97,9 @@ def _model_inputs(
             f"but the data ends {days[-1].date()}; shorten the windows or load more data"
         )
     if config.model == "two_index":
-        return model_inputs("two_index", stock, market, sector=returns[series.sectors].to_numpy()), market, []
+        return model_inputs("two_index", stock, market, sector=returns[series.sectors].to_numpy()), stock, market, []
     if config.model != "factor":
-        return model_inputs(config.model, stock, market), market, []
+        return model_inputs(config.model, stock, market), stock, market, []
     if factors is None or config.factors is None:
         raise ConfigError("model \"factor\" needs factor data: pass factors=read_factors(config.factors)")
     table = factors.factors.reindex(days)
@@ -120,7 +120,7 @@ def _model_inputs(
             f"(first {est_gaps[0].date()}); those days are left out of the fit"
         )
     inputs = model_inputs("factor", stock, market, factors=table.to_numpy(), rf=rf.to_numpy())
-    return inputs, market, notes
+    return inputs, stock, market, notes
 
 
 def _check_present(config: StudyConfig, data: PriceData) -> None:
@@ -276,8 +276,9 @@ def _study_event(
     if config.model not in ("constant_mean", "factor"):
         check_benchmarks_trade(returns.iloc[est_rows], [*series.markets, *series.sectors], config.max_zero_share,
                                f"event {event.id!r}", est)
-    inputs, market_all, model_notes = _model_inputs(config, returns, series, factors, event, est_rows, ev_rows)
-    stock_all = returns[series.tickers].to_numpy()
+    inputs, stock_all, market_all, model_notes = _model_inputs(
+        config, returns, series, factors, event, est_rows, ev_rows
+    )
     hyg = estimation_hygiene(
         config, series.tickers, inputs.y[est_rows], inputs.x[est_rows], stock_all[est_rows], days[est_rows]
     )
@@ -298,7 +299,7 @@ def _study_event(
     )
     reasons = [t if t and not r.startswith("no prices") else r for t, r in zip(trim_reasons(config, hyg), reasons)]
     window_rows = slice(est_rows.start - 1, ev_rows.stop)  # glitches: from the close before the estimation window
-    reasons = screen_reasons(reasons, panel.closes[series.tickers].to_numpy()[window_rows], days[window_rows],
+    reasons = screen_reasons(reasons, panel.closes.iloc[window_rows][series.tickers].to_numpy(), days[window_rows],
                              ev_rows.start - window_rows.start, fitted)
     keep = np.array([r == "" for r in reasons], dtype=bool)
     if not keep.any():
@@ -375,8 +376,8 @@ def _study_event(
 
     price_rows = slice(i0 + span.start - 1, i0 + span.end + 1)
     shown = list(dict.fromkeys([*series.tickers, *series.markets, *filter(None, series.sectors)]))
-    window_closes = panel.closes[shown].iloc[price_rows]
-    base = panel.closes[shown].iloc[i0 - 1]
+    window_closes = panel.closes.iloc[price_rows][shown]  # rows first: no copy of the whole (days x tickers) panel
+    base = panel.closes.iloc[i0 - 1][shown]
     rebased = window_closes / base.where(base > 0) * 100.0
     price_rel = np.arange(span.start - 1, span.end + 1)
     prices = pd.DataFrame({
