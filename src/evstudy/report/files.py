@@ -19,6 +19,7 @@ from json.encoder import encode_basestring as _encode_string  # the C encoder js
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from markupsafe import escape
 
@@ -164,10 +165,11 @@ def write_outputs(
     """
     contents = {
         "results.json": results_json(results),
-        "abnormal_returns.csv": table_csv(with_baskets(results.abnormal_returns[AR_COLUMNS], results.memberships),
-                                          date_format="%Y-%m-%d"),
-        "cars.csv": table_csv(with_baskets(results.cars[CAR_COLUMNS], results.memberships)),
-        "tests.csv": table_csv(results.tests[TEST_COLUMNS]),
+        "abnormal_returns.csv": fast_table_csv(
+            with_baskets(results.abnormal_returns[AR_COLUMNS], results.memberships), date_format="%Y-%m-%d"
+        ),
+        "cars.csv": fast_table_csv(with_baskets(results.cars[CAR_COLUMNS], results.memberships)),
+        "tests.csv": fast_table_csv(results.tests[TEST_COLUMNS]),
     }
     comparison = results.extras.get("comparisons")
     if comparison is not None:  # multi-basket studies: the pairwise basket comparison
@@ -178,6 +180,59 @@ def write_outputs(
     data.update(extra or {})
     data["report.html"] = capped_report(results, render_html(results).encode("utf-8"), sorted(data), max_report_bytes)
     return write_output_set(out_dir, data, command=command)
+
+
+_CSV_SPECIAL = (",", '"', "\r", "\n")
+
+
+def fast_table_csv(frame: pd.DataFrame, *, date_format: str | None = None) -> str:
+    """:func:`~evstudy.report.writing.table_csv` of ``frame``: the same text, column by column for plain tables.
+
+    pandas formats each float with NumPy's ``astype(str)`` (~1 µs a value: 0.5 s for the 315,000 of a
+    5,000-ticker abnormal_returns.csv); ``float.__repr__`` gives the same digits several times faster.
+    Only tables whose every column is float64, int64, bool, text without a character a CSV must
+    quote, or (with ``date_format="%Y-%m-%d"``) datetime64 are written here; any other goes to
+    pandas, as do empty and one-column tables.
+    """
+    safe = neutralize_formula_cells(frame)
+    if len(safe) and safe.shape[1] > 1 and not any(
+        not isinstance(name, str) or any(ch in name for ch in _CSV_SPECIAL) for name in safe.columns
+    ):
+        columns = [_csv_column(safe.iloc[:, i], date_format) for i in range(safe.shape[1])]
+        if all(column is not None for column in columns):
+            lines = [",".join(safe.columns), *map(",".join, zip(*columns))]
+            return os.linesep.join(lines) + os.linesep
+    return table_csv(frame, date_format=date_format) if date_format else table_csv(frame)
+
+
+def _csv_column(column: pd.Series, date_format: str | None) -> list[str] | None:
+    """One column's CSV cells as pandas' writer gives them (missing values empty), or None if not a plain column."""
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize == 8:
+        values = column.to_numpy()
+        cells = json.dumps(values.tolist())[1:-1].split(", ")  # json writes finite floats with float.__repr__
+        for position in np.flatnonzero(~np.isfinite(values)).tolist():
+            value = values[position]
+            cells[position] = "" if np.isnan(value) else ("inf" if value > 0 else "-inf")
+        return cells
+    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
+        return list(map(str, column.to_numpy().tolist()))
+    if isinstance(dtype, np.dtype) and dtype.kind == "b":
+        return list(map(str, column.to_numpy().tolist()))
+    if isinstance(dtype, np.dtype) and dtype.kind == "M" and date_format == "%Y-%m-%d":
+        values = column.to_numpy()
+        cells = np.datetime_as_string(values.astype("datetime64[D]"), unit="D").tolist()
+        for position in np.flatnonzero(np.isnat(values)).tolist():
+            cells[position] = ""
+        return cells
+    if isinstance(dtype, pd.StringDtype) or (isinstance(dtype, np.dtype) and dtype.kind == "O"):
+        values = column.to_numpy(dtype=object, na_value=None) if isinstance(dtype, pd.StringDtype) else \
+            column.to_numpy()
+        cells = ["" if value is None else value for value in values.tolist()]
+        if not all(type(cell) is str for cell in cells) or any(ch in "".join(cells) for ch in _CSV_SPECIAL):
+            return None
+        return cells
+    return None
 
 
 def capped_report(results: StudyResults, report: bytes, data_files: list[str], max_bytes: int) -> bytes:
