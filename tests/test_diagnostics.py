@@ -347,3 +347,23 @@ def test_nan_median_is_numpys_to_the_bit():
         warnings.simplefilter("ignore", RuntimeWarning)  # the all-NaN column
         expected = np.nanmedian(values, axis=0)
     np.testing.assert_array_equal(nan_median(values), expected)
+
+
+def test_robust_scale_medians_are_numpys_nanmedian():
+    """The one-sort column median gives np.nanmedian's values: odd and even counts, gaps, empty columns, inf."""
+    import warnings
+
+    from evstudy.diagnostics import nan_median
+
+    rng = np.random.default_rng(12)
+    for shape in [(240, 60), (1, 4), (2, 3), (7, 1)]:
+        values = rng.standard_normal(shape)
+        values[rng.random(shape) < 0.3] = np.nan
+        values[:, 0] = np.nan
+        if shape[0] > 2:
+            values[0, -1] = np.inf
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the all-NaN column
+            expected = np.nanmedian(values, axis=0)
+        np.testing.assert_array_equal(nan_median(values), expected)
+    assert np.isnan(nan_median(np.empty((0, 3)))).all()

@@ -18,7 +18,9 @@ import statsmodels.api as sm
 from evstudy.config import Window, config_from_dict
 from evstudy.errors import ConfigError
 from evstudy.inference import bmp_t, placebo_test
-from evstudy.placebo import PLACEBO_LOOKBACK, basket_placebo, candidate_days, draw_days, series_placebo
+from evstudy.placebo import (
+    PLACEBO_LOOKBACK, _prefix, basket_placebo, basket_placebos, candidate_days, draw_days, series_placebo,
+)
 from evstudy.study import compute_study, required_dates
 
 from helpers import price_data, read_parquet_closes, simple_returns_reference
@@ -326,3 +328,50 @@ def test_prefix_sum_engine_matches_statsmodels_with_missing_days(model):
                 assert result.scar[i, w, s] == pytest.approx(car / np.sqrt(var), rel=1e-9, abs=1e-11)
             checked += 1
     assert checked >= 5  # and the rest were checked to be excluded
+
+
+def test_basket_placebos_equal_the_full_computation_and_skip_only_dropped_draws(monkeypatch):
+    """Per basket, the same CAAR, BMP t and usable-member counts as basket_placebo of series_placebo, bit for bit,
+    while the window CARs are computed only on draws where some basket may be complete."""
+    import evstudy.placebo as placebo
+
+    rng = np.random.default_rng(8)
+    rows, n = 900, 6
+    market = rng.normal(0.0004, 0.01, (rows, 1))
+    stock = 0.0002 + market + rng.normal(0, 0.02, (rows, n))
+    stock[550:640, 1] = np.nan  # member 1 lacks data for pseudo-days around there
+    stock[:, 5] = np.where(np.arange(rows) < 700, np.nan, stock[:, 5])  # listed late: never usable before day 700
+    regressors = np.repeat(market, n, axis=1)
+    days = np.array([300, 500, 560, 600, 650, 880])
+    settings = dict(estimation=Window(-250, -11), span=Window(-10, 10), windows=[Window(0, 0), Window(-1, 1)],
+                    min_returns=200, max_zero_share=0.5)
+    baskets = [np.array([0, 1, 2]), np.array([2, 3, 4]), np.array([0, 5])]
+    computed = []
+    original = placebo._window_cars
+    monkeypatch.setattr(placebo, "_window_cars", lambda prefix, layout, d, *rest: computed.append(d.copy())
+                        or original(prefix, layout, d, *rest))
+    fast = basket_placebos("market", stock, regressors, days, baskets, **settings)
+    assert sorted(np.concatenate(computed).tolist()) == days.tolist()  # here every draw serves basket 2-4
+    series = series_placebo("market", stock, regressors, np.arange(n), np.arange(n), days, **settings)
+    for cols, dist in zip(baskets, fast):
+        full = basket_placebo(series, cols)
+        np.testing.assert_array_equal(dist.caar, full.caar)
+        np.testing.assert_array_equal(dist.bmp, full.bmp)
+        np.testing.assert_array_equal(dist.n, full.n)
+        assert dist.dropped == full.dropped and dist.members == full.members
+    assert fast[0].dropped >= 1 and fast[2].dropped == len(days) and fast[2].n.tolist() == [1] * len(days)
+    assert np.isfinite(fast[1].caar).all()  # basket 2-4 is complete on every draw
+
+    computed.clear()
+    only_late = basket_placebos("market", stock, regressors, days, [np.array([0, 5])], **settings)[0]
+    assert computed == [] and np.isnan(only_late.caar).all() and only_late.n.tolist() == [1] * len(days)
+
+
+def test_prefix_sums_are_numpys_cumsum_bit_for_bit():
+    """Row-by-row prefix sums: the values np.cumsum gives (with -0.0 kept), behind a zero row."""
+    values = np.random.default_rng(3).normal(size=(50, 3, 4))
+    values[0, 0, 0] = -0.0
+    expected = np.concatenate([np.zeros((1, 3, 4)), np.cumsum(values, axis=0)])
+    got = _prefix(values)
+    assert np.array_equal(got, expected) and np.signbit(got[1, 0, 0])
+    assert _prefix(np.empty((0, 2))).tolist() == [[0.0, 0.0]]

@@ -25,7 +25,7 @@ from evstudy.inference import (
     portfolio_t, undefined, window_selectors,
 )
 from evstudy.models import ModelFit
-from evstudy.placebo import PLACEBO_LOOKBACK, SeriesPlacebo, basket_placebo, candidate_days, draw_days, series_placebo
+from evstudy.placebo import PLACEBO_LOOKBACK, BasketPlacebo, basket_placebos, candidate_days, draw_days
 from evstudy.results import PLACEBO_COLUMNS
 from evstudy.tables import Rows
 
@@ -79,8 +79,10 @@ def _blocked_dates(events: tuple[EventSpec, ...]) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(dates)
 
 
-def _event_placebo(config: StudyConfig, data: EventArrays) -> tuple[np.ndarray, SeriesPlacebo | None, str]:
-    """Draw the pseudo-event days and compute every included series' placebo CARs; or say why not."""
+def _event_placebo(
+    config: StudyConfig, data: EventArrays, baskets: list[np.ndarray]
+) -> tuple[np.ndarray, list[BasketPlacebo] | None, str]:
+    """Draw the pseudo-event days and compute each basket's placebo distribution (``baskets``: column lists)."""
     if config.placebo_dates == 0:
         return np.empty(0, dtype=int), None, "placebo tests switched off (placebo_dates = 0)"
     est, span = config.estimation_window, config.event_span
@@ -94,9 +96,8 @@ def _event_placebo(config: StudyConfig, data: EventArrays) -> tuple[np.ndarray, 
     index = [e.id for e in config.events].index(data.event.id)
     rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(index,)))
     draws = draw_days(candidates, config.placebo_dates, rng)
-    k = data.stock.shape[1]
-    series = series_placebo(
-        config.model, data.stock, data.regressors, np.arange(k), np.arange(k), draws,
+    dists = basket_placebos(
+        config.model, data.stock, data.regressors, draws, baskets,
         estimation=est, span=span, windows=config.windows,
         min_returns=config.min_estimation_returns, max_zero_share=config.max_zero_share,
     )
@@ -107,7 +108,7 @@ def _event_placebo(config: StudyConfig, data: EventArrays) -> tuple[np.ndarray, 
         f"sessions {first} to {last}{asked}: the {PLACEBO_LOOKBACK} sessions before the estimation window and the "
         f"estimation window, clear of the config's events and confounders"
     )
-    return draws, series, context
+    return draws, dists, context
 
 
 def event_tests(config: StudyConfig, data: EventArrays, members: pd.DataFrame) -> tuple[list[tuple], list[Rows]]:
@@ -117,14 +118,18 @@ def event_tests(config: StudyConfig, data: EventArrays, members: pd.DataFrame) -
     n_windows = len(windows)
     column = {key: i for i, key in enumerate(zip(data.included["ticker"], data.included["benchmark"]))}
     selectors = window_selectors(data.abnormal.rel_days, windows)
-    draws, series, placebo_context = _event_placebo(config, data)
+    groups = [
+        (basket, bench, np.array([column[key] for key in keys if key in column], dtype=int))
+        for (basket, bench), keys in member_groups(members).items()
+    ]
+    draws, dists, placebo_context = _event_placebo(config, data, [cols for _, _, cols in groups if len(cols)])
+    placebo_of = iter(dists or ())
     stock_est, stock_ev = data.stock[data.est_rows], data.stock[data.event_rows]
     reg_est, reg_ev = data.regressors[data.est_rows], data.regressors[data.event_rows]
 
     rows: list[tuple] = []
     placebo: list[Rows] = []
-    for (basket, bench), keys in member_groups(members).items():
-        cols = np.array([column[key] for key in keys if key in column], dtype=int)
+    for basket, bench, cols in groups:
         n = len(cols)
         tests: dict[str, TestArrays]
         if n == 0:
@@ -144,11 +149,11 @@ def event_tests(config: StudyConfig, data: EventArrays, members: pd.DataFrame) -
             tests["portfolio_t"] = TestArrays(
                 "portfolio_t", portfolio.statistic[0], portfolio.p_value[0], portfolio.n[0], portfolio.note[0]
             )
-            if series is None:
+            if dists is None:
                 for name in ("placebo_caar", "placebo_bmp"):
                     tests[name] = undefined(name, (n_windows,), n, placebo_context)
             else:
-                dist = basket_placebo(series, cols)
+                dist = next(placebo_of)
                 context = (
                     f"{placebo_context}; {int(dist.dropped):,} dropped because a member of the basket lacked clean "
                     f"data there (too few estimation-window returns or a gap in its event span)"

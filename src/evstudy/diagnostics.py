@@ -29,6 +29,7 @@ long table of every model coefficient with its standard error.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,8 +137,9 @@ class BreakTest:
     before: np.ndarray
     after: np.ndarray
 
-    @property
+    @functools.cached_property
     def significant(self) -> np.ndarray:
+        """(K,) whether the break is significant at 5%; computed once (flag_table reads it per series)."""
         return np.nan_to_num(self.statistic, nan=0.0) > BREAK_CRITICAL_5PCT
 
 
@@ -146,8 +148,10 @@ def nan_median(values: np.ndarray) -> np.ndarray:
 
     What ``np.nanmedian(values, axis=0)`` gives, the middle two of the sorted
     values averaged as (low + high) / 2, from one sort (NaN sorts last)
-    instead of its masked-array path, which took ~1 ms per event.
+    instead of its masked-array path (~10x slower on (240 x 5,000); ~1 ms per event).
     """
+    if not len(values):
+        return np.full(values.shape[1], np.nan)
     ordered = np.sort(values, axis=0)
     n = (~np.isnan(values)).sum(axis=0)
     cols = np.arange(values.shape[1])

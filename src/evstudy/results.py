@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,8 +107,13 @@ class StudyResults:
                 return timeline
         raise KeyError(event_id)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (NaN becomes null) with parameters, provenance and every table."""
+    def to_dict(self, *, table: Callable[[pd.DataFrame], Any] | None = None) -> dict[str, Any]:
+        """A JSON-ready dict (NaN becomes null) with parameters, provenance and every table.
+
+        Tables are lists of row dicts (:func:`records`); a writer may pass ``table=column_table`` to get
+        each as a :class:`ColumnTable` instead (the same values, no dict per row).
+        """
+        records = table or _records_of
         return {
             "evstudy_version": self.version,
             "parameters": self.config.to_dict(),
@@ -178,9 +184,31 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """
     if frame.shape[1] == 0:
         return [{} for _ in range(len(frame))]
-    columns = [_clean_column(frame.iloc[:, i]) for i in range(frame.shape[1])]
-    names = list(frame.columns)
-    return [dict(zip(names, row)) for row in zip(*columns)]
+    return column_table(frame).records()
+
+
+_records_of = records  # to_dict's default, under a name its ``table`` argument's local does not shadow
+
+
+@dataclass(frozen=True)
+class ColumnTable:
+    """A table's JSON-ready values column by column: :func:`records` without a dict per row (for fast writers)."""
+
+    names: list[Any]
+    columns: list[list[Any]]
+    rows: int
+
+    def records(self) -> list[dict[str, Any]]:
+        """The row dicts :func:`records` gives for the same frame."""
+        if not self.names:
+            return [{} for _ in range(self.rows)]
+        return [dict(zip(self.names, row)) for row in zip(*self.columns)]
+
+
+def column_table(frame: pd.DataFrame) -> ColumnTable:
+    """``frame``'s JSON-ready columns (each as :func:`records` cleans it), for writers that need no row dicts."""
+    return ColumnTable(list(frame.columns), [_clean_column(frame.iloc[:, i]) for i in range(frame.shape[1])],
+                       len(frame))
 
 
 def _clean_column(column: pd.Series) -> list[Any]:
@@ -194,4 +222,15 @@ def _clean_column(column: pd.Series) -> list[Any]:
         for position in np.flatnonzero(~np.isfinite(values)).tolist():
             cleaned[position] = None
         return cleaned
+    if isinstance(dtype, np.dtype) and dtype.kind == "M":  # dates at midnight as ISO days, NaT as None, at once
+        values = column.to_numpy()
+        days = values.astype("datetime64[D]")
+        missing = np.isnat(values)
+        if (missing | (values == days)).all():
+            cleaned = np.datetime_as_string(days, unit="D").tolist()
+            for position in np.flatnonzero(missing).tolist():
+                cleaned[position] = None
+            return cleaned
+    if isinstance(dtype, pd.StringDtype):  # str cells as they are, missing ones None: what _clean gives, in C
+        return column.to_numpy(dtype=object, na_value=None).tolist()
     return [_clean(value.item() if isinstance(value, np.generic) else value) for value in column.tolist()]

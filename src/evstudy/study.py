@@ -138,8 +138,8 @@ def _regressors_present(x: np.ndarray) -> np.ndarray:
 def _model_inputs(
     config: StudyConfig, days: pd.DatetimeIndex, arrays: _PanelArrays, series: Series, factors: FactorData | None,
     event: EventSpec, est_rows: slice, ev_rows: slice,
-) -> tuple[ModelInputs, np.ndarray, list[str]]:
-    """The model's arrays over every trading day, each series' market returns, and notes on factor gaps."""
+) -> tuple[ModelInputs, np.ndarray, np.ndarray, list[str]]:
+    """The model's arrays over every trading day, each series' stock and market returns, and notes on factor gaps."""
     stock = arrays.stock_returns(series.tickers)
     market = arrays.stock_returns(series.markets)
     if config.model == "dimson" and ev_rows.stop >= len(days):
@@ -148,9 +148,9 @@ def _model_inputs(
             f"but the data ends {days[-1].date()}; shorten the windows or load more data"
         )
     if config.model == "two_index":
-        return model_inputs("two_index", stock, market, sector=arrays.stock_returns(series.sectors)), market, []
+        return model_inputs("two_index", stock, market, sector=arrays.stock_returns(series.sectors)), stock, market, []
     if config.model != "factor":
-        return model_inputs(config.model, stock, market), market, []
+        return model_inputs(config.model, stock, market), stock, market, []
     if factors is None or config.factors is None:
         raise ConfigError("model \"factor\" needs factor data: pass factors=read_factors(config.factors)")
     table = factors.factors.reindex(days)
@@ -171,7 +171,7 @@ def _model_inputs(
             f"(first {est_gaps[0].date()}); those days are left out of the fit"
         )
     inputs = model_inputs("factor", stock, market, factors=table.to_numpy(), rf=rf.to_numpy())
-    return inputs, market, notes
+    return inputs, stock, market, notes
 
 
 def _check_present(config: StudyConfig, data: PriceData) -> None:
@@ -338,8 +338,9 @@ def _study_event(
         indexes = [b for b in dict.fromkeys([*series.markets, *series.sectors]) if b in arrays.return_column]
         check_benchmarks_trade(arrays.stock_returns(indexes)[est_rows], indexes, config.max_zero_share,
                                f"event {event.id!r}", est)
-    inputs, market_all, model_notes = _model_inputs(config, days, arrays, series, factors, event, est_rows, ev_rows)
-    stock_all = arrays.stock_returns(series.tickers)
+    inputs, stock_all, market_all, model_notes = _model_inputs(
+        config, days, arrays, series, factors, event, est_rows, ev_rows
+    )
     hyg = estimation_hygiene(
         config, series.tickers, inputs.y[est_rows], inputs.x[est_rows], stock_all[est_rows], days[est_rows]
     )
@@ -408,15 +409,16 @@ def _study_event(
                              CAR_PATH_COLUMNS)
 
     basket_rows, basket_path_rows = _basket_tables(config, event, members, kept_pairs, stats, paths, rel_days)
+    kept_cols = slice(None) if keep.all() else keep  # every series kept: whole-panel views, not ~50 MB copies
     test_rows, placebo = event_tests(config, EventArrays(
         event=event, days=days, i0=i0,
-        stock=hyg.panel(inputs.y, est_rows.start)[:, keep],  # the model's y: R, or R - RF; trimmed days NaN
-        regressors=inputs.x[:, keep],
+        stock=hyg.panel(inputs.y, est_rows.start)[:, kept_cols],  # the model's y: R, or R - RF; trimmed days NaN
+        regressors=inputs.x[:, kept_cols],
         est_rows=est_rows, event_rows=ev_rows, fitted=sub, abnormal=ar, cars=stats, included=included,
     ), members)
     drift_returns, drift = pre_event_drift(
-        event.id, config.drift_window, sub, stock_all[:, keep], inputs.x[:, keep], inputs.offset[:, keep],
-        days, i0, kept_pairs[0].tolist(), kept_pairs[1].tolist(),
+        event.id, config.drift_window, sub, stock_all[:, kept_cols], inputs.x[:, kept_cols],
+        inputs.offset[:, kept_cols], days, i0, kept_pairs[0].tolist(), kept_pairs[1].tolist(),
     )
 
     kept_tickers, kept_benches = kept_pairs[0].tolist(), kept_pairs[1].tolist()

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import warnings
 from collections.abc import Mapping
+from json.encoder import encode_basestring as _encode_string  # the C encoder json.dumps uses (ensure_ascii=False)
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 from markupsafe import escape
 
@@ -23,7 +27,7 @@ from evstudy.compare import COMPARISON_COLUMNS
 from evstudy.report.html import render_html
 from evstudy.report.terminal import summary_text
 from evstudy.report.writing import neutralize_formula_cells, table_csv, write_output_set
-from evstudy.results import AR_COLUMNS, CAR_COLUMNS, TEST_COLUMNS, StudyResults
+from evstudy.results import AR_COLUMNS, CAR_COLUMNS, TEST_COLUMNS, ColumnTable, StudyResults, column_table
 
 OUTPUT_FILES = ("report.html", "results.json", "abnormal_returns.csv", "cars.csv", "tests.csv")
 MAX_REPORT_MB = 50
@@ -31,7 +35,107 @@ MAX_REPORT_MB = 50
 
 def results_json(results: StudyResults) -> str:
     """results.json text; refuses NaN/inf so none can leak into the contract."""
-    return json.dumps(results.to_dict(), indent=2, allow_nan=False, ensure_ascii=False)
+    return json_text(results.to_dict(table=column_table))
+
+
+def json_text(value: Any) -> str:
+    """``json.dumps(value, indent=2, allow_nan=False, ensure_ascii=False)``, the same text, faster for tables.
+
+    The standard library indents in pure Python, one generator step per value (~1.2 s for the 35 MB
+    of a 5,000-ticker study). A table — a list of dicts with the same string keys and scalar
+    values, what :func:`evstudy.results.records` gives — is written here column by column
+    (``float.__repr__`` and the C string encoder, as json uses) into one row template;
+    anything else, and any column holding a value json would refuse (NaN, inf, an unknown type),
+    goes through ``json.dumps`` itself, so its text and its errors are json's. A
+    :class:`~evstudy.results.ColumnTable` is written as the row dicts it stands for.
+    """
+    return _json_text(value, 0)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+_NUMBERS = {int, float, bool, type(None)}
+
+
+def _json_text(value: Any, level: int) -> str:
+    inner = "\n" + "  " * (level + 1)
+    if isinstance(value, ColumnTable):
+        distinct = value.rows and value.names and len(set(value.names)) == len(value.names)
+        text = _columns_text(value.names, value.columns, level + 1) if distinct else None
+        return text if text is not None else _json_text(value.records(), level)
+    if isinstance(value, dict) and value and all(type(key) is str for key in value):
+        items = [f"{_encode_string(key)}: {_json_text(item, level + 1)}" for key, item in value.items()]
+        return "{" + inner + ("," + inner).join(items) + "\n" + "  " * level + "}"
+    if isinstance(value, (list, tuple)) and value:
+        table = _table_text(value, level + 1)
+        if table is not None:
+            return table
+        scalars = _column_text(value) if all(type(item) in _SCALARS for item in value) else None
+        items = scalars if scalars is not None else [_json_text(item, level + 1) for item in value]
+        return "[" + inner + ("," + inner).join(items) + "\n" + "  " * level + "]"
+    if type(value) in _SCALARS:
+        column = _column_text([value])
+        if column is not None:
+            return column[0]
+    return json.dumps(value, indent=2, allow_nan=False, ensure_ascii=False).replace("\n", "\n" + "  " * level)
+
+
+def _table_text(rows: list[Any] | tuple[Any, ...], level: int) -> str | None:
+    """A list of same-keyed dicts of scalars as json.dumps indents it at ``level``; None if it is not one."""
+    first = rows[0]
+    if not isinstance(first, dict) or not first or not all(type(key) is str for key in first):
+        return None
+    keys = tuple(first)
+    if not all(type(row) is dict and tuple(row) == keys for row in rows):
+        return None
+    return _columns_text(list(keys), [[row[key] for row in rows] for key in keys], level)
+
+
+def _columns_text(keys: list[Any], values: list[list[Any]], level: int) -> str | None:
+    """Rows given column by column (``values``, one list per key) as json.dumps indents them; None if it cannot."""
+    if not all(type(key) is str for key in keys):
+        return None
+    columns = []
+    for column_values in values:
+        column = _column_text(column_values)
+        if column is None:
+            return None
+        columns.append(column)
+    pad = "  " * level
+    template = "{\n" + ",\n".join(
+        f"{pad}  {_encode_string(key).replace('%', '%%')}: %s" for key in keys
+    ) + f"\n{pad}}}"
+    body = f",\n{pad}".join([template % cells for cells in zip(*columns)])
+    return f"[\n{pad}{body}\n{'  ' * (level - 1)}]"
+
+
+def _column_text(values: list[Any]) -> list[str] | None:
+    """Each scalar's JSON text as json writes it, or None if one is not a plain finite scalar."""
+    kinds = set(map(type, values))
+    if kinds <= {str}:
+        return list(map(_encode_string, values))
+    if kinds <= _NUMBERS:  # json's C encoder writes these as its Python one does; no comma inside a number
+        try:
+            return json.dumps(values, allow_nan=False)[1:-1].split(", ")
+        except ValueError:  # NaN or inf: json.dumps itself raises with its message
+            return None
+    if not kinds <= set(_SCALARS):
+        return None
+    out = []
+    for value in values:
+        kind = type(value)
+        if kind is str:
+            out.append(_encode_string(value))
+        elif value is None:
+            out.append("null")
+        elif kind is bool:
+            out.append("true" if value else "false")
+        elif kind is int:
+            out.append(int.__repr__(value))
+        elif math.isfinite(value):
+            out.append(float.__repr__(value))
+        else:
+            return None
+    return out
 
 
 def with_baskets(frame: pd.DataFrame, memberships: pd.DataFrame) -> pd.DataFrame:
@@ -61,10 +165,11 @@ def write_outputs(
     """
     contents = {
         "results.json": results_json(results),
-        "abnormal_returns.csv": table_csv(with_baskets(results.abnormal_returns[AR_COLUMNS], results.memberships),
-                                          date_format="%Y-%m-%d"),
-        "cars.csv": table_csv(with_baskets(results.cars[CAR_COLUMNS], results.memberships)),
-        "tests.csv": table_csv(results.tests[TEST_COLUMNS]),
+        "abnormal_returns.csv": fast_table_csv(
+            with_baskets(results.abnormal_returns[AR_COLUMNS], results.memberships), date_format="%Y-%m-%d"
+        ),
+        "cars.csv": fast_table_csv(with_baskets(results.cars[CAR_COLUMNS], results.memberships)),
+        "tests.csv": fast_table_csv(results.tests[TEST_COLUMNS]),
     }
     comparison = results.extras.get("comparisons")
     if comparison is not None:  # multi-basket studies: the pairwise basket comparison
@@ -75,6 +180,59 @@ def write_outputs(
     data.update(extra or {})
     data["report.html"] = capped_report(results, render_html(results).encode("utf-8"), sorted(data), max_report_bytes)
     return write_output_set(out_dir, data, command=command)
+
+
+_CSV_SPECIAL = (",", '"', "\r", "\n")
+
+
+def fast_table_csv(frame: pd.DataFrame, *, date_format: str | None = None) -> str:
+    """:func:`~evstudy.report.writing.table_csv` of ``frame``: the same text, column by column for plain tables.
+
+    pandas formats each float with NumPy's ``astype(str)`` (~1 µs a value: 0.5 s for the 315,000 of a
+    5,000-ticker abnormal_returns.csv); ``float.__repr__`` gives the same digits several times faster.
+    Only tables whose every column is float64, int64, bool, text without a character a CSV must
+    quote, or (with ``date_format="%Y-%m-%d"``) datetime64 are written here; any other goes to
+    pandas, as do empty and one-column tables.
+    """
+    safe = neutralize_formula_cells(frame)
+    if len(safe) and safe.shape[1] > 1 and not any(
+        not isinstance(name, str) or any(ch in name for ch in _CSV_SPECIAL) for name in safe.columns
+    ):
+        columns = [_csv_column(safe.iloc[:, i], date_format) for i in range(safe.shape[1])]
+        if all(column is not None for column in columns):
+            lines = [",".join(safe.columns), *map(",".join, zip(*columns))]
+            return os.linesep.join(lines) + os.linesep
+    return table_csv(frame, date_format=date_format) if date_format else table_csv(frame)
+
+
+def _csv_column(column: pd.Series, date_format: str | None) -> list[str] | None:
+    """One column's CSV cells as pandas' writer gives them (missing values empty), or None if not a plain column."""
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize == 8:
+        values = column.to_numpy()
+        cells = json.dumps(values.tolist())[1:-1].split(", ")  # json writes finite floats with float.__repr__
+        for position in np.flatnonzero(~np.isfinite(values)).tolist():
+            value = values[position]
+            cells[position] = "" if np.isnan(value) else ("inf" if value > 0 else "-inf")
+        return cells
+    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
+        return list(map(str, column.to_numpy().tolist()))
+    if isinstance(dtype, np.dtype) and dtype.kind == "b":
+        return list(map(str, column.to_numpy().tolist()))
+    if isinstance(dtype, np.dtype) and dtype.kind == "M" and date_format == "%Y-%m-%d":
+        values = column.to_numpy()
+        cells = np.datetime_as_string(values.astype("datetime64[D]"), unit="D").tolist()
+        for position in np.flatnonzero(np.isnat(values)).tolist():
+            cells[position] = ""
+        return cells
+    if isinstance(dtype, pd.StringDtype) or (isinstance(dtype, np.dtype) and dtype.kind == "O"):
+        values = column.to_numpy(dtype=object, na_value=None) if isinstance(dtype, pd.StringDtype) else \
+            column.to_numpy()
+        cells = ["" if value is None else value for value in values.tolist()]
+        if not all(type(cell) is str for cell in cells) or any(ch in "".join(cells) for ch in _CSV_SPECIAL):
+            return None
+        return cells
+    return None
 
 
 def capped_report(results: StudyResults, report: bytes, data_files: list[str], max_bytes: int) -> bytes:
