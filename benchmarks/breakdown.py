@@ -6,11 +6,11 @@
 
 Runs the phases of ``evstudy scan`` one after the other (no overlap, unlike
 ``scan_market``) and prints the wall and CPU seconds of each: the imports
-(numpy and pyarrow; evstudy's scan modules and jinja2; the t p-values'
-module), the read from the file's local index (``evstudy scan`` it twice
+(numpy and pyarrow; evstudy's scan modules and jinja2; scipy.special for
+the t p-values, which ``evstudy scan`` imports in a thread while it screens), the read from the file's local index (``evstudy scan`` it twice
 first), the scan itself (its column blocks in threads, as the CLI runs it),
 and writing scan.csv, scan.json and scan.html. The scan imports neither pandas
-nor scipy, and sets malloc up as the CLI does. Minor page
+nor scipy.stats, and sets malloc up as the CLI does. Minor page
 faults count the fresh memory each phase touches: on this VM a fault costs
 several microseconds (a transparent huge page far more), so fewer
 temporaries is faster even when the arithmetic is the same.
@@ -68,8 +68,9 @@ def scan_phases(event: str, prices: Path) -> None:
 
     _mark("import evstudy scan, report (jinja2)")
     import evstudy.abnormal  # noqa: F401
+    import scipy.special  # noqa: F401
 
-    _mark("import evstudy.abnormal (t p-values)")
+    _mark("import evstudy.abnormal, scipy.special (t p-values)")
     config = ScanConfig(event=parse_event(event))
     market = indexed_market(prices, *scan_dates(config))
     if market is None:

@@ -37,6 +37,7 @@ Benjamini-Hochberg (1995) q-value.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -65,7 +66,7 @@ if TYPE_CHECKING:
 
 # No pandas here: a scan answered from the price index (evstudy.prices.dataset) computes on numpy
 # arrays and writes its files without it (~0.3 s of start-up). ScanResults' DataFrames (table, funnel,
-# highlights) are built on first use, for notebooks; the t p-values need no scipy (evstudy.abnormal).
+# highlights) are built on first use, for notebooks; scipy.special (the t p-values) loads in a thread.
 # A dated event is placed on the data's trading days, so exchange_calendars (~0.2 s to import and
 # build the NYSE calendar, and pandas) is only loaded for a timestamped event.
 
@@ -500,6 +501,11 @@ def scan_closes(
     """
     from evstudy.abnormal import abnormal_returns, car_stats
 
+    # The t p-values' scipy.special (~0.1 s of imports) loads in a thread while the screens' numpy work runs.
+    importing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evstudy-import")
+    t_distribution = importing.submit(importlib.import_module, "scipy.special")
+    importing.shutdown(wait=False)
+
     bench = config.benchmark
     if not len(dates) or not len(tickers):
         raise DataSourceError(
@@ -560,6 +566,7 @@ def scan_closes(
     rel_days = np.arange(config.span.start, config.span.end + 1)
     market_ev = np.broadcast_to(market[ev, None], (len(rel_days), len(cols)))
     ar = abnormal_returns(sub, stock_ev, market_ev, rel_days)
+    t_distribution.result()
     stats = car_stats(sub, ar, list(config.windows))
     q = bh_qvalues(stats.p_value)
 
