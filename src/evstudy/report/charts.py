@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from scipy import stats
+from scipy import special
 
 from evstudy.results import EventTimeline, StudyResults
 
@@ -89,6 +89,17 @@ def _benchmarks(results: StudyResults, event_id: str) -> list[str]:
 
 def _tickers(results: StudyResults, event_id: str) -> list[str]:
     return list(dict.fromkeys(_event_rows(results.memberships, event_id)["ticker"]))
+
+
+def t_quantile(q: float, df: Any) -> np.ndarray:
+    """Student t quantile, ``scipy.stats.t.ppf(q, df)``'s numbers (NaN where df is not > 0).
+
+    ``scipy.special.stdtrit`` is what ``t.ppf`` evaluates; calling it
+    directly spares the report the import of ``scipy.stats``.
+    """
+    df = np.asarray(df, dtype=float)
+    positive = df > 0
+    return np.where(positive, special.stdtrit(np.where(positive, df, 1.0), q), np.nan)
 
 
 def plain_style(fig: go.Figure) -> None:
@@ -194,7 +205,7 @@ def caar_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
         x = [int(d) for d in group["rel_day"]]
         caar = np.round(group["caar"].to_numpy(float) * 100, 3)
         n = group["n"].to_numpy(float)
-        quantile = np.where(n > 1, stats.t.ppf(0.975, np.maximum(n - 1, 1)), np.nan)
+        quantile = np.where(n > 1, t_quantile(0.975, np.maximum(n - 1, 1)), np.nan)
         half = np.round(quantile * group["se"].to_numpy(float) * 100, 3)
         name = esc(f"{titles.get(basket, basket)} vs {bench} (N={int(n[0])})")
         color = colors.get(basket, BASKET_COLORS[0])
@@ -221,7 +232,7 @@ def _car_traces(results: StudyResults, event_id: str, tickers: list[str]) -> lis
     paths = paths[paths["ticker"].isin(tickers)].sort_values(["ticker", "benchmark", "rel_day"], kind="stable")
     df = _event_rows(results.fits, event_id).set_index(["ticker", "benchmark"])["df"]
     bench_color = {b: BENCHMARK_COLORS[i % len(BENCHMARK_COLORS)] for i, b in enumerate(_benchmarks(results, event_id))}
-    quantile = stats.t.ppf(0.975, df.reindex(pd.MultiIndex.from_arrays([paths["ticker"], paths["benchmark"]])).to_numpy(float))
+    quantile = t_quantile(0.975, df.reindex(pd.MultiIndex.from_arrays([paths["ticker"], paths["benchmark"]])).to_numpy(float))
     # rounded to 0.001 percentage points: the page carries what a reader can see, not 17 digits
     paths = paths.assign(_car=np.round(paths["car"].to_numpy(float) * 100, 3),
                          _half=np.round(quantile * paths["se"].to_numpy(float) * 100, 3))

@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
-from scipy import stats
 
 from evstudy.config import Window
 from evstudy.inference import SMALL_N
@@ -338,7 +337,7 @@ def _car_band_words(view: StudyResults) -> str:
     df = int(np.median(fits["df"])) if len(fits) else 0
     if df < 1:
         return "CAR ± t(df, 0.975) × SE"
-    return f"CAR ± t({df}, 0.975) × SE = CAR ± {stats.t.ppf(0.975, df):.2f} × SE"
+    return f"CAR ± t({df}, 0.975) × SE = CAR ± {float(charts.t_quantile(0.975, df)):.2f} × SE"
 
 
 def _confounder_key(timeline: EventTimeline) -> str:
