@@ -9,17 +9,23 @@ hover labels, menus and annotations.
 
 from __future__ import annotations
 
+import copy
+import functools
 import html
+import json
 import math
 import textwrap
-from typing import Any
+from importlib import resources
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 from scipy import special
 
 from evstudy.results import EventTimeline, StudyResults
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 BASKET_COLORS = ("#2563eb", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d")
 BENCHMARK_COLORS = ("#334155", "#0f766e", "#9a3412", "#6d28d9")
@@ -46,8 +52,8 @@ def esc(text: object) -> str:
     return html.escape(str(text), quote=False)
 
 
-def tidy_small_multiples(fig: go.Figure, cols: int, *, shared_y: bool = True, page_px: int = 1150) -> None:
-    """Make a ``make_subplots`` grid readable: titles wrapped to their panel, one y range for all panels.
+def tidy_small_multiples(layout: dict[str, Any], cols: int, *, shared_y: bool = True, page_px: int = 1150) -> None:
+    """Make a :func:`subplot_grid` layout readable: titles wrapped to their panel, one y range for all panels.
 
     Subplot titles longer than their panel are broken into lines at word
     boundaries (about 7 px a character at 12 px type), so neighbouring titles
@@ -56,12 +62,81 @@ def tidy_small_multiples(fig: go.Figure, cols: int, *, shared_y: bool = True, pa
     ``shared_yaxes`` shares a range within a row only).
     """
     chars = max(8, int(page_px / cols / 7.5))
-    for note in fig.layout.annotations:
-        text = note.text or ""
+    for note in layout.get("annotations", []):
+        text = note.get("text") or ""
         if len(text) > chars and "<br>" not in text:
-            note.text = "<br>".join(textwrap.wrap(text, chars, break_long_words=False))
+            note["text"] = "<br>".join(textwrap.wrap(text, chars, break_long_words=False))
     if shared_y:
-        fig.update_yaxes(matches="y", showticklabels=True)
+        update_axes(layout, "y", {"matches": "y", "showticklabels": True})
+
+
+@functools.cache
+def _template_text(name: str) -> str:
+    return resources.files("plotly").joinpath("package_data", "templates", f"{name}.json").read_text(encoding="utf-8")
+
+
+def plotly_template(name: str) -> dict[str, Any]:
+    """plotly's named layout template as the plotly.js JSON a figure carries ({"data", "layout"}).
+
+    Read from the template files plotly ships: the same JSON a
+    ``go.Figure`` carries (the default "plotly") or gets from
+    ``template="plotly_white"``, without building it through plotly's
+    validators (~0.1 s a process). A fresh dict each call.
+    """
+    raw = json.loads(_template_text(name))
+    return {"data": raw["data"], "layout": raw["layout"]}
+
+
+def subplot_grid(rows: int, cols: int, titles: list[str], *, horizontal_spacing: float,
+                 vertical_spacing: float) -> dict[str, Any]:
+    """The layout ``plotly.subplots.make_subplots(rows, cols, subplot_titles=titles, ...)`` builds, as a plain dict.
+
+    Panels number row by row from the top left (``xaxis``, ``xaxis2``, ...),
+    each x axis anchored to its y axis, the domains computed as plotly
+    computes them (equal widths and heights, the spacing between), and each
+    title centred above its panel in 16 px type. The traces then name
+    their panel's axes ("x2", "y2").
+    """
+    widths = [(1.0 - horizontal_spacing * (cols - 1)) / cols] * cols
+    heights = [(1.0 - vertical_spacing * (rows - 1)) / rows] * rows
+    layout: dict[str, Any] = {}
+    domains = []
+    for r in range(rows):
+        bottom = sum(heights[:rows - 1 - r]) + (rows - 1 - r) * vertical_spacing
+        top = bottom + heights[-1 - r]
+        y = [max(0.0, 0.0 if -0.01 < bottom < 0.0 else bottom), min(1.0, 1.0 if 1.0 < top < 1.01 else top)]
+        for c in range(cols):
+            left = sum(widths[:c]) + c * horizontal_spacing
+            x = [max(0.0, left), min(1.0, left + widths[c])]
+            k = "" if r == 0 and c == 0 else r * cols + c + 1
+            layout[f"xaxis{k}"] = {"anchor": f"y{k}", "domain": x}
+            layout[f"yaxis{k}"] = {"anchor": f"x{k}", "domain": y}
+            domains.append((x, y))
+    layout["annotations"] = [
+        {"font": {"size": 16}, "showarrow": False, "text": title, "x": sum(x) / 2.0, "xanchor": "center",
+         "xref": "paper", "y": y[1], "yanchor": "bottom", "yref": "paper"}
+        for title, (x, y) in zip(titles, domains) if title
+    ]
+    return layout
+
+
+def update_axes(layout: dict[str, Any], axis: str, props: dict[str, Any], *, col: int | None = None,
+                cols: int = 1) -> None:
+    """Set ``props`` on every ``axis`` ("x" or "y") axis of ``layout`` (only column ``col``, 1-based, of a
+    ``cols``-wide grid if given), as ``fig.update_xaxes`` / ``update_yaxes`` would; nested dicts are merged."""
+    for key in [k for k in layout if k == f"{axis}axis" or (k.startswith(f"{axis}axis") and k[5:].isdigit())]:
+        number = int(key[5:] or 1)
+        if col is not None and (number - 1) % cols != col - 1:
+            continue
+        _merge(layout[key], props)
+
+
+def _merge(target: dict[str, Any], props: dict[str, Any]) -> None:
+    for key, value in props.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
 
 
 def _rgba(color: str, alpha: float) -> str:
@@ -102,15 +177,34 @@ def t_quantile(q: float, df: Any) -> np.ndarray:
     return np.where(positive, special.stdtrit(np.where(positive, df, 1.0), q), np.nan)
 
 
+PLAIN_AXIS = {"gridcolor": "#e2e8f0", "zerolinecolor": "#cbd5e1", "linecolor": "#cbd5e1", "ticks": ""}
+
+
 def plain_style(fig: go.Figure) -> None:
     """White background and light grid, written out instead of plotly's "plotly_white" template.
 
     A named template is copied into every figure's JSON (about 6.5 kB each)
     and costs ~0.1 s to apply, which a study of many events pays per chart.
+    (The figure keeps plotly's default template: ``template={}`` merges nothing.)
     """
     fig.update_layout(template={}, paper_bgcolor="#ffffff", plot_bgcolor="#ffffff", colorway=list(LINE_COLORS))
-    fig.update_xaxes(gridcolor="#e2e8f0", zerolinecolor="#cbd5e1", linecolor="#cbd5e1", ticks="")
-    fig.update_yaxes(gridcolor="#e2e8f0", zerolinecolor="#cbd5e1", linecolor="#cbd5e1", ticks="")
+    fig.update_xaxes(**PLAIN_AXIS)
+    fig.update_yaxes(**PLAIN_AXIS)
+
+
+def plain_layout(layout: dict[str, Any]) -> dict[str, Any]:
+    """:func:`plain_style` for a plain plotly.js layout dict: the layout a ``go.Figure`` styled so would carry.
+
+    That is plotly's default template, a white background and light grid on
+    every axis of ``layout`` (at least ``xaxis`` and ``yaxis``). Returns a new dict.
+    """
+    out: dict[str, Any] = {"template": plotly_template("plotly"), **layout}
+    out.setdefault("xaxis", {})
+    out.setdefault("yaxis", {})
+    out.update(paper_bgcolor="#ffffff", plot_bgcolor="#ffffff", colorway=list(LINE_COLORS))
+    update_axes(out, "x", PLAIN_AXIS)
+    update_axes(out, "y", PLAIN_AXIS)
+    return out
 
 
 def _day_axis(results: StudyResults, event_id: str, rel_days: list[int]) -> dict[str, Any]:

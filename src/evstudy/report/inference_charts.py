@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from plotly.subplots import make_subplots
 
 from evstudy.inference import SMALL_N, TEST_IDS, TEST_LABELS
 from evstudy.report import charts
@@ -91,26 +90,27 @@ def _table(group: pd.DataFrame, record: pd.DataFrame) -> dict[str, Any]:
 def _layout(windows: list[tuple[int, int]], k: int) -> tuple[dict[str, Any], int]:
     """The panels' layout (plotly.js dict) and the number of columns: the grid laid out once, with no traces.
 
-    ``make_subplots`` places the axes and panel titles; the traces and the menu
-    are then added as plain dicts, which skips plotly's per-trace validation.
+    :func:`charts.subplot_grid` places the axes and panel titles as
+    ``make_subplots`` would; the traces and the menu are then added as
+    plain dicts, with no plotly figure object to validate them.
     """
     cols = min(3, len(windows))
     nrows = math.ceil(len(windows) / cols)
-    fig = make_subplots(rows=nrows, cols=cols, subplot_titles=[window_words(s, e) for s, e in windows],
-                        horizontal_spacing=0.06, vertical_spacing=0.16)
-    charts.plain_style(fig)
-    fig.update_layout(
-        title={"text": f"Placebo test: the basket's CAAR on {k:,} days without news, and on the event (red)",
-               "x": 0.0, "xanchor": "left", "y": 0.98, "yanchor": "top", "font": {"size": 16}},
-        height=170 + 250 * nrows, bargap=0.02,
+    layout = charts.plain_layout(charts.subplot_grid(
+        nrows, cols, [window_words(s, e) for s, e in windows], horizontal_spacing=0.06, vertical_spacing=0.16))
+    layout.update(  # in the order plotly writes them, so the page's JSON is the same text as before
+        title={"font": {"size": 16},
+               "text": f"Placebo test: the basket's CAAR on {k:,} days without news, and on the event (red)",
+               "x": 0.0, "xanchor": "left", "y": 0.98, "yanchor": "top"},
         font={"family": charts.FONT, "size": 12, "color": "#1e293b"},
         margin={"l": 56, "r": 20, "t": 150, "b": 50},
         legend={"orientation": "h", "yanchor": "top", "y": -0.08, "x": 0.0},
         hoverlabel={"font": {"family": charts.FONT}},
+        height=170 + 250 * nrows, bargap=0.02,
     )
-    fig.update_xaxes(ticksuffix="%", zeroline=True, zerolinecolor="#cbd5e1")
-    fig.update_yaxes(title_text="pseudo-days", col=1)
-    return fig.to_plotly_json()["layout"], cols
+    charts.update_axes(layout, "x", {"ticksuffix": "%", "zeroline": True, "zerolinecolor": "#cbd5e1"})
+    charts.update_axes(layout, "y", {"title": {"text": "pseudo-days"}}, col=1, cols=cols)
+    return layout, cols
 
 
 def placebo_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:

@@ -1,0 +1,107 @@
+"""The report's plain plotly.js layouts equal what plotly's figure objects would build.
+
+The report lays out its subplot grids and templates as plain dicts
+(:func:`charts.subplot_grid`, :func:`charts.plain_layout`,
+:func:`charts.plotly_template`), because building them through plotly's
+validators costs ~0.3 s of every report; here each is checked against
+``make_subplots`` / ``go.Figure`` itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from plotly.subplots import make_subplots
+
+from evstudy.report import charts
+
+
+def _grid_cases():
+    for rows, cols in itertools.product((1, 2, 3, 5), (1, 2, 3, 4)):
+        for h, v in ((0.06, 0.16), (0.03, min(0.2, 80 / (150 + 240 * rows))), (0.2 / cols, 0.3 / rows)):
+            n = rows * cols
+            yield rows, cols, h, v, [f"panel {k}" if k % 5 != 3 else "" for k in range(n - (n > 2))]
+
+
+@pytest.mark.parametrize(("rows", "cols", "h", "v", "titles"), list(_grid_cases()))
+def test_subplot_grid_equals_make_subplots(rows, cols, h, v, titles):
+    expected = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=h,
+                             vertical_spacing=v).to_plotly_json()["layout"]
+    expected.pop("template")
+    assert charts.subplot_grid(rows, cols, titles, horizontal_spacing=h, vertical_spacing=v) == expected
+
+
+@pytest.mark.parametrize("name", ["plotly", "plotly_white"])
+def test_plotly_template_is_the_template_a_figure_carries(name):
+    fig = go.Figure()
+    if name != "plotly":
+        fig.update_layout(template=name)
+    assert charts.plotly_template(name) == fig.to_plotly_json()["layout"]["template"]
+    first, second = charts.plotly_template(name), charts.plotly_template(name)
+    first["layout"]["font"]["color"] = "red"
+    assert second["layout"]["font"]["color"] != "red"  # a fresh dict each call
+
+
+def test_plain_layout_and_update_axes_equal_plain_style_and_update_axes():
+    titles = ["day 0", "days -1 to +1", "days 0 to +1", "days 0 to +5"]
+    fig = make_subplots(rows=2, cols=3, subplot_titles=titles, horizontal_spacing=0.06, vertical_spacing=0.16)
+    charts.plain_style(fig)
+    fig.update_xaxes(ticksuffix="%", zeroline=True, zerolinecolor="#cbd5e1")
+    fig.update_yaxes(title_text="pseudo-days", col=1)
+    layout = charts.plain_layout(charts.subplot_grid(2, 3, titles, horizontal_spacing=0.06, vertical_spacing=0.16))
+    charts.update_axes(layout, "x", {"ticksuffix": "%", "zeroline": True, "zerolinecolor": "#cbd5e1"})
+    charts.update_axes(layout, "y", {"title": {"text": "pseudo-days"}}, col=1, cols=3)
+    assert layout == fig.to_plotly_json()["layout"]
+
+    single = go.Figure()
+    charts.plain_style(single)
+    assert charts.plain_layout({}) == single.to_plotly_json()["layout"]
+
+
+def test_update_axes_merges_nested_settings_without_sharing_them():
+    layout = charts.subplot_grid(1, 2, ["a", "b"], horizontal_spacing=0.1, vertical_spacing=0.1)
+    charts.update_axes(layout, "y", {"title": {"text": "CAR"}})
+    charts.update_axes(layout, "y", {"title": {"font": {"size": 11}}}, col=2, cols=2)
+    assert layout["yaxis"]["title"] == {"text": "CAR"}
+    assert layout["yaxis2"]["title"] == {"text": "CAR", "font": {"size": 11}}
+
+
+def _three_baskets():
+    """Three overlapping baskets on a synthetic market, with placebo dates: every section but the catalogue's."""
+    from evstudy.compare import attach_comparison
+    from evstudy.config import config_from_dict
+    from evstudy.study import compute_study
+    from helpers import closes_from_returns, nyse_dates, price_data
+
+    rng = np.random.default_rng(2025)
+    dates = nyse_dates(320, start="2024-06-03")
+    market = rng.normal(0.0004, 0.01, 320)
+    returns = {"MKT": market, **{f"S{i}": 0.8 * market + rng.normal(0, 0.01, 320) for i in range(1, 8)}}
+    cfg = config_from_dict({
+        "benchmark": "MKT", "estimation_window": [-250, -21], "windows": [[0, 0], [-1, 1], [0, 5], [0, 10]],
+        "placebo_dates": 50, "events": [{"id": "ev", "date": dates[300].date().isoformat()}],
+        "baskets": [{"name": "B1", "tickers": ["S1", "S2", "S3"]}, {"name": "B2", "tickers": ["S3", "S4", "S5", "S6"]},
+                    {"name": "B3", "tickers": ["S7", "S6"]}],
+    })
+    return attach_comparison(compute_study(cfg, price_data(closes_from_returns(returns, dates))))
+
+
+def test_the_tests_and_comparison_sections_build_no_plotly_figure_object():
+    """Their charts are plain dicts: plotly's figure classes (whose validators cost ~0.3 s) stay unloaded."""
+    code = (
+        "import pickle, sys\n"
+        "from evstudy.report import compare_section, inference_charts\n"
+        "results = pickle.loads(sys.stdin.buffer.read())\n"
+        "tests, compared = inference_charts.render(results), compare_section.render(results)\n"
+        "assert 'chart-0-placebo' in tests.html and 'compare-0-paths' in compared.html\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('plotly.graph_objs.', 'plotly.subplots'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(_three_baskets()), capture_output=True)
+    assert out.returncode == 0, out.stderr.decode()
+    assert out.stdout.decode().strip() == "[]"
