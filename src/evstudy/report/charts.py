@@ -199,9 +199,9 @@ def plain_layout(layout: dict[str, Any]) -> dict[str, Any]:
     every axis of ``layout`` (at least ``xaxis`` and ``yaxis``). Returns a new dict.
     """
     out: dict[str, Any] = {"template": plotly_template("plotly"), **layout}
+    out.update(paper_bgcolor="#ffffff", plot_bgcolor="#ffffff", colorway=list(LINE_COLORS))
     out.setdefault("xaxis", {})
     out.setdefault("yaxis", {})
-    out.update(paper_bgcolor="#ffffff", plot_bgcolor="#ffffff", colorway=list(LINE_COLORS))
     update_axes(out, "x", PLAIN_AXIS)
     update_axes(out, "y", PLAIN_AXIS)
     return out
