@@ -243,6 +243,9 @@ def run(
     benchmark) and prints a summary. With a CONFIG, --benchmark, --model,
     --window and --estimation-window override the file's settings.
     """
+    # A study's products are thin or not BLAS at all: multithreaded OpenBLAS only adds its thread start-up
+    # (~0.06 CPU s a process here, benchmarks/README.md). Set before numpy loads; the user's own setting wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from evstudy.requests import request_config_in
 
     request = request_config_in(config) if config is not None and config.suffix.lower() == ".toml" else None
