@@ -94,15 +94,43 @@ def _three_baskets():
 
 
 def test_a_one_event_report_builds_no_plotly_figure_object():
-    """Its charts (tests, comparison, drift included) are plain dicts: plotly's figure classes, whose
-    validators cost ~0.3 s, stay unloaded."""
+    """Its charts (tests, comparison, drift included) are plain dicts written by figure_json: plotly's figure
+    classes, validators and JSON machinery (~0.4 s together) stay unloaded."""
     code = (
         "import pickle, sys\n"
         "from evstudy.report.html import render_html\n"
         "page = render_html(pickle.loads(sys.stdin.buffer.read()))\n"
         "assert all(f'id=\"{k}-spec\"' in page for k in ('chart-0-placebo', 'compare-0-paths', 'drift-chart'))\n"
-        "print(sorted(m for m in sys.modules if m.startswith(('plotly.graph_objs.', 'plotly.subplots'))))\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('plotly.graph_objs.', 'plotly.subplots', 'plotly.io',\n"
+        "                                                    '_plotly_utils.basevalidators', 'narwhals'))))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(_three_baskets()), capture_output=True)
     assert out.returncode == 0, out.stderr.decode()
     assert out.stdout.decode().strip() == "[]"
+
+
+def test_figure_json_writes_what_plotly_io_writes():
+    """Numbers, NaN and infinities, numpy arrays and scalars of every kind, markup characters, unicode, dates."""
+    import datetime as dt
+
+    import pandas as pd
+    import plotly.io as pio
+
+    from evstudy.report.format import PLOT_CONFIG, _JSON_ESCAPES, figure_json
+
+    rng = np.random.default_rng(3)
+    floats = rng.standard_normal(50) * 10.0 ** rng.integers(-12, 12, 50)
+    specs = [
+        {"data": [{"x": np.arange(5), "y": floats, "name": "a </script> & <b>ünïcode</b> / ✓"}], "layout": {}},
+        {"data": [{"y": np.array([1.0, np.nan, np.inf, -np.inf]), "customdata": np.column_stack([["Mon", "Tue"],
+                                                                                                  [1.5, 2.5]])}],
+         "layout": {"title": {"text": "NaN in a title only"}, "height": np.int64(400), "flag": np.bool_(True),
+                    "w": np.float32(0.1), "v": [float("nan"), 1, None, True]}},
+        {"data": [{"x": np.array([True, False]), "y": np.array([1, 2], dtype=np.int32), "o": np.array(["a", 1], dtype=object),
+                   "t": np.array(["2025-10-13", "2025-10-14"], dtype="datetime64[D]"), "d": dt.date(2025, 10, 13),
+                   "ts": pd.Timestamp("2025-10-13 09:30")}], "layout": {"xaxis": {"range": (0, 1)}}},
+        {"data": [], "layout": {"x": 1e300, "y": -0.0, "z": 5e-324}},
+    ]
+    for spec in specs:
+        expected = pio.json.to_json_plotly({**spec, "config": PLOT_CONFIG}).translate(_JSON_ESCAPES)
+        assert str(figure_json(spec)) == expected
