@@ -134,3 +134,48 @@ def test_figure_json_writes_what_plotly_io_writes():
     for spec in specs:
         expected = pio.json.to_json_plotly({**spec, "config": PLOT_CONFIG}).translate(_JSON_ESCAPES)
         assert str(figure_json(spec)) == expected
+
+
+def test_compiled_templates_are_kept_and_reused_unless_damaged(tmp_path):
+    """The second process renders the report's templates from their kept compiled code (no compile);
+    a damaged kept file or an unusable cache folder only means compiling again."""
+    import os
+
+    names = ["report.html.j2", "inference_section.html.j2", "compare_section.html.j2", "drift_section.html.j2",
+             "diagnostics_section.html.j2", "catalogue_section.html.j2"]
+    code = (
+        "import sys, jinja2\n"
+        "compiled = []\n"
+        "original = jinja2.Environment._compile\n"
+        "jinja2.Environment._compile = lambda self, *a: compiled.append(a[1]) or original(self, *a)\n"
+        "from evstudy.report.sections import report_template\n"
+        f"for name in {names!r}:\n"
+        "    report_template(name)\n"
+        "print(len(compiled))\n"
+    )
+
+    def compiles(cache: Path) -> int:
+        env = {**os.environ, "EVSTUDY_CACHE": str(cache)}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout)
+
+    assert compiles(tmp_path) == len(names)
+    assert compiles(tmp_path) == 0
+    kept = sorted((tmp_path / "report-templates").iterdir())
+    assert len(kept) == len(names)
+    kept[0].write_bytes(b"j2 damaged")
+    kept[1].write_bytes(kept[1].read_bytes()[:40])
+    assert compiles(tmp_path) == 2
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "report-templates").write_text("a file where the folder would be")
+    assert compiles(blocked) == len(names) and compiles(blocked) == len(names)
+
+
+def test_kept_template_code_is_keyed_by_the_environment_settings(tmp_path):
+    from evstudy.report.sections import _TemplateCodeCache
+
+    one, other = _TemplateCodeCache(tmp_path, "settings A"), _TemplateCodeCache(tmp_path, "settings B")
+    assert one.get_cache_key("report.html.j2") != other.get_cache_key("report.html.j2")
+    assert one.get_cache_key("report.html.j2") != one.get_cache_key("drift_section.html.j2")

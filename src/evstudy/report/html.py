@@ -21,7 +21,6 @@ import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterator
-from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -47,7 +46,7 @@ from evstudy.report.format import (
     verdict,
     window_words,
 )
-from evstudy.report.sections import Section, jinja_environment
+from evstudy.report.sections import Section, report_template
 from evstudy.results import EventTimeline, StudyResults
 
 TEMPLATE = "report.html.j2"
@@ -507,8 +506,7 @@ def render_html(results: StudyResults, *, generated_at: dt.datetime | None = Non
 
     ``generated_at`` defaults to now (UTC); pass a fixed time to make two renders comparable.
     """
-    source = resources.files("evstudy.report").joinpath("templates", TEMPLATE).read_text(encoding="utf-8")
-    template = jinja_environment().from_string(source)
+    template = report_template(TEMPLATE)
     cfg = results.config
     when = (generated_at or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     fits, fits_dropped = _fit_rows(results)
