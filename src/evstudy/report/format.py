@@ -135,6 +135,17 @@ def sort_key(value: Any) -> str:
     return "" if number is None else repr(number)
 
 
+def records(frame: pd.DataFrame, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as dicts of Python values, as ``frame.to_dict("records")`` gives them.
+
+    Column by column (``tolist``), several times faster than ``to_dict`` or
+    ``itertuples`` on pandas' Arrow-backed string columns, for the report's
+    tables built row by row.
+    """
+    names = list(frame.columns) if columns is None else columns
+    return [dict(zip(names, values)) for values in zip(*(frame[name].tolist() for name in names))]
+
+
 def figure_json(figure: Any) -> Markup:
     """A figure (plotly ``Figure`` or a plain plotly.js dict) as JSON safe inside a <script> element.
 
