@@ -179,3 +179,25 @@ def test_kept_template_code_is_keyed_by_the_environment_settings(tmp_path):
     one, other = _TemplateCodeCache(tmp_path, "settings A"), _TemplateCodeCache(tmp_path, "settings B")
     assert one.get_cache_key("report.html.j2") != other.get_cache_key("report.html.j2")
     assert one.get_cache_key("report.html.j2") != one.get_cache_key("drift_section.html.j2")
+
+
+def test_tuples_and_records_give_what_pandas_gives():
+    """format.tuples / format.records: itertuples(index=False) / to_dict("records"), same types and values."""
+    import pandas as pd
+
+    from evstudy.report.format import records, tuples
+
+    frame = pd.DataFrame({
+        "name": pd.array(["a", None, "ç"], dtype="str"), "n": [1, 2, 3], "x": [0.5, np.nan, -np.inf],
+        "flag": [True, False, True], "when": pd.to_datetime(["2025-10-13", None, "2025-10-14"]),
+        "count": pd.array([1, None, 3], dtype="Int64"), "class": ["x", "y", "z"], "1st": [1, 2, 3],
+    })
+
+    def same(a, b):
+        return type(a) is type(b) and (a is b or a == b or (a != a and b != b))
+
+    for ours, theirs in zip(tuples(frame), frame.itertuples(index=False)):
+        assert ours._fields == theirs._fields and all(same(a, b) for a, b in zip(ours, theirs))
+    for ours, theirs in zip(records(frame), frame.to_dict("records")):
+        assert list(ours) == list(theirs) and all(same(ours[k], theirs[k]) for k in ours)
+    assert list(tuples(frame.iloc[0:0])) == [] and records(frame.iloc[0:0]) == []

@@ -23,7 +23,7 @@ from scipy import special
 from evstudy.compare import SHARED_TICKER_POLICY, Comparison
 from evstudy.config import Window
 from evstudy.report import charts
-from evstudy.report.format import figure_json, fmt_num, fmt_p, fmt_pct, p_key, window_words
+from evstudy.report.format import figure_json, fmt_num, fmt_p, fmt_pct, p_key, tuples, window_words
 from evstudy.report.sections import Section, render_section
 from evstudy.results import StudyResults
 
@@ -181,7 +181,7 @@ def _pair_rows(results: StudyResults, pairs: pd.DataFrame) -> list[dict[str, Any
     titles = charts.basket_titles(results)
     rows = []
     pairs = pairs.assign(_p=pairs["p_holm"].astype(float)).sort_values(["_p"], kind="stable", na_position="last")
-    for row in pairs.itertuples(index=False):
+    for row in tuples(pairs):
         def source(column: str) -> str:
             return p_key("comparisons", row.event, row.basket_a, row.basket_b, row.benchmark, row.window_start,
                          row.window_end, column)
@@ -217,7 +217,7 @@ def _ranking(results: StudyResults, table: pd.DataFrame) -> dict[str, Any]:
         columns.append([
             {"basket": titles.get(r.basket, r.basket), "caar": fmt_pct(r.caar),
              "rank": "—" if pd.isna(r.rank) else str(int(r.rank))}
-            for r in part.itertuples(index=False)
+            for r in tuples(part)
         ])
     depth = max((len(c) for c in columns), default=0)
     return {
@@ -258,7 +258,7 @@ def answer(results: StudyResults, comparison: Comparison, event: str, bench: str
     listed = "; ".join(
         f"{titles.get(r.basket_a, r.basket_a)} vs {titles.get(r.basket_b, r.basket_b)} {fmt_pct(r.diff)} "
         f"({r.verdict.split(',')[0]}, Holm p {fmt_p(r.p_holm)})"
-        for r in called.assign(_p=called["p_holm"].astype(float)).sort_values("_p").itertuples(index=False)
+        for r in tuples(called.assign(_p=called["p_holm"].astype(float)).sort_values("_p"))
     )
     n = len(called)
     return (f"{first} Corrected for the {tests} (Holm), {n} pair{'s' if n != 1 else ''} "
@@ -321,7 +321,7 @@ def comparison_text(results: StudyResults, *, top: int | None = None) -> str:
         ranked = table[(table["event"] == event) & (table["benchmark"] == bench)
                        & (table["window_start"] == head.start) & (table["window_end"] == head.end)]
         ranked = ranked.sort_values("rank", kind="stable")
-        order = ", ".join(f"{r.basket} {fmt_pct(r.caar)}" for r in ranked.itertuples(index=False))
+        order = ", ".join(f"{r.basket} {fmt_pct(r.caar)}" for r in tuples(ranked))
         lines.append(f"  [{event}] vs {bench}, ranking: {order}")
         part = pairs[(pairs["window_start"] == head.start) & (pairs["window_end"] == head.end)]
         part = part.assign(_p=part["p_permutation"].astype(float)).sort_values("_p", kind="stable")
@@ -330,7 +330,7 @@ def comparison_text(results: StudyResults, *, top: int | None = None) -> str:
             lines.append(f"  {size} pairwise test{'s' if size != 1 else ''} on this window: "
                          f"{(part['verdict'].str.startswith('significant')).sum()} significant after Holm's correction")
         shown = part if top is None else part.head(top)
-        for r in shown.itertuples(index=False):
+        for r in tuples(shown):
             lines.append(
                 f"    {r.basket_a} - {r.basket_b}: {fmt_pct(r.diff)}  Welch p {fmt_p(r.p_welch)}; permutation p "
                 f"{fmt_p(r.p_permutation)}, Holm {fmt_p(r.p_holm)}, BH q {fmt_p(r.q_bh)}: {r.verdict}"
