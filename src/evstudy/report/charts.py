@@ -320,6 +320,13 @@ def caar_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
     return {"data": data, "layout": layout}
 
 
+def _runs(keys: list[Any]) -> list[tuple[Any, int, int]]:
+    """(key, start, end) of each run of equal consecutive ``keys``: the groups of a table sorted by its keys,
+    in order, without a pandas frame per group."""
+    starts = [i for i in range(len(keys)) if i == 0 or keys[i] != keys[i - 1]]
+    return [(keys[a], a, b) for a, b in zip(starts, [*starts[1:], len(keys)])]
+
+
 def _car_traces(results: StudyResults, event_id: str, tickers: list[str]) -> list[tuple[str, list[dict[str, Any]]]]:
     """Per ticker of ``tickers``: band and line (plotly.js dicts) of its CAR path against each benchmark."""
     paths = _event_rows(results.car_paths, event_id)
@@ -331,9 +338,10 @@ def _car_traces(results: StudyResults, event_id: str, tickers: list[str]) -> lis
     paths = paths.assign(_car=np.round(paths["car"].to_numpy(float) * 100, 3),
                          _half=np.round(quantile * paths["se"].to_numpy(float) * 100, 3))
     traces: dict[str, list[dict[str, Any]]] = {}
-    for (ticker, bench), group in paths.groupby(["ticker", "benchmark"], sort=False):
-        x = group["rel_day"].tolist()
-        car, half = group["_car"].to_numpy(), group["_half"].to_numpy()
+    rel, cars, halves = paths["rel_day"].to_numpy(), paths["_car"].to_numpy(), paths["_half"].to_numpy()
+    for (ticker, bench), start, end in _runs(list(zip(paths["ticker"].tolist(), paths["benchmark"].tolist()))):
+        x = rel[start:end].tolist()
+        car, half = cars[start:end], halves[start:end]
         color = bench_color[bench]
         traces.setdefault(ticker, []).extend([
             {"type": "scatter", "x": x + x[::-1], "y": np.concatenate([car + half, (car - half)[::-1]]),
@@ -610,7 +618,9 @@ def price_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
     benches = [b for b in _benchmarks(results, event_id) if b not in all_tickers and b in present]
     if not tickers and not benches:
         return None
-    series = {t: part for t, part in prices.groupby("ticker", sort=False)}
+    rel = prices["rel_day"].to_numpy()
+    rebased, close = prices["rebased"].to_numpy(dtype=float), prices["close"].to_numpy(dtype=float)
+    series = {t: slice(start, end) for t, start, end in _runs(prices["ticker"].tolist())}  # sorted by ticker
     last = prices.groupby("ticker", sort=False)["rebased"].last()
     views = _price_views(results, event_id, tickers, last)
     bench_of = {b: set(m["benchmark"]) for b, m in members.groupby("basket", sort=False)}
@@ -624,21 +634,22 @@ def price_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
         notes = []
         for i, name in enumerate([*names, *shown_benches]):
             rows = series[name]
+            end_row = rows.stop - 1
             is_bench = name in shown_benches
             color = BENCHMARK_COLORS[benches.index(name) % len(BENCHMARK_COLORS)] if is_bench \
                 else LINE_COLORS[i % len(LINE_COLORS)]
             data.append({
-                "type": "scatter", "x": rows["rel_day"].tolist(), "y": np.round(rows["rebased"].to_numpy(float), 3),
+                "type": "scatter", "x": rel[rows].tolist(), "y": np.round(rebased[rows], 3),
                 "mode": "lines",
                 "name": esc(name) + (" (benchmark)" if is_bench else ""), "visible": v == 0,
                 "line": {"color": color, "width": 3 if is_bench else 1.8, "dash": "dash" if is_bench else "solid"},
-                "customdata": np.round(rows["close"].to_numpy(float), 4),
+                "customdata": np.round(close[rows], 4),
                 "hovertemplate": esc(name) + ": %{y:.1f} (close %{customdata:.2f})<extra></extra>",
             })
             trace_view.append(v)
             if len(names) + len(shown_benches) > END_LABELS_MAX:
                 continue
-            notes.append({"x": float(rows["rel_day"].iloc[-1]), "y": float(rows["rebased"].iloc[-1]), "xref": "x",
+            notes.append({"x": float(rel[end_row]), "y": float(rebased[end_row]), "xref": "x",
                           "yref": "y", "text": esc(name), "showarrow": False, "xanchor": "left", "xshift": 4,
                           "font": {"size": 10, "color": color}})
         annotations_per_view.append(notes)
