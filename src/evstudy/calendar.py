@@ -232,13 +232,12 @@ def locate_day_zero(event: EventSpec, trading_days: TradingDays | None = None) -
 
 
 def session_offset(day: pd.Timestamp, offset: int) -> pd.Timestamp:
-    """The NYSE session ``offset`` sessions from ``day`` (clipped to the calendar's range)."""
-    sessions = nyse_sessions().sessions
-    position = sessions.get_indexer([day])[0]
-    if position < 0:
-        position = sessions.searchsorted(day)
+    """The NYSE session ``offset`` sessions from ``day`` (a session counts from itself, any other day from the
+    next session), clipped to the calendar's range."""
+    sessions = np.asarray(nyse_sessions().sessions, dtype="datetime64[D]")
+    position = int(np.searchsorted(sessions, np.datetime64(pd.Timestamp(day).date(), "D")))
     position = min(max(position + offset, 0), len(sessions) - 1)
-    return sessions[position]
+    return pd.Timestamp(sessions[position]).as_unit("ns")
 
 
 def day_zero_row(
