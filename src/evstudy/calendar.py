@@ -84,8 +84,7 @@ def nyse_sessions() -> TradingDays:
     try:
         kept = json.loads(path.read_text(encoding="utf-8"))
         if key and kept["key"] == key and 0 <= (today - dt.date.fromisoformat(kept["built"])).days <= SESSIONS_MAX_AGE_DAYS:
-            days = np.asarray(kept["sessions"], dtype="datetime64[D]").astype("datetime64[ns]")
-            return TradingDays(pd.DatetimeIndex(days), NYSE_NAME)
+            return TradingDays(np.asarray(kept["sessions"], dtype="datetime64[D]").astype("datetime64[ns]"), NYSE_NAME)
     except (OSError, ValueError, KeyError, TypeError):
         pass
     sessions = nyse_calendar().sessions
@@ -231,13 +230,13 @@ def locate_day_zero(event: EventSpec, trading_days: TradingDays | None = None) -
     return DayZero(event.id, _fmt(day), timing, pd.Timestamp(day0), mapping)
 
 
-def session_offset(day: pd.Timestamp, offset: int) -> pd.Timestamp:
+def session_offset(day: dt.date, offset: int) -> dt.datetime:
     """The NYSE session ``offset`` sessions from ``day`` (a session counts from itself, any other day from the
-    next session), clipped to the calendar's range."""
+    next session), clipped to the calendar's range, as a midnight datetime (a pandas Timestamp compares equal)."""
     sessions = np.asarray(nyse_sessions().sessions, dtype="datetime64[D]")
-    position = int(np.searchsorted(sessions, np.datetime64(pd.Timestamp(day).date(), "D")))
+    position = int(np.searchsorted(sessions, np.datetime64(day, "D")))
     position = min(max(position + offset, 0), len(sessions) - 1)
-    return pd.Timestamp(sessions[position]).as_unit("ns")
+    return sessions[position].astype("datetime64[us]").item()
 
 
 def day_zero_row(
