@@ -229,3 +229,19 @@ def test_run_sets_single_threaded_openblas_before_numpy_loads_unless_the_user_ch
         env["OPENBLAS_NUM_THREADS"] = given
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == [expected, "True"]
+
+
+def test_the_console_entry_point_collects_young_objects_less_often():
+    """main() raises the cyclic collector's first threshold (a short run allocates millions of small objects)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import gc, sys\n"
+        "from evstudy.cli import main\n"
+        "sys.argv = ['evstudy', '--version']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(gc.get_threshold())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "(50000, 20, 10)"
