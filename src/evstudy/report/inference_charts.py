@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from markupsafe import Markup, escape
 
 from evstudy.inference import SMALL_N, TEST_IDS, TEST_LABELS
 from evstudy.report import charts
@@ -48,6 +49,19 @@ def _statistic(test: str, value: Any) -> str:
     return fmt_num(value, 1) if test == "wilcoxon" else fmt_num(value)
 
 
+def _cell_html(cell: dict[str, Any], trusted: bool) -> str:
+    """One table cell: the statistic, its p-value (``data-p`` names its source) and the verdict as a tooltip.
+
+    Written here, not by a Jinja loop, because the page has ~840 of them; every value is escaped as the
+    template would. A trusted test's window that the verdict does not speak for is greyed ("silent").
+    """
+    silent = trusted and not cell["spoke"]
+    return (f'<td class="num{" silent" if silent else ""}" title="'
+            f'{"not the verdict for this window (see its reason); " if silent else ""}{escape(cell["title"])}">'
+            f'{escape(cell["stat"])}<span class="pv {escape(cell["css"])}">p <span data-p="{escape(cell["key"])}">'
+            f'{escape(cell["p"])}</span></span></td>')
+
+
 def _table(group: list[dict[str, Any]], record: list[dict[str, Any]]) -> dict[str, Any]:
     """Tests x windows for one basket, the verdict record's headline rows marked, with its reasons.
 
@@ -73,7 +87,8 @@ def _table(group: list[dict[str, Any]], record: list[dict[str, Any]]) -> dict[st
             note = str(rec["note"]) if isinstance(rec["note"], str) else ""
             if note and test not in notes.setdefault(note, []):
                 notes[note].append(test)
-        rows.append({"id": test, "label": TEST_LABELS[test], "cells": row_cells, "trusted": test in chosen})
+        rows.append({"id": test, "label": TEST_LABELS[test], "trusted": test in chosen,
+                     "cells_html": Markup("".join(_cell_html(c, test in chosen) for c in row_cells))})
     reasons: dict[str, list[str]] = {}
     for row in record:
         reasons.setdefault(row["verdict_reason"], []).append(window_words(row["window_start"], row["window_end"]))
