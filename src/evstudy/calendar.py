@@ -184,15 +184,20 @@ def _check_range(cal: xcals.ExchangeCalendar | TradingDays, day: pd.Timestamp, e
 def locate_day_zero(event: EventSpec, trading_days: TradingDays | None = None) -> DayZero:
     """Map an event's date and timing (or zoned timestamp) to its day 0 session.
 
-    An event given as a date (with or without timing) is placed on the NYSE
-    sessions (:func:`nyse_sessions`, no calendar build), or on
-    ``trading_days`` if given; a zoned timestamp always uses the NYSE
-    calendar, for the session's open and close times (early closes included).
+    ``trading_days``, if given, places an event given as a date (with or
+    without timing) on those days instead of the NYSE calendar, which then
+    need not be built; a zoned timestamp always uses the NYSE calendar, for
+    the session's open and close times (early closes included). Without
+    ``trading_days`` a dated event is placed on the NYSE sessions kept by
+    :func:`nyse_sessions` (the same days, no calendar build), its day 0 a
+    pandas Timestamp as the calendar gives it.
     """
-    if event.timestamp is not None:
-        cal = nyse_calendar()
-    else:
-        cal = trading_days if trading_days is not None else nyse_sessions()
+    if event.timestamp is None and trading_days is None:
+        import pandas  # day 0 as the NYSE calendar gives it: a Timestamp
+
+        zero = locate_day_zero(event, nyse_sessions())
+        return DayZero(zero.event_id, zero.announced, zero.timing, pandas.Timestamp(zero.day0), zero.mapping)
+    cal = trading_days if trading_days is not None and event.timestamp is None else nyse_calendar()
     if event.timestamp is not None:
         when = pd.Timestamp(event.timestamp).tz_convert(NEW_YORK)
         local_day = pd.Timestamp(when.date())
