@@ -23,8 +23,13 @@ catalogue and basket comparison, results.json, the CSVs and report.html.
 
 from __future__ import annotations
 
+import os
 import resource
+import sys
 import time
+
+if "--study" in sys.argv:  # as `evstudy run` sets it before numpy loads (cli.py)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 _phases: list[tuple[str, float, float, int]] = []
 
@@ -45,7 +50,6 @@ def _mark(name: str) -> None:
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -105,7 +109,7 @@ def study_phases(config_path: Path, prices: Path) -> None:
     from evstudy.config import load_config
     from evstudy.study import compute_study
 
-    _mark("import evstudy's study modules (scipy.stats)")
+    _mark("import evstudy's study modules")
     from evstudy.report.files import results_json
     from evstudy.report.html import render_html
 
@@ -113,7 +117,7 @@ def study_phases(config_path: Path, prices: Path) -> None:
     config = load_config(config_path)
     _mark("read the config")
     data = load_study_prices(config, prices=prices)
-    _mark("read the prices (with the NYSE calendar for the dates)")
+    _mark("read the prices (NYSE sessions kept in the cache)")
     results = compute_study(config, data, factors=load_study_factors(config))
     _mark("compute_study (per-event engine, tests, placebo)")
     results = attach_comparison(attach_catalogue(results))

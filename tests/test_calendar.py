@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -203,3 +204,83 @@ def test_day_counts_in_window_errors_agree_with_their_noun():
         day_zero_row(days, days[1], span_start=-5, span_end=0, **kwargs)
     with pytest.raises(CalendarError, match=r"only 2 trading days before day 0"):
         day_zero_row(days, days[2], span_start=-5, span_end=0, **kwargs)
+
+
+# --------------------------------------------------------------------------- the kept NYSE session list
+
+
+def _xcals_day0(cal, day: pd.Timestamp, timing: str) -> pd.Timestamp:
+    """Day 0 read straight off exchange_calendars' calendar: the rule of locate_day_zero for a dated event."""
+    if not cal.is_session(day):
+        return cal.date_to_session(day, direction="next")
+    return cal.next_session(day) if timing == "after_close" else day
+
+
+def test_dated_events_on_the_kept_sessions_agree_with_the_nyse_calendar_on_every_day():
+    """Every calendar day 2000-01-03 .. a month before the calendar's end, every timing."""
+    from evstudy.calendar import nyse_sessions
+
+    cal = nyse_calendar()
+    assert np.array_equal(np.asarray(nyse_sessions().sessions, dtype="datetime64[D]"),
+                          cal.sessions.values.astype("datetime64[D]"))
+    for day in pd.date_range(cal.first_session, cal.last_session - pd.Timedelta(days=31)):
+        for timing in ("before_open", "during", "after_close"):
+            zero = locate_day_zero(EventSpec(id="e", date=day.date(), timing=timing))
+            assert zero.day0 == _xcals_day0(cal, day, timing), (day, timing)
+    for offset in (-600, -11, 0, 1, 25):
+        sessions = cal.sessions
+        at = sessions.searchsorted(ts("2025-10-13"))
+        assert session_offset(ts("2025-10-13"), offset) == sessions[at + offset]
+
+
+def test_a_study_process_reads_the_kept_sessions_without_exchange_calendars(tmp_path):
+    """The first run builds the calendar and keeps its sessions; the next reads them (no import, no build)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from evstudy.calendar import locate_day_zero, session_offset\n"
+        "from evstudy.config import parse_event\n"
+        "print(locate_day_zero(parse_event('2025-07-03:after_close')).day0.date(), "
+        "session_offset(locate_day_zero(parse_event('2025-10-13')).day0, -250).date(), "
+        "'exchange_calendars' in sys.modules)\n"
+    )
+    env = {**os.environ, "EVSTUDY_CACHE": str(tmp_path)}
+    first, second = (subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                    check=True).stdout.split() for _ in range(2))
+    assert first[0] == "2025-07-07" and first[:2] == second[:2]
+    assert (first[2], second[2]) == ("True", "False")
+
+
+@pytest.mark.parametrize("damage", ["garbage", "other_key", "old", "unwritable"])
+def test_a_damaged_stale_or_unwritable_session_list_is_rebuilt(damage, tmp_path, monkeypatch):
+    import json
+
+    from evstudy import calendar
+
+    monkeypatch.setenv("EVSTUDY_CACHE", str(tmp_path))
+    kept = tmp_path / calendar.SESSIONS_FILE
+    calendar.nyse_sessions.cache_clear()
+    calendar.nyse_sessions()
+    saved = json.loads(kept.read_text())
+    if damage == "garbage":
+        kept.write_text("{not json")
+    elif damage == "other_key":
+        kept.write_text(json.dumps({**saved, "key": "another version", "sessions": saved["sessions"][:5]}))
+    elif damage == "old":
+        built = dt.date.today() - dt.timedelta(days=calendar.SESSIONS_MAX_AGE_DAYS + 1)
+        kept.write_text(json.dumps({**saved, "built": built.isoformat(), "sessions": saved["sessions"][:5]}))
+    else:  # the cache's calendar folder is a file: nothing can be read or written there
+        kept.unlink()
+        kept.parent.rmdir()
+        kept.parent.write_text("in the way")
+    try:
+        calendar.nyse_sessions.cache_clear()
+        assert np.array_equal(np.asarray(calendar.nyse_sessions().sessions, dtype="datetime64[D]"),
+                              nyse_calendar().sessions.values.astype("datetime64[D]"))
+        if damage != "unwritable":
+            assert json.loads(kept.read_text())["sessions"] == saved["sessions"]
+    finally:
+        calendar.nyse_sessions.cache_clear()

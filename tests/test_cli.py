@@ -206,3 +206,42 @@ def test_yfinance_chatter_stays_out_of_the_terminal(monkeypatch, tmp_path, caplo
     assert not [r for r in caplog.records if r.name.startswith("yfinance")]
     error = [line for line in stderr.splitlines() if line.startswith("Error: ")]
     assert len(error) == 1 and "any of the 13 tickers (SPY, T0, T1" in error[0] and "and 5 more" in error[0]
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("3", "3")])
+def test_run_sets_single_threaded_openblas_before_numpy_loads_unless_the_user_chose(given, expected):
+    """`evstudy run` asks OpenBLAS for one thread (its thread start-up is all a study's thin products get
+    from it); a user's own OPENBLAS_NUM_THREADS wins."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        "from click.testing import CliRunner\n"
+        "from evstudy.cli import cli\n"
+        "assert 'numpy' not in sys.modules\n"
+        "CliRunner().invoke(cli, ['run', '--drop-overlaps'])\n"
+        "print(os.environ.get('OPENBLAS_NUM_THREADS'), 'numpy' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [expected, "True"]
+
+
+def test_the_console_entry_point_collects_young_objects_less_often():
+    """main() raises the cyclic collector's first threshold (a short run allocates millions of small objects)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import gc, sys\n"
+        "from evstudy.cli import main\n"
+        "sys.argv = ['evstudy', '--version']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(gc.get_threshold())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "(50000, 20, 10)"

@@ -15,10 +15,8 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import plotly.graph_objects as go
 import pytest
 from markupsafe import escape
-from plotly.subplots import make_subplots
 
 import evstudy
 from evstudy.config import config_from_dict
@@ -204,11 +202,8 @@ def test_car_picker_buttons_carry_only_their_own_stock():
 def test_small_multiples_share_one_y_range_and_wrap_long_titles():
     titles = ["Supply chain: critical minerals and materials", "Frontier tech: AI, semiconductors, quantum",
               "Defense & aerospace", "Energy independence: grid, storage, nuclear", "Banks", "Pharma"]
-    fig = make_subplots(rows=2, cols=4, shared_yaxes=True, subplot_titles=titles)
-    for k, scale in enumerate((60, 5, 10, 20, 1, 3)):
-        fig.add_trace(go.Scatter(x=[0, 1], y=[0, scale]), row=k // 4 + 1, col=k % 4 + 1)
-    charts.tidy_small_multiples(fig, cols=4)
-    layout = fig.to_plotly_json()["layout"]
+    layout = charts.subplot_grid(2, 4, titles, horizontal_spacing=0.05, vertical_spacing=0.15)
+    charts.tidy_small_multiples(layout, cols=4)
     axes = [k for k in layout if k.startswith("yaxis") and k != "yaxis"]
     assert axes and all(layout[k]["matches"] == "y" for k in axes)
     per_panel = 1150 / 4 / 7.5

@@ -9,9 +9,14 @@ come from ``exchange_calendars``, not a hand-written list.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
+import json
+import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,6 +32,11 @@ if TYPE_CHECKING:
 # TradingDays, and day_zero_row, work on numpy datetime64 days, so the whole-market scan runs without pandas.
 
 NEW_YORK = "America/New_York"
+NYSE_NAME = "the NYSE calendar"
+SESSIONS_FILE = Path("calendar") / "xnys-sessions.json"
+"""The NYSE session list, kept in the evstudy cache folder (:func:`nyse_sessions`)."""
+SESSIONS_MAX_AGE_DAYS = 30
+"""A kept list older than this is rebuilt: the calendar runs about a year past the day it was built."""
 _TIMING_WORDS = {
     "before_open": "before the open",
     "during": "during the session",
@@ -46,6 +56,62 @@ def nyse_calendar() -> xcals.ExchangeCalendar:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"Series\.values returning an ndarray", module="pandas")
         return xcals.get_calendar("XNYS", start="2000-01-01")
+
+
+def _calendar_key() -> str:
+    """Which exchange_calendars made a session list: its package and XNYS rules files (path, size, mtime),
+    found without importing it (an upgrade rewrites them)."""
+    spec = importlib.util.find_spec("exchange_calendars")
+    if spec is None or spec.origin is None:
+        return ""
+    files = [Path(spec.origin), Path(spec.origin).with_name("exchange_calendar_xnys.py")]
+    return ";".join(f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files if f.exists())
+
+
+@lru_cache(maxsize=1)
+def nyse_sessions() -> TradingDays:
+    """The NYSE sessions of :func:`nyse_calendar`, all an event given as a date needs, built once.
+
+    Importing exchange_calendars and building the calendar (pandas holiday
+    rules since 2000) costs ~0.25 CPU s of every study; the session list it
+    gives is kept in the evstudy cache (:data:`SESSIONS_FILE`, ~50 kB) with
+    the exchange_calendars files it came from and the day it was built, and
+    read from there (~2 ms) while both still match and it is at most
+    :data:`SESSIONS_MAX_AGE_DAYS` old. Any problem with the file: the calendar
+    is built, as without it.
+    """
+    from evstudy.prices.cache import default_cache_dir
+
+    key, today = _calendar_key(), dt.date.today()
+    path = default_cache_dir() / SESSIONS_FILE
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+        if key and kept["key"] == key and 0 <= (today - dt.date.fromisoformat(kept["built"])).days <= SESSIONS_MAX_AGE_DAYS:
+            return TradingDays(np.asarray(kept["sessions"], dtype="datetime64[D]").astype("datetime64[ns]"), NYSE_NAME)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    sessions = nyse_calendar().sessions
+    if key:
+        _keep(path, {"key": key, "built": today.isoformat(),
+                     "sessions": sessions.values.astype("datetime64[D]").astype(np.int64).tolist()})
+    return TradingDays(sessions, NYSE_NAME)
+
+
+def _keep(path: Path, content: dict[str, object]) -> None:
+    """Write ``content`` to ``path`` through a temporary file renamed into place; a failure only costs the
+    next run the calendar build."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(content, out)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError:
+        pass
 
 
 class TradingDays:
@@ -143,7 +209,7 @@ def _fmt(day: dt.date) -> str:
 
 
 def _name(cal: xcals.ExchangeCalendar | TradingDays) -> str:
-    return cal.name if isinstance(cal, TradingDays) else "the NYSE calendar"
+    return cal.name if isinstance(cal, TradingDays) else NYSE_NAME
 
 
 def _next_session(cal: xcals.ExchangeCalendar | TradingDays, day: dt.datetime, event_id: str) -> dt.datetime:
@@ -169,8 +235,16 @@ def locate_day_zero(event: EventSpec, trading_days: TradingDays | None = None) -
     ``trading_days``, if given, places an event given as a date (with or
     without timing) on those days instead of the NYSE calendar, which then
     need not be built; a zoned timestamp always uses the NYSE calendar, for
-    the session's open and close times (early closes included).
+    the session's open and close times (early closes included). Without
+    ``trading_days`` a dated event is placed on the NYSE sessions kept by
+    :func:`nyse_sessions` (the same days, no calendar build), its day 0 a
+    pandas Timestamp as the calendar gives it.
     """
+    if event.timestamp is None and trading_days is None:
+        import pandas  # day 0 as the NYSE calendar gives it: a Timestamp
+
+        zero = locate_day_zero(event, nyse_sessions())
+        return DayZero(zero.event_id, zero.announced, zero.timing, pandas.Timestamp(zero.day0), zero.mapping)
     cal = trading_days if trading_days is not None and event.timestamp is None else nyse_calendar()
     if event.timestamp is not None:
         import pandas as pd
@@ -216,15 +290,13 @@ def locate_day_zero(event: EventSpec, trading_days: TradingDays | None = None) -
     return DayZero(event.id, _fmt(day), timing, day0, mapping)
 
 
-def session_offset(day: pd.Timestamp, offset: int) -> pd.Timestamp:
-    """The NYSE session ``offset`` sessions from ``day`` (clipped to the calendar's range)."""
-    cal = nyse_calendar()
-    sessions = cal.sessions
-    position = sessions.get_indexer([day])[0]
-    if position < 0:
-        position = sessions.searchsorted(day)
+def session_offset(day: dt.date, offset: int) -> dt.datetime:
+    """The NYSE session ``offset`` sessions from ``day`` (a session counts from itself, any other day from the
+    next session), clipped to the calendar's range, as a midnight datetime (a pandas Timestamp compares equal)."""
+    sessions = np.asarray(nyse_sessions().sessions, dtype="datetime64[D]")
+    position = int(np.searchsorted(sessions, np.datetime64(day, "D")))
     position = min(max(position + offset, 0), len(sessions) - 1)
-    return sessions[position]
+    return sessions[position].astype("datetime64[us]").item()
 
 
 def day_zero_row(

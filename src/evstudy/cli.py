@@ -243,6 +243,9 @@ def run(
     benchmark) and prints a summary. With a CONFIG, --benchmark, --model,
     --window and --estimation-window override the file's settings.
     """
+    # A study's products are thin or not BLAS at all: multithreaded OpenBLAS only adds its thread start-up
+    # (~0.06 CPU s a process here, benchmarks/README.md). Set before numpy loads; the user's own setting wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from evstudy.requests import request_config_in
 
     request = request_config_in(config) if config is not None and config.suffix.lower() == ".toml" else None
@@ -624,7 +627,12 @@ def main() -> None:
     collection over every object pandas, pyarrow and scipy created (~0.15 s,
     a tenth of a whole-market scan): the process is ending, files are
     already closed, and atexit handlers and stream flushing still run.
+    On the way in, the cyclic collector's first threshold goes from 700 to
+    50,000 allocations: a short run creates millions of small objects, and
+    collecting them 70 times less often took 0.05-0.15 CPU s off the main
+    job (~1.5 s, benchmarks/README.md) for a few MB of garbage held longer.
     """
+    gc.set_threshold(50_000, 20, 10)
     try:
         cli(prog_name="evstudy")
     finally:

@@ -30,12 +30,15 @@ id                        statistic                                             
 ``placebo_bmp``           BMP t against its placebo-date distribution                empirical
 ========================  =========================================================  ====================
 
-All p-values are two-sided. ``scipy.stats`` is imported only inside the rank
-and exact sign tests: it costs about a second at start-up.
+All p-values are two-sided. ``scipy.stats`` is not imported (it costs about
+half a CPU second at start-up): ranks, the binomial and the signed-rank null
+distributions are computed here with numpy and ``scipy.special``, to the
+same numbers.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -423,6 +426,135 @@ def kp_bmp_t(scar: np.ndarray, rbar: np.ndarray, pairs: np.ndarray) -> TestArray
     return _with_context(result, _kp_context(rbar, pairs, base.n.shape))
 
 
+# --------------------------------------------------------------------------- ranks and null distributions
+# numpy and scipy.special in place of scipy.stats, whose import costs ~0.5 CPU s of every study.
+
+
+def _row_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Average ranks along the last axis of a 2-D array, NaN omitted; also each row's ties.
+
+    Returns the ranks (NaN where the value is NaN), each row's tie term
+    sum_g (t_g^3 - t_g) over its groups of t_g equal values, and whether the
+    row has a tie. A run of equal values starting at sorted position f and
+    ending before e gets (f + 1 + e) / 2, the rule of ``scipy.stats.rankdata``.
+    """
+    rows, width = values.shape
+    order = np.argsort(values, axis=-1, kind="stable")  # NaN sorts last
+    ordered = np.take_along_axis(values, order, axis=-1)
+    valid = ~np.isnan(ordered)
+    new_run = np.ones((rows, width), dtype=bool)
+    new_run[:, 1:] = ordered[:, 1:] != ordered[:, :-1]  # NaN != NaN: each NaN its own run
+    position = np.arange(width)
+    start = np.maximum.accumulate(np.where(new_run, position, 0), axis=-1)
+    run_end = np.ones((rows, width), dtype=bool)
+    run_end[:, :-1] = new_run[:, 1:]
+    end = np.flip(np.minimum.accumulate(np.flip(np.where(run_end, position + 1, width), -1), axis=-1), -1)
+    ranks = np.empty((rows, width))
+    np.put_along_axis(ranks, order, np.where(valid, 0.5 * (start + end + 1), np.nan), axis=-1)
+    size = np.where(new_run & valid, end - start, 0).astype(float)
+    return ranks, (size**3 - size).sum(axis=-1), (size > 1).any(axis=-1)
+
+
+def average_ranks(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Ranks along ``axis``, ties averaged, NaN omitted (and left NaN).
+
+    Equals ``scipy.stats.rankdata(values, axis=axis, nan_policy="omit")``
+    (method "average") without importing ``scipy.stats``.
+    """
+    moved = np.moveaxis(np.asarray(values, dtype=float), axis, -1)
+    if moved.size == 0:
+        return np.moveaxis(np.full(moved.shape, np.nan), -1, axis)
+    ranks, _, _ = _row_ranks(moved.reshape(-1, moved.shape[-1]))
+    return np.moveaxis(ranks.reshape(moved.shape), -1, axis)
+
+
+def binomial_pmf(k: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Binomial(n, p) probability of k successes, 0 outside 0 <= k <= n; ``scipy.stats.binom.pmf``'s numbers.
+
+    scipy >= 1.15 evaluates ``binom.pmf`` with Boost's binomial density, which
+    scipy.special carries as ``_binom_pmf``; older versions have it only
+    under scipy.stats.
+    """
+    try:
+        from scipy.special._ufuncs import _binom_pmf
+    except ImportError:  # scipy < 1.15
+        from scipy.stats import binom
+
+        return binom.pmf(k, n, p)
+    k, n, p = np.broadcast_arrays(np.asarray(k), np.asarray(n), np.asarray(p, dtype=float))
+    inside = (k >= 0) & (k <= n)
+    return np.where(inside, np.clip(_binom_pmf(np.where(inside, k, 0), n, p), 0.0, 1.0), 0.0)
+
+
+@functools.cache
+def _signed_rank_tails(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """P(W+ <= k) and P(W+ >= k), k = 0 .. n(n+1)/2, for n untied non-zero values under H0.
+
+    The null distribution by the recursion of ``scipy.stats``' exact test
+    (each rank positive with probability 1/2); each tail summed as it sums
+    it, the short side directly and the long side as 1 minus the other.
+    """
+    pmf = np.ones(1)
+    for k in range(1, n + 1):
+        previous = pmf
+        pmf = np.zeros(k * (k + 1) // 2 + 1)
+        pmf[:len(previous)] = previous * 0.5
+        pmf[-len(previous):] += previous * 0.5
+    mean = n * (n + 1) / 4
+    ks = range(len(pmf))
+    lower = np.array([pmf[:k + 1].sum() if k <= mean else 1 - pmf[k + 1:].sum() for k in ks])
+    upper = np.array([pmf[k:].sum() if k <= mean else 1 - pmf[:k].sum() for k in ks])
+    return lower, upper
+
+
+def signed_rank_pvalue(x: np.ndarray) -> np.ndarray:
+    """Two-sided p-value of Wilcoxon's (1945) signed-rank test of each row (last axis) of ``x``.
+
+    NaN and zero values are dropped (Wilcoxon's treatment of zeros); with n
+    the values left, W+ the sum of the ranks of |x| over the positive values
+    (ties averaged), and per row, as ``scipy.stats.wilcoxon(zero_method=
+    "wilcox", method="auto")`` decides for one sample:
+
+    * n <= 50 and no ties: the exact null distribution of W+,
+      p = 2 min(P(W+ >= floor w), P(W+ <= ceil w));
+    * ties and n <= 13: the exact permutation distribution of W+ over all
+      2^n sign flips of the tied ranks, p = 2 min(P(W+ >= w), P(W+ <= w));
+    * otherwise the normal approximation with the tie correction (and no
+      continuity correction, scipy's default): z = (W+ - n(n+1)/4) / sigma,
+      sigma^2 = (n(n+1)(2n+1) - sum_g (t_g^3 - t_g) / 2) / 24, p = 2 Phi(-|z|).
+
+    NaN for a row with no value left.
+    """
+    values = np.asarray(x, dtype=float)
+    if values.shape[-1] == 0:
+        return np.full(values.shape[:-1], np.nan)
+    rows = values.reshape(-1, values.shape[-1])
+    d = np.where(rows == 0, np.nan, rows)
+    ranks, tie_term, tied = _row_ranks(np.abs(d))
+    count = (~np.isnan(d)).sum(axis=-1)
+    w_plus = np.where(d > 0, ranks, 0.0).sum(axis=-1)
+    c = count.astype(float)
+    se = np.sqrt((c * (c + 1.0) * (2.0 * c + 1.0) - tie_term / 2) / 24)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (w_plus - c * (c + 1.0) * 0.25) / se
+    p = np.where(count >= 1, 2 * special.ndtr(-np.abs(z)), np.nan)
+    exact = (count >= 1) & (count <= 50) & ~tied
+    for n in np.unique(count[exact]):
+        lower, upper = _signed_rank_tails(int(n))
+        at = exact & (count == n)
+        w = w_plus[at]
+        p[at] = np.minimum(1.0, 2 * np.minimum(upper[np.floor(w).astype(int)], lower[np.ceil(w).astype(int)]))
+    for row in np.flatnonzero((count >= 1) & (count <= 13) & tied):
+        n = int(count[row])
+        flips = (np.arange(2**n)[:, None] >> np.arange(n)) & 1  # every sign pattern of the n ranks
+        null = flips @ ranks[row][~np.isnan(d[row])]
+        w = w_plus[row]
+        gamma = abs(np.finfo(float).eps * 100 * w)  # scipy.stats.permutation_test's tolerance
+        share = min(np.count_nonzero(null <= w + gamma), np.count_nonzero(null >= w - gamma)) / 2**n
+        p[row] = min(1.0, 2 * share)
+    return p.reshape(values.shape[:-1])
+
+
 # --------------------------------------------------------------------------- rank and sign tests
 
 
@@ -548,14 +680,12 @@ def grank_t(car: np.ndarray, se: np.ndarray, est_ar: np.ndarray, df: np.ndarray)
     estimation window plus this window only, whatever other windows the
     config has.
     """
-    from scipy.stats import rankdata
-
     s = np.sqrt(np.nansum(est_ar**2, axis=-2) / np.where(df > 0, df, np.nan))  # (..., N)
     sar = est_ar / np.where(s > 0, s, np.nan)[..., None, :]
     scar = standardized_cars(car, se)
     n, _, sd_scar, _ = _moments(scar)  # (..., windows)
     gsar0 = scar / np.where(sd_scar > 0, sd_scar, np.nan)[..., None]  # (..., windows, N)
-    est_rank = rankdata(sar, axis=-2, nan_policy="omit")  # (..., L, N), NaN where missing
+    est_rank = average_ranks(sar, axis=-2)  # (..., L, N), NaN where missing
     stat = np.full(n.shape, np.nan)
     days = np.zeros(n.shape, dtype=int)
     for w in range(n.shape[-1]):  # one small pass per window: windows are few
@@ -655,8 +785,6 @@ def sign_binomial(cars: np.ndarray, est_ar: np.ndarray) -> TestArrays:
     approximation is not (it cannot reach 5% below N = 5). The statistic is
     the signed excess w - N p̂, so its direction compares with the CAAR's.
     """
-    from scipy.stats import binom
-
     share = _positive_share(est_ar)
     present = np.isfinite(cars) & np.isfinite(share)
     n = present.sum(axis=-1)
@@ -665,8 +793,8 @@ def sign_binomial(cars: np.ndarray, est_ar: np.ndarray) -> TestArrays:
     ok = (n >= 1) & (p_hat > 0) & (p_hat < 1)
     p_null = np.where(ok, p_hat, 0.5)[..., None]
     k = np.arange(int(n.max(initial=0)) + 1)
-    pmf = binom.pmf(k, n[..., None], p_null)  # zero for k > n
-    observed = binom.pmf(w, n, p_null[..., 0])
+    pmf = binomial_pmf(k, n[..., None], p_null)  # zero for k > n
+    observed = binomial_pmf(w, n, p_null[..., 0])
     p = np.minimum(np.where(pmf <= observed[..., None] * (1 + 1e-7), pmf, 0.0).sum(axis=-1), 1.0)
     note = _notes(n.shape)
     _explain(note, n < 1, "no ticker in the basket")
@@ -684,24 +812,18 @@ def wilcoxon(cars: np.ndarray) -> TestArrays:
     -----
     Statistic W+ = sum of the ranks of |CAR_i| over the positive CARs (zero
     CARs dropped, ties averaged), mean N(N+1)/4 under H0. p-value from
-    ``scipy.stats.wilcoxon`` (zero_method "wilcox", method "auto"): the exact
-    null distribution for up to 50 non-zero CARs, the normal approximation
+    :func:`signed_rank_pvalue`, as ``scipy.stats.wilcoxon`` (zero_method
+    "wilcox", method "auto") gives it for each cell: the exact null
+    distribution for up to 50 untied non-zero CARs, the normal approximation
     above that. ``cars`` is (..., N).
     """
-    from scipy.stats import rankdata
-    from scipy.stats import wilcoxon as scipy_wilcoxon
-
     present = np.isfinite(cars)
     nonzero = present & (cars != 0)
     count = nonzero.sum(axis=-1)
-    ranks = rankdata(np.where(nonzero, np.abs(cars), np.nan), axis=-1, nan_policy="omit")
+    ranks = average_ranks(np.where(nonzero, np.abs(cars), np.nan), axis=-1)
     w_plus = np.where(nonzero & (cars > 0), ranks, 0.0).sum(axis=-1)
-    p = np.full(count.shape, np.nan)
+    p = signed_rank_pvalue(np.where(nonzero, cars, np.nan))
     ok = count >= 1
-    if ok.any():
-        x = np.where(nonzero, cars, np.nan)[ok]
-        policy = "propagate" if nonzero[ok].all() else "omit"
-        p[ok] = scipy_wilcoxon(x, axis=-1, zero_method="wilcox", method="auto", nan_policy=policy).pvalue
     note = _notes(count.shape)
     _explain(note, present.sum(axis=-1) < 1, "no ticker in the basket")
     _explain(note, ~ok, "every CAR is exactly zero")

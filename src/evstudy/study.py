@@ -8,6 +8,7 @@ trusted (each with its reason), then aggregate per basket.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -596,7 +597,7 @@ def compute_study(config: StudyConfig, data: PriceData, factors: FactorData | No
     )
 
 
-def required_dates(config: StudyConfig) -> tuple[pd.Timestamp, pd.Timestamp]:
+def required_dates(config: StudyConfig) -> tuple[dt.datetime, dt.datetime]:
     """The calendar range of prices a study needs, with a margin for missing days.
 
     With placebo tests, back to the estimation window of the earliest pseudo-event

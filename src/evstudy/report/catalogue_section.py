@@ -458,12 +458,22 @@ def drift_figure(results: StudyResults, drift: DriftSummary) -> dict[str, Any] |
                 "marker": {"color": color, "size": 11, "symbol": "diamond", "line": {"color": "#ffffff", "width": 1}},
                 "hoverinfo": "skip",
             })
-    fig = go.Figure()  # the layout only
-    _style(fig, f"Cumulative abnormal return before day 0, days {window.start:+d} to {window.end:+d}", 520,
-           "cumulative AR (%)")
-    fig.update_xaxes(title_text="trading day relative to day 0", showgrid=False, dtick=2)
-    fig.update_layout(legend={"y": -0.16})
-    return {"data": traces, "layout": fig.to_plotly_json()["layout"]}
+    # _style's look as a plain dict (no plotly figure object to validate), keys in the order plotly writes them
+    layout = charts.plain_layout({})
+    layout.update(
+        title={"font": {"size": 17},
+               "text": f"Cumulative abnormal return before day 0, days {window.start:+d} to {window.end:+d}",
+               "x": 0.0, "xanchor": "left"},
+        font={"family": charts.FONT, "size": 12, "color": "#1e293b"},
+        margin={"l": 64, "r": 20, "t": 80, "b": 60},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.16, "x": 0.0},
+        hoverlabel={"font": {"family": charts.FONT}},
+        height=520,
+    )
+    charts.update_axes(layout, "x", {"title": {"text": "trading day relative to day 0"}, "showgrid": False, "dtick": 2})
+    charts.update_axes(layout, "y", {"title": {"text": "cumulative AR (%)"}, "ticksuffix": "%", "zeroline": True,
+                                     "zerolinecolor": "#94a3b8"})
+    return {"data": traces, "layout": layout}
 
 
 def _drift_rows(drift: DriftSummary, multi: bool, most: int) -> list[dict[str, Any]]:

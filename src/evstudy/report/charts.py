@@ -9,17 +9,23 @@ hover labels, menus and annotations.
 
 from __future__ import annotations
 
+import copy
+import functools
 import html
+import json
 import math
 import textwrap
-from typing import Any
+from importlib import resources
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from scipy import stats
+from scipy import special
 
 from evstudy.results import EventTimeline, StudyResults
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 BASKET_COLORS = ("#2563eb", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d")
 BENCHMARK_COLORS = ("#334155", "#0f766e", "#9a3412", "#6d28d9")
@@ -46,8 +52,8 @@ def esc(text: object) -> str:
     return html.escape(str(text), quote=False)
 
 
-def tidy_small_multiples(fig: go.Figure, cols: int, *, shared_y: bool = True, page_px: int = 1150) -> None:
-    """Make a ``make_subplots`` grid readable: titles wrapped to their panel, one y range for all panels.
+def tidy_small_multiples(layout: dict[str, Any], cols: int, *, shared_y: bool = True, page_px: int = 1150) -> None:
+    """Make a :func:`subplot_grid` layout readable: titles wrapped to their panel, one y range for all panels.
 
     Subplot titles longer than their panel are broken into lines at word
     boundaries (about 7 px a character at 12 px type), so neighbouring titles
@@ -56,12 +62,81 @@ def tidy_small_multiples(fig: go.Figure, cols: int, *, shared_y: bool = True, pa
     ``shared_yaxes`` shares a range within a row only).
     """
     chars = max(8, int(page_px / cols / 7.5))
-    for note in fig.layout.annotations:
-        text = note.text or ""
+    for note in layout.get("annotations", []):
+        text = note.get("text") or ""
         if len(text) > chars and "<br>" not in text:
-            note.text = "<br>".join(textwrap.wrap(text, chars, break_long_words=False))
+            note["text"] = "<br>".join(textwrap.wrap(text, chars, break_long_words=False))
     if shared_y:
-        fig.update_yaxes(matches="y", showticklabels=True)
+        update_axes(layout, "y", {"matches": "y", "showticklabels": True})
+
+
+@functools.cache
+def _template_text(name: str) -> str:
+    return resources.files("plotly").joinpath("package_data", "templates", f"{name}.json").read_text(encoding="utf-8")
+
+
+def plotly_template(name: str) -> dict[str, Any]:
+    """plotly's named layout template as the plotly.js JSON a figure carries ({"data", "layout"}).
+
+    Read from the template files plotly ships: the same JSON a
+    ``go.Figure`` carries (the default "plotly") or gets from
+    ``template="plotly_white"``, without building it through plotly's
+    validators (~0.1 s a process). A fresh dict each call.
+    """
+    raw = json.loads(_template_text(name))
+    return {"data": raw["data"], "layout": raw["layout"]}
+
+
+def subplot_grid(rows: int, cols: int, titles: list[str], *, horizontal_spacing: float,
+                 vertical_spacing: float) -> dict[str, Any]:
+    """The layout ``plotly.subplots.make_subplots(rows, cols, subplot_titles=titles, ...)`` builds, as a plain dict.
+
+    Panels number row by row from the top left (``xaxis``, ``xaxis2``, ...),
+    each x axis anchored to its y axis, the domains computed as plotly
+    computes them (equal widths and heights, the spacing between), and each
+    title centred above its panel in 16 px type. The traces then name
+    their panel's axes ("x2", "y2").
+    """
+    widths = [(1.0 - horizontal_spacing * (cols - 1)) / cols] * cols
+    heights = [(1.0 - vertical_spacing * (rows - 1)) / rows] * rows
+    layout: dict[str, Any] = {}
+    domains = []
+    for r in range(rows):
+        bottom = sum(heights[:rows - 1 - r]) + (rows - 1 - r) * vertical_spacing
+        top = bottom + heights[-1 - r]
+        y = [max(0.0, 0.0 if -0.01 < bottom < 0.0 else bottom), min(1.0, 1.0 if 1.0 < top < 1.01 else top)]
+        for c in range(cols):
+            left = sum(widths[:c]) + c * horizontal_spacing
+            x = [max(0.0, left), min(1.0, left + widths[c])]
+            k = "" if r == 0 and c == 0 else r * cols + c + 1
+            layout[f"xaxis{k}"] = {"anchor": f"y{k}", "domain": x}
+            layout[f"yaxis{k}"] = {"anchor": f"x{k}", "domain": y}
+            domains.append((x, y))
+    layout["annotations"] = [
+        {"font": {"size": 16}, "showarrow": False, "text": title, "x": sum(x) / 2.0, "xanchor": "center",
+         "xref": "paper", "y": y[1], "yanchor": "bottom", "yref": "paper"}
+        for title, (x, y) in zip(titles, domains) if title
+    ]
+    return layout
+
+
+def update_axes(layout: dict[str, Any], axis: str, props: dict[str, Any], *, col: int | None = None,
+                cols: int = 1) -> None:
+    """Set ``props`` on every ``axis`` ("x" or "y") axis of ``layout`` (only column ``col``, 1-based, of a
+    ``cols``-wide grid if given), as ``fig.update_xaxes`` / ``update_yaxes`` would; nested dicts are merged."""
+    for key in [k for k in layout if k == f"{axis}axis" or (k.startswith(f"{axis}axis") and k[5:].isdigit())]:
+        number = int(key[5:] or 1)
+        if col is not None and (number - 1) % cols != col - 1:
+            continue
+        _merge(layout[key], props)
+
+
+def _merge(target: dict[str, Any], props: dict[str, Any]) -> None:
+    for key, value in props.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
 
 
 def _rgba(color: str, alpha: float) -> str:
@@ -91,15 +166,45 @@ def _tickers(results: StudyResults, event_id: str) -> list[str]:
     return list(dict.fromkeys(_event_rows(results.memberships, event_id)["ticker"]))
 
 
+def t_quantile(q: float, df: Any) -> np.ndarray:
+    """Student t quantile, ``scipy.stats.t.ppf(q, df)``'s numbers (NaN where df is not > 0).
+
+    ``scipy.special.stdtrit`` is what ``t.ppf`` evaluates; calling it
+    directly spares the report the import of ``scipy.stats``.
+    """
+    df = np.asarray(df, dtype=float)
+    positive = df > 0
+    return np.where(positive, special.stdtrit(np.where(positive, df, 1.0), q), np.nan)
+
+
+PLAIN_AXIS = {"gridcolor": "#e2e8f0", "zerolinecolor": "#cbd5e1", "linecolor": "#cbd5e1", "ticks": ""}
+
+
 def plain_style(fig: go.Figure) -> None:
     """White background and light grid, written out instead of plotly's "plotly_white" template.
 
     A named template is copied into every figure's JSON (about 6.5 kB each)
     and costs ~0.1 s to apply, which a study of many events pays per chart.
+    (The figure keeps plotly's default template: ``template={}`` merges nothing.)
     """
     fig.update_layout(template={}, paper_bgcolor="#ffffff", plot_bgcolor="#ffffff", colorway=list(LINE_COLORS))
-    fig.update_xaxes(gridcolor="#e2e8f0", zerolinecolor="#cbd5e1", linecolor="#cbd5e1", ticks="")
-    fig.update_yaxes(gridcolor="#e2e8f0", zerolinecolor="#cbd5e1", linecolor="#cbd5e1", ticks="")
+    fig.update_xaxes(**PLAIN_AXIS)
+    fig.update_yaxes(**PLAIN_AXIS)
+
+
+def plain_layout(layout: dict[str, Any]) -> dict[str, Any]:
+    """:func:`plain_style` for a plain plotly.js layout dict: the layout a ``go.Figure`` styled so would carry.
+
+    That is plotly's default template, a white background and light grid on
+    every axis of ``layout`` (at least ``xaxis`` and ``yaxis``). Returns a new dict.
+    """
+    out: dict[str, Any] = {"template": plotly_template("plotly"), **layout}
+    out.update(paper_bgcolor="#ffffff", plot_bgcolor="#ffffff", colorway=list(LINE_COLORS))
+    out.setdefault("xaxis", {})
+    out.setdefault("yaxis", {})
+    update_axes(out, "x", PLAIN_AXIS)
+    update_axes(out, "y", PLAIN_AXIS)
+    return out
 
 
 def _day_axis(results: StudyResults, event_id: str, rel_days: list[int]) -> dict[str, Any]:
@@ -194,7 +299,7 @@ def caar_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
         x = [int(d) for d in group["rel_day"]]
         caar = np.round(group["caar"].to_numpy(float) * 100, 3)
         n = group["n"].to_numpy(float)
-        quantile = np.where(n > 1, stats.t.ppf(0.975, np.maximum(n - 1, 1)), np.nan)
+        quantile = np.where(n > 1, t_quantile(0.975, np.maximum(n - 1, 1)), np.nan)
         half = np.round(quantile * group["se"].to_numpy(float) * 100, 3)
         name = esc(f"{titles.get(basket, basket)} vs {bench} (N={int(n[0])})")
         color = colors.get(basket, BASKET_COLORS[0])
@@ -215,20 +320,28 @@ def caar_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
     return {"data": data, "layout": layout}
 
 
+def _runs(keys: list[Any]) -> list[tuple[Any, int, int]]:
+    """(key, start, end) of each run of equal consecutive ``keys``: the groups of a table sorted by its keys,
+    in order, without a pandas frame per group."""
+    starts = [i for i in range(len(keys)) if i == 0 or keys[i] != keys[i - 1]]
+    return [(keys[a], a, b) for a, b in zip(starts, [*starts[1:], len(keys)])]
+
+
 def _car_traces(results: StudyResults, event_id: str, tickers: list[str]) -> list[tuple[str, list[dict[str, Any]]]]:
     """Per ticker of ``tickers``: band and line (plotly.js dicts) of its CAR path against each benchmark."""
     paths = _event_rows(results.car_paths, event_id)
     paths = paths[paths["ticker"].isin(tickers)].sort_values(["ticker", "benchmark", "rel_day"], kind="stable")
     df = _event_rows(results.fits, event_id).set_index(["ticker", "benchmark"])["df"]
     bench_color = {b: BENCHMARK_COLORS[i % len(BENCHMARK_COLORS)] for i, b in enumerate(_benchmarks(results, event_id))}
-    quantile = stats.t.ppf(0.975, df.reindex(pd.MultiIndex.from_arrays([paths["ticker"], paths["benchmark"]])).to_numpy(float))
+    quantile = t_quantile(0.975, df.reindex(pd.MultiIndex.from_arrays([paths["ticker"], paths["benchmark"]])).to_numpy(float))
     # rounded to 0.001 percentage points: the page carries what a reader can see, not 17 digits
     paths = paths.assign(_car=np.round(paths["car"].to_numpy(float) * 100, 3),
                          _half=np.round(quantile * paths["se"].to_numpy(float) * 100, 3))
     traces: dict[str, list[dict[str, Any]]] = {}
-    for (ticker, bench), group in paths.groupby(["ticker", "benchmark"], sort=False):
-        x = group["rel_day"].tolist()
-        car, half = group["_car"].to_numpy(), group["_half"].to_numpy()
+    rel, cars, halves = paths["rel_day"].to_numpy(), paths["_car"].to_numpy(), paths["_half"].to_numpy()
+    for (ticker, bench), start, end in _runs(list(zip(paths["ticker"].tolist(), paths["benchmark"].tolist()))):
+        x = rel[start:end].tolist()
+        car, half = cars[start:end], halves[start:end]
         color = bench_color[bench]
         traces.setdefault(ticker, []).extend([
             {"type": "scatter", "x": x + x[::-1], "y": np.concatenate([car + half, (car - half)[::-1]]),
@@ -505,7 +618,9 @@ def price_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
     benches = [b for b in _benchmarks(results, event_id) if b not in all_tickers and b in present]
     if not tickers and not benches:
         return None
-    series = {t: part for t, part in prices.groupby("ticker", sort=False)}
+    rel = prices["rel_day"].to_numpy()
+    rebased, close = prices["rebased"].to_numpy(dtype=float), prices["close"].to_numpy(dtype=float)
+    series = {t: slice(start, end) for t, start, end in _runs(prices["ticker"].tolist())}  # sorted by ticker
     last = prices.groupby("ticker", sort=False)["rebased"].last()
     views = _price_views(results, event_id, tickers, last)
     bench_of = {b: set(m["benchmark"]) for b, m in members.groupby("basket", sort=False)}
@@ -519,21 +634,22 @@ def price_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
         notes = []
         for i, name in enumerate([*names, *shown_benches]):
             rows = series[name]
+            end_row = rows.stop - 1
             is_bench = name in shown_benches
             color = BENCHMARK_COLORS[benches.index(name) % len(BENCHMARK_COLORS)] if is_bench \
                 else LINE_COLORS[i % len(LINE_COLORS)]
             data.append({
-                "type": "scatter", "x": rows["rel_day"].tolist(), "y": np.round(rows["rebased"].to_numpy(float), 3),
+                "type": "scatter", "x": rel[rows].tolist(), "y": np.round(rebased[rows], 3),
                 "mode": "lines",
                 "name": esc(name) + (" (benchmark)" if is_bench else ""), "visible": v == 0,
                 "line": {"color": color, "width": 3 if is_bench else 1.8, "dash": "dash" if is_bench else "solid"},
-                "customdata": np.round(rows["close"].to_numpy(float), 4),
+                "customdata": np.round(close[rows], 4),
                 "hovertemplate": esc(name) + ": %{y:.1f} (close %{customdata:.2f})<extra></extra>",
             })
             trace_view.append(v)
             if len(names) + len(shown_benches) > END_LABELS_MAX:
                 continue
-            notes.append({"x": float(rows["rel_day"].iloc[-1]), "y": float(rows["rebased"].iloc[-1]), "xref": "x",
+            notes.append({"x": float(rel[end_row]), "y": float(rebased[end_row]), "xref": "x",
                           "yref": "y", "text": esc(name), "showarrow": False, "xanchor": "left", "xshift": 4,
                           "font": {"size": 10, "color": color}})
         annotations_per_view.append(notes)

@@ -18,14 +18,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 from scipy import special
 
 from evstudy.compare import SHARED_TICKER_POLICY, Comparison
 from evstudy.config import Window
 from evstudy.report import charts
-from evstudy.report.format import figure_json, fmt_num, fmt_p, fmt_pct, p_key, window_words
+from evstudy.report.format import figure_json, fmt_num, fmt_p, fmt_pct, p_key, tuples, window_words
 from evstudy.report.sections import Section, render_section
 from evstudy.results import StudyResults
 
@@ -38,9 +36,10 @@ def _headline(results: StudyResults) -> Window:
     return Window(0, 0) if Window(0, 0) in windows else windows[0]
 
 
-def _style(fig: go.Figure, title: str, height: int) -> None:
-    fig.update_layout(
-        template="plotly_white",
+def _style(layout: dict[str, Any], title: str, height: int) -> None:
+    """plotly's "plotly_white" template, the title, height, fonts and margins (a plain plotly.js layout dict)."""
+    layout.update(
+        template=charts.plotly_template("plotly_white"),
         title={"text": title, "x": 0.0, "xanchor": "left", "font": {"size": 17}},
         height=height,
         font={"family": charts.FONT, "size": 12, "color": "#1e293b"},
@@ -82,29 +81,29 @@ def forest_figure(results: StudyResults, comparison: Comparison, event: str, ben
             "hovertemplate": "%{y}<br>CAAR %{x:+.2f}%<br>95% CI %{customdata[0]:+.2f}% to %{customdata[1]:+.2f}%"
             "<br>N = %{customdata[2]}, rank %{customdata[3]}<extra></extra>",
         })
-    fig = go.Figure()  # the layout only
-    fig.add_vline(x=0, line={"color": "#94a3b8", "width": 1})
-    _style(fig, f"CAAR with 95% confidence interval, vs {charts.esc(bench)}", 150 + 46 * len(order))
-    fig.update_xaxes(title_text="CAAR (%)", ticksuffix="%", zeroline=False)
-    fig.update_yaxes(automargin=True)
+    layout: dict[str, Any] = {"shapes": [{"line": {"color": "#94a3b8", "width": 1}, "type": "line", "x0": 0, "x1": 0,
+                                          "xref": "x", "y0": 0, "y1": 1, "yref": "y domain"}]}  # day 0
+    _style(layout, f"CAAR with 95% confidence interval, vs {charts.esc(bench)}", 150 + 46 * len(order))
+    layout["xaxis"] = {"title": {"text": "CAAR (%)"}, "ticksuffix": "%", "zeroline": False}
+    layout["yaxis"] = {"automargin": True}
     buttons = [
         {"label": window_words(s, e), "method": "restyle",
          "args": [{"visible": [k == i for k in range(len(windows))]}]}
         for i, (s, e) in enumerate(windows)
     ]
-    fig.update_layout(showlegend=False, updatemenus=[{
+    layout.update(showlegend=False, updatemenus=[{
         "buttons": buttons, "active": windows.index((head.start, head.end)) if (head.start, head.end) in windows else 0,
         "x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "bottom", "pad": {"b": 30},
         "bgcolor": "#ffffff", "bordercolor": "#94a3b8",
     }])
-    return {"data": traces, "layout": fig.to_plotly_json()["layout"]}
+    return {"data": traces, "layout": layout}
 
 
 def paths_figure(results: StudyResults, event: str, bench: str, baskets: list[str]) -> dict[str, Any] | None:
     """The baskets' CAAR paths side by side (one panel each, common y axis), 95% band CAAR ± t(N-1) x SE.
 
-    A plotly.js figure dict: the grid is laid out by an empty ``make_subplots`` and
-    the traces added as plain dicts, which skips plotly's per-trace validation.
+    A plotly.js figure dict: the grid is laid out by :func:`charts.subplot_grid`
+    (``make_subplots``' layout) and the traces added as plain dicts, with no plotly figure object.
     """
     paths = results.basket_paths
     paths = paths[(paths["event"] == event) & (paths["benchmark"] == bench) & paths["basket"].isin(baskets)]
@@ -115,10 +114,9 @@ def paths_figure(results: StudyResults, event: str, bench: str, baskets: list[st
     cols = min(4, len(drawn))
     rows = math.ceil(len(drawn) / cols)
     height = 150 + 240 * rows
-    fig = make_subplots(
-        rows=rows, cols=cols, shared_yaxes=True, horizontal_spacing=0.03,
+    layout = charts.subplot_grid(
+        rows, cols, [charts.esc(titles.get(b, b)) for b in drawn], horizontal_spacing=0.03,
         vertical_spacing=min(0.2, 80 / height),
-        subplot_titles=[charts.esc(titles.get(b, b)) for b in drawn],
     )
     traces: list[dict[str, Any]] = []
     by_basket = dict(tuple(paths.groupby("basket", sort=False)))
@@ -144,17 +142,18 @@ def paths_figure(results: StudyResults, event: str, bench: str, baskets: list[st
             + "<br>day %{x:+d}: CAAR %{y:+.2f}%<extra></extra>", **axes,
         })
     # day 0 in every panel, as one list of shapes (add_vline per subplot is slow with many panels)
-    fig.update_layout(shapes=[
+    layout["shapes"] = [
         {"type": "line", "x0": 0, "x1": 0, "y0": 0, "y1": 1, "xref": f"x{k + 1 if k else ''}",
          "yref": f"y{k + 1 if k else ''} domain", "line": {"color": "#0f172a", "width": 1, "dash": "dash"}}
         for k in range(len(drawn))
-    ])
-    _style(fig, f"CAAR paths side by side, vs {charts.esc(bench)}", height)
-    fig.update_yaxes(ticksuffix="%", zeroline=True, zerolinecolor="#94a3b8")
-    fig.update_xaxes(showgrid=False, dtick=5)
-    fig.update_annotations(font={"size": 12})
-    charts.tidy_small_multiples(fig, cols)  # titles wrapped to their panel; one y range, as the caption says
-    return {"data": traces, "layout": fig.to_plotly_json()["layout"]}
+    ]
+    _style(layout, f"CAAR paths side by side, vs {charts.esc(bench)}", height)
+    charts.update_axes(layout, "y", {"ticksuffix": "%", "zeroline": True, "zerolinecolor": "#94a3b8"})
+    charts.update_axes(layout, "x", {"showgrid": False, "dtick": 5})
+    for note in layout["annotations"]:
+        note["font"]["size"] = 12
+    charts.tidy_small_multiples(layout, cols)  # titles wrapped to their panel; one y range, as the caption says
+    return {"data": traces, "layout": layout}
 
 
 def _rgba(color: str, alpha: float) -> str:
@@ -182,7 +181,7 @@ def _pair_rows(results: StudyResults, pairs: pd.DataFrame) -> list[dict[str, Any
     titles = charts.basket_titles(results)
     rows = []
     pairs = pairs.assign(_p=pairs["p_holm"].astype(float)).sort_values(["_p"], kind="stable", na_position="last")
-    for row in pairs.itertuples(index=False):
+    for row in tuples(pairs):
         def source(column: str) -> str:
             return p_key("comparisons", row.event, row.basket_a, row.basket_b, row.benchmark, row.window_start,
                          row.window_end, column)
@@ -218,7 +217,7 @@ def _ranking(results: StudyResults, table: pd.DataFrame) -> dict[str, Any]:
         columns.append([
             {"basket": titles.get(r.basket, r.basket), "caar": fmt_pct(r.caar),
              "rank": "—" if pd.isna(r.rank) else str(int(r.rank))}
-            for r in part.itertuples(index=False)
+            for r in tuples(part)
         ])
     depth = max((len(c) for c in columns), default=0)
     return {
@@ -259,7 +258,7 @@ def answer(results: StudyResults, comparison: Comparison, event: str, bench: str
     listed = "; ".join(
         f"{titles.get(r.basket_a, r.basket_a)} vs {titles.get(r.basket_b, r.basket_b)} {fmt_pct(r.diff)} "
         f"({r.verdict.split(',')[0]}, Holm p {fmt_p(r.p_holm)})"
-        for r in called.assign(_p=called["p_holm"].astype(float)).sort_values("_p").itertuples(index=False)
+        for r in tuples(called.assign(_p=called["p_holm"].astype(float)).sort_values("_p"))
     )
     n = len(called)
     return (f"{first} Corrected for the {tests} (Holm), {n} pair{'s' if n != 1 else ''} "
@@ -322,7 +321,7 @@ def comparison_text(results: StudyResults, *, top: int | None = None) -> str:
         ranked = table[(table["event"] == event) & (table["benchmark"] == bench)
                        & (table["window_start"] == head.start) & (table["window_end"] == head.end)]
         ranked = ranked.sort_values("rank", kind="stable")
-        order = ", ".join(f"{r.basket} {fmt_pct(r.caar)}" for r in ranked.itertuples(index=False))
+        order = ", ".join(f"{r.basket} {fmt_pct(r.caar)}" for r in tuples(ranked))
         lines.append(f"  [{event}] vs {bench}, ranking: {order}")
         part = pairs[(pairs["window_start"] == head.start) & (pairs["window_end"] == head.end)]
         part = part.assign(_p=part["p_permutation"].astype(float)).sort_values("_p", kind="stable")
@@ -331,7 +330,7 @@ def comparison_text(results: StudyResults, *, top: int | None = None) -> str:
             lines.append(f"  {size} pairwise test{'s' if size != 1 else ''} on this window: "
                          f"{(part['verdict'].str.startswith('significant')).sum()} significant after Holm's correction")
         shown = part if top is None else part.head(top)
-        for r in shown.itertuples(index=False):
+        for r in tuples(shown):
             lines.append(
                 f"    {r.basket_a} - {r.basket_b}: {fmt_pct(r.diff)}  Welch p {fmt_p(r.p_welch)}; permutation p "
                 f"{fmt_p(r.p_permutation)}, Holm {fmt_p(r.p_holm)}, BH q {fmt_p(r.q_bh)}: {r.verdict}"

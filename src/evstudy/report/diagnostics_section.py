@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from evstudy.config import Window
 from evstudy.diagnostics import BREAK_CRITICAL_5PCT, FLAT_RUN_DAYS, NOT_ACTED_ON, OUTLIER_SIGMAS
-from evstudy.report.format import MISSING, fmt_int, fmt_num, fmt_p, fmt_pct, p_key, verdict, window_words
+from evstudy.report.format import MISSING, fmt_int, fmt_num, fmt_p, fmt_pct, p_key, tuples, verdict, window_words
 from evstudy.report.sections import render_section
 from evstudy.results import StudyResults
 
@@ -42,7 +42,7 @@ def _flag_rows(results: StudyResults) -> tuple[list[dict[str, Any]], list[dict[s
     order = {flag: i for i, flag in enumerate(FLAG_WORDS)}
     series = {key: i for i, key in enumerate(dict.fromkeys(zip(table["event"], table["ticker"], table["benchmark"])))}
     rows, extreme = [], []
-    for row in table.itertuples(index=False):
+    for row in tuples(table):
         key = (row.event, row.ticker, row.benchmark)
         base = {"event": row.event if multi else "", "ticker": row.ticker, "benchmark": row.benchmark,
                 "_order": (series[key], order.get(row.flag, 99))}
@@ -66,7 +66,7 @@ def _comparison_rows(results: StudyResults, window: Window) -> list[dict[str, An
     day0 = cmp[(cmp["window_start"] == 0) & (cmp["window_end"] == 0)].set_index(["event", "ticker", "benchmark", "fit"])
     car = cmp[(cmp["window_start"] == window.start) & (cmp["window_end"] == window.end)]
     out = []
-    for row in car.itertuples(index=False):
+    for row in tuples(car):
         key = (row.event, row.ticker, row.benchmark, row.fit)
         ar0 = day0["car"].get(key) if key in day0.index else None
         words, css = verdict(row.p_value, row.car)
@@ -97,7 +97,7 @@ def _bhar_rows(results: StudyResults) -> list[dict[str, Any]]:
         return []
     cars = results.cars.set_index(["event", "ticker", "benchmark", "window_start", "window_end"])["car"]
     rows = []
-    for row in bh.itertuples(index=False):
+    for row in tuples(bh):
         key = (row.event, row.ticker, row.benchmark, row.window_start, row.window_end)
         rows.append({
             "ticker": row.ticker,

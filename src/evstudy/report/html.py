@@ -21,14 +21,12 @@ import dataclasses
 import datetime as dt
 import json
 from collections.abc import Iterator
-from importlib import resources
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
-from scipy import stats
 
 from evstudy.config import Window
 from evstudy.inference import SMALL_N
@@ -45,10 +43,11 @@ from evstudy.report.format import (
     plural,
     record_verdict,
     sort_key,
+    tuples,
     verdict,
     window_words,
 )
-from evstudy.report.sections import Section, jinja_environment
+from evstudy.report.sections import Section, report_template
 from evstudy.results import EventTimeline, StudyResults
 
 TEMPLATE = "report.html.j2"
@@ -159,7 +158,7 @@ def _answer_rows(view: StudyResults, record: pd.DataFrame) -> tuple[list[dict[st
     rows = record[(record["window_start"] == window.start) & (record["window_end"] == window.end)]
     reasons: dict[str, str] = {}
     answers = []
-    for row in rows.itertuples(index=False):
+    for row in tuples(rows):
         why = str(row.verdict_reason or "")
         words, css = record_verdict(row.verdict, row.caar)
         mark = reasons.setdefault(why, str(len(reasons) + 1)) if why else ""
@@ -185,7 +184,7 @@ def _basket_groups(view: StudyResults, record: pd.DataFrame) -> list[dict[str, A
     groups = []
     for (basket, bench), group in record.groupby(["basket", "benchmark"], sort=False):
         rows = []
-        for row in group.itertuples(index=False):
+        for row in tuples(group):
             words, css = record_verdict(row.verdict, row.caar)
             cell = (row.event, row.basket, row.benchmark, row.window_start, row.window_end)
             rows.append({
@@ -221,7 +220,7 @@ def _caveats(results: StudyResults, view: StudyResults, timeline: EventTimeline)
         moved = series[series["p_value"] < 0.05].sort_values("car", key=abs, ascending=False)
         if len(moved):
             first = moved.drop_duplicates("ticker").head(3)
-            top = ", ".join(f"{r.ticker} {fmt_pct(r.car)} vs {r.benchmark}" for r in first.itertuples(index=False))
+            top = ", ".join(f"{r.ticker} {fmt_pct(r.car)} vs {r.benchmark}" for r in tuples(first))
             out.append({"title": "Moves before the news",
                         "text": f"{plural(moved['ticker'].nunique(), 'stock')} moved significantly before day 0, "
                                 f"a sign of a leak or of earlier news (largest: {top}).", "link": "#drift"})
@@ -274,7 +273,7 @@ def _stacked_answers(results: StudyResults) -> list[dict[str, str]]:
     return [
         {"label": str(row.label), "benchmark": row.benchmark, "events": plural(row.n_events, "event"),
          "n": fmt_int(row.n), "caar": fmt_pct(row.caar)}
-        for row in rows.itertuples(index=False)
+        for row in tuples(rows)
     ]
 
 
@@ -307,7 +306,7 @@ def _ticker_rows(view: StudyResults) -> tuple[list[dict[str, Any]], int]:
         cars = keep
     cars = cars.join(day0, on=["ticker", "benchmark"])
     rows = []
-    for row in cars.itertuples(index=False):
+    for row in tuples(cars):
         key = (row.ticker, row.benchmark)
         words, css = verdict(row.p_value, row.car)
         rows.append({
@@ -338,7 +337,7 @@ def _car_band_words(view: StudyResults) -> str:
     df = int(np.median(fits["df"])) if len(fits) else 0
     if df < 1:
         return "CAR ± t(df, 0.975) × SE"
-    return f"CAR ± t({df}, 0.975) × SE = CAR ± {stats.t.ppf(0.975, df):.2f} × SE"
+    return f"CAR ± t({df}, 0.975) × SE = CAR ± {float(charts.t_quantile(0.975, df)):.2f} × SE"
 
 
 def _confounder_key(timeline: EventTimeline) -> str:
@@ -431,7 +430,7 @@ def _fit_rows(results: StudyResults) -> tuple[list[dict[str, Any]], int]:
             "zero_share": fmt_pct(row.zero_share, signed=False),
             "invalid": fmt_int(row.invalid_prices),
         }
-        for row in fits.itertuples(index=False)
+        for row in tuples(fits)
     ]
     return rows, dropped
 
@@ -517,8 +516,7 @@ def render_html(results: StudyResults, *, generated_at: dt.datetime | None = Non
 
     ``generated_at`` defaults to now (UTC); pass a fixed time to make two renders comparable.
     """
-    source = resources.files("evstudy.report").joinpath("templates", TEMPLATE).read_text(encoding="utf-8")
-    template = jinja_environment().from_string(source)
+    template = report_template(TEMPLATE)
     cfg = results.config
     when = (generated_at or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     fits, fits_dropped = _fit_rows(results)
@@ -546,7 +544,7 @@ def render_html(results: StudyResults, *, generated_at: dt.datetime | None = Non
         n_fits=len(fits) + fits_dropped,
         exclusions=[
             {"event": r.event, "ticker": r.ticker, "benchmark": r.benchmark, "reason": r.reason}
-            for r in exclusions.itertuples(index=False)
+            for r in tuples(exclusions)
         ],
         reproduce=_reproduce(results),
         est_window=f"{cfg.estimation_window.start:+d} to {cfg.estimation_window.end:+d}",

@@ -16,11 +16,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from plotly.subplots import make_subplots
+from markupsafe import Markup, escape
 
 from evstudy.inference import SMALL_N, TEST_IDS, TEST_LABELS
 from evstudy.report import charts
-from evstudy.report.format import MISSING, figure_json, fmt_num, fmt_p, fmt_pct, p_key, verdict, window_words
+from evstudy.report.format import (
+    MISSING, figure_json, fmt_num, fmt_p, fmt_pct, p_key, records, verdict, window_words,
+)
 from evstudy.report.sections import Section, render_section
 from evstudy.verdicts import load_evidence
 from evstudy.results import StudyResults
@@ -47,19 +49,33 @@ def _statistic(test: str, value: Any) -> str:
     return fmt_num(value, 1) if test == "wilcoxon" else fmt_num(value)
 
 
-def _table(group: pd.DataFrame, record: pd.DataFrame) -> dict[str, Any]:
+def _cell_html(cell: dict[str, Any], trusted: bool) -> str:
+    """One table cell: the statistic, its p-value (``data-p`` names its source) and the verdict as a tooltip.
+
+    Written here, not by a Jinja loop, because the page has ~840 of them; every value is escaped as the
+    template would. A trusted test's window that the verdict does not speak for is greyed ("silent").
+    """
+    silent = trusted and not cell["spoke"]
+    return (f'<td class="num{" silent" if silent else ""}" title="'
+            f'{"not the verdict for this window (see its reason); " if silent else ""}{escape(cell["title"])}">'
+            f'{escape(cell["stat"])}<span class="pv {escape(cell["css"])}">p <span data-p="{escape(cell["key"])}">'
+            f'{escape(cell["p"])}</span></span></td>')
+
+
+def _table(group: list[dict[str, Any]], record: list[dict[str, Any]]) -> dict[str, Any]:
     """Tests x windows for one basket, the verdict record's headline rows marked, with its reasons.
 
-    ``record`` holds this basket's rows of the verdict record (``results.baskets``).
+    ``group`` holds this basket's rows of ``results.tests`` and ``record`` its
+    rows of the verdict record (``results.baskets``), as :func:`records`.
     """
-    windows = list(dict.fromkeys(zip(group["window_start"], group["window_end"])))
-    n = int(group["n"].max()) if len(group) else 0
-    headline = group["headline"] if "headline" in group else pd.Series(False, index=group.index)
-    chosen = set(group.loc[headline.astype(bool), "test"])
-    # one dict per row, keyed by its cell: a .loc lookup per cell costs more than the whole table
-    cells = {(rec["test"], rec["window_start"], rec["window_end"]): rec for rec in group.to_dict("records")}
+    windows = list(dict.fromkeys((rec["window_start"], rec["window_end"]) for rec in group))
+    n = int(max(rec["n"] for rec in group)) if group else 0
+    chosen = {rec["test"] for rec in group if rec.get("headline", False)}
+    # one dict per row, keyed by its cell: a lookup per cell, not a scan of the table
+    cells = {(rec["test"], rec["window_start"], rec["window_end"]): rec for rec in group}
+    present = {rec["test"] for rec in group}
     rows, notes = [], {}
-    for test in [t for t in TEST_IDS if t in set(group["test"])]:
+    for test in [t for t in TEST_IDS if t in present]:
         row_cells = []
         for start, end in windows:
             rec = cells[(test, start, end)]
@@ -71,10 +87,11 @@ def _table(group: pd.DataFrame, record: pd.DataFrame) -> dict[str, Any]:
             note = str(rec["note"]) if isinstance(rec["note"], str) else ""
             if note and test not in notes.setdefault(note, []):
                 notes[note].append(test)
-        rows.append({"id": test, "label": TEST_LABELS[test], "cells": row_cells, "trusted": test in chosen})
+        rows.append({"id": test, "label": TEST_LABELS[test], "trusted": test in chosen,
+                     "cells_html": Markup("".join(_cell_html(c, test in chosen) for c in row_cells))})
     reasons: dict[str, list[str]] = {}
-    for row in record.itertuples(index=False):
-        reasons.setdefault(row.verdict_reason, []).append(window_words(row.window_start, row.window_end))
+    for row in record:
+        reasons.setdefault(row["verdict_reason"], []).append(window_words(row["window_start"], row["window_end"]))
     # one line per distinct reason, naming its windows: a paragraph of six near-identical sentences is unreadable
     reason = [{"windows": "" if len(reasons) == 1 else ", ".join(w), "text": r} for r, w in reasons.items()]
     return {
@@ -91,26 +108,27 @@ def _table(group: pd.DataFrame, record: pd.DataFrame) -> dict[str, Any]:
 def _layout(windows: list[tuple[int, int]], k: int) -> tuple[dict[str, Any], int]:
     """The panels' layout (plotly.js dict) and the number of columns: the grid laid out once, with no traces.
 
-    ``make_subplots`` places the axes and panel titles; the traces and the menu
-    are then added as plain dicts, which skips plotly's per-trace validation.
+    :func:`charts.subplot_grid` places the axes and panel titles as
+    ``make_subplots`` would; the traces and the menu are then added as
+    plain dicts, with no plotly figure object to validate them.
     """
     cols = min(3, len(windows))
     nrows = math.ceil(len(windows) / cols)
-    fig = make_subplots(rows=nrows, cols=cols, subplot_titles=[window_words(s, e) for s, e in windows],
-                        horizontal_spacing=0.06, vertical_spacing=0.16)
-    charts.plain_style(fig)
-    fig.update_layout(
-        title={"text": f"Placebo test: the basket's CAAR on {k:,} days without news, and on the event (red)",
-               "x": 0.0, "xanchor": "left", "y": 0.98, "yanchor": "top", "font": {"size": 16}},
-        height=170 + 250 * nrows, bargap=0.02,
+    layout = charts.plain_layout(charts.subplot_grid(
+        nrows, cols, [window_words(s, e) for s, e in windows], horizontal_spacing=0.06, vertical_spacing=0.16))
+    layout.update(  # in the order plotly writes them, so the page's JSON is the same text as before
+        title={"font": {"size": 16},
+               "text": f"Placebo test: the basket's CAAR on {k:,} days without news, and on the event (red)",
+               "x": 0.0, "xanchor": "left", "y": 0.98, "yanchor": "top"},
         font={"family": charts.FONT, "size": 12, "color": "#1e293b"},
         margin={"l": 56, "r": 20, "t": 150, "b": 50},
         legend={"orientation": "h", "yanchor": "top", "y": -0.08, "x": 0.0},
         hoverlabel={"font": {"family": charts.FONT}},
+        height=170 + 250 * nrows, bargap=0.02,
     )
-    fig.update_xaxes(ticksuffix="%", zeroline=True, zerolinecolor="#cbd5e1")
-    fig.update_yaxes(title_text="pseudo-days", col=1)
-    return fig.to_plotly_json()["layout"], cols
+    charts.update_axes(layout, "x", {"ticksuffix": "%", "zeroline": True, "zerolinecolor": "#cbd5e1"})
+    charts.update_axes(layout, "y", {"title": {"text": "pseudo-days"}}, col=1, cols=cols)
+    return layout, cols
 
 
 def placebo_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
@@ -120,7 +138,8 @@ def placebo_figure(results: StudyResults, event_id: str) -> dict[str, Any] | Non
     binned here, so the page carries bar heights, not every draw. Returned as a
     plotly.js figure dict (``{"data", "layout"}``), ready for :func:`figure_json`.
     """
-    draws = results.placebo[results.placebo["event"] == event_id]
+    mine = results.placebo["event"] == event_id
+    draws = results.placebo if mine.all() else results.placebo[mine]  # one event: no copy of its 10^5 draws
     if draws.empty:
         return None
     tests = results.tests[(results.tests["event"] == event_id) & (results.tests["test"] == "placebo_caar")]
@@ -129,7 +148,8 @@ def placebo_figure(results: StudyResults, event_id: str) -> dict[str, Any] | Non
     layout, cols = _layout(windows, int(draws["draw"].max()) + 1)
     keys = ["basket", "benchmark", "window_start", "window_end"]
     # split once: each (basket, benchmark, window) cell's draws and test row
-    draw_cells = {key: cell["caar"].to_numpy(dtype=float) for key, cell in draws.groupby(keys, sort=False)}
+    caar = draws["caar"].to_numpy(dtype=float)
+    draw_cells = {key: caar[rows] for key, rows in draws.groupby(keys, sort=False).indices.items()}
     test_cells = {key: (cell["statistic"].iloc[0], cell["p_value"].iloc[0])
                   for key, cell in tests.groupby(keys, sort=False)}
     groups = _groups(draws)
@@ -190,6 +210,13 @@ def placebo_figure(results: StudyResults, event_id: str) -> dict[str, Any] | Non
     return {"data": traces, "layout": layout}
 
 
+def _by_event(frame: pd.DataFrame, results: StudyResults) -> dict[str, pd.DataFrame]:
+    """``frame``'s rows per event (one groupby); a one-event study's frame as it is, not copied."""
+    if len(results.timelines) == 1:
+        return {results.timelines[0].event_id: frame}
+    return dict(tuple(frame.groupby("event", sort=False))) if len(frame) else {}
+
+
 def render(results: StudyResults) -> Section | None:
     """The section, or None when the results hold no basket test beyond the cross-sectional t."""
     if set(results.tests["test"]) <= {"cs_t"}:
@@ -197,20 +224,23 @@ def render(results: StudyResults) -> Section | None:
     evidence = load_evidence()
     titles = charts.basket_titles(results)
     # split once, so each event's work follows its own rows (linear in events)
-    tests_by_group = dict(tuple(results.tests.groupby(["event", "basket", "benchmark"], sort=False)))
-    tests_by_event = dict(tuple(results.tests.groupby("event", sort=False)))
-    placebo_by_event = dict(tuple(results.placebo.groupby("event", sort=False))) if len(results.placebo) else {}
-    record = results.baskets
-    record_by_group = dict(tuple(record.groupby(["event", "basket", "benchmark"], sort=False))) if len(record) else {}
+    tests_by_group: dict[str, dict[tuple[str, str], list[dict[str, Any]]]] = {}  # event -> (basket, benchmark)
+    for rec in records(results.tests):
+        tests_by_group.setdefault(rec["event"], {}).setdefault((rec["basket"], rec["benchmark"]), []).append(rec)
+    tests_by_event = _by_event(results.tests, results)
+    placebo_by_event = _by_event(results.placebo, results)
+    record_by_group: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for rec in records(results.baskets, ["event", "basket", "benchmark", "verdict_reason", "window_start",
+                                         "window_end"]):
+        record_by_group.setdefault((rec["event"], rec["basket"], rec["benchmark"]), []).append(rec)
     events = []
     for index, timeline in enumerate(results.timelines):
         event_id = timeline.event_id
         event_tests = tests_by_event.get(event_id, results.tests.iloc[0:0])
         groups = []
-        for basket, bench in _groups(event_tests):
-            group = tests_by_group[(event_id, basket, bench)]
+        for (basket, bench), group in tests_by_group.get(event_id, {}).items():
             groups.append({"basket": titles.get(basket, basket), "benchmark": bench,
-                           **_table(group, record_by_group.get((event_id, basket, bench), record.iloc[0:0]))})
+                           **_table(group, record_by_group.get((event_id, basket, bench), []))})
         view = dataclasses.replace(results, tests=event_tests,
                                    placebo=placebo_by_event.get(event_id, results.placebo.iloc[0:0]))
         fig = placebo_figure(view, event_id)

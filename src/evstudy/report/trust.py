@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evstudy.inference import SMALL_N
+from evstudy.report.format import tuples
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,9 @@ def trusted_tests(results: Any) -> dict[tuple[str, str, str], Advice]:
     out: dict[tuple[str, str, str], Advice] = {}
     table = results.baskets
     day0 = (table["window_start"] == 0) & (table["window_end"] == 0)
-    for row in table.loc[day0].itertuples(index=False) if day0.any() else ():
+    for row in tuples(table.loc[day0]) if day0.any() else ():
         out[(row.event, row.basket, row.benchmark)] = Advice(row.headline_test or None, row.verdict_reason, row.n < SMALL_N)
-    for row in table.itertuples(index=False):
+    for row in tuples(table):
         out.setdefault((row.event, row.basket, row.benchmark),
                        Advice(row.headline_test or None, row.verdict_reason, row.n < SMALL_N))
     return out
@@ -51,5 +52,5 @@ def trusted_p_values(results: Any) -> dict[tuple[str, str, str, int, int], tuple
     return {
         (row.event, row.basket, row.benchmark, int(row.window_start), int(row.window_end)):
             (row.headline_test, _p(row.p_value))
-        for row in results.baskets.itertuples(index=False) if row.headline_test
+        for row in tuples(results.baskets) if row.headline_test
     }
