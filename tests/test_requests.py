@@ -23,7 +23,7 @@ from evstudy.cli import cli
 from evstudy.config import Window, ad_hoc_config, load_config
 from evstudy.errors import ConfigError, InsufficientDataError
 from evstudy.firm_events import (
-    GroupSums, _average_ranks, corrado_from_sums, rank_sums, run_request,
+    GroupSums, corrado_from_sums, rank_sums, run_request,
 )
 from evstudy.inference import corrado_rank, generalized_sign, generalized_sign_from_shares, window_selectors
 from evstudy.requests import RequestConfig, read_request
@@ -225,16 +225,6 @@ def test_rank_sums_average_ties_like_scipy():
             member = codes == g
             np.testing.assert_allclose(total[g, w], np.nansum(expected[member], axis=0), atol=1e-12)
             np.testing.assert_array_equal(count[g, w], np.isfinite(pooled[member]).sum(axis=0))
-
-
-def test_average_ranks_equal_scipy_rankdata_with_ties_and_gaps():
-    rng = np.random.default_rng(11)
-    values = np.round(rng.standard_normal((60, 33)), 1)  # many ties
-    values[rng.random(values.shape) < 0.15] = np.nan
-    values[4] = np.nan  # a row without any value
-    values[7] = 2.5  # a row of one tie
-    np.testing.assert_array_equal(_average_ranks(values), rankdata(values, axis=1, nan_policy="omit"))
-    np.testing.assert_array_equal(_average_ranks(values[0]), rankdata(values[0], nan_policy="omit"))
 
 
 def test_rank_sums_of_rows_with_and_without_ties_need_no_scipy_stats():

@@ -40,7 +40,7 @@ from evstudy.config import Window
 from evstudy.diagnostics import EXACT_FIT_REASON, exact_fit, flat_benchmark_reason
 from evstudy.errors import DataSourceError, InsufficientDataError
 from evstudy.inference import (
-    TEST_LABELS, TestArrays, _explain, _finalize, _notes, bmp_t, cs_t, generalized_sign_from_shares, kp_bmp_t,
+    TEST_LABELS, TestArrays, _explain, _finalize, _notes, average_ranks, bmp_t, cs_t, generalized_sign_from_shares, kp_bmp_t,
     kp_patell_z, normal_pvalue, patell_z, standardized_cars, wilcoxon, window_selectors,
 )
 from evstudy.models import ModelFit, alpha_beta, fit
@@ -354,7 +354,7 @@ def rank_sums(
     group and a number of estimation ARs share 1 / (T + 1), so their ranks are
     summed as integers (several windows packed into one 64-bit word, one pass)
     and weighted once. Rows with ties or a missing event AR (rare) are ranked
-    by :func:`_average_ranks`.
+    by :func:`evstudy.inference.average_ranks`.
     """
     n, n_est_days = est_ar.shape
     n_event = event_ar.shape[1]
@@ -386,7 +386,7 @@ def rank_sums(
         tied_codes = codes[exact]
         for w, pool in enumerate(pools):
             pooled = np.where(pool[None, :], combined[exact], np.nan)
-            u = np.nan_to_num(_average_ranks(pooled) / (np.isfinite(pooled).sum(axis=1, keepdims=True) + 1.0))
+            u = np.nan_to_num(average_ranks(pooled) / (np.isfinite(pooled).sum(axis=1, keepdims=True) + 1.0))
             for g in range(n_groups):
                 totals[g, w] += u[tied_codes == g].sum(axis=0)
     return totals, counts
@@ -450,27 +450,6 @@ def _add_untied_rank_sums(
             for s, g in enumerate(groups):
                 totals[g, w, :n_est_days] += est_part[s]
                 totals[g, w, n_est_days:] += event_part[s]
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks along the last axis, ties averaged, NaN left out (NaN): ``scipy.stats.rankdata(values, axis=-1,
-    nan_policy="omit")`` without importing scipy.stats (about a second at start-up)."""
-    values = np.asarray(values, dtype=float)
-    shape = values.shape
-    flat = values.reshape(-1, shape[-1]) if values.ndim else values.reshape(1, 1)
-    rows, m = flat.shape
-    order = np.argsort(flat, axis=1, kind="stable")
-    ordered = np.take_along_axis(flat, order, axis=1)
-    starts = np.ones((rows, m), dtype=bool)
-    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    tie_of = np.cumsum(starts.ravel()) - 1
-    first = np.flatnonzero(starts.ravel())
-    count = np.diff(np.append(first, rows * m))
-    position = first % max(m, 1)
-    average = (position + (count + 1) / 2.0)[tie_of].reshape(rows, m)
-    ranks = np.empty_like(flat)
-    np.put_along_axis(ranks, order, np.where(np.isnan(ordered), np.nan, average), axis=1)
-    return ranks.reshape(shape)
 
 
 def _unit_residuals(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
