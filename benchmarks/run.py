@@ -5,20 +5,22 @@ Every process reads the price file through its local index (prices/dataset.py),
 built once at the start in a fresh cache (its build time is printed): the
 steady state a user sees from their second run on.
 
-Targets (issues #4 and #9; OPEN = an issue-9 target that other branches' work
-must still meet, printed but not failing the run unless ``--gate-open``):
+Targets (issues #4 and #9; OPEN = an issue-9 target not met yet, printed but not
+failing the run unless ``--gate-open``; scan_read and study_read, met since
+2026-11-30, gate the full run but not ``--quick``, whose CI machine may have more
+cores for the read baseline's Arrow threads than the 2 they were measured on):
 
   scan_wall         the ``evstudy scan`` process (whole market, 2025-10-13, scan.csv,
                     scan.json, scan.html) <= 2x the process ``python -c "import
                     pandas as pd; pd.read_parquet(PATH)"``; alternating pairs, median
                     of the per-pair ratios.
-  scan_read         (OPEN) the same ratio <= 1.0 (issue #9).
+  scan_read         the same ratio <= 1.0 (issue #9; gating in full mode).
   scan_rss          peak RSS of the scan process < 2 GiB.
   study_wall        ``evstudy run configs/jpm-sri-2025.toml`` (1,000 placebo dates,
                     every output) under 15 s (issue #2).
-  study_read        the same process <= 2.5x the read_parquet process (issue #9; OPEN:
-                    the HTML report and the placebo are most of it). One extra run
-                    is broken down phase by phase (benchmarks/breakdown.py --study).
+  study_read        the same process <= 2.5x the read_parquet process (issue #9; gating
+                    in full mode). One extra run is broken down phase by phase
+                    (benchmarks/breakdown.py --study).
   engine            the scan's batched fit >= 50x a per-ticker statsmodels loop, same
                     numbers to 1e-8.
   placebo           1,000 placebo dates x 100 tickers in < 5 s.
@@ -65,7 +67,8 @@ EVENT = "2025-10-13"
 GIB = 1024**3
 
 SCAN_RATIO_MAX = 2.0  # issue 4
-SCAN_READ_RATIO_MAX = 1.0  # issue 9 (OPEN: 1.07-1.55x per pair at load ~1.5 on 2026-11-30)
+SCAN_READ_RATIO_MAX = 1.0  # issue 9 (0.79x, pairs 0.55-0.99, at load ~2.5 on 2026-11-30)
+FULL_ONLY_GATES = {"scan_read", "study_read"}  # met on 2 CPUs; a many-core CI machine reads faster (see above)
 STUDY_RATIO_MAX = 2.5  # issue 9: the JPM job vs the read-only process
 CATALOGUE_RATIO_MAX = 2.0  # issue 9: 200 events x 20 stocks vs 10 events
 CATALOGUE_LINEAR_SLACK = 1.25  # compute per event at the large size <= 1.25x the small size's
@@ -89,8 +92,8 @@ class Result:
     passed: bool
     detail: dict[str, Any]
     gating: bool = True
-    """False for an issue-9 target not met yet, mostly by other branches' work (report rendering, placebo):
-    printed as OPEN and not failing the run unless --gate-open."""
+    """False for an issue-9 target not met yet (or, in --quick, one of FULL_ONLY_GATES):
+    printed as OPEN when missed and not failing the run unless --gate-open."""
 
 
 def _median(values: list[float]) -> float:
@@ -220,7 +223,7 @@ def bench_scan_process(prices: Path, pairs: int) -> list[Result]:
     issue9 = Result(
         "scan_read", f"scan / read_parquet <= {SCAN_READ_RATIO_MAX:g}", wall.measured, wall.baseline, ratio,
         ratio <= SCAN_READ_RATIO_MAX, wall.detail,
-        gating=False,  # the scan's imports (pandas, scipy.special) and run_scan are ~1 s before any read
+        gating=False,  # FULL_ONLY_GATES
     )
     return [wall, memory, issue9]
 
@@ -277,7 +280,7 @@ def bench_study_process(prices: Path, pairs: int) -> list[Result]:
             "study_read", f"evstudy run {STUDY_CONFIG.name} / read_parquet <= {STUDY_RATIO_MAX:g}",
             f"median {wall:.2f} s (fastest {min(walls['measured_s']):.2f} s)",
             f"read_parquet median {_median(walls['baseline_s']):.2f} s", ratio, ratio <= STUDY_RATIO_MAX, detail,
-            gating=False,  # the HTML report and the placebo are other branches' work (benchmarks/README.md)
+            gating=False,  # FULL_ONLY_GATES
         ),
     ]
 
@@ -414,7 +417,7 @@ def bench_adhoc(prices: Path, n_tickers: int, reps: int, processes: bool) -> lis
         ratio, ratio <= ADHOC_RATIO_MAX,
         {"study_cpu_s": study_times, "study_wall_s": study_walls, "scan_cpu_s": scan_times, "scan_wall_s": scan_walls,
          "tickers": len(picks)},
-        gating=False,  # ~15x: the per-series tests, the placebo fits and scipy.stats remain (benchmarks/README.md)
+        gating=False,  # ~13x: the basket tests, the placebo fits and the outputs remain (benchmarks/README.md)
     )]
     if processes:
         out = Path(tempfile.mkdtemp(prefix="evstudy-bench-adhoc-"))
@@ -439,7 +442,7 @@ def bench_adhoc(prices: Path, n_tickers: int, reps: int, processes: bool) -> lis
             f"scan {scan_wall:.2f} s (fastest of 3)", wall / scan_wall, wall / scan_wall <= ADHOC_RATIO_MAX,
             {"adhoc_s": wall, "adhoc_cpu_s": cpu, "adhoc_rss_bytes": rss, "scan_s": scan_wall, "scan_cpu_s": scan_cpu,
              "report_bytes": size},
-            gating=False,  # ~7x: the report, results.json, the CSVs and the compute remain (benchmarks/README.md)
+            gating=False,  # ~7x: the outputs alone (report, results.json, CSVs) exceed 3x the scan (README)
         ))
     return results
 
@@ -645,6 +648,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         index_build_s = prepare_index(args.prices)
         results = run_benchmarks(args, only)
+        for result in results:
+            result.gating = result.gating or (result.name in FULL_ONLY_GATES and not args.quick)
     finally:
         shutil.rmtree(os.environ["EVSTUDY_CACHE"], ignore_errors=True)  # the 139 MB index of the shared file
     print()
