@@ -143,7 +143,13 @@ def with_baskets(frame: pd.DataFrame, memberships: pd.DataFrame) -> pd.DataFrame
     ticker belongs to in that event under that benchmark, joined by "; " (one cell, spreadsheet-friendly:
     a ticker in two baskets keeps one row per window, not two)."""
     keys = ["event", "ticker", "benchmark"]
-    named = memberships.groupby(keys, sort=False)["basket"].agg("; ".join).rename("baskets").reset_index()
+    joined: dict[tuple, list[str]] = {}  # in order of first appearance, as groupby(sort=False) gives them
+    for *key, basket in zip(*(memberships[name].tolist() for name in [*keys, "basket"])):
+        if not any(pd.isna(part) for part in key):  # groupby's dropna: no row for a missing key
+            joined.setdefault(tuple(key), []).append(basket)
+    # a dict, not groupby().agg("; ".join): pandas calls the join once per group in Python (0.1 s at 8,000)
+    named = pd.DataFrame([(*key, "; ".join(baskets)) for key, baskets in joined.items()], columns=[*keys, "baskets"])
+    named = named.astype({key: memberships[key].dtype for key in keys})
     out = frame.merge(named, on=keys, how="left")
     out["baskets"] = out["baskets"].fillna("")
     return out
