@@ -196,9 +196,9 @@ def fast_table_csv(frame: pd.DataFrame, *, date_format: str | None = None) -> st
 
     pandas formats each float with NumPy's ``astype(str)`` (~1 µs a value: 0.5 s for the 315,000 of a
     5,000-ticker abnormal_returns.csv); ``float.__repr__`` gives the same digits several times faster.
-    Only tables whose every column is float64, int64, bool, text without a character a CSV must
-    quote, or (with ``date_format="%Y-%m-%d"``) datetime64 are written here; any other goes to
-    pandas, as do empty and one-column tables.
+    Only tables whose every column is float64, int64, bool, text without a line break (a comma or
+    a quote is quoted as pandas quotes it), or (with ``date_format="%Y-%m-%d"``) datetime64 are
+    written here; any other goes to pandas, as do empty and one-column tables.
     """
     safe = neutralize_formula_cells(frame)
     if len(safe) and safe.shape[1] > 1 and not any(
@@ -235,8 +235,12 @@ def _csv_column(column: pd.Series, date_format: str | None) -> list[str] | None:
         values = column.to_numpy(dtype=object, na_value=None) if isinstance(dtype, pd.StringDtype) else \
             column.to_numpy()
         cells = ["" if value is None else value for value in values.tolist()]
-        if not all(type(cell) is str for cell in cells) or any(ch in "".join(cells) for ch in _CSV_SPECIAL):
+        joined = "".join(cells) if all(type(cell) is str for cell in cells) else None
+        if joined is None or "\r" in joined or "\n" in joined:
             return None
+        if "," in joined or '"' in joined:  # csv.QUOTE_MINIMAL, as pandas writes: quoted, inner quotes doubled
+            cells = [f'"{cell.replace(chr(34), chr(34) * 2)}"' if "," in cell or '"' in cell else cell
+                     for cell in cells]
         return cells
     return None
 
