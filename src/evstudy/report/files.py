@@ -64,14 +64,14 @@ def _json_text(value: Any, level: int) -> str:
         return text if text is not None else _json_text(value.records(), level)
     if isinstance(value, dict) and value and all(type(key) is str for key in value):
         items = [f"{_encode_string(key)}: {_json_text(item, level + 1)}" for key, item in value.items()]
-        return "{" + inner + ("," + inner).join(items) + "\n" + "  " * level + "}"
+        return _wrap("{", inner, items, level, "}")
     if isinstance(value, (list, tuple)) and value:
         table = _table_text(value, level + 1)
         if table is not None:
             return table
         scalars = _column_text(value) if all(type(item) in _SCALARS for item in value) else None
         items = scalars if scalars is not None else [_json_text(item, level + 1) for item in value]
-        return "[" + inner + ("," + inner).join(items) + "\n" + "  " * level + "]"
+        return _wrap("[", inner, items, level, "]")
     if type(value) in _SCALARS:
         column = _column_text([value])
         if column is not None:
@@ -104,8 +104,13 @@ def _columns_text(keys: list[Any], values: list[list[Any]], level: int) -> str |
     template = "{\n" + ",\n".join(
         f"{pad}  {_encode_string(key).replace('%', '%%')}: %s" for key in keys
     ) + f"\n{pad}}}"
-    body = f",\n{pad}".join([template % cells for cells in zip(*columns)])
-    return f"[\n{pad}{body}\n{'  ' * (level - 1)}]"
+    return _wrap("[", f"\n{pad}", [template % cells for cells in zip(*columns)], level - 1, "]")
+
+
+def _wrap(opening: str, inner: str, items: list[str], level: int, closing: str) -> str:
+    """``items`` one per line between the brackets, as json.dumps indents them; the (often megabytes of)
+    text copied once, not once per concatenation."""
+    return "".join([opening, inner, ("," + inner).join(items), "\n", "  " * level, closing])
 
 
 def _column_text(values: list[Any]) -> list[str] | None:
