@@ -365,14 +365,23 @@ def _placebo_cells(
     def cell_rows(series: np.ndarray, draws: slice | np.ndarray) -> np.ndarray:
         return day0[draws] if shared_day0 else day0[draws][:, series]
 
+    def moments(pairs: slice) -> tuple[np.ndarray, _Layout]:
+        return _moment_prefix(model, stock[:, u_stock[pairs]], regressors[:, u_reg[pairs]])
+
+    # one chunk (a catalogue event's basket): its moment prefix, computed once, also holds the two counts
+    # (exact integer sums either way); with many, each chunk's counts alone, not every chunk's moments held
+    single = moments(chunks[0][0]) if len(chunks) == 1 else None
     rows = np.arange(n_draws)
     if car_draws is not None:
         counted = np.zeros((n_draws, n_series), dtype=bool)
         for pairs, series, local in chunks:
-            y = stock[:, u_stock[pairs]]
-            x = regressors[:, u_reg[pairs]]
-            valid = np.isfinite(y) & (np.isfinite(x) if x.ndim == 2 else np.isfinite(x).all(axis=-1))
-            prefix = _prefix(np.stack([valid, valid & (y == 0.0)], axis=1).astype(float))
+            if single is not None:
+                prefix = single[0][:, [0, single[1].zero]]
+            else:
+                y = stock[:, u_stock[pairs]]
+                x = regressors[:, u_reg[pairs]]
+                valid = np.isfinite(y) & (np.isfinite(x) if x.ndim == 2 else np.isfinite(x).all(axis=-1))
+                prefix = _prefix(np.stack([valid, valid & (y == 0.0)], axis=1).astype(float))
             d = cell_rows(series, slice(None))
             n, zeros = _sums(prefix, d + estimation.start, d + estimation.end + 1, local)
             span_n = _sums(prefix, d + span.start, d + span.end + 1, local, slice(0, 1))[0]
@@ -386,7 +395,7 @@ def _placebo_cells(
     car = np.full((len(rows), len(windows), n_series), np.nan)
     se = np.full_like(car, np.nan)
     for pairs, series, local in chunks:
-        prefix, layout = _moment_prefix(model, stock[:, u_stock[pairs]], regressors[:, u_reg[pairs]])
+        prefix, layout = single if single is not None else moments(pairs)
         step = max(1, BLOCK_CELLS // max(len(series), 1))
         for begin in range(0, n_draws, step):
             block = slice(begin, begin + step)
