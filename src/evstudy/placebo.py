@@ -55,7 +55,7 @@ def candidate_days(
     """
     rows = np.arange(day0 + estimation.start - lookback, day0 + span.start - span.end)
     rows = rows[rows + span.start >= 1]
-    blocked_rows = np.asarray(sorted(set(blocked)), dtype=int)
+    blocked_rows = np.unique(np.asarray(blocked, dtype=int))  # sorted, each once
     if blocked_rows.size:
         first = np.searchsorted(blocked_rows, rows + span.start, side="left")
         last = np.searchsorted(blocked_rows, rows + span.end, side="right")
