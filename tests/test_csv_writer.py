@@ -29,6 +29,8 @@ BASE = {
     {"ticker": pd.Series(["=HYPERLINK(1)", "+1", "-x"], dtype="str")},  # formula cells neutralized first
     {"label": np.array(["a,b", "q", "r"], dtype=object)},  # a cell to quote: pandas writes it
     {"label": np.array(['say "x"', "q", "r"], dtype=object)},
+    {"label": pd.Series(['a "b", c', '"', ", "], dtype="str")},
+    {"label": np.array([' "x" ', "a,,b", ' " '], dtype=object)},
     {"label": np.array(["line\nbreak", "q", "r"], dtype=object)},
     {"label": np.array([1, "q", None], dtype=object)},  # not text: pandas
     {"car": np.array([0.5, 1.5, 2.5], dtype=np.float32)},
@@ -63,3 +65,12 @@ def test_plain_tables_do_not_go_through_pandas(monkeypatch):
     expected = table_csv(pd.DataFrame(BASE), date_format="%Y-%m-%d")
     monkeypatch.setattr(files, "table_csv", lambda *a, **k: pytest.fail("handed to pandas"))
     assert fast_table_csv(pd.DataFrame(BASE), date_format="%Y-%m-%d") == expected
+
+
+def test_text_with_commas_and_quotes_is_quoted_here_not_by_pandas(monkeypatch):
+    import evstudy.report.files as files
+
+    frame = pd.DataFrame({**BASE, "note": pd.Series(['a "b", c', "", "x,y"], dtype="str")})
+    expected = table_csv(frame, date_format="%Y-%m-%d")
+    monkeypatch.setattr(files, "table_csv", lambda *a, **k: pytest.fail("handed to pandas"))
+    assert fast_table_csv(frame, date_format="%Y-%m-%d") == expected

@@ -375,3 +375,28 @@ def test_prefix_sums_are_numpys_cumsum_bit_for_bit():
     got = _prefix(values)
     assert np.array_equal(got, expected) and np.signbit(got[1, 0, 0])
     assert _prefix(np.empty((0, 2))).tolist() == [[0.0, 0.0]]
+    wide = np.random.default_rng(4).normal(size=(40, 7, 30))  # 210 columns: the row loop, not np.cumsum
+    assert np.array_equal(_prefix(wide), np.concatenate([np.zeros((1, 7, 30)), np.cumsum(wide, axis=0)]))
+
+
+def test_placebo_cells_are_the_same_in_one_chunk_or_many():
+    """One chunk reads the count rules from its moment prefix; many chunks count per chunk: the same cells."""
+    import evstudy.placebo as placebo
+
+    rng = np.random.default_rng(9)
+    rows, n = 700, 5
+    market = rng.normal(0.0004, 0.01, (rows, 1))
+    stock = 0.0002 + market + rng.normal(0, 0.02, (rows, n))
+    stock[rng.random((rows, n)) < 0.002] = np.nan
+    stock[300:420, 2] = 0.0  # a stale stretch: the zero-return rule drops series 2 on some draws
+    stock[:, 4] = np.where(np.arange(rows) < 500, np.nan, stock[:, 4])
+    days = np.array([280, 350, 400, 450, 520, 600, 660])
+    settings = dict(estimation=Window(-250, -11), span=Window(-10, 10), windows=[Window(0, 0), Window(-2, 2)],
+                    min_returns=150, max_zero_share=0.3)
+    wanted = lambda counted: np.flatnonzero(counted[:, :3].all(axis=1))  # noqa: E731
+    args = ("market", stock, np.repeat(market, n, axis=1), np.arange(n), np.arange(n), days)
+    one = placebo._placebo_cells(*args, **settings, car_draws=wanted)
+    many = placebo._placebo_cells(*args, **settings, car_draws=wanted, chunk=2)
+    assert 0 < len(one[1]) < len(days) and not one[0].all() and one[0].any()
+    for a, b in zip(one, many):
+        np.testing.assert_array_equal(a, b)

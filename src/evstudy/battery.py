@@ -68,7 +68,7 @@ def member_groups(members: pd.DataFrame) -> dict[tuple[str, str], list[tuple[str
 def blocked_rows(config: StudyConfig, days: pd.DatetimeIndex) -> list[int]:
     """Rows of every event's day 0 and every confounder (the first session on or after its date)."""
     rows = days.searchsorted(_blocked_dates(config.events))
-    return [int(r) for r in rows if r < len(days)]
+    return rows[rows < len(days)].tolist()
 
 
 @functools.lru_cache(maxsize=4)

@@ -169,9 +169,13 @@ def robust_scale(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(valid, center, np.nan), np.where(valid, scale, np.nan)
 
 
-def winsorize(resid: np.ndarray, sigmas: float = OUTLIER_SIGMAS) -> np.ndarray:
-    """Clip each column at median ± ``sigmas`` robust sigmas (NaN stays NaN; a zero MAD clips nothing)."""
-    center, scale = robust_scale(resid)
+def winsorize(resid: np.ndarray, sigmas: float = OUTLIER_SIGMAS,
+              robust: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Clip each column at median ± ``sigmas`` robust sigmas (NaN stays NaN; a zero MAD clips nothing).
+
+    ``robust``: :func:`robust_scale` of ``resid`` if the caller has it already.
+    """
+    center, scale = robust_scale(resid) if robust is None else robust
     ok = np.isfinite(scale) & (scale > 0)
     low = np.where(ok, center - sigmas * scale, -np.inf)
     high = np.where(ok, center + sigmas * scale, np.inf)
@@ -200,7 +204,7 @@ def _segment_stat(values: np.ndarray, valid: np.ndarray, start: np.ndarray, func
     return out[0], out[1]
 
 
-def variance_break(resid: np.ndarray) -> BreakTest:
+def variance_break(resid: np.ndarray, winsorized: np.ndarray | None = None) -> BreakTest:
     """Test each column of ``resid`` (days x series, NaN = missing) for one change of variance.
 
     Notes
@@ -223,9 +227,9 @@ def variance_break(resid: np.ndarray) -> BreakTest:
     The residuals are first winsorized at 8 robust sigmas, so one extreme day
     (flagged separately as an outlier) can neither mask nor fake a regime.
     The break k* = argmax is the last day of the old regime; ``start`` is the
-    first valid day after it.
+    first valid day after it. ``winsorized``: :func:`winsorize` of ``resid`` if the caller has it already.
     """
-    a = winsorize(resid)
+    a = winsorize(resid) if winsorized is None else winsorized
     valid = np.isfinite(a)
     T = valid.sum(axis=0)
     a2 = np.where(valid, a**2, 0.0)
@@ -245,7 +249,7 @@ def variance_break(resid: np.ndarray) -> BreakTest:
     return BreakTest(statistic, start, before, after)
 
 
-def mean_break(resid: np.ndarray) -> BreakTest:
+def mean_break(resid: np.ndarray, winsorized: np.ndarray | None = None) -> BreakTest:
     """Test each column of ``resid`` for one shift of its mean (OLS-CUSUM).
 
     Notes
@@ -255,9 +259,10 @@ def mean_break(resid: np.ndarray) -> BreakTest:
     to sup |W*(r)| of a Brownian bridge, 5% critical value 1.358. The
     residuals are winsorized at 8 robust sigmas and centred (so the partial
     sums end at zero); sigma_hat is their standard deviation. ``before`` and
-    ``after`` are the raw residual means on either side of the argmax.
+    ``after`` are the raw residual means on either side of the argmax (``winsorized`` as in
+    :func:`variance_break`).
     """
-    a = winsorize(resid)
+    a = winsorize(resid) if winsorized is None else winsorized
     valid = np.isfinite(a)
     T = valid.sum(axis=0)
     Tsafe = np.maximum(T, 1)
@@ -311,8 +316,10 @@ def diagnose(resid: np.ndarray, stock: np.ndarray) -> WindowDiagnostics:
     with np.errstate(invalid="ignore"):
         outliers = ok[None, :] & (np.abs(resid - center) > OUTLIER_SIGMAS * np.where(ok, scale, 1.0))
     run, run_start = longest_zero_run(stock)
+    clipped = winsorize(resid, robust=(center, scale))  # both break tests' input, from the one robust scale
     return WindowDiagnostics(
-        np.isfinite(resid).sum(axis=0), variance_break(resid), mean_break(resid), run, run_start, center, scale,
+        np.isfinite(resid).sum(axis=0), variance_break(resid, clipped), mean_break(resid, clipped), run, run_start,
+        center, scale,
         np.nan_to_num(outliers, nan=0).astype(bool),
     )
 

@@ -544,7 +544,14 @@ def compute_study(config: StudyConfig, data: PriceData, factors: FactorData | No
         "placebo": PLACEBO_COLUMNS, "diagnostics": DIAGNOSTIC_COLUMNS,
     }
 
-    def stack(key: str) -> pd.DataFrame:
+    stacked: dict[str, pd.DataFrame] = {}
+
+    def stack(key: str) -> pd.DataFrame:  # once per table: the verdicts read cars and memberships too
+        if key not in stacked:
+            stacked[key] = _stack_parts(key)
+        return stacked[key]
+
+    def _stack_parts(key: str) -> pd.DataFrame:
         frames = [p[key] for p in parts]
         if key in row_columns:  # lists of row tuples: one frame of every event's rows
             return pd.DataFrame([row for rows in frames for row in rows], columns=row_columns[key])

@@ -281,11 +281,14 @@ def headline_verdicts(
         tests = pd.concat([tests, extra[tests.columns.drop("headline", errors="ignore")]], ignore_index=True)
     available: dict[tuple, list[str]] = {}
     values: dict[tuple, tuple[float, float, float]] = {}
-    for row in tests.itertuples(index=False):
-        key = (row.event, row.basket, row.benchmark, row.window_start, row.window_end)
-        if pd.notna(row.statistic) and pd.notna(row.p_value):
-            available.setdefault(key, []).append(row.test)
-            values[(*key, row.test)] = (float(row.statistic), float(row.p_value), float(row.n))
+    columns = ["event", "basket", "benchmark", "window_start", "window_end", "test", "statistic", "p_value", "n"]
+    for *key, test, statistic, p_value, n in zip(*(tests[name].tolist() for name in columns)):
+        key = tuple(key)
+        if pd.notna(statistic) and pd.notna(p_value):
+            available.setdefault(key, []).append(test)
+            values[(*key, test)] = (float(statistic), float(p_value), float(n))
+    picks: dict[tuple, Pick] = {}  # pick_test depends only on (n, window, available): a few cells, many events
+    reasons: dict[tuple, str] = {}
     rows, chosen = [], set()
     for row in baskets.itertuples(index=False):
         key = (row.event, row.basket, row.benchmark, row.window_start, row.window_end)
@@ -302,9 +305,16 @@ def headline_verdicts(
         elif table is None:
             test, reason = None, "Inconclusive: no size/power measurements are installed with this copy of evstudy."
         else:
-            pick = pick_test(table, int(row.n), window, available.get(key, []))
+            pick_key = (int(row.n), window, tuple(available.get(key, [])))
+            if pick_key not in picks:
+                picks[pick_key] = pick_test(table, *pick_key)
+            pick = picks[pick_key]
             best = values.get((*key, pick.best)) if pick.best else None
-            test, reason = pick.test, _reason(pick, int(row.n), window, table, best[1] if best else None)
+            p_best = best[1] if best else None
+            reason_key = (pick_key, p_best if pick.best is not None and pick.test is None else None)
+            if reason_key not in reasons:  # _reason reads p_best only for a best test too weak to headline
+                reasons[reason_key] = _reason(pick, int(row.n), window, table, p_best)
+            test, reason = pick.test, reasons[reason_key]
         if test is None or (*key, test) not in values:
             rows.append(("", "", math.nan, math.nan, INCONCLUSIVE, False, reason, note))
             continue
