@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from evstudy.report.format import joined_by
 from evstudy.results import EventTimeline, StudyResults
 
 if TYPE_CHECKING:
@@ -487,11 +488,11 @@ def _day0_table(results: StudyResults, event_id: str) -> pd.DataFrame:
         return table
     titles = basket_titles(results)
     pairs = members.drop_duplicates(["ticker", "basket"])
-    in_baskets = pairs.assign(t=pairs["basket"].map(lambda b: titles.get(b, b))).groupby("ticker", sort=False)["t"].agg(", ".join)
-    every = ar.assign(line=[f"vs {esc(b)}: {v * 100:+.2f}%" for b, v in zip(ar["benchmark"], ar["abnormal_return"])])
-    others = every.groupby("ticker", sort=False)["line"].agg("<br>".join)
+    in_baskets = joined_by(pairs["ticker"], [titles.get(b, b) for b in pairs["basket"]], ", ")
+    others = joined_by(ar["ticker"], [f"vs {esc(b)}: {v * 100:+.2f}%" for b, v in zip(ar["benchmark"], ar["abnormal_return"])],
+                        "<br>")
     return table.assign(
-        baskets=table["ticker"].map(in_baskets).fillna("").map(esc), others=table["ticker"].map(others).fillna(""),
+        baskets=[esc(in_baskets.get(t, "")) for t in table["ticker"]], others=[others.get(t, "") for t in table["ticker"]],
     )
 
 
