@@ -8,6 +8,7 @@ page through Jinja's autoescape.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pandas as pd
@@ -32,7 +33,13 @@ ROWS_MAX = 300  # rows per table; a larger study lists the rest in results.json,
 
 
 def _day(value: Any) -> str:
-    return MISSING if value is None or pd.isna(value) else f"{pd.Timestamp(value):%Y-%m-%d}"
+    return MISSING if value is None or pd.isna(value) else _day_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_text(value: Any) -> str:
+    """A date as YYYY-MM-DD; cached, as a large study repeats a few window dates thousands of times."""
+    return f"{pd.Timestamp(value):%Y-%m-%d}"
 
 
 def _flag_rows(results: StudyResults) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -40,7 +47,7 @@ def _flag_rows(results: StudyResults) -> tuple[list[dict[str, Any]], list[dict[s
     table = results.diagnostics
     multi = len(results.timelines) > 1
     order = {flag: i for i, flag in enumerate(FLAG_WORDS)}
-    series = {key: i for i, key in enumerate(dict.fromkeys(zip(table["event"], table["ticker"], table["benchmark"])))}
+    series = {key: i for i, key in enumerate(dict.fromkeys(zip(*(table[c].tolist() for c in ("event", "ticker", "benchmark")))))}
     rows, extreme = [], []
     for row in tuples(table):
         key = (row.event, row.ticker, row.benchmark)
