@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from evstudy.report.format import joined_by
 from evstudy.results import EventTimeline, StudyResults
 
 if TYPE_CHECKING:
@@ -159,11 +160,11 @@ def _event_rows(frame: pd.DataFrame, event_id: str) -> pd.DataFrame:
 
 
 def _benchmarks(results: StudyResults, event_id: str) -> list[str]:
-    return list(dict.fromkeys(_event_rows(results.memberships, event_id)["benchmark"]))
+    return list(dict.fromkeys(_event_rows(results.memberships, event_id)["benchmark"].tolist()))
 
 
 def _tickers(results: StudyResults, event_id: str) -> list[str]:
-    return list(dict.fromkeys(_event_rows(results.memberships, event_id)["ticker"]))
+    return list(dict.fromkeys(_event_rows(results.memberships, event_id)["ticker"].tolist()))
 
 
 def t_quantile(q: float, df: Any) -> np.ndarray:
@@ -365,7 +366,7 @@ def _picked_tickers(results: StudyResults, event_id: str) -> list[str]:
     window = (-1, 1) if (-1, 1) in [(w.start, w.end) for w in windows] else (windows[0].start, windows[0].end)
     cars = _event_rows(results.cars, event_id)
     cars = cars[(cars["window_start"] == window[0]) & (cars["window_end"] == window[1])].dropna(subset=["car"])
-    order = list(dict.fromkeys(cars.sort_values("car", ascending=False)["ticker"]))
+    order = list(dict.fromkeys(cars.sort_values("car", ascending=False)["ticker"].tolist()))
     half = PICKER_MAX // 2
     return list(dict.fromkeys(order[:half] + order[-half:]))
 
@@ -487,11 +488,11 @@ def _day0_table(results: StudyResults, event_id: str) -> pd.DataFrame:
         return table
     titles = basket_titles(results)
     pairs = members.drop_duplicates(["ticker", "basket"])
-    in_baskets = pairs.assign(t=pairs["basket"].map(lambda b: titles.get(b, b))).groupby("ticker", sort=False)["t"].agg(", ".join)
-    every = ar.assign(line=[f"vs {esc(b)}: {v * 100:+.2f}%" for b, v in zip(ar["benchmark"], ar["abnormal_return"])])
-    others = every.groupby("ticker", sort=False)["line"].agg("<br>".join)
+    in_baskets = joined_by(pairs["ticker"], [titles.get(b, b) for b in pairs["basket"]], ", ")
+    others = joined_by(ar["ticker"], [f"vs {esc(b)}: {v * 100:+.2f}%" for b, v in zip(ar["benchmark"], ar["abnormal_return"])],
+                        "<br>")
     return table.assign(
-        baskets=table["ticker"].map(in_baskets).fillna("").map(esc), others=table["ticker"].map(others).fillna(""),
+        baskets=[esc(in_baskets.get(t, "")) for t in table["ticker"]], others=[others.get(t, "") for t in table["ticker"]],
     )
 
 
@@ -512,7 +513,7 @@ def day0_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
         ranked = table.sort_values("abnormal_return", ascending=False)
         table = pd.concat([ranked.head(MOVER_BARS), ranked.tail(MOVER_BARS)])
     titles, colors = basket_titles(results), basket_colors(results)
-    basket_rank = {b: i for i, b in enumerate(dict.fromkeys(table["basket"]))}
+    basket_rank = {b: i for i, b in enumerate(dict.fromkeys(table["basket"].tolist()))}
     table = table.assign(_b=table["basket"].map(basket_rank)).sort_values(
         ["_b", "abnormal_return"] if not many else ["abnormal_return"], ascending=[True, False] if not many else False,
         kind="stable")
@@ -588,14 +589,15 @@ def _price_views(results: StudyResults, event_id: str, tickers: list[str], last:
         return [n for n in names if n in keep]
 
     titles = basket_titles(results)
-    baskets = list(dict.fromkeys(members["basket"]))
+    baskets = list(dict.fromkeys(members["basket"].tolist()))
     views = []
     if len(tickers) <= PRICE_LINES_MAX or len(baskets) == 1:
         views.append(("All stocks" if len(baskets) > 1 else "", capped(tickers)))
     if len(baskets) > 1:
+        drawn = set(tickers)  # once, not once per name
         for basket in baskets:
-            names = list(dict.fromkeys(members.loc[members["basket"] == basket, "ticker"]))
-            views.append((titles.get(basket, basket), capped([t for t in names if t in set(tickers)])))
+            names = list(dict.fromkeys(members.loc[members["basket"] == basket, "ticker"].tolist()))
+            views.append((titles.get(basket, basket), capped([t for t in names if t in drawn])))
     return views
 
 
@@ -612,7 +614,7 @@ def price_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
         return None
     members = _event_rows(results.memberships, event_id)
     prices = prices.dropna(subset=["rebased"]).sort_values(["ticker", "rel_day"], kind="stable")
-    present = set(prices["ticker"])
+    present = set(prices["ticker"].tolist())
     all_tickers = _tickers(results, event_id)
     tickers = [t for t in all_tickers if t in present]
     benches = [b for b in _benchmarks(results, event_id) if b not in all_tickers and b in present]
@@ -623,7 +625,9 @@ def price_figure(results: StudyResults, event_id: str) -> dict[str, Any] | None:
     series = {t: slice(start, end) for t, start, end in _runs(prices["ticker"].tolist())}  # sorted by ticker
     last = prices.groupby("ticker", sort=False)["rebased"].last()
     views = _price_views(results, event_id, tickers, last)
-    bench_of = {b: set(m["benchmark"]) for b, m in members.groupby("basket", sort=False)}
+    bench_of: dict[str, set[str]] = {}  # per basket its benchmarks (pandas iterates Arrow text cell by cell)
+    for basket, bench in zip(members["basket"].tolist(), members["benchmark"].tolist()):
+        bench_of.setdefault(basket, set()).add(bench)
     titles = basket_titles(results)
     label_basket = {titles.get(b, b): b for b in bench_of}
     data: list[dict[str, Any]] = []

@@ -8,6 +8,7 @@ page through Jinja's autoescape.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pandas as pd
@@ -15,7 +16,7 @@ from markupsafe import Markup
 
 from evstudy.config import Window
 from evstudy.diagnostics import BREAK_CRITICAL_5PCT, FLAT_RUN_DAYS, NOT_ACTED_ON, OUTLIER_SIGMAS
-from evstudy.report.format import MISSING, fmt_int, fmt_num, fmt_p, fmt_pct, p_key, tuples, verdict, window_words
+from evstudy.report.format import MISSING, fmt_int, keyed, fmt_num, fmt_p, fmt_pct, p_key, tuples, verdict, window_words
 from evstudy.report.sections import render_section
 from evstudy.results import StudyResults
 
@@ -32,7 +33,13 @@ ROWS_MAX = 300  # rows per table; a larger study lists the rest in results.json,
 
 
 def _day(value: Any) -> str:
-    return MISSING if value is None or pd.isna(value) else f"{pd.Timestamp(value):%Y-%m-%d}"
+    return MISSING if value is None or pd.isna(value) else _day_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_text(value: Any) -> str:
+    """A date as YYYY-MM-DD; cached, as a large study repeats a few window dates thousands of times."""
+    return f"{pd.Timestamp(value):%Y-%m-%d}"
 
 
 def _flag_rows(results: StudyResults) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -40,7 +47,7 @@ def _flag_rows(results: StudyResults) -> tuple[list[dict[str, Any]], list[dict[s
     table = results.diagnostics
     multi = len(results.timelines) > 1
     order = {flag: i for i, flag in enumerate(FLAG_WORDS)}
-    series = {key: i for i, key in enumerate(dict.fromkeys(zip(table["event"], table["ticker"], table["benchmark"])))}
+    series = {key: i for i, key in enumerate(dict.fromkeys(zip(*(table[c].tolist() for c in ("event", "ticker", "benchmark")))))}
     rows, extreme = [], []
     for row in tuples(table):
         key = (row.event, row.ticker, row.benchmark)
@@ -63,12 +70,12 @@ def _comparison_rows(results: StudyResults, window: Window) -> list[dict[str, An
     cmp = results.fit_comparison
     if cmp.empty:
         return []
-    day0 = cmp[(cmp["window_start"] == 0) & (cmp["window_end"] == 0)].set_index(["event", "ticker", "benchmark", "fit"])
+    day0 = keyed(cmp[(cmp["window_start"] == 0) & (cmp["window_end"] == 0)], ["event", "ticker", "benchmark", "fit"], "car")
     car = cmp[(cmp["window_start"] == window.start) & (cmp["window_end"] == window.end)]
     out = []
     for row in tuples(car):
         key = (row.event, row.ticker, row.benchmark, row.fit)
-        ar0 = day0["car"].get(key) if key in day0.index else None
+        ar0 = day0.get(key)
         words, css = verdict(row.p_value, row.car)
         out.append({
             "series": f"{row.ticker} vs {row.benchmark}",
@@ -95,7 +102,7 @@ def _bhar_rows(results: StudyResults) -> list[dict[str, Any]]:
     bh = results.bhars
     if bh.empty:
         return []
-    cars = results.cars.set_index(["event", "ticker", "benchmark", "window_start", "window_end"])["car"]
+    cars = keyed(results.cars, ["event", "ticker", "benchmark", "window_start", "window_end"], "car")
     rows = []
     for row in tuples(bh):
         key = (row.event, row.ticker, row.benchmark, row.window_start, row.window_end)
@@ -119,9 +126,9 @@ def robust_cells(results: StudyResults, event_id: str, window: Window) -> dict[t
     if results.config.model == "market_adjusted" or results.robustness.empty:
         return {}
     rob = results.robustness[results.robustness["event"] == event_id]
-    table = rob.set_index(["ticker", "benchmark", "window_start", "window_end"])["car"]
+    table = keyed(rob, ["ticker", "benchmark", "window_start", "window_end"], "car")
     cells = {}
-    for ticker, bench in dict.fromkeys(zip(rob["ticker"], rob["benchmark"])):
+    for ticker, bench in dict.fromkeys(key[:2] for key in table):
         values = [table.get((ticker, bench, 0, 0)), table.get((ticker, bench, window.start, window.end))]
         cells[(ticker, bench)] = [(fmt_pct(v), "" if v is None or pd.isna(v) else repr(float(v))) for v in values]
     return cells
@@ -131,10 +138,10 @@ def flag_marks(results: StudyResults, event_id: str) -> dict[tuple[str, str], st
     """Per (ticker, benchmark) with an estimation-window flag other than extreme days: a tooltip naming its checks."""
     table = results.diagnostics
     table = table[(table["event"] == event_id) & (table["flag"] != "outlier")]  # extreme days alone are common
-    marks: dict[tuple[str, str], str] = {}
-    for (ticker, bench), group in table.groupby(["ticker", "benchmark"], sort=False):
-        marks[(ticker, bench)] = "; ".join(FLAG_WORDS.get(f, f) for f in dict.fromkeys(group["flag"]))
-    return marks
+    flags: dict[tuple[str, str], dict[str, None]] = {}
+    for ticker, bench, flag in tuples(table[["ticker", "benchmark", "flag"]]):
+        flags.setdefault((ticker, bench), {})[flag] = None
+    return {series: "; ".join(FLAG_WORDS.get(f, f) for f in named) for series, named in flags.items()}
 
 
 def render(results: StudyResults, window: Window) -> Markup:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -163,6 +163,21 @@ def tuples(frame: pd.DataFrame) -> Iterator[Any]:
     """
     row = collections.namedtuple("Pandas", [str(c) for c in frame.columns], rename=True)
     return map(row._make, zip(*(_column_values(frame.iloc[:, k]) for k in range(frame.shape[1]))))
+
+
+def joined_by(keys: Iterable[Any], texts: Iterable[str], separator: str) -> dict[Any, str]:
+    """Each key's texts joined in their order, keys in order of first appearance: ``groupby(sort=False).agg(
+    separator.join)`` in one pass (pandas' per-group path costs ~50 µs a group)."""
+    grouped: dict[Any, list[str]] = {}
+    for key, text in zip(keys, texts):
+        grouped.setdefault(key, []).append(text)
+    return {key: separator.join(parts) for key, parts in grouped.items()}
+
+
+def keyed(frame: pd.DataFrame, keys: list[str], value: str) -> dict[tuple[Any, ...], Any]:
+    """``frame.set_index(keys)[value].get(key)`` for every key as one dict: the same values (numpy scalars for
+    numpy columns) on unique keys, without pandas' ~30 µs per MultiIndex lookup."""
+    return dict(zip(zip(*(_column_values(frame[k]) for k in keys)), frame[value].to_numpy()))
 
 
 def _column_values(column: pd.Series) -> list[Any]:

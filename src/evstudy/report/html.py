@@ -39,6 +39,7 @@ from evstudy.report.format import (
     fmt_num,
     fmt_p,
     fmt_pct,
+    joined_by,
     p_key,
     plural,
     record_verdict,
@@ -288,9 +289,8 @@ def _ticker_rows(view: StudyResults) -> tuple[list[dict[str, Any]], int]:
     members = view.memberships
     robust = diagnostics_section.robust_cells(view, event_id, window)
     marks = diagnostics_section.flag_marks(view, event_id)
-    baskets = members.drop_duplicates(["ticker", "basket"]).groupby("ticker", sort=False)["basket"].agg(
-        lambda names: ", ".join(titles.get(n, n) for n in names)
-    )
+    pairs = members.drop_duplicates(["ticker", "basket"])
+    baskets = joined_by(pairs["ticker"], [titles.get(n, n) for n in pairs["basket"]], ", ")
     ar = view.abnormal_returns
     day0 = ar[ar["rel_day"] == 0].set_index(["ticker", "benchmark"])[["return", "abnormal_return"]]
     day0 = day0.rename(columns={"return": "day0_return"})
