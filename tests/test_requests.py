@@ -491,3 +491,47 @@ def test_cars_csv_neutralizes_formula_labels_and_reads_back_as_the_parquet(tmp_p
     for column in ("car", "se", "t", "p_value", "alpha", "beta", "sigma"):
         np.testing.assert_array_equal(text[column].to_numpy(), parquet[column].to_numpy())  # shortest round-trip text
     assert text["date"].tolist() == [str(d) for d in parquet["date"]]
+
+
+class _RecordingLibc:
+    """A stand-in for glibc that records mallopt and malloc_trim calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def mallopt(self, parameter: int, value: int) -> int:
+        self.calls.append(("mallopt", parameter, value))
+        return 1
+
+    def malloc_trim(self, pad: int) -> int:
+        self.calls.append(("malloc_trim", pad))
+        return 1
+
+
+def test_blocks_run_with_freed_memory_kept_and_the_defaults_restored_after(tmp_path, monkeypatch):
+    from evstudy import firm_events
+
+    libc = _RecordingLibc()
+    monkeypatch.setattr(firm_events, "_glibc", lambda: libc)
+    seen_during_blocks = []
+    compute_block = firm_events.compute_block
+    monkeypatch.setattr(firm_events, "compute_block", lambda *a: (seen_during_blocks.append(list(libc.calls)),
+                                                                  compute_block(*a))[1])
+    rows = [{"event_id": "a", "ticker": "AAA", "date": "2024-03-14"}, {"event_id": "b", "ticker": "BBB", "date": "2024-06-03"}]
+    config, request = _request(tmp_path, rows)
+    expected = run_request(config, request, price_data(market()))  # the recording libc changes no number
+    keep = [("mallopt", p, v) for p, v in firm_events.MALLOC_KEEP.items()]
+    assert seen_during_blocks and all(calls[-len(keep):] == keep for calls in seen_during_blocks)
+    restore = [("mallopt", p, v) for p, v in firm_events.MALLOC_DEFAULT.items()] + [("malloc_trim", 0)]
+    assert libc.calls[-len(restore):] == restore
+    monkeypatch.setattr(firm_events, "_glibc", lambda: None)  # no glibc: nothing to set, the same results
+    again = run_request(config, request, price_data(market()))
+    pd.testing.assert_frame_equal(again.cars, expected.cars)
+
+
+def test_keep_freed_memory_on_this_c_library_leaves_numpy_working():
+    from evstudy.firm_events import keep_freed_memory
+
+    with keep_freed_memory():
+        total = sum(float(np.ones((5_000, 262)).sum()) for _ in range(3))
+    assert total == 3 * 5_000 * 262
