@@ -245,3 +245,40 @@ def test_the_console_entry_point_collects_young_objects_less_often():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "(50000, 20, 10)"
+
+
+class _RecordingLibc:
+    """A stand-in for glibc's C library that records mallopt calls."""
+
+    def __init__(self, name: object = None) -> None:
+        self.calls: list[tuple[int, int]] = []
+
+    def mallopt(self, parameter: int, value: int) -> int:
+        self.calls.append((parameter, value))
+        return 1
+
+
+def test_reuse_freed_memory_sets_glibc_thresholds_and_one_arena_only_when_asked(monkeypatch):
+    import ctypes
+
+    from evstudy import cli as cli_module
+
+    made: list[_RecordingLibc] = []
+    monkeypatch.setattr(ctypes, "CDLL", lambda name=None: made.append(_RecordingLibc()) or made[-1])
+    cli_module._reuse_freed_memory()
+    cli_module._reuse_freed_memory(one_arena=True)
+    thresholds = [(-3, 32 * 2**20), (-1, 2**31 - 1)]  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+    assert made[0].calls == thresholds
+    assert made[1].calls == [*thresholds, (-8, 1)]  # M_ARENA_MAX
+
+
+def test_request_runs_and_only_they_ask_for_one_malloc_arena(monkeypatch, tmp_path, market_parquet):
+    """The CLI, which owns its process, sets the process-wide malloc options; the library never does."""
+    from evstudy import cli as cli_module
+
+    asked: list[bool] = []
+    monkeypatch.setattr(cli_module, "_reuse_freed_memory", lambda one_arena=False: asked.append(one_arena))
+    events = tmp_path / "events.csv"
+    events.write_text("event_id,ticker,date\na,AAA,2024-03-14\n", encoding="utf-8")
+    invoke("run", "--events", events, "--prices", market_parquet, "--out", tmp_path / "out")
+    assert asked == [True]

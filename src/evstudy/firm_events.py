@@ -23,11 +23,9 @@ the cross-section is the firm-events, never the tickers.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import datetime as dt
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,10 +54,6 @@ ALL_GROUPS = "(all)"  # the group of every firm-event, added when the request ha
 DEFAULT_BLOCK = 5_000  # firm-events per block: (block x 240 days) matrices of ~10 MB each
 BLOCK_THREADS = 2  # blocks computed at once on one machine
 DATE_MARGIN = 10
-# glibc's mallopt parameters, their defaults, and the settings a run uses (see keep_freed_memory).
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
-MALLOC_DEFAULT = {M_TRIM_THRESHOLD: 128 * 1024, M_MMAP_THRESHOLD: 128 * 1024}
-MALLOC_KEEP = {M_TRIM_THRESHOLD: 1024**3, M_MMAP_THRESHOLD: 32 * 1024**2, M_ARENA_MAX: 1}  # 32 MiB > a block's arrays
 REQUEST_TESTS: tuple[str, ...] = (
     "cs_t", "patell_z", "bmp_t", "kp_patell_z", "kp_bmp_t", "corrado_rank", "generalized_sign", "wilcoxon",
     "clustered_cs_t", "clustered_bmp_t",
@@ -938,47 +932,6 @@ def calendar_days(data: PriceData, benchmark: str) -> pd.DatetimeIndex:
     return trading_days(data.closes, benchmark)
 
 
-def _glibc() -> Any:
-    """The C library if it is glibc (it has mallopt and malloc_trim), else None (macOS, musl, Windows)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None
-    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
-
-
-@contextlib.contextmanager
-def keep_freed_memory() -> Iterator[None]:
-    """Let glibc's malloc reuse the blocks' freed arrays instead of returning them to the kernel, for a while.
-
-    Each block allocates and frees dozens of (5,000 x 262) temporaries of
-    ~10 MB. By default glibc maps arrays that large afresh and unmaps them on
-    free (or trims them off the heap; the block threads' own arenas are
-    small heaps created and deleted with them), so every array page-faults
-    its memory in again: ~110,000 more minor faults at 10^5 firm-events and
-    ~0.6 of ~5.3 CPU-s in the blocks and combine (measured, alternating).
-    Here arrays up to 32 MiB (a block's are ~10 MB) come from the
-    heap, the heap keeps up to 1 GiB of freed memory, and every thread
-    allocates from the main arena, so the next block's arrays land in pages
-    already mapped. The numbers do not change. On exit the thresholds are
-    restored (glibc's sliding map threshold stays off, as after any mallopt)
-    and the freed memory returned; the one-arena limit stays for the process
-    (glibc fixes it once threads have used it). Without glibc nothing happens.
-    """
-    libc = _glibc()
-    if libc is None:
-        yield
-        return
-    for parameter, value in MALLOC_KEEP.items():
-        libc.mallopt(parameter, value)
-    try:
-        yield
-    finally:
-        for parameter, value in MALLOC_DEFAULT.items():
-            libc.mallopt(parameter, value)
-        libc.malloc_trim(0)
-
-
 def run_request(
     config: RequestConfig, request: EventRequest, data: PriceData, block_size: int = DEFAULT_BLOCK
 ) -> RequestResults:
@@ -1000,7 +953,7 @@ def run_on_closes(
     # use both cores of a small machine; map keeps the block order, so the results do not change.
     # OpenBLAS would give each block's small matrix products (car_stats) a thread per core and keep
     # them spinning between calls (~1 CPU-s at 10^5 firm-events, measured): the blocks are the parallelism.
-    with threadpool_limits(limits=1, user_api="blas"), keep_freed_memory():
+    with threadpool_limits(limits=1, user_api="blas"):
         with ThreadPoolExecutor(max_workers=min(BLOCK_THREADS, os.cpu_count() or 1)) as pool:
             blocks = list(pool.map(one, date_blocks(placed, block_size)))
         return combine(config, request, placed, blocks, groups, provenance_of(closes, closes.days))

@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 from evstudy.errors import ConfigError
 from evstudy.firm_events import (
     DEFAULT_BLOCK, BlockResult, RequestResults, block_rows, calendar_days, close_matrix, close_matrix_of, combine,
-    compute_block, date_blocks, group_names, keep_freed_memory, place, provenance_of, request_dates, run_on_closes,
+    compute_block, date_blocks, group_names, place, provenance_of, request_dates, run_on_closes,
 )
 from evstudy.prices.subset import load_closes, load_ticker_closes
 from evstudy.requests import EventRequest, RequestConfig, read_request
@@ -87,7 +87,7 @@ def run_block_slice(
             f"{prices} changed while the study ran: the benchmark {config.benchmark}'s trading days from "
             f"{first_day.date()} to {last_day.date()} differ between the scheduler and a worker"
         )
-    with threadpool_limits(limits=1, user_api="blas"), keep_freed_memory():  # as run_on_closes
+    with threadpool_limits(limits=1, user_api="blas"):  # as run_on_closes: no spinning BLAS threads
         return compute_block(config, rows, closes, groups)
 
 
