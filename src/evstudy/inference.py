@@ -106,16 +106,15 @@ class TestArrays:
 
     def results(self) -> list[TestResult]:
         """One :class:`TestResult` per cell (C order); undefined cells get None and their note."""
-        out = []
-        for stat, p, n, note in zip(
-            np.ravel(self.statistic), np.ravel(self.p_value), np.ravel(self.n), np.ravel(self.note)
-        ):
-            ok = bool(np.isfinite(stat) and np.isfinite(p))
-            out.append(TestResult(
-                self.test, float(stat) if ok else None, float(p) if ok else None, int(n),
-                str(note) if (note or ok) else "the statistic is not finite",
-            ))
-        return out
+        finite = (np.isfinite(self.statistic) & np.isfinite(self.p_value)).ravel().tolist()
+        return [
+            TestResult(self.test, stat if ok else None, p if ok else None, n,
+                       str(note) if (note or ok) else "the statistic is not finite")
+            for stat, p, n, note, ok in zip(
+                np.ravel(self.statistic).astype(float).tolist(), np.ravel(self.p_value).astype(float).tolist(),
+                np.ravel(self.n).astype(int).tolist(), np.ravel(self.note).tolist(), finite,
+            )
+        ]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -127,6 +126,8 @@ def _notes(shape: tuple[int, ...]) -> np.ndarray:
 
 def _explain(note: np.ndarray, where: np.ndarray, text: str | Callable[[tuple[int, ...]], str]) -> None:
     """Write ``text`` into the cells of ``note`` selected by ``where`` that have no reason yet."""
+    if not np.any(where):  # the common case: nothing to explain, no scan of the notes
+        return
     mask = np.broadcast_to(where, note.shape) & (note == "")
     if mask.any():
         for index in map(tuple, np.argwhere(mask)):
@@ -564,19 +565,22 @@ def window_selectors(rel_days: np.ndarray, windows: Sequence[Window]) -> np.ndar
     return np.array([(rel >= w.start) & (rel <= w.end) for w in windows], dtype=float)
 
 
-def _subset_ranks(ordered: np.ndarray, order: np.ndarray, member: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _subset_ranks(
+    ordered: np.ndarray, inverse: np.ndarray, tied: np.ndarray, member: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Average ranks (ties averaged) of the members of a subset, from one sort of the whole set.
 
-    ``ordered`` holds the values sorted along axis -2 and ``order`` the
-    sorting permutation (``np.argsort``); ``member`` (in sorted order) marks
-    the subset. Returns the ranks in the original order (NaN off the subset)
-    and each column's subset size, (..., 1, N). Within a run of equal values
-    holding k members, each gets (members before the run) + (k + 1) / 2, as
+    ``ordered`` holds the values sorted along axis -2, ``inverse`` each
+    value's position in that order (the inverse of ``np.argsort``'s
+    permutation) and ``tied`` whether each sorted value equals the one
+    before it; ``member`` (in sorted order) marks the subset. Returns the
+    ranks in the original order (NaN off the subset) and each column's
+    subset size, (..., 1, N). Within a run of equal values holding k
+    members, each gets (members before the run) + (k + 1) / 2, as
     ``scipy.stats.rankdata``; without ties that is the running member count.
     """
     taken = member.astype(float)
     through = np.cumsum(taken, axis=-2)  # members up to and including each position
-    tied = ordered[..., 1:, :] == ordered[..., :-1, :]
     if tied.any():
         new_run = np.ones(ordered.shape, dtype=bool)
         new_run[..., 1:, :] = ~tied
@@ -587,8 +591,7 @@ def _subset_ranks(ordered: np.ndarray, order: np.ndarray, member: np.ndarray) ->
         rank = (before_run + 1.0 + through_run) / 2.0
     else:
         rank = through
-    ranks = np.full(ordered.shape, np.nan)
-    np.put_along_axis(ranks, order, np.where(member, rank, np.nan), axis=-2)
+    ranks = np.take_along_axis(np.where(member, rank, np.nan), inverse, axis=-2)
     return ranks, through[..., -1:, :]
 
 
@@ -622,13 +625,17 @@ def corrado_rank(est_ar: np.ndarray, event_ar: np.ndarray, selectors: np.ndarray
     combined = np.concatenate([est_ar, event_ar], axis=-2)
     order = np.argsort(combined, axis=-2, kind="stable")  # sorted once; each window's pool is a subset
     ordered = np.take_along_axis(combined, order, axis=-2)
+    inverse = np.empty_like(order)
+    np.put_along_axis(inverse, order, np.arange(order.shape[-2])[:, None], axis=-2)
+    tied = ordered[..., 1:, :] == ordered[..., :-1, :]
+    present_sorted = np.isfinite(ordered)
     shape = (*combined.shape[:-2], n_windows)
     stat = np.full(shape, np.nan)
     l2 = np.zeros(shape)
     s_u = np.zeros(shape)
     for w in range(n_windows):  # one rank pool per window: windows are few
         in_pool = np.concatenate([np.ones(length, dtype=bool), selectors[w] > 0])
-        ranks, count = _subset_ranks(ordered, order, in_pool[order] & np.isfinite(ordered))
+        ranks, count = _subset_ranks(ordered, inverse, tied, in_pool[order] & present_sorted)
         u = ranks / (count + 1.0)
         present = np.isfinite(u)
         n_t = present.sum(axis=-1)
