@@ -175,9 +175,9 @@ def test_compiled_templates_are_kept_and_reused_unless_damaged(tmp_path):
 
 
 def test_kept_template_code_is_keyed_by_the_environment_settings(tmp_path):
-    from evstudy.report.sections import _TemplateCodeCache
+    from evstudy.report.template_cache import CompiledTemplateCache
 
-    one, other = _TemplateCodeCache(tmp_path, "settings A"), _TemplateCodeCache(tmp_path, "settings B")
+    one, other = CompiledTemplateCache(tmp_path, "settings A"), CompiledTemplateCache(tmp_path, "settings B")
     assert one.get_cache_key("report.html.j2") != other.get_cache_key("report.html.j2")
     assert one.get_cache_key("report.html.j2") != one.get_cache_key("drift_section.html.j2")
 

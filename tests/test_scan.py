@@ -227,7 +227,7 @@ def test_scan_html_template_is_compiled_once_into_the_cache(synthetic, tmp_path,
     _, _, res = synthetic
     when = dt.datetime(2026, 1, 2, 9, 30, tzinfo=dt.timezone.utc)
     first = render_scan_html(res, generated_at=when)
-    folder = os.path.join(os.environ["EVSTUDY_CACHE"], "templates")
+    folder = os.path.join(os.environ["EVSTUDY_CACHE"], "report-templates")
     assert len(os.listdir(folder)) == 1
     assert render_scan_html(res, generated_at=when) == first
     blocked = tmp_path / "not-a-folder"

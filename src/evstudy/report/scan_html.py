@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined, select_autoescape
-from jinja2.bccache import Bucket
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from evstudy.config import Window
-from evstudy.prices.locations import default_cache_dir
+from evstudy.report.template_cache import compiled_template_cache
 from evstudy.scan import DAY0_KEY, FILTERS, HIGHLIGHT_COLUMNS, ScanResults, window_key
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
@@ -40,40 +39,6 @@ Q_LEVEL = 0.05
 MAX_MARKERS = 8  # highlighted tickers marked on the histogram (more would hide each other)
 MAX_TILES = 12  # more highlighted tickers than this: a table instead of tiles
 ERRATIC_SIGMA = 0.5  # a residual sd above 50% a day: the estimation window likely holds a data error
-
-
-# --------------------------------------------------------------------------- the template
-
-
-class _CompiledTemplates(FileSystemBytecodeCache):
-    """Jinja2's cache of compiled templates, in evstudy's cache folder (``templates/``).
-
-    Compiling scan.html.j2 takes ~25 ms of every scan; Jinja2 keys each entry
-    by the template's source checksum and its own version, so an edited template
-    or a new Jinja2 is compiled afresh. A folder that cannot be read or written
-    only means compiling as before.
-    """
-
-    def load_bytecode(self, bucket: Bucket) -> None:
-        try:
-            super().load_bytecode(bucket)
-        except (OSError, EOFError, ValueError, TypeError):
-            bucket.reset()
-
-    def dump_bytecode(self, bucket: Bucket) -> None:
-        try:
-            super().dump_bytecode(bucket)
-        except OSError:
-            pass
-
-
-def _template_cache() -> _CompiledTemplates | None:
-    folder = default_cache_dir() / "templates"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return _CompiledTemplates(str(folder))
 
 
 # --------------------------------------------------------------------------- formats
@@ -445,12 +410,12 @@ def render_scan_html(results: ScanResults, *, generated_at: dt.datetime | None =
     top = min(cfg.top, n)
     env = Environment(
         loader=FileSystemLoader(TEMPLATE_DIR),
-        autoescape=select_autoescape(["html", "j2"], default_for_string=True, default=True),
+        autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
-        bytecode_cache=_template_cache(),
     )
+    env.bytecode_cache = compiled_template_cache(env)
     generated = (generated_at or dt.datetime.now().astimezone()).strftime("%Y-%m-%d %H:%M %Z").strip()
     charts = [
         {"id": "scan-hist", "json": _json(histogram_figure(results)),
