@@ -70,6 +70,11 @@ class Window:
         return self.label
 
 
+def covering_window(*windows: Window) -> Window:
+    """The smallest window holding every one of ``windows`` (a study's or request's event span)."""
+    return Window(min(w.start for w in windows), max(w.end for w in windows))
+
+
 @dataclass(frozen=True)
 class Confounder:
     """Other news on a nearby date that moves the same stocks."""
@@ -160,9 +165,7 @@ class StudyConfig:
     @property
     def event_span(self) -> Window:
         """The smallest window holding the AR span and every event window."""
-        starts = [self.ar_span.start, *(w.start for w in self.windows)]
-        ends = [self.ar_span.end, *(w.end for w in self.windows)]
-        return Window(min(starts), max(ends))
+        return covering_window(self.ar_span, *self.windows)
 
     def baskets_for(self, event: EventSpec) -> tuple[Basket, ...]:
         """The event's named baskets, or else every shared basket (not another event's own tickers)."""

@@ -22,6 +22,7 @@ import pandas as pd
 from evstudy.config import (
     _ID_RE, _TICKER_RE, DEFAULT_AR_SPAN, DEFAULT_BENCHMARK, DEFAULT_ESTIMATION, DEFAULT_MAX_ZERO_SHARE,
     DEFAULT_MIN_RETURNS, DEFAULT_WINDOWS, TIMINGS, ModelName, Window, _check_id, _check_keys, check_window_layout,
+    covering_window,
     normalize_ticker, parse_window,
 )
 from evstudy.errors import ConfigError
@@ -86,9 +87,7 @@ class RequestConfig:
     @property
     def event_span(self) -> Window:
         """The days whose abnormal returns are computed: every window and the AR span (for CAAR paths)."""
-        starts = [self.ar_span.start, *(w.start for w in self.windows)]
-        ends = [self.ar_span.end, *(w.end for w in self.windows)]
-        return Window(min(starts), max(ends))
+        return covering_window(self.ar_span, *self.windows)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready echo of the settings, for results.json."""

@@ -130,6 +130,29 @@ def _factor(before: float, after: float) -> str:
     return f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.1f}"
 
 
+def nan_median(values: np.ndarray, *, in_place: bool = False) -> np.ndarray:
+    """Per column of (rows x columns), the median of the non-NaN values (NaN where none).
+
+    What ``np.nanmedian(values, axis=0)`` gives, the middle two of the sorted
+    values averaged as (low + high) / 2, from one sort (NaN sorts last)
+    instead of its masked-array path (~10x slower on (240 x 5,000)). With
+    ``in_place`` it sorts ``values`` itself (a caller's own copy) instead of
+    allocating another.
+    """
+    if not len(values):
+        return np.full(values.shape[1], np.nan)
+    if in_place:
+        values.sort(axis=0)
+        ordered = values
+    else:
+        ordered = np.sort(values, axis=0)
+    n = (~np.isnan(ordered)).sum(axis=0)
+    cols = np.arange(values.shape[1])
+    low = ordered[np.maximum((n - 1) // 2, 0), cols]
+    high = ordered[np.maximum(n // 2, 0), cols]
+    return np.where(n > 0, (low + high) / 2.0, np.nan)
+
+
 def price_glitches(closes: np.ndarray, jump_rows: int) -> Glitches:
     """Find vendor glitches in ``closes`` (days x series, invalid closes already NaN).
 

@@ -55,7 +55,7 @@ from evstudy.config import (
 )
 from evstudy.errors import ConfigError, DataSourceError, InsufficientDataError
 from evstudy.models import ModelFit, exact_fit, fit
-from evstudy.returns import close_to_close, price_glitches, zero_share_of
+from evstudy.returns import close_to_close, nan_median, price_glitches, zero_share_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -433,21 +433,6 @@ def _last_valid(values: np.ndarray) -> np.ndarray:
     return np.where(valid[row, cols], values[row, cols], np.nan)
 
 
-def _nan_median(values: np.ndarray) -> np.ndarray:
-    """Per column, the median of the non-NaN values (NaN where none); sorts ``values`` in place.
-
-    One sort per column (NaN sorts last) instead of ``np.nanmedian``, whose
-    masked-array path is several times slower on a (240 x 9,000) block.
-    """
-    values.sort(axis=0)
-    ordered = values
-    n = (~np.isnan(values)).sum(axis=0)
-    cols = np.arange(values.shape[1])
-    low = ordered[np.maximum((n - 1) // 2, 0), cols]
-    high = ordered[np.maximum(n // 2, 0), cols]
-    return np.where(n > 0, (low + high) / 2.0, np.nan)
-
-
 def _subset(fitted: ModelFit, keep: np.ndarray) -> ModelFit:
     return ModelFit(
         fitted.model, fitted.params[keep], fitted.xtx_inv[keep], fitted.s2[keep], fitted.n[keep],
@@ -675,7 +660,7 @@ def _screen(
         dropped_by[(dropped_by < 0) & failed] = code
     # The price floor needs a median, computed only where the cheaper filters passed.
     alive = np.flatnonzero(dropped_by < 0)
-    cheap = (close_before[alive] < config.min_price) | (_nan_median(prices[est][:, alive]) < config.min_price)  # a copy
+    cheap = (close_before[alive] < config.min_price) | (nan_median(prices[est][:, alive], in_place=True) < config.min_price)  # a copy
     dropped_by[alive[cheap]] = FILTER_CODE["min_price"]
     dropped_by[(dropped_by < 0) & (zero_share > config.max_zero_share)] = FILTER_CODE["max_zero_share"]
 
