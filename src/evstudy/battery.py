@@ -1,17 +1,20 @@
-"""The basket test battery of one event: eleven tests per basket x benchmark x window.
+"""The basket test battery: fourteen tests per event x basket x benchmark x window.
 
-The study engine hands over what it already computed for the included series
-(fits with their estimation residuals, event-span ARs, CARs with MacKinlay
-standard errors) and the return panels; this module runs
-:func:`evstudy.inference.cross_section_tests`, the portfolio test and the
-placebo-date tests for every basket and returns the rows of
-``results.tests`` plus the placebo distributions (``results.placebo``).
+The study engine hands over, event by event, what it already computed for the
+included series (fits with their estimation residuals, event-span ARs, CARs
+with MacKinlay standard errors) and the return panels; :func:`prepare_event`
+runs the portfolio test and the event's placebo draws for each basket, then
+:func:`battery_tables` runs :func:`evstudy.inference.cross_section_tests` once
+for every event's baskets of one shape (a catalogue's 200 baskets of 20 stocks
+in one call, not 200) and the placebo-date tests, and returns per event the
+rows of ``results.tests`` plus the placebo distributions (``results.placebo``).
 Pure computation, no I/O.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +24,7 @@ from evstudy.abnormal import AbnormalReturns, CarStats
 from evstudy.calendar import locate_day_zero
 from evstudy.config import EventSpec, StudyConfig
 from evstudy.inference import (
-    TEST_IDS, CrossSection, TestArrays, battery_rows, cross_section_tests, equal_weighted, placebo_test,
+    TEST_IDS, CrossSection, TestArrays, TestResult, cross_section_tests, equal_weighted, placebo_test,
     portfolio_t, undefined, window_selectors,
 )
 from evstudy.models import ModelFit
@@ -49,18 +52,17 @@ class EventArrays:
     fitted: ModelFit
     abnormal: AbnormalReturns
     cars: CarStats
-    included: pd.DataFrame
+    included: tuple[np.ndarray, np.ndarray]  # (tickers, benchmarks) of the K series
 
 
-def member_groups(members: pd.DataFrame) -> dict[tuple[str, str], list[tuple[str, str]]]:
+def member_groups(members: Sequence[tuple[str, str, str, str]]) -> dict[tuple[str, str], list[tuple[str, str]]]:
     """Per (basket, benchmark), in order of first appearance, its members' (ticker, benchmark) keys in row order.
 
-    What ``members.groupby(["basket", "benchmark"], sort=False)`` gives, without
-    a pandas grouping per event.
+    ``members`` are rows of ``results.memberships`` (event, basket, ticker, benchmark); this is what
+    ``memberships.groupby(["basket", "benchmark"], sort=False)`` gives, without a pandas grouping per event.
     """
     groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    for basket, ticker, bench in zip(members["basket"].tolist(), members["ticker"].tolist(),
-                                     members["benchmark"].tolist()):
+    for _, basket, ticker, bench in members:
         groups.setdefault((basket, bench), []).append((ticker, bench))
     return groups
 
@@ -111,12 +113,32 @@ def _event_placebo(
     return draws, dists, context
 
 
-def event_tests(config: StudyConfig, data: EventArrays, members: pd.DataFrame) -> tuple[list[tuple], list[Rows]]:
-    """Rows of ``results.tests`` (window-major, tests in :data:`TEST_IDS` order) and of the placebo table
-    (one :class:`~evstudy.tables.Rows` per basket x benchmark with draws)."""
+@dataclass
+class BasketBattery:
+    """One basket x benchmark of one event on its way through the battery.
+
+    :func:`prepare_event` fills in the tests computed per basket (portfolio t) and the placebo
+    distribution; :func:`battery_tables` adds the cross-sectional tests, run for every event's
+    baskets of one shape in one batched call, then the placebo tests (which compare with the BMP t).
+    """
+
+    event_id: str
+    basket: str
+    bench: str
+    n: int
+    section: CrossSection | None  # None: every ticker of the basket was excluded
+    caar: np.ndarray | None  # (windows,)
+    results: dict[str, list[TestResult]]  # per test, one result per window
+    placebo: BasketPlacebo | None
+    placebo_context: str  # where the draws came from and how many were dropped
+    placebo_rows: Rows | None
+
+
+def prepare_event(config: StudyConfig, data: EventArrays, members: Sequence[tuple[str, str, str, str]]) -> list[BasketBattery]:
+    """One event's baskets with their portfolio t and placebo distributions (one placebo pass per event)."""
     windows = config.windows
     n_windows = len(windows)
-    column = {key: i for i, key in enumerate(zip(data.included["ticker"], data.included["benchmark"]))}
+    column = {key: i for i, key in enumerate(zip(*data.included))}
     selectors = window_selectors(data.abnormal.rel_days, windows)
     groups = [
         (basket, bench, np.array([column[key] for key in keys if key in column], dtype=int))
@@ -127,55 +149,117 @@ def event_tests(config: StudyConfig, data: EventArrays, members: pd.DataFrame) -
     stock_est, stock_ev = data.stock[data.est_rows], data.stock[data.event_rows]
     reg_est, reg_ev = data.regressors[data.est_rows], data.regressors[data.event_rows]
 
-    rows: list[tuple] = []
-    placebo: list[Rows] = []
+    baskets = []
     for basket, bench, cols in groups:
         n = len(cols)
-        tests: dict[str, TestArrays]
         if n == 0:
-            tests = {name: undefined(name, (n_windows,), 0, "every ticker of the basket was excluded") for name in TEST_IDS}
-        else:
-            car = data.cars.car[:, cols]
-            tests = cross_section_tests(CrossSection(
-                car, data.cars.se[:, cols], data.fitted.df[cols], data.fitted.residuals[:, cols],
-                data.abnormal.abnormal[:, cols], selectors,
+            reason = "every ticker of the basket was excluded"
+            baskets.append(BasketBattery(
+                data.event.id, basket, bench, 0, None, None,
+                {name: undefined(name, (n_windows,), 0, reason).results() for name in TEST_IDS}, None, "", None,
             ))
-            portfolio = portfolio_t(
-                config.model,
-                equal_weighted(stock_est[:, cols])[:, None], reg_est[:, cols[:1]],
-                equal_weighted(stock_ev[:, cols])[:, None], reg_ev[:, cols[:1]],
-                data.abnormal.rel_days, windows, np.array([n]),
+            continue
+        car = data.cars.car[:, cols]
+        section = CrossSection(
+            car, data.cars.se[:, cols], data.fitted.df[cols], data.fitted.residuals[:, cols],
+            data.abnormal.abnormal[:, cols], selectors,
+        )
+        portfolio = portfolio_t(
+            config.model,
+            equal_weighted(stock_est[:, cols])[:, None], reg_est[:, cols[:1]],
+            equal_weighted(stock_ev[:, cols])[:, None], reg_ev[:, cols[:1]],
+            data.abnormal.rel_days, windows, np.array([n]),
+        )
+        results = {"portfolio_t": TestArrays(
+            "portfolio_t", portfolio.statistic[0], portfolio.p_value[0], portfolio.n[0], portfolio.note[0]
+        ).results()}
+        dist, rows, context = None, None, ""
+        if dists is None:
+            for name in ("placebo_caar", "placebo_bmp"):
+                results[name] = undefined(name, (n_windows,), n, placebo_context).results()
+        else:
+            dist = next(placebo_of)
+            context = (
+                f"{placebo_context}; {int(dist.dropped):,} dropped because a member of the basket lacked clean "
+                f"data there (too few estimation-window returns or a gap in its event span)"
             )
-            tests["portfolio_t"] = TestArrays(
-                "portfolio_t", portfolio.statistic[0], portfolio.p_value[0], portfolio.n[0], portfolio.note[0]
-            )
-            if dists is None:
-                for name in ("placebo_caar", "placebo_bmp"):
-                    tests[name] = undefined(name, (n_windows,), n, placebo_context)
-            else:
-                dist = next(placebo_of)
-                context = (
-                    f"{placebo_context}; {int(dist.dropped):,} dropped because a member of the basket lacked clean "
-                    f"data there (too few estimation-window returns or a gap in its event span)"
+            k = len(draws)
+            rows = Rows.of(PLACEBO_COLUMNS, k * n_windows, {
+                "event": data.event.id,
+                "basket": basket,
+                "benchmark": bench,
+                "window_start": np.tile([w.start for w in windows], k),
+                "window_end": np.tile([w.end for w in windows], k),
+                "draw": np.repeat(np.arange(k), n_windows),
+                "day0": np.repeat(data.days[draws].to_numpy(), n_windows),
+                "n": np.repeat(dist.n, n_windows),
+                "caar": dist.caar.ravel(),
+                "bmp": dist.bmp.ravel(),
+            })
+        baskets.append(BasketBattery(
+            data.event.id, basket, bench, n, section, car.mean(axis=1), results, dist, context, rows
+        ))
+    return baskets
+
+
+def _cross_section_results(baskets: list[BasketBattery]) -> list[dict[str, TestArrays]]:
+    """:func:`~evstudy.inference.cross_section_tests` of each basket, every basket of one shape in one call.
+
+    Stacking B baskets along a leading axis runs each test once over (B, windows) instead of B
+    times; the statistics are the same up to the summation order of a few sums (Corrado's rank
+    statistic differs by at most a few 1e-13, relative). A shape held by one basket alone is run
+    unstacked, as before.
+    """
+    shapes: dict[tuple, list[int]] = {}
+    for i, b in enumerate(baskets):
+        s = b.section
+        assert s is not None
+        shapes.setdefault((s.car.shape, s.est_ar.shape, s.event_ar.shape), []).append(i)
+    out: list[dict[str, TestArrays]] = [{} for _ in baskets]
+    for members in shapes.values():
+        sections = [baskets[i].section for i in members]
+        if len(members) == 1:
+            out[members[0]] = cross_section_tests(sections[0])
+            continue
+        stacked = cross_section_tests(CrossSection(
+            *(np.stack([getattr(s, name) for s in sections]) for name in ("car", "se", "df", "est_ar", "event_ar")),
+            sections[0].selectors,
+        ))
+        for position, i in enumerate(members):
+            out[i] = {name: TestArrays(t.test, t.statistic[position], t.p_value[position], t.n[position],
+                                       t.note[position]) for name, t in stacked.items()}
+    return out
+
+
+def battery_tables(config: StudyConfig, events: list[list[BasketBattery]]) -> list[tuple[list[tuple], list[Rows]]]:
+    """Per event, the rows of ``results.tests`` (window-major, tests in :data:`TEST_IDS` order) and of the
+    placebo table (one :class:`~evstudy.tables.Rows` per basket x benchmark with draws).
+
+    The cross-sectional tests run batched across events (:func:`_cross_section_results`).
+    """
+    windows = config.windows
+    tested = [b for baskets in events for b in baskets if b.section is not None]
+    for basket, tests in zip(tested, _cross_section_results(tested)):
+        for name, arrays in tests.items():
+            basket.results[name] = arrays.results()
+        if basket.placebo is not None:
+            dist = basket.placebo
+            basket.results["placebo_caar"] = placebo_test(
+                "placebo_caar", basket.caar, dist.caar, basket.n, basket.placebo_context
+            ).results()
+            basket.results["placebo_bmp"] = placebo_test(
+                "placebo_bmp", tests["bmp_t"].statistic, dist.bmp, basket.n, basket.placebo_context
+            ).results()
+    out = []
+    for baskets in events:
+        rows: list[tuple] = []
+        for b in baskets:
+            per_test = [b.results[name] for name in TEST_IDS]
+            for w, window in enumerate(windows):
+                rows.extend(
+                    (b.event_id, b.basket, b.bench, window.start, window.end, r.test, r.statistic, r.p_value, r.n,
+                     r.note)
+                    for r in (results[w] for results in per_test)
                 )
-                tests["placebo_caar"] = placebo_test("placebo_caar", car.mean(axis=1), dist.caar, n, context)
-                tests["placebo_bmp"] = placebo_test("placebo_bmp", tests["bmp_t"].statistic, dist.bmp, n, context)
-                k = len(draws)
-                placebo.append(Rows.of(PLACEBO_COLUMNS, k * n_windows, {
-                    "event": data.event.id,
-                    "basket": basket,
-                    "benchmark": bench,
-                    "window_start": np.tile([w.start for w in windows], k),
-                    "window_end": np.tile([w.end for w in windows], k),
-                    "draw": np.repeat(np.arange(k), n_windows),
-                    "day0": np.repeat(data.days[draws].to_numpy(), n_windows),
-                    "n": np.repeat(dist.n, n_windows),
-                    "caar": dist.caar.ravel(),
-                    "bmp": dist.bmp.ravel(),
-                }))
-        for window, results in zip(windows, battery_rows(tests)):
-            rows.extend(
-                (data.event.id, basket, bench, window.start, window.end, r.test, r.statistic, r.p_value, r.n, r.note)
-                for r in results
-            )
-    return rows, placebo
+        out.append((rows, [b.placebo_rows for b in baskets if b.placebo_rows is not None]))
+    return out

@@ -16,7 +16,7 @@ import pandas as pd
 
 from evstudy._version import __version__
 from evstudy.abnormal import CarStats, abnormal_returns, car_paths, car_stats
-from evstudy.battery import EventArrays, event_tests, member_groups
+from evstudy.battery import EventArrays, battery_tables, member_groups, prepare_event
 from evstudy.calendar import day_zero_row, locate_day_zero, session_offset
 from evstudy.config import EventSpec, StudyConfig
 from evstudy.diagnostics import (
@@ -112,7 +112,8 @@ def _select(matrix: np.ndarray, positions: list[int]) -> np.ndarray:
     return np.take(matrix, positions, axis=1)
 
 
-def _series_and_members(config: StudyConfig, event: EventSpec) -> tuple[Series, pd.DataFrame]:
+def _series_and_members(config: StudyConfig, event: EventSpec) -> tuple[Series, list[tuple[str, str, str, str]]]:
+    """The event's series, and its rows of ``results.memberships`` (event, basket, ticker, benchmark)."""
     pairs: dict[tuple[str, str], tuple[str, str]] = {}
     members = []
     for basket in config.baskets_for(event):
@@ -128,7 +129,7 @@ def _series_and_members(config: StudyConfig, event: EventSpec) -> tuple[Series, 
                 members.append((event.id, basket.name, ticker, label))
     tickers, benches = (list(x) for x in zip(*pairs)) if pairs else ([], [])
     markets, sectors = (list(x) for x in zip(*pairs.values())) if pairs else ([], [])
-    return Series(tickers, benches, markets, sectors), pd.DataFrame(members, columns=MEMBER_COLUMNS)
+    return Series(tickers, benches, markets, sectors), members
 
 
 def _regressors_present(x: np.ndarray) -> np.ndarray:
@@ -259,7 +260,7 @@ def _exclusion_reasons(
 def _basket_tables(
     config: StudyConfig,
     event: EventSpec,
-    members: pd.DataFrame,
+    members: list[tuple[str, str, str, str]],
     included: tuple[np.ndarray, np.ndarray],
     stats: CarStats,
     paths: CarStats,
@@ -325,7 +326,8 @@ def _study_event(
     arrays: _PanelArrays | None = None,
 ) -> dict[str, object]:
     """One event's results and timeline; its tables as :class:`~evstudy.tables.Rows`, row tuples or frames
-    (``compute_study`` stacks every event's into one frame per table)."""
+    (``compute_study`` stacks every event's into one frame per table), and under "battery" its baskets
+    prepared for the test battery, which ``compute_study`` runs for every event at once."""
     arrays = arrays if arrays is not None else _PanelArrays.of(panel)
     days = panel.returns.index
     i0, announced, timing, mapping = _locate(days, event, config)
@@ -397,7 +399,6 @@ def _study_event(
     stats = car_stats(sub, ar, list(config.windows))
     paths = car_paths(sub, ar)
     kept_pairs = (tickers[keep], benches[keep])
-    included = pd.DataFrame({"ticker": kept_pairs[0], "benchmark": kept_pairs[1]})
 
     windows = config.windows
     ar_table = _long_table(event.id, kept_pairs, {"date": event_dates.to_numpy(), "rel_day": rel_days}, {
@@ -411,11 +412,11 @@ def _study_event(
 
     basket_rows, basket_path_rows = _basket_tables(config, event, members, kept_pairs, stats, paths, rel_days)
     kept_cols = slice(None) if keep.all() else keep  # every series kept: whole-panel views, not ~50 MB copies
-    test_rows, placebo = event_tests(config, EventArrays(
+    battery = prepare_event(config, EventArrays(
         event=event, days=days, i0=i0,
         stock=hyg.panel(inputs.y, est_rows.start)[:, kept_cols],  # the model's y: R, or R - RF; trimmed days NaN
         regressors=inputs.x[:, kept_cols],
-        est_rows=est_rows, event_rows=ev_rows, fitted=sub, abnormal=ar, cars=stats, included=included,
+        est_rows=est_rows, event_rows=ev_rows, fitted=sub, abnormal=ar, cars=stats, included=kept_pairs,
     ), members)
     drift_returns, drift = pre_event_drift(
         event.id, config.drift_window, sub, stock_all[:, kept_cols], inputs.x[:, kept_cols],
@@ -474,12 +475,11 @@ def _study_event(
         "car_paths": path_table,
         "baskets": basket_rows,
         "basket_paths": basket_path_rows,
-        "tests": test_rows,
+        "battery": battery,
         "prices": prices,
         "memberships": members,
         **hygiene_tables,
         "model_notes": model_notes,
-        "placebo": placebo,
         "drift": drift,
         "drift_returns": drift_returns,
     }
@@ -536,7 +536,10 @@ def compute_study(config: StudyConfig, data: PriceData, factors: FactorData | No
     panel = simple_returns(closes, days)
     arrays = _PanelArrays.of(panel)
     parts = [_study_event(config, event, data, panel, factors, arrays) for event in config.events]
-    row_columns = {"baskets": CS_BASKET_COLUMNS, "basket_paths": BASKET_PATH_COLUMNS, "tests": BATTERY_COLUMNS}
+    for part, (test_rows, placebo) in zip(parts, battery_tables(config, [p.pop("battery") for p in parts])):
+        part["tests"], part["placebo"] = test_rows, placebo
+    row_columns = {"baskets": CS_BASKET_COLUMNS, "basket_paths": BASKET_PATH_COLUMNS, "tests": BATTERY_COLUMNS,
+                   "memberships": MEMBER_COLUMNS}
     table_columns = {
         "fits": FIT_COLUMNS, "abnormal_returns": AR_COLUMNS, "cars": CAR_COLUMNS, "car_paths": CAR_PATH_COLUMNS,
         "prices": PRICE_COLUMNS, "fit_comparison": FIT_COMPARISON_COLUMNS, "robustness": ROBUSTNESS_COLUMNS,

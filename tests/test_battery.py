@@ -1,0 +1,82 @@
+"""The test battery run for every event at once equals the battery run event by event.
+
+Independent side: the same study with :func:`evstudy.battery.battery_tables`
+called once per event, so every basket goes through
+:func:`evstudy.inference.cross_section_tests` alone, unstacked.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import evstudy.battery as battery
+import evstudy.study as study
+from evstudy.config import config_from_dict
+from evstudy.inference import cross_section_tests
+from evstudy.study import compute_study
+
+from helpers import closes_from_returns, nyse_dates, price_data
+
+N_DAYS = 700
+
+
+@pytest.fixture(scope="module")
+def catalogue_world():
+    """A market-model world of 12 stocks; four events, three with 3-stock baskets, one with 2 (another shape)."""
+    rng = np.random.default_rng(2026)
+    dates = nyse_dates(N_DAYS, start="2022-01-03")
+    market = rng.normal(0.0004, 0.01, N_DAYS)
+    returns = {"MKT": market}
+    for k in range(12):
+        returns[f"S{k:02d}"] = 0.0002 + (0.6 + 0.1 * k) * market + rng.normal(0, 0.01, N_DAYS)
+    returns["S05"][560] += 0.08  # an effect in event e2
+    closes = closes_from_returns(returns, dates)
+    closes.loc[dates[400:405], "S07"] = np.nan  # a gap in e3's estimation window
+    events = [
+        {"id": "e1", "date": dates[520].date().isoformat(), "tickers": ["S00", "S01", "S02"]},
+        {"id": "e2", "date": dates[560].date().isoformat(), "tickers": ["S03", "S04", "S05"]},
+        {"id": "e3", "date": dates[600].date().isoformat(), "tickers": ["S06", "S07", "S08"]},
+        {"id": "e4", "date": dates[640].date().isoformat(), "tickers": ["S09", "S10"]},
+    ]
+    config = config_from_dict({
+        "name": "battery", "benchmark": "MKT", "placebo_dates": 40, "windows": [[0, 0], [-1, 1], [0, 5]],
+        "events": events,
+    })
+    return config, price_data(closes)
+
+
+def test_batched_battery_equals_the_battery_of_each_event_alone(catalogue_world, monkeypatch):
+    config, data = catalogue_world
+    calls = []
+
+    def counted(section):
+        calls.append(section.car.shape)
+        return cross_section_tests(section)
+
+    monkeypatch.setattr(battery, "cross_section_tests", counted)
+    batched = compute_study(config, data)
+    # one call for the three 3-stock baskets (stacked), one for the 2-stock basket
+    assert sorted(calls) == [(3, 2), (3, 3, 3)]
+
+    calls.clear()
+    monkeypatch.setattr(study, "battery_tables",
+                        lambda cfg, events: [battery.battery_tables(cfg, [event])[0] for event in events])
+    alone = compute_study(config, data)
+    assert sorted(calls) == [(3, 2), (3, 3), (3, 3), (3, 3)]
+
+    a, b = batched.tests, alone.tests
+    assert len(a) == 4 * 3 * 14
+    pd.testing.assert_frame_equal(a.drop(columns=["statistic", "p_value"]), b.drop(columns=["statistic", "p_value"]))
+    for column in ("statistic", "p_value"):
+        x, y = a[column].to_numpy(float), b[column].to_numpy(float)
+        assert np.array_equal(np.isnan(x), np.isnan(y))
+        # summation order of stacked arrays: Corrado's rank statistic may differ in its last bits
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=0)
+        exact = a["test"].to_numpy() != "corrado_rank"
+        assert np.array_equal(x[exact], y[exact], equal_nan=True)
+    pd.testing.assert_frame_equal(batched.placebo, alone.placebo)
+    # each event's rows stay its own: e2's planted +8% is its day-0 CAAR, not another event's
+    day0 = batched.baskets.query("window_start == 0 and window_end == 0").set_index("event")["caar"]
+    assert day0["e2"] > 0.02 and abs(day0["e1"]) < 0.02
