@@ -400,3 +400,30 @@ def test_placebo_cells_are_the_same_in_one_chunk_or_many():
     assert 0 < len(one[1]) < len(days) and not one[0].all() and one[0].any()
     for a, b in zip(one, many):
         np.testing.assert_array_equal(a, b)
+
+
+def test_prefix_sums_stop_at_the_last_row_a_draw_reads(monkeypatch):
+    """The moment prefix covers rows up to the latest draw's last window day only, and the placebo CARs
+    are bit for bit those of the whole panel (the rows after it are never read)."""
+    import evstudy.placebo as placebo
+
+    rng = np.random.default_rng(12)
+    rows, n = 1_200, 4
+    market = rng.normal(0.0004, 0.01, (rows, 1))
+    stock = 0.0002 + market + rng.normal(0, 0.02, (rows, n))
+    regressors = np.repeat(market, n, axis=1)
+    days = np.array([300, 420, 610])
+    settings = dict(estimation=Window(-250, -11), span=Window(-10, 10), windows=[Window(0, 0), Window(-2, 5)],
+                    min_returns=200, max_zero_share=0.5)
+    lengths = []
+    original = placebo._prefix
+    monkeypatch.setattr(placebo, "_prefix", lambda terms: lengths.append(len(terms)) or original(terms))
+    short = series_placebo("market", stock, regressors, np.arange(n), np.arange(n), days, **settings)
+    assert lengths == [610 + 10 + 1]  # the last draw's event span ends on row 620: rows 621.. are not summed
+
+    changed = stock.copy()
+    changed[621:] = rng.normal(0, 0.5, (rows - 621, n))  # what lies after it cannot matter
+    other = series_placebo("market", changed, regressors, np.arange(n), np.arange(n), days, **settings)
+    np.testing.assert_array_equal(short.car, other.car)
+    np.testing.assert_array_equal(short.scar, other.scar)
+    assert np.isfinite(short.car).all()

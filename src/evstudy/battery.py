@@ -13,7 +13,6 @@ Pure computation, no I/O.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,10 +38,14 @@ class EventArrays:
 
     ``stock`` and ``regressors`` are the whole return panels (days x K [x q])
     on the study's trading days; ``est_rows`` and ``event_rows`` the slices
-    the study fitted and measured on.
+    the study fitted and measured on; ``position`` is the event's place in the
+    config (its placebo draws' random stream) and ``blocked`` the rows no
+    pseudo-event span may contain (:func:`blocked_rows`, found once per study).
     """
 
     event: EventSpec
+    position: int
+    blocked: list[int]
     days: pd.DatetimeIndex
     i0: int
     stock: np.ndarray
@@ -68,17 +71,14 @@ def member_groups(members: Sequence[tuple[str, str, str, str]]) -> dict[tuple[st
 
 
 def blocked_rows(config: StudyConfig, days: pd.DatetimeIndex) -> list[int]:
-    """Rows of every event's day 0 and every confounder (the first session on or after its date)."""
-    rows = days.searchsorted(_blocked_dates(config.events))
+    """Rows of every event's day 0 and every confounder (the first session on or after its date).
+
+    Found once per study and handed to every event (:class:`EventArrays`), not once per event (E²).
+    """
+    dates = [locate_day_zero(event).day0 for event in config.events]
+    dates += [pd.Timestamp(c.date) for event in config.events for c in event.confounders]
+    rows = days.searchsorted(pd.DatetimeIndex(dates))
     return rows[rows < len(days)].tolist()
-
-
-@functools.lru_cache(maxsize=4)
-def _blocked_dates(events: tuple[EventSpec, ...]) -> pd.DatetimeIndex:
-    """Every event's day 0 and every confounder's date, located once per catalogue, not once per event (E²)."""
-    dates = [locate_day_zero(event).day0 for event in events]
-    dates += [pd.Timestamp(c.date) for event in events for c in event.confounders]
-    return pd.DatetimeIndex(dates)
 
 
 def _event_placebo(
@@ -88,15 +88,14 @@ def _event_placebo(
     if config.placebo_dates == 0:
         return np.empty(0, dtype=int), None, "placebo tests switched off (placebo_dates = 0)"
     est, span = config.estimation_window, config.event_span
-    candidates = candidate_days(data.i0, est, span, blocked_rows(config, data.days))
+    candidates = candidate_days(data.i0, est, span, data.blocked)
     if len(candidates) == 0:
         return np.empty(0, dtype=int), None, (
             f"no pseudo-event day available: none of the {PLACEBO_LOOKBACK} sessions before the estimation window "
             f"nor of the estimation window "
             f"is inside the price data with its event span clear of the config's events and confounders"
         )
-    index = [e.id for e in config.events].index(data.event.id)
-    rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(index,)))
+    rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(data.position,)))
     draws = draw_days(candidates, config.placebo_dates, rng)
     dists = basket_placebos(
         config.model, data.stock, data.regressors, draws, baskets,
@@ -134,7 +133,9 @@ class BasketBattery:
     placebo_rows: Rows | None
 
 
-def prepare_event(config: StudyConfig, data: EventArrays, members: Sequence[tuple[str, str, str, str]]) -> list[BasketBattery]:
+def prepare_event(
+    config: StudyConfig, data: EventArrays, members: Sequence[tuple[str, str, str, str]]
+) -> list[BasketBattery]:
     """One event's baskets with their portfolio t and placebo distributions (one placebo pass per event)."""
     windows = config.windows
     n_windows = len(windows)

@@ -351,6 +351,13 @@ def _placebo_cells(
     n_draws = day0.shape[0]
     adjusted = model == "market_adjusted"
     span_days = span.end - span.start + 1
+    # Prefix rows past the last one any draw reads are never used: the sums stop there (a catalogue
+    # event's draws all lie before its day 0, so this skips the panel's later years). Each kept
+    # prefix row is the same sum as before, bit for bit: only the end is cut, never the start.
+    if day0.size:
+        reach = max(estimation.end, span.end, *(w.end for w in windows)) + 1
+        stop = max(int(day0.max()) + reach, 1)
+        stock, regressors = stock[:stop], regressors[:stop]
 
     pair_key = stock_cols * (regressors.shape[1] + 1) + regressor_cols
     unique_key, first, pair_of = np.unique(pair_key, return_index=True, return_inverse=True)

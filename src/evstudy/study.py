@@ -16,7 +16,7 @@ import pandas as pd
 
 from evstudy._version import __version__
 from evstudy.abnormal import CarStats, abnormal_returns, car_paths, car_stats
-from evstudy.battery import EventArrays, battery_tables, member_groups, prepare_event
+from evstudy.battery import EventArrays, battery_tables, blocked_rows, member_groups, prepare_event
 from evstudy.calendar import day_zero_row, locate_day_zero, session_offset
 from evstudy.config import EventSpec, StudyConfig
 from evstudy.diagnostics import (
@@ -322,13 +322,13 @@ def _long_table(
 
 
 def _study_event(
-    config: StudyConfig, event: EventSpec, data: PriceData, panel: ReturnPanel, factors: FactorData | None = None,
-    arrays: _PanelArrays | None = None,
+    config: StudyConfig, event: EventSpec, data: PriceData, panel: ReturnPanel, factors: FactorData | None,
+    arrays: _PanelArrays, position: int, blocked: list[int],
 ) -> dict[str, object]:
     """One event's results and timeline; its tables as :class:`~evstudy.tables.Rows`, row tuples or frames
     (``compute_study`` stacks every event's into one frame per table), and under "battery" its baskets
-    prepared for the test battery, which ``compute_study`` runs for every event at once."""
-    arrays = arrays if arrays is not None else _PanelArrays.of(panel)
+    prepared for the test battery, which ``compute_study`` runs for every event at once. ``position`` is
+    the event's place in the config, ``blocked`` the rows of every event's day 0 and confounder."""
     days = panel.returns.index
     i0, announced, timing, mapping = _locate(days, event, config)
     span, est = config.event_span, config.estimation_window
@@ -413,7 +413,7 @@ def _study_event(
     basket_rows, basket_path_rows = _basket_tables(config, event, members, kept_pairs, stats, paths, rel_days)
     kept_cols = slice(None) if keep.all() else keep  # every series kept: whole-panel views, not ~50 MB copies
     battery = prepare_event(config, EventArrays(
-        event=event, days=days, i0=i0,
+        event=event, position=position, blocked=blocked, days=days, i0=i0,
         stock=hyg.panel(inputs.y, est_rows.start)[:, kept_cols],  # the model's y: R, or R - RF; trimmed days NaN
         regressors=inputs.x[:, kept_cols],
         est_rows=est_rows, event_rows=ev_rows, fitted=sub, abnormal=ar, cars=stats, included=kept_pairs,
@@ -535,7 +535,9 @@ def compute_study(config: StudyConfig, data: PriceData, factors: FactorData | No
     closes = data.closes[needed].reindex(columns=[*needed, *absent])
     panel = simple_returns(closes, days)
     arrays = _PanelArrays.of(panel)
-    parts = [_study_event(config, event, data, panel, factors, arrays) for event in config.events]
+    blocked = blocked_rows(config, panel.returns.index) if config.placebo_dates else []
+    parts = [_study_event(config, event, data, panel, factors, arrays, position, blocked)
+             for position, event in enumerate(config.events)]
     for part, (test_rows, placebo) in zip(parts, battery_tables(config, [p.pop("battery") for p in parts])):
         part["tests"], part["placebo"] = test_rows, placebo
     row_columns = {"baskets": CS_BASKET_COLUMNS, "basket_paths": BASKET_PATH_COLUMNS, "tests": BATTERY_COLUMNS,
