@@ -178,6 +178,43 @@ def test_a_one_event_study_has_no_catalogue(planted):
     assert set(extras) == {"drift"}
 
 
+def test_event_rows_and_drift_baskets_match_scipy_per_group_without_a_day0_window(planted):
+    """Two events, one with three stocks (GAPPY excluded for its gap) and one with one, no [0, 0] window:
+    each event's day-0 test and each basket's drift test are scipy's one-sample t on its own stocks (the
+    stock's own t when alone), whatever the other groups hold."""
+    dates, closes = planted
+    cfg = config_from_dict({
+        "name": "groups", "benchmark": "MKT", "estimation_window": [-250, -21], "windows": [[0, 1], [-1, 1]],
+        "events": [
+            {"id": "three", "date": dates[I0].date().isoformat(), "tickers": ["LEAK", "CALM", "GAPPY"]},
+            {"id": "one", "date": dates[I0 - 40].date().isoformat(), "tickers": ["CALM"]},
+        ],
+    })
+    results = attach_catalogue(compute_study(cfg, price_data(closes)))
+    events = results.extras["catalogue"].events.set_index("event")
+    ars = results.abnormal_returns.query("rel_day == 0")
+    three = ars.loc[ars["event"] == "three", "abnormal_return"].to_numpy()
+    expected = stats.ttest_1samp(three, 0.0)
+    assert events.loc["three", "test"] == "cs_t" and events.loc["three", "n"] == len(three) == 2
+    assert events.loc["three", "t"] == pytest.approx(expected.statistic, rel=1e-10)
+    assert events.loc["three", "p_value"] == pytest.approx(expected.pvalue, rel=1e-10)
+    single = results.cars.query("event == 'one' and window_start == 0 and window_end == 0")
+    assert single.empty  # no [0, 0] window: the lone stock's row says so instead of a test
+    assert events.loc["one", "n"] == 1 and "add the window [0, 0]" in events.loc["one", "note"]
+
+    drift = results.extras["drift"].baskets.set_index("event")
+    cars = results.drift.set_index(["event", "ticker"])["car"]
+    present = cars.loc["three"].dropna().to_numpy()
+    expected = stats.ttest_1samp(present, 0.0)
+    assert drift.loc["three", "n"] == len(present) == 2
+    assert drift.loc["three", "t"] == pytest.approx(expected.statistic, rel=1e-10)
+    assert drift.loc["three", "p_value"] == pytest.approx(expected.pvalue, rel=1e-10)
+    own = results.drift.set_index(["event", "ticker"]).loc[("one", "CALM")]
+    assert drift.loc["one", "n"] == 1 and drift.loc["one", "t"] == own["t"]
+    assert drift.loc["one", "p_value"] == own["p_value"]
+    assert drift.loc["one", "note"] == "one stock: its own t-test"
+
+
 # --------------------------------------------------------------------------- the 2025 stakes on real data
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from evstudy.config import Window
-from evstudy.inference import TestArrays, bmp_t, cs_t, standardized_cars
+from evstudy.inference import TestArrays, TestResult, bmp_t, cs_t, standardized_cars
 from evstudy.results import StudyResults, records
 
 OWN_STACK = "event_tickers"
@@ -118,25 +118,50 @@ def drift_summary(results: StudyResults) -> DriftSummary:
     series = series[DRIFT_SERIES_COLUMNS].reset_index(drop=True)
 
     members = results.memberships.merge(results.drift[[*keys, "car", "t", "p_value"]], on=keys, how="inner")
-    rows = []
-    for (event, basket, bench), group in members.groupby(["event", "basket", "benchmark"], sort=False):
-        cars = group["car"].to_numpy(dtype=float)
-        present = np.isfinite(cars)
-        n = int(present.sum())
+    groups = _groups(members, ["event", "basket", "benchmark"])
+    car_all = members["car"].to_numpy(dtype=float)
+    t_all, p_all = members["t"].to_numpy(dtype=float), members["p_value"].to_numpy(dtype=float)
+    present_cars = [car_all[rows][np.isfinite(car_all[rows])] for _, rows in groups]
+    tests = _cs_t_by_size(present_cars)
+    out = []
+    for ((event, basket, bench), rows), cars, test in zip(groups, present_cars, tests):
+        n = len(cars)
         if n == 1:  # one stock: its own drift t (MacKinlay 1997), as in the series table
-            stat, p = group.loc[present, "t"].iloc[0], group.loc[present, "p_value"].iloc[0]
-            test_note = "one stock: its own t-test"
+            one = rows[np.isfinite(car_all[rows])][0]
+            stat, p, test_note = t_all[one], p_all[one], "one stock: its own t-test"
         else:
-            test = cs_t(cars[present][None, :]).results()[0]
             stat, p, test_note = test.statistic, test.p_value, test.note
-        se = float(cars[present].std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
-        missing = len(cars) - n
+        se = float(cars.std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
+        missing = len(rows) - n
         note = "; ".join(filter(None, [
             test_note, f"{missing} stock(s) without a drift CAR (missing returns)" if missing else "",
         ]))
-        rows.append((event, basket, bench, window.start, window.end, n,
-                     float(cars[present].mean()) if n else np.nan, se, stat, p, note))
-    return DriftSummary(window, drift_caveat(results), series, pd.DataFrame(rows, columns=DRIFT_BASKET_COLUMNS))
+        out.append((event, basket, bench, window.start, window.end, n,
+                    float(cars.mean()) if n else np.nan, se, stat, p, note))
+    return DriftSummary(window, drift_caveat(results), series, pd.DataFrame(out, columns=DRIFT_BASKET_COLUMNS))
+
+
+def _groups(frame: pd.DataFrame, keys: list[str]) -> list[tuple[tuple, np.ndarray]]:
+    """Each group of ``frame`` by ``keys`` with its row positions, in order of first appearance (as
+    ``groupby(keys, sort=False)``), from one grouping pass instead of a sub-frame per group."""
+    codes = frame.groupby(keys, sort=False).ngroup().to_numpy()
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    columns = [frame[k].to_numpy() for k in keys]
+    return [(tuple(c[rows[0]] for c in columns), rows) for rows in np.split(order, bounds)] if len(order) else []
+
+
+def _cs_t_by_size(samples: list[np.ndarray]) -> list[TestResult]:
+    """:func:`~evstudy.inference.cs_t` of each sample, every sample of one size in one call."""
+    by_size: dict[int, list[int]] = {}
+    for i, sample in enumerate(samples):
+        by_size.setdefault(len(sample), []).append(i)
+    out: list[TestResult] = [None] * len(samples)  # type: ignore[list-item]
+    for size, members in by_size.items():
+        matrix = np.stack([samples[i] for i in members]) if size else np.empty((len(members), 0))
+        for i, result in zip(members, cs_t(matrix).results()):
+            out[i] = result
+    return out
 
 
 # --------------------------------------------------------------------------- catalogue
@@ -194,24 +219,27 @@ def _day0_tables(results: StudyResults) -> tuple[pd.DataFrame, pd.DataFrame]:
     day0_cells = dict(zip(zip(record["event"], record["basket"], record["benchmark"]),
                           zip(*(record[f].tolist() for f in fields))))
     timelines = {t.event_id: t for t in results.timelines}
-    rows = []
-    for (event, basket, bench), group in table.groupby(["event", "basket", "benchmark"], sort=False):
-        ars = group["abnormal_return"].to_numpy(dtype=float)
+    groups = _groups(table, ["event", "basket", "benchmark"])
+    ar_all = table["abnormal_return"].to_numpy(dtype=float)
+    t_all, p_all = table["t"].to_numpy(dtype=float), table["p_value"].to_numpy(dtype=float)
+    samples = [ar_all[rows] for _, rows in groups]
+    tests = [None] * len(groups) if has_day0_window else _cs_t_by_size(samples)
+    out = []
+    for ((event, basket, bench), rows), ars, test in zip(groups, samples, tests):
         timeline = timelines[event]
         verdict = ""
         if has_day0_window:  # the verdict record's day-0 cell: the same test and p as every other section
             stat, p, name, verdict, reason = day0_cells[(event, basket, bench)]
             note = "" if name else reason
         elif len(ars) >= 2:
-            test = cs_t(ars[None, :]).results()[0]
             stat, p, name, note = test.statistic, test.p_value, "cs_t", test.note
         else:
-            stat, p = group["t"].iloc[0], group["p_value"].iloc[0]
+            stat, p = t_all[rows[0]], p_all[rows[0]]
             name = "single-stock t (MacKinlay 1997)"
             note = "add the window [0, 0] to get the stock's own t-test"
-        rows.append((event, timeline.label or event, timeline.day0, timeline.mapping, basket, bench, len(ars),
-                     float(ars.mean()), stat, p, name, verdict, note))
-    return pd.DataFrame(rows, columns=EVENT_COLUMNS), table
+        out.append((event, timeline.label or event, timeline.day0, timeline.mapping, basket, bench, len(ars),
+                    float(ars.mean()), stat, p, name, verdict, note))
+    return pd.DataFrame(out, columns=EVENT_COLUMNS), table
 
 
 def _overlapping_pairs(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
