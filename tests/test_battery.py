@@ -47,8 +47,10 @@ def catalogue_world():
     return config, price_data(closes)
 
 
-def test_batched_battery_equals_the_battery_of_each_event_alone(catalogue_world, monkeypatch):
+@pytest.mark.parametrize("batch, stacked", [(32, [(3, 2), (3, 3, 3)]), (2, [(1, 3, 3), (2, 3, 3), (3, 2)])])
+def test_batched_battery_equals_the_battery_of_each_event_alone(catalogue_world, monkeypatch, batch, stacked):
     config, data = catalogue_world
+    monkeypatch.setattr(battery, "BATCH_BASKETS", batch)
     calls = []
 
     def counted(section):
@@ -57,8 +59,8 @@ def test_batched_battery_equals_the_battery_of_each_event_alone(catalogue_world,
 
     monkeypatch.setattr(battery, "cross_section_tests", counted)
     batched = compute_study(config, data)
-    # one call for the three 3-stock baskets (stacked), one for the 2-stock basket
-    assert sorted(calls) == [(3, 2), (3, 3, 3)]
+    # the three 3-stock baskets stacked (in blocks of at most `batch`), the lone 2-stock basket unstacked
+    assert sorted(calls) == stacked
 
     calls.clear()
     monkeypatch.setattr(study, "battery_tables",

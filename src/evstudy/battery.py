@@ -112,6 +112,9 @@ def _event_placebo(
     return draws, dists, context
 
 
+BATCH_BASKETS = 32  # baskets of one shape whose cross-sectional tests run in one call
+
+
 @dataclass
 class BasketBattery:
     """One basket x benchmark of one event on its way through the battery.
@@ -203,32 +206,33 @@ def prepare_event(
     return baskets
 
 
-def _cross_section_results(baskets: list[BasketBattery]) -> list[dict[str, TestArrays]]:
-    """:func:`~evstudy.inference.cross_section_tests` of each basket, every basket of one shape in one call.
+def _cross_section_results(sections: list[CrossSection]) -> list[dict[str, TestArrays]]:
+    """:func:`~evstudy.inference.cross_section_tests` of each basket's ``sections``, those of one shape stacked.
 
-    Stacking B baskets along a leading axis runs each test once over (B, windows) instead of B
-    times; the statistics are the same up to the summation order of a few sums (Corrado's rank
-    statistic differs by at most a few 1e-13, relative). A shape held by one basket alone is run
-    unstacked, as before.
+    Stacking baskets along a leading axis runs each test once per :data:`BATCH_BASKETS` baskets
+    instead of once per basket (blocks of that size keep the rank tests' temporaries in cache:
+    25-50 were ~20% faster than 200 at once). The statistics are the same up to the summation
+    order of a few sums: Corrado's rank statistic differs by at most a few 1e-13, relative. A shape
+    held by one basket alone is run unstacked, as before.
     """
     shapes: dict[tuple, list[int]] = {}
-    for i, b in enumerate(baskets):
-        s = b.section
-        assert s is not None
+    for i, s in enumerate(sections):
         shapes.setdefault((s.car.shape, s.est_ar.shape, s.event_ar.shape), []).append(i)
-    out: list[dict[str, TestArrays]] = [{} for _ in baskets]
-    for members in shapes.values():
-        sections = [baskets[i].section for i in members]
-        if len(members) == 1:
-            out[members[0]] = cross_section_tests(sections[0])
+    out: list[dict[str, TestArrays]] = [{} for _ in sections]
+    for same_shape in shapes.values():
+        if len(same_shape) == 1:
+            out[same_shape[0]] = cross_section_tests(sections[same_shape[0]])
             continue
-        stacked = cross_section_tests(CrossSection(
-            *(np.stack([getattr(s, name) for s in sections]) for name in ("car", "se", "df", "est_ar", "event_ar")),
-            sections[0].selectors,
-        ))
-        for position, i in enumerate(members):
-            out[i] = {name: TestArrays(t.test, t.statistic[position], t.p_value[position], t.n[position],
-                                       t.note[position]) for name, t in stacked.items()}
+        for start in range(0, len(same_shape), BATCH_BASKETS):
+            members = same_shape[start:start + BATCH_BASKETS]
+            block = [sections[i] for i in members]
+            stacked = cross_section_tests(CrossSection(
+                *(np.stack([getattr(s, name) for s in block]) for name in ("car", "se", "df", "est_ar", "event_ar")),
+                block[0].selectors,
+            ))
+            for position, i in enumerate(members):
+                out[i] = {name: TestArrays(t.test, t.statistic[position], t.p_value[position], t.n[position],
+                                           t.note[position]) for name, t in stacked.items()}
     return out
 
 
@@ -240,7 +244,7 @@ def battery_tables(config: StudyConfig, events: list[list[BasketBattery]]) -> li
     """
     windows = config.windows
     tested = [b for baskets in events for b in baskets if b.section is not None]
-    for basket, tests in zip(tested, _cross_section_results(tested)):
+    for basket, tests in zip(tested, _cross_section_results([b.section for b in tested if b.section is not None])):
         for name, arrays in tests.items():
             basket.results[name] = arrays.results()
         if basket.placebo is not None:
