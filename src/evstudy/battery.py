@@ -199,7 +199,7 @@ def prepare_event(
                 "n": np.repeat(dist.n, n_windows),
                 "caar": dist.caar.ravel(),
                 "bmp": dist.bmp.ravel(),
-            })
+            }, repeat_text=True)
         baskets.append(BasketBattery(
             data.event.id, basket, bench, n, section, car.mean(axis=1), results, dist, context, rows
         ))

@@ -92,7 +92,7 @@ def pre_event_drift(
         "t": masked(stats.t),
         "p_value": masked(stats.p_value),
         "note": np.array(notes, dtype=object),
-    })
+    }, repeat_text=True)
     daily = Rows.of(AR_COLUMNS, n_series * len(rel), {
         "event": event_id,
         "ticker": np.tile(np.array(tickers, dtype=object), len(rel)),
@@ -102,5 +102,5 @@ def pre_event_drift(
         "return": ar.actual.ravel(),
         "expected_return": ar.expected.ravel(),
         "abnormal_return": ar.abnormal.ravel(),
-    })
+    }, repeat_text=True)
     return daily, drift

@@ -318,7 +318,7 @@ def _long_table(
         "benchmark": np.tile(benches, n_rows),
         **{name: np.repeat(np.asarray(labels), n_series) for name, labels in row_labels.items()},
         **{name: matrix.ravel() for name, matrix in values.items()},
-    })
+    }, repeat_text=True)
 
 
 def _study_event(
@@ -392,7 +392,7 @@ def _study_event(
         "estimation_end": est_dates[-1] if len(est_dates) else pd.NaT,
         "status": np.where(keep, "included", "excluded").astype(object),
         "reason": np.array(reasons, dtype=object),
-    })
+    }, repeat_text=True)
 
     sub = _subset_fit(fitted, keep)
     ar = abnormal_returns(sub, stock_ev[:, keep], x_ev[:, keep], rel_days, offset=inputs.offset[ev_rows][:, keep])
@@ -452,7 +452,7 @@ def _study_event(
         "rel_day": np.repeat(price_rel, len(shown)),
         "close": window_closes.ravel(),
         "rebased": rebased.ravel(),
-    })
+    }, repeat_text=True)
 
     timeline = EventTimeline(
         event_id=event.id,
