@@ -3,7 +3,9 @@
 For each event: place day 0 on the benchmark's trading days, fit the model for
 every (ticker, benchmark) series at once on the estimation window, compute
 ARs over the event span and CARs per window, exclude series that cannot be
-trusted (each with its reason), then aggregate per basket.
+trusted (each with its reason), then aggregate per basket. The basket test
+battery then runs once for every event's baskets (:mod:`evstudy.battery`),
+and each table is stacked once from every event's rows.
 """
 
 from __future__ import annotations
