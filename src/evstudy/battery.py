@@ -206,22 +206,32 @@ def prepare_event(
     return baskets
 
 
-def _cross_section_results(sections: list[CrossSection]) -> list[dict[str, TestArrays]]:
+@dataclass(frozen=True)
+class _CrossResults:
+    """One basket's cross-sectional tests: per test its results (one per window), and its BMP t per window."""
+
+    results: dict[str, list[TestResult]]
+    bmp: np.ndarray
+
+
+def _cross_section_results(sections: list[CrossSection]) -> list[_CrossResults]:
     """:func:`~evstudy.inference.cross_section_tests` of each basket's ``sections``, those of one shape stacked.
 
-    Stacking baskets along a leading axis runs each test once per :data:`BATCH_BASKETS` baskets
-    instead of once per basket (blocks of that size keep the rank tests' temporaries in cache:
-    25-50 were ~20% faster than 200 at once). The statistics are the same up to the summation
-    order of a few sums: Corrado's rank statistic differs by at most a few 1e-13, relative. A shape
-    held by one basket alone is run unstacked, as before.
+    Stacking baskets along a leading axis runs each test, and turns its arrays into results, once per
+    :data:`BATCH_BASKETS` baskets instead of once per basket (blocks of that size keep the rank tests'
+    temporaries in cache: 25-50 were ~20% faster than 200 at once). The statistics are the same up to
+    the summation order of a few sums: Corrado's rank statistic differs by at most a few 1e-13,
+    relative. A shape held by one basket alone is run unstacked, as before.
     """
     shapes: dict[tuple, list[int]] = {}
     for i, s in enumerate(sections):
         shapes.setdefault((s.car.shape, s.est_ar.shape, s.event_ar.shape), []).append(i)
-    out: list[dict[str, TestArrays]] = [{} for _ in sections]
+    out: list[_CrossResults | None] = [None] * len(sections)
     for same_shape in shapes.values():
         if len(same_shape) == 1:
-            out[same_shape[0]] = cross_section_tests(sections[same_shape[0]])
+            alone = cross_section_tests(sections[same_shape[0]])
+            out[same_shape[0]] = _CrossResults({name: t.results() for name, t in alone.items()},
+                                               alone["bmp_t"].statistic)
             continue
         for start in range(0, len(same_shape), BATCH_BASKETS):
             members = same_shape[start:start + BATCH_BASKETS]
@@ -230,10 +240,13 @@ def _cross_section_results(sections: list[CrossSection]) -> list[dict[str, TestA
                 *(np.stack([getattr(s, name) for s in block]) for name in ("car", "se", "df", "est_ar", "event_ar")),
                 block[0].selectors,
             ))
+            per_test = {name: t.results() for name, t in stacked.items()}  # (baskets x windows), basket-major
+            n_windows = stacked["bmp_t"].statistic.shape[-1]
             for position, i in enumerate(members):
-                out[i] = {name: TestArrays(t.test, t.statistic[position], t.p_value[position], t.n[position],
-                                           t.note[position]) for name, t in stacked.items()}
-    return out
+                cells = slice(position * n_windows, (position + 1) * n_windows)
+                out[i] = _CrossResults({name: r[cells] for name, r in per_test.items()},
+                                       stacked["bmp_t"].statistic[position])
+    return out  # type: ignore[return-value]
 
 
 def battery_tables(config: StudyConfig, events: list[list[BasketBattery]]) -> list[tuple[list[tuple], list[Rows]]]:
@@ -244,16 +257,15 @@ def battery_tables(config: StudyConfig, events: list[list[BasketBattery]]) -> li
     """
     windows = config.windows
     tested = [b for baskets in events for b in baskets if b.section is not None]
-    for basket, tests in zip(tested, _cross_section_results([b.section for b in tested if b.section is not None])):
-        for name, arrays in tests.items():
-            basket.results[name] = arrays.results()
+    for basket, cross in zip(tested, _cross_section_results([b.section for b in tested if b.section is not None])):
+        basket.results.update(cross.results)
         if basket.placebo is not None:
             dist = basket.placebo
             basket.results["placebo_caar"] = placebo_test(
                 "placebo_caar", basket.caar, dist.caar, basket.n, basket.placebo_context
             ).results()
             basket.results["placebo_bmp"] = placebo_test(
-                "placebo_bmp", tests["bmp_t"].statistic, dist.bmp, basket.n, basket.placebo_context
+                "placebo_bmp", cross.bmp, dist.bmp, basket.n, basket.placebo_context
             ).results()
     out = []
     for baskets in events:
