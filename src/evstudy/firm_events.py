@@ -35,19 +35,20 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from evstudy._version import __version__
-from evstudy.abnormal import abnormal_returns, car_stats, two_sided_t_pvalue
+from evstudy import kernels
+from evstudy.abnormal import two_sided_t_pvalue
 from evstudy.config import Window
 from evstudy.diagnostics import EXACT_FIT_REASON, exact_fit, flat_benchmark_reason
 from evstudy.errors import DataSourceError, InsufficientDataError
 from evstudy.inference import (
-    TEST_LABELS, TestArrays, _explain, _finalize, _notes, average_ranks, bmp_t, cs_t, generalized_sign_from_shares, kp_bmp_t,
+    TEST_LABELS, TestArrays, _explain, _finalize, _notes, bmp_t, cs_t, generalized_sign_from_shares, kp_bmp_t,
     kp_patell_z, normal_pvalue, patell_z, standardized_cars, wilcoxon, window_selectors,
 )
-from evstudy.models import ModelFit, alpha_beta, fit
+from evstudy.models import ModelFit, alpha_beta
 from evstudy.prices.base import PriceData
 from evstudy.requests import DEFAULT_GROUP, EXCLUDED_COLUMNS, EventRequest, RequestConfig
 from evstudy.returns import (
-    GLITCH_MIN_CLOSE, GLITCH_SPIKE_FACTOR, price_glitches, trading_days, zero_share_of,
+    GLITCH_MIN_CLOSE, GLITCH_SPIKE_FACTOR, price_glitches, trading_days,
 )
 
 ALL_GROUPS = "(all)"  # the group of every firm-event, added when the request has several groups
@@ -346,127 +347,35 @@ def rank_sums(
     averaged, T_i its number of ARs in that pool (Corrado & Zivney 1992): the
     rank pool of :func:`evstudy.inference.corrado_rank`. Returns two arrays of
     shape (n_groups, windows, L + W).
-
-    Each row is sorted once. In a row without ties, an estimation AR's rank
-    in window w's pool is its rank among the estimation ARs plus the number of
-    w's event ARs below it, F_w(j), j being the number of all event ARs below
-    it: a lookup in a small (rows x W + 1) table per window. Rows sharing a
-    group and a number of estimation ARs share 1 / (T + 1), so their ranks are
-    summed as integers (several windows packed into one 64-bit word, one pass)
-    and weighted once. Rows with ties or a missing event AR (rare) are ranked
-    by :func:`evstudy.inference.average_ranks`.
     """
-    n, n_est_days = est_ar.shape
-    n_event = event_ar.shape[1]
-    width = n_est_days + n_event
+    combined = np.concatenate([est_ar, event_ar], axis=1)
+    return _pooled_rank_sums(combined, est_ar.shape[1], np.asarray(codes), n_groups, selectors)
+
+
+def _pooled_rank_sums(
+    combined: np.ndarray, n_est_days: int, codes: np.ndarray, n_groups: int, selectors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`rank_sums` of ``combined`` (rows x L + W: estimation ARs, then event ARs); may reorder its rows.
+
+    Each row is sorted once (numpy's argsort, NaN last); the compiled
+    :func:`evstudy.kernels.pooled_rank_sums` walks the sorted row once for
+    every window's pool. Rows sharing a group and a number of estimation ARs
+    share 1 / (T + 1), so they are made contiguous and their ranks summed as
+    integers, weighted once.
+    """
+    n, width = combined.shape
     in_pool = selectors > 0
-    n_windows = len(in_pool)
-    totals = np.zeros((n_groups, n_windows, width))
-    counts = np.zeros((n_groups, n_windows, width), dtype=np.int64)
-    pools = np.concatenate([np.ones((n_windows, n_est_days), dtype=bool), in_pool], axis=1)
-    if not n:
-        return totals, counts
-    # Rows of one group and one number of estimation ARs share the weight 1 / (T + 1): make them contiguous.
-    n_est = np.isfinite(est_ar).sum(axis=1)
-    key = codes.astype(np.int64) * (n_est_days + 1) + n_est
-    rows = np.argsort(key, kind="stable")
-    key, codes = key[rows], codes[rows]
-    combined = np.empty((n, width))
-    combined[:, :n_est_days] = est_ar[rows]
-    combined[:, n_est_days:] = event_ar[rows]
-    present = np.isfinite(combined)
-    combined[~present] = np.nan  # ±inf are no ARs either
-    for g in range(n_groups):
-        counts[g] = present[codes == g].sum(axis=0)[None, :] * pools
-    order = np.argsort(combined, axis=1)  # NaN last
-    ordered = np.take_along_axis(combined, order, axis=1)
-    exact = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1) | ~present[:, n_est_days:].all(axis=1)
-    _add_untied_rank_sums(totals, order, present.sum(axis=1), exact, key, in_pool, n_est_days)
-    if exact.any():  # rows with ties: rare in abnormal returns
-        tied_codes = codes[exact]
-        for w, pool in enumerate(pools):
-            pooled = np.where(pool[None, :], combined[exact], np.nan)
-            u = np.nan_to_num(average_ranks(pooled) / (np.isfinite(pooled).sum(axis=1, keepdims=True) + 1.0))
-            for g in range(n_groups):
-                totals[g, w] += u[tied_codes == g].sum(axis=0)
-    return totals, counts
-
-
-def _add_untied_rank_sums(
-    totals: np.ndarray, order: np.ndarray, n_present: np.ndarray, exact: np.ndarray, key: np.ndarray,
-    in_pool: np.ndarray, n_est_days: int,
-) -> None:
-    """:func:`rank_sums` of the rows not ``exact`` (no ties, every event AR present), added into ``totals``.
-
-    ``order`` sorts each row (NaN last), ``n_present`` counts its ARs, and
-    ``key`` = group * (L + 1) + estimation ARs is sorted.
-    """
-    n, width = order.shape
-    n_windows, n_event = in_pool.shape
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    groups, n_seg = key[starts] // (n_est_days + 1), (key[starts] % (n_est_days + 1)).astype(float)
-    # Per sorted position: estimation ARs at or before it (a rank among them) and event ARs before it.
-    is_est = order < n_est_days
-    below_est = np.cumsum(is_est, axis=1, dtype=np.int32)
-    below_event = np.arange(1, width + 1, dtype=np.int32)[None, :] - below_est - ~is_est
-    packed_sorted = below_est | (below_event << 16)
-    # Missing ARs (sorted last) and rows ranked exactly elsewhere: rank 0, and the zero row of the table below.
-    unused = (np.arange(width)[None, :] >= n_present[:, None]) | exact[:, None]
-    packed_sorted[unused] = (n_event + 1) << 16
-    packed = np.empty_like(packed_sorted)
-    np.put_along_axis(packed, order, packed_sorted, axis=1)
-    est_rank = packed[:, :n_est_days] & 0xFFFF
-    est_rank_sums = np.add.reduceat(est_rank if n * n_est_days < 2**31 else est_rank.astype(np.int64), starts, axis=0)
-    base = (np.arange(n, dtype=np.int64) * (n_event + 2))[:, None]
-    est_index = base + (packed[:, :n_est_days] >> 16)  # j: event ARs below (n_event + 1: unused)
-    event_q = packed[:, n_est_days:] & 0xFFFF  # estimation ARs below each event AR
-    event_m = packed[:, n_est_days:] >> 16  # event ARs below it (n_event + 1: unused)
-    event_index = base + np.minimum(event_m, n_event + 1)
-    event_order = np.argsort(event_m, axis=1)  # each row's event days, smallest AR first
-    bits = max(int(n * width).bit_length(), 1)  # a field holds a column's rank sum over the rows
-    per_word = max(64 // bits, 1)
-    size = in_pool.sum(axis=1)
-    for first in range(0, n_windows, per_word):
-        windows = range(first, min(first + per_word, n_windows))
-        shifts = np.array([bits * slot for slot in range(len(windows))], dtype=np.uint64)
-        # Window w's count in bits [shifts[w], ...) of a word; table[i, j]: w's days among row i's j smallest
-        # event ARs, for every w of the word at once (row n_event + 1: zero).
-        day_word = (in_pool[windows.start:windows.stop].astype(np.uint64) << shifts[:, None]).sum(axis=0)
-        table = np.zeros((n, n_event + 2), dtype=np.uint64)
-        np.cumsum(day_word[event_order], axis=1, out=table[:, 1:n_event + 1])
-        table = table.ravel()
-        spread = np.uint64(sum(1 << int(shift) for shift in shifts))
-        est_sums = np.add.reduceat(np.take(table, est_index), starts, axis=0)
-        event_word = np.take(table, event_index)
-        event_word += (event_q + 1).astype(np.uint64) * spread
-        event_word &= day_word * np.uint64(2**bits - 1)  # only the windows that hold the day
-        event_word[exact] = 0
-        event_sums = np.add.reduceat(event_word, starts, axis=0)
-        for slot, w in enumerate(windows):
-            mask, shift = np.uint64(2**bits - 1), shifts[slot]
-            scale = 1.0 / (n_seg + size[w] + 1.0)
-            est_part = (((est_sums >> shift) & mask).astype(np.int64) + est_rank_sums) * scale[:, None]  # exact
-            event_part = ((event_sums >> shift) & mask).astype(float) * scale[:, None]
-            for s, g in enumerate(groups):
-                totals[g, w, :n_est_days] += est_part[s]
-                totals[g, w, n_est_days:] += event_part[s]
-
-
-def _unit_residuals(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """z_i = (e_i - mean e_i) / ||e_i - mean e_i|| over each row's valid days, 0 elsewhere; and whether it varies."""
-    present = np.isfinite(resid)
-    count = present.sum(axis=1, keepdims=True)
-    filled = np.where(present, resid, 0.0)
-    mean = filled.sum(axis=1, keepdims=True) / np.maximum(count, 1)
-    squares = np.square(filled)
-    scale = np.sqrt(squares.max(axis=1, initial=0.0))  # the largest |e_i|: sqrt is monotonic
-    centred = np.subtract(filled, mean, out=filled)
-    centred[~present] = 0.0
-    norm = np.sqrt(np.square(centred, out=squares).sum(axis=1))
-    varies = (count[:, 0] >= 3) & (norm > 1e-12 * np.maximum(scale, 1e-300) * np.sqrt(np.maximum(count[:, 0], 1)))
-    np.divide(centred, np.where(varies, norm, 1.0)[:, None], out=centred)
-    centred *= varies[:, None]
-    return centred, varies.astype(float)
+    totals = np.zeros((n_groups, len(in_pool), width))
+    present = np.zeros((n_groups, width), dtype=np.int64)
+    if n:
+        np.copyto(combined, np.nan, where=~np.isfinite(combined))  # ±inf are no ARs either
+        key = codes.astype(np.int64) * (n_est_days + 1) + np.isfinite(combined[:, :n_est_days]).sum(axis=1)
+        rows = np.argsort(key, kind="stable")
+        ordered = combined[rows]
+        kernels.pooled_rank_sums(ordered, np.argsort(ordered, axis=1), n_est_days, codes[rows].astype(np.int64),
+                                 in_pool, totals, present)
+    pools = np.concatenate([np.ones((len(in_pool), n_est_days), dtype=bool), in_pool], axis=1)
+    return totals, present[:, None, :] * pools[None, :, :]
 
 
 def _group_keys(groups: np.ndarray, names: Sequence[str]) -> list[tuple[str, np.ndarray]]:
@@ -512,111 +421,105 @@ def compute_block(
     stock_row = np.where(ok, stock_row, 0)
     bench_row = np.where(ok, bench_row, 0)
 
-    # Gather: each firm-event's closes from the day before its estimation window to its last event day,
-    # by rows of the global calendar shifted to this slice, and their returns r_t = P_t / P_{t-1} - 1
-    # (evstudy.returns.simple_returns' arithmetic: the same numbers as a return matrix would hold).
+    # One compiled pass per firm-event (evstudy.kernels.measure_rows): its closes from the day before its
+    # estimation window to its last event day, read off the calendar rows of the (tickers x days) matrix;
+    # returns r_t = P_t / P_{t-1} - 1 (evstudy.returns.simple_returns' arithmetic), the model fit, the
+    # abnormal returns and every window's CAR with its variance.
     i0 = rows["i0"].to_numpy().astype(np.int64)
-    close_global = i0[:, None] + np.arange(est.start - 1, span.end + 1)[None, :]
-    close_local = np.where(close_global < 0, -1, close_global - closes.first_row)
-    stock_close = _gather_closes(closes, stock_row, close_local)
-    # Benchmarks are few: their returns over the whole slice once (a last NaN column for days before the
-    # calendar), then each firm-event's window from that small matrix.
-    benchmarks, bench_of = np.unique(bench_row, return_inverse=True)
-    days = np.arange(len(closes.days))
-    bench_close = _gather_closes(closes, benchmarks, np.broadcast_to(days, (len(benchmarks), len(days))))
-    bench_series = np.full((len(benchmarks), len(days) + 1), np.nan)
-    with np.errstate(invalid="ignore"):
-        stock_returns = stock_close[:, 1:] / stock_close[:, :-1]
-        stock_returns -= 1.0
-        np.divide(bench_close[:, 1:], bench_close[:, :-1], out=bench_series[:, 1:-1])
-        bench_series[:, 1:-1] -= 1.0
-    return_local = np.where(close_global[:, 1:] < 1, -1, close_local[:, 1:])  # day 0 of the data has no return
-    bench_returns = bench_series[bench_of[:, None], return_local]
+    n_est_days = est.length
+    event_start = span.start - est.start
+    n_event = span.length
+    windows = list(config.windows)
     rel_days = np.arange(span.start, span.end + 1)
-    event_cols = slice(span.start - est.start, span.end - est.start + 1)
-    stock_est, market_est = stock_returns[:, :est.length], bench_returns[:, :est.length]
-    stock_ev, market_ev = stock_returns[:, event_cols], bench_returns[:, event_cols]
+    selectors = window_selectors(rel_days, windows)
+    p = kernels.MODEL_PARAMS[config.model]
+    combined = np.empty((n, n_est_days + n_event))
+    params, xtx_inv = np.empty((n, p)), np.empty((n, p, p))
+    s2, n_obs, r2, flat, zero_share, share = (np.empty(n) for _ in range(6))
+    car, se = np.empty((len(windows), n)), np.empty((len(windows), n))
+    path = np.empty((n_event, n))
+    suspect = np.empty(n, dtype=np.bool_)
+    event_ok = np.empty(n, dtype=np.int64)
+    kernels.measure_rows(
+        np.asarray(closes.closes, dtype=float), closes.day_cols.astype(np.int64), closes.first_row,
+        stock_row.astype(np.int64), bench_row.astype(np.int64), i0 + (est.start - 1), n_est_days, event_start,
+        kernels.MODEL_CODES[config.model], selectors, GLITCH_MIN_CLOSE, GLITCH_SPIKE_FACTOR - 1.0,
+        1.0 / GLITCH_SPIKE_FACTOR - 1.0,
+        combined, params, xtx_inv, s2, n_obs, r2, car, se, path, flat, zero_share, suspect, event_ok, share,
+    )
 
     if config.model != "constant_mean":  # as run: a beta against a benchmark that does not move is meaningless
-        flat = zero_share_of(market_est.T)
         _set(reason, flat > config.max_zero_share, lambda i: flat_benchmark_reason(
             rows["benchmark"].iat[i], flat[i], config.max_zero_share, est))
     # Glitches: closes from the day before the estimation window to the last event day, as run screens them.
     # price_glitches only for the few series with a candidate: a close under GLITCH_MIN_CLOSE or a move by
-    # GLITCH_SPIKE_FACTOR or more either way (every jump is one), read off the returns (r = P_t / P_{t-1} - 1).
-    with np.errstate(invalid="ignore"):
-        suspect = ((stock_close < GLITCH_MIN_CLOSE).any(axis=1) | (stock_returns >= GLITCH_SPIKE_FACTOR - 1.0).any(axis=1)
-                   | (stock_returns <= 1.0 / GLITCH_SPIKE_FACTOR - 1.0).any(axis=1))
-    suspects = np.flatnonzero(suspect)
-    glitches = price_glitches(stock_close[suspects].T, span.start - est.start + 1)
-    found = np.zeros(n, dtype=bool)
-    found[suspects] = glitches.found
-    position = np.cumsum(suspect) - 1  # of a suspect row among the suspects
-    _set(reason, found, lambda i: glitches.reason(position[i], _window_days(closes, close_local[i])))
+    # GLITCH_SPIKE_FACTOR or more either way (every jump is one), flagged by the kernel.
+    suspects = np.flatnonzero(suspect & ok)
+    close_global = i0[suspects, None] + np.arange(est.start - 1, span.end + 1)[None, :]
+    close_local = np.where(close_global < 0, -1, close_global - closes.first_row)
+    glitches = price_glitches(_gather_closes(closes, stock_row[suspects], close_local).T, event_start + 1)
+    for k in np.flatnonzero(glitches.found):
+        if reason[suspects[k]] == "":
+            reason[suspects[k]] = glitches.reason(k, _window_days(closes, close_local[k]))
 
-    # The fit wants (days x series): transposed views of the contiguous (series x days) matrices.
-    fitted = fit(config.model, stock_est.T, market_est.T)
-    valid = np.isfinite(stock_est) & np.isfinite(market_est)
-    zero_share = (valid & (stock_est == 0.0)).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
-    _set(reason, fitted.n < config.min_estimation_returns, lambda i: (
-        f"only {int(fitted.n[i])} valid returns in the estimation window {est.label} "
+    df = n_obs - p if config.model != "market_adjusted" else n_obs - 1
+    fitted = ModelFit(config.model, params, xtx_inv, s2, n_obs, df, r2, combined[:, :n_est_days].T)
+    _set(reason, n_obs < config.min_estimation_returns, lambda i: (
+        f"only {int(n_obs[i])} valid returns in the estimation window {est.label} "
         f"(needs {config.min_estimation_returns})"
     ))
     _set(reason, zero_share > config.max_zero_share, lambda i: (
         f"{zero_share[i]:.0%} of estimation-window returns are exactly zero (allowed: {config.max_zero_share:.0%}): "
         f"flat, halted or thinly traded"
     ))
-    fittable = np.isfinite(fitted.s2) & (fitted.s2 > 0) & np.isfinite(fitted.params).all(axis=1)
+    fittable = np.isfinite(s2) & (s2 > 0) & np.isfinite(params).all(axis=1)
     _set(reason, ~fittable, lambda i: "the model cannot be fitted: no variation in the estimation window")
-    _set(reason, ~np.isfinite(market_ev).all(axis=1), lambda i: (
+    _set(reason, (event_ok & 1) == 0, lambda i: (
         f"benchmark {rows['benchmark'].iat[i]} has no return on some day of the event window"
     ))
-    _set(reason, ~np.isfinite(stock_ev).all(axis=1), lambda i: "a missing return in the event window")
+    _set(reason, (event_ok & 2) == 0, lambda i: "a missing return in the event window")
     _set(reason, exact_fit(fitted), lambda i: EXACT_FIT_REASON)
     keep = reason == ""
 
-    sub = ModelFit(
-        fitted.model, fitted.params[keep], fitted.xtx_inv[keep], fitted.s2[keep], fitted.n[keep], fitted.df[keep],
-        fitted.r2[keep], fitted.residuals[:, keep],
-    )
-    ar = abnormal_returns(sub, stock_ev[keep].T, market_ev[keep].T, rel_days)
-    stats = car_stats(sub, ar, list(config.windows))
-    path = np.cumsum(ar.abnormal, axis=0)
-    est_ar = np.ascontiguousarray(sub.residuals.T)  # (n, L), NaN on days not used
-    event_ar = np.ascontiguousarray(ar.abnormal.T)
-    positive = (np.isfinite(est_ar) & (est_ar > 0)).sum(axis=1)
-    share = positive / np.where(sub.n > 0, sub.n, np.nan)
-    alpha, beta = alpha_beta(sub)
-    table = rows.loc[keep].reset_index(drop=True)
-    table["alpha"], table["beta"], table["sigma"] = alpha, beta, sub.sigma
-    table["n_obs"], table["df"], table["share_positive"] = sub.n.astype(np.int64), sub.df, share
+    kept = np.flatnonzero(keep)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = car[:, kept] / se[:, kept]
+    alpha, beta = alpha_beta(fitted)
+    table = rows.iloc[kept].reset_index(drop=True)
+    table["alpha"], table["beta"], table["sigma"] = alpha[kept], beta[kept], np.sqrt(s2[kept])
+    table["n_obs"], table["df"], table["share_positive"] = n_obs[kept].astype(np.int64), df[kept], share[kept]
 
-    unit, varies = _unit_residuals(est_ar)
     day0 = table["day0"].to_numpy().astype("datetime64[D]").astype(np.int64)
     if (np.diff(day0) < 0).any():
         raise ValueError("compute_block needs its rows in day-0 order, as date_blocks cuts them")
-    sums = {}
-    selectors = window_selectors(rel_days, list(config.windows))
     named = [name for name in groups if name != ALL_GROUPS]  # disjoint; (all) is their sum
     codes = pd.Index(named).get_indexer(table["group"].to_numpy())
-    rank_sum, rank_count = rank_sums(est_ar, event_ar, codes, len(named), selectors)
-    # Cluster sums per group and day 0 from the rows in (group, day 0) order: one copy of the residuals.
-    by_group = np.argsort(codes, kind="stable")
-    grouped = {"codes": codes[by_group], "day0": day0[by_group], "unit": unit[by_group]}
+    # Unit residuals summed per (group, day 0) cluster, rows added in day-0 order; (all) clusters after the groups'.
+    cluster_days, cluster_of, cluster_all, offset = {}, np.empty(len(kept), dtype=np.int64), np.full(len(kept), -1), 0
     for name in groups:
+        member = np.ones(len(kept), dtype=bool) if name == ALL_GROUPS else codes == named.index(name)
+        days, inverse = np.unique(day0[member], return_inverse=True)
+        cluster_days[name] = (offset, days)
         if name == ALL_GROUPS:
-            member_day0, member_unit = day0, unit
+            cluster_all[:] = offset + inverse
         else:
-            low, high = np.searchsorted(grouped["codes"], [named.index(name), named.index(name) + 1])
-            member_day0, member_unit = grouped["day0"][low:high], grouped["unit"][low:high]
-        days, starts = np.unique(member_day0, return_index=True)
-        cluster = np.add.reduceat(member_unit, starts, axis=0) if len(starts) else np.zeros((0, unit.shape[1]))
+            cluster_of[member] = offset + inverse
+        offset += len(days)
+    cluster = np.zeros((offset, n_est_days))
+    varies = np.empty(len(kept))
+    kernels.unit_cluster_sums(combined, n_est_days, kept, cluster_of, cluster_all, cluster, varies)
+    rank_sum, rank_count = _pooled_rank_sums(combined[kept], n_est_days, codes, len(named), selectors)
+    sums = {}
+    for name in groups:
+        first, days = cluster_days[name]
         if name == ALL_GROUPS:
-            sums[name] = GroupSums(rank_sum.sum(axis=0), rank_count.sum(axis=0), days, cluster)
+            sums[name] = GroupSums(rank_sum.sum(axis=0), rank_count.sum(axis=0), days, cluster[first:first + len(days)])
         else:
-            sums[name] = GroupSums(rank_sum[named.index(name)], rank_count[named.index(name)], days, cluster)
+            g = named.index(name)
+            sums[name] = GroupSums(rank_sum[g], rank_count[g], days, cluster[first:first + len(days)])
     return BlockResult(
-        table, stats.car, stats.se, stats.t, stats.p_value, path, varies, _excluded(rows, reason), sums,
+        table, car[:, kept], se[:, kept], t, two_sided_t_pvalue(t, df[kept][None, :]), path[:, kept], varies,
+        _excluded(rows, reason), sums,
     )
 
 
