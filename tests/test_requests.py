@@ -78,6 +78,29 @@ def test_each_request_row_equals_the_single_event_run(tmp_path):
         assert ours["day0"].iat[0] == single.timelines[0].day0
 
 
+@pytest.mark.parametrize("model", ["constant_mean", "market_adjusted"])
+def test_each_request_row_equals_the_single_event_run_of_every_model(tmp_path, model):
+    """The compiled kernel's constant-mean and market-adjusted branches: the single-event run's numbers."""
+    closes = market()
+    rows = [{"event_id": "a", "ticker": "AAA", "date": "2024-03-13"}, {"event_id": "b", "ticker": "BBB",
+                                                                       "date": "2024-04-05"}]
+    config, request = _request(tmp_path, rows, windows=WINDOWS, model=model)
+    results = run_request(config, request, price_data(closes))
+    assert results.excluded.empty
+    for row in rows:
+        single = compute_study(ad_hoc_config(event=row["date"], tickers=[row["ticker"]], model=model, windows=WINDOWS),
+                               price_data(closes))
+        ours = results.cars[results.cars["event_id"] == row["event_id"]]
+        theirs = single.cars.set_index(["window_start", "window_end"]).loc[
+            list(zip(ours["window_start"], ours["window_end"]))]
+        for column in ("car", "se", "t", "p_value"):
+            np.testing.assert_allclose(ours[column].to_numpy(), theirs[column].to_numpy(), rtol=0, atol=1e-10)
+        fit = single.fits.iloc[0]
+        np.testing.assert_allclose([ours["alpha"].iat[0], ours["sigma"].iat[0]], [fit["alpha"], fit["sigma"]],
+                                   rtol=0, atol=1e-10)
+        assert int(ours["n_obs"].iat[0]) == int(fit["n_obs"])
+
+
 def _clean_market(seed: int = 3) -> pd.DataFrame:
     """Complete data (no gaps): market model stocks with a common shock on some days."""
     rng = np.random.default_rng(seed)

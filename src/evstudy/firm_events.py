@@ -28,10 +28,12 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
 from evstudy._version import __version__
@@ -440,9 +442,18 @@ def compute_block(
     path = np.empty((n_event, n))
     suspect = np.empty(n, dtype=np.bool_)
     event_ok = np.empty(n, dtype=np.int64)
+    # Benchmarks are few: their returns over the whole slice once (NaN on its first day, which has no return).
+    benchmarks, bench_of = np.unique(bench_row, return_inverse=True)
+    days = np.arange(len(closes.days))
+    bench_close = _gather_closes(closes, benchmarks, np.broadcast_to(days, (len(benchmarks), len(days))))
+    bench_returns = np.full(bench_close.shape, np.nan)
+    with np.errstate(invalid="ignore"):
+        np.divide(bench_close[:, 1:], bench_close[:, :-1], out=bench_returns[:, 1:])
+        bench_returns[:, 1:] -= 1.0
     kernels.measure_rows(
         np.asarray(closes.closes, dtype=float), closes.day_cols.astype(np.int64), closes.first_row,
-        stock_row.astype(np.int64), bench_row.astype(np.int64), i0 + (est.start - 1), n_est_days, event_start,
+        stock_row.astype(np.int64), bench_returns, bench_of.astype(np.int64), i0 + (est.start - 1), n_est_days,
+        event_start,
         kernels.MODEL_CODES[config.model], selectors, GLITCH_MIN_CLOSE, GLITCH_SPIKE_FACTOR - 1.0,
         1.0 / GLITCH_SPIKE_FACTOR - 1.0,
         combined, params, xtx_inv, s2, n_obs, r2, car, se, path, flat, zero_share, suspect, event_ok, share,
@@ -619,7 +630,9 @@ class RequestResults:
 
     ``firm_events`` has one row per included firm-event (request columns, day
     0, fit, overlaps, cluster size); ``cars`` one row per firm-event and
-    window (:data:`CAR_FILE_COLUMNS`, keyed by event_id and ticker);
+    window (:data:`CAR_FILE_COLUMNS`, keyed by event_id and ticker), built
+    from the Arrow table ``car_table`` when first asked for (at 10^5
+    firm-events a 6·10^5-row frame the output files do not need);
     ``groups``, ``group_paths`` and ``tests`` the per-group CAARs, CAAR paths
     and test battery; ``excluded`` every request row left out, with its reason.
     """
@@ -630,13 +643,18 @@ class RequestResults:
     n_rows: int
     provenance: dict[str, Any]
     firm_events: pd.DataFrame
-    cars: pd.DataFrame
+    car_table: pa.Table
     groups: pd.DataFrame
     group_paths: pd.DataFrame
     tests: pd.DataFrame
     excluded: pd.DataFrame
     notes: tuple[str, ...] = ()
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def cars(self) -> pd.DataFrame:
+        """``car_table`` as a DataFrame (:data:`CAR_FILE_COLUMNS`; dates as datetime64, text as str)."""
+        return self.car_table.to_pandas()
 
     def to_dict(self) -> dict[str, Any]:
         """results.json: settings, counts, groups, tests, exclusion reasons by kind, provenance (no per-row data)."""
@@ -706,15 +724,18 @@ def combine(
     table["cluster_size"] = pd.Series(day0).map(pd.Series(day0).value_counts()).to_numpy().astype(np.int64)
     n = len(table)
     nw = len(windows)
-    each = np.repeat(np.arange(n), nw)  # the firm-event of each cars row; columns taken as they are (no re-parsing)
-    cars = pd.DataFrame({
-        **{c: table[c].array.take(each) for c in ("event_id", "ticker", "date", "day0", "group", "benchmark")},
-        "window_start": np.tile([w.start for w in windows], n),
-        "window_end": np.tile([w.end for w in windows], n),
+    each = pa.array(np.repeat(np.arange(n), nw))  # the firm-event of each cars row; columns taken as they are
+
+    def repeated(column: str) -> pa.Array:
+        return pa.array(table[column].array).take(each)
+
+    cars = pa.table({
+        **{c: repeated(c) for c in ("event_id", "ticker", "date", "day0", "group", "benchmark")},
+        "window_start": np.tile(np.array([w.start for w in windows], dtype=np.int64), n),
+        "window_end": np.tile(np.array([w.end for w in windows], dtype=np.int64), n),
         "car": car.T.ravel(), "se": se.T.ravel(), "t": t.T.ravel(), "p_value": p.T.ravel(),
-        **{c: table[c].array.take(each) for c in ("alpha", "beta", "sigma", "n_obs", "overlaps", "cluster_size",
-                                                  "label", "row")},
-    }, columns=CAR_FILE_COLUMNS)
+        **{c: repeated(c) for c in ("alpha", "beta", "sigma", "n_obs", "overlaps", "cluster_size", "label", "row")},
+    })
 
     rel_days = np.arange(config.event_span.start, config.event_span.end + 1)
     selectors = window_selectors(rel_days, windows)
@@ -788,7 +809,7 @@ def combine(
         n_rows=request.n_rows,
         provenance=provenance,
         firm_events=table,
-        cars=cars,
+        car_table=cars,
         groups=pd.DataFrame(group_rows, columns=GROUP_COLUMNS),
         group_paths=pd.DataFrame(path_rows, columns=GROUP_PATH_COLUMNS),
         tests=pd.DataFrame(test_rows, columns=REQUEST_TEST_COLUMNS),

@@ -46,7 +46,8 @@ def _close(closes, day_cols, row, global_row, first_row):  # pragma: no cover - 
 
 @numba.njit(cache=True, nogil=True)
 def measure_rows(
-    closes, day_cols, first_row, stock_row, bench_row, first_close, n_est_days, event_start, model, selectors,
+    closes, day_cols, first_row, stock_row, bench_returns, bench_of, first_close, n_est_days, event_start, model,
+    selectors,
     min_close, spike_up, spike_down,
     combined, params, xtx_inv, s2, n_obs, r2, car, se, path, flat, zero_share, suspect, event_ok,
     share_positive,
@@ -54,7 +55,8 @@ def measure_rows(
     """Per firm-event i: gather, returns, model fit, abnormal returns, CARs; every output array is filled.
 
     Row i's closes run over calendar rows ``first_close[i]`` .. ``first_close[i]
-    + R`` (R returns: the estimation window's ``n_est_days`` first, the event
+    + R`` of ``closes[stock_row[i]]``, its benchmark's returns are
+    ``bench_returns[bench_of[i]]`` (by calendar row - ``first_row``; R returns: the estimation window's ``n_est_days`` first, the event
     span's W = ``path.shape[0]`` from column ``event_start``). The fit is OLS of
     the stock's return on [1, R_m] (model 0, market), [1] (1, constant mean)
     or the market-adjusted AR (2) over the days where both returns are valid;
@@ -73,18 +75,17 @@ def measure_rows(
     for i in range(n):
         g0 = first_close[i]
         prev = _close(closes, day_cols, stock_row[i], g0, first_row)
-        prev_b = _close(closes, day_cols, bench_row[i], g0, first_row)
+        market = bench_returns[bench_of[i]]
         is_suspect = prev < min_close
         for j in range(n_ret):
             g = g0 + 1 + j
             c = _close(closes, day_cols, stock_row[i], g, first_row)
-            b = _close(closes, day_cols, bench_row[i], g, first_row)
             r = c / prev - 1.0
             y_all[j] = r
-            m_all[j] = b / prev_b - 1.0 if g >= 1 else np.nan
+            m_all[j] = market[g - first_row] if g >= 1 else np.nan
             if c < min_close or r >= spike_up or r <= spike_down:
                 is_suspect = True
-            prev, prev_b = c, b
+            prev = c
         suspect[i] = is_suspect
 
         # The estimation window: valid days, zero shares, moments.

@@ -24,6 +24,7 @@ from markupsafe import Markup
 
 from evstudy.firm_events import RequestResults
 from evstudy.report.scan_html import plotly_js
+from evstudy.report.template_cache import compiled_template_cache
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 _JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
@@ -118,27 +119,34 @@ def _outside_text(below: int, above: int) -> str:
     return f"CAR ({below:,} below and {above:,} above the axis {verb} not drawn)"
 
 
+def window_values(results: RequestResults, column: str) -> np.ndarray:
+    """A numeric column of ``results.car_table`` as a (firm-events x windows) matrix.
+
+    The table's rows run firm-event by firm-event (the order of
+    ``results.firm_events``), each in the config's window order.
+    """
+    values = results.car_table.column(column).to_numpy()
+    return values.reshape(len(results.firm_events), len(results.config.windows))
+
+
 def histogram_figure(results: RequestResults) -> dict[str, Any]:
     """Binned CAR counts per window (a menu picks the window), one bar trace per group.
 
     Each window has its own robust axis (:func:`robust_axis`); its title says
     how many firm-events lie outside it.
     """
-    cars = results.cars
     windows = results.config.windows
     groups = [g for g in results.groups["group"].unique() if g != "(all)"][:MAX_GROUP_LINES]
-    # Plain arrays: selecting 10^5-row frames per window and group would copy every column each time.
-    car = cars["car"].to_numpy(dtype=float)
-    starts, ends = cars["window_start"].to_numpy(), cars["window_end"].to_numpy()
-    codes, names = pd.factorize(cars["group"])
+    # Plain arrays, (firm-events x windows): selecting 10^5-row frames per window and group would copy every column.
+    car = window_values(results, "car")
+    codes, names = pd.factorize(results.firm_events["group"])
     group_code = {name: i for i, name in enumerate(names)}
     traces, buttons, titles = [], [], []
     for w, window in enumerate(windows):
-        in_window = (starts == window.start) & (ends == window.end)
-        edges, below, above = robust_axis(car[in_window])
+        edges, below, above = robust_axis(car[:, w])
         centres = (edges[:-1] + edges[1:]) / 2
         for i, group in enumerate(groups):
-            counts, _ = np.histogram(car[in_window & (codes == group_code.get(group, -2))], edges)
+            counts, _ = np.histogram(car[codes == group_code.get(group, -2), w], edges)
             traces.append({"x": _finite(centres), "y": counts.tolist(), "type": "bar", "name": group,
                            "marker": {"color": COLORS[i % len(COLORS)]}, "opacity": 0.6, "visible": w == 0,
                            "hovertemplate": "CAR %{x:.2%}: %{y:,} firm-events<extra>" + group + "</extra>"})
@@ -191,8 +199,9 @@ def render_request_html(results: RequestResults, *, generated_at: dt.datetime | 
     """The request-file report as one HTML document (plotly.js inline, no external URL)."""
     cfg = results.config
     head = cfg.windows[0]
-    cars = results.cars
-    main = cars.loc[(cars["window_start"] == head.start) & (cars["window_end"] == head.end), EVENT_COLUMNS]
+    fe = results.firm_events
+    main = fe[[c for c in EVENT_COLUMNS if c in fe.columns]].assign(
+        **{c: window_values(results, c)[:, 0] for c in ("car", "t", "p_value")})[EVENT_COLUMNS]
     ordered = main.sort_values("car", ascending=False, kind="stable")
     top, bottom = split_movers(ordered) if len(ordered) > ALL_MOVERS else (ordered.head(0), ordered.head(0))
     strongest = main.reindex(main["t"].abs().sort_values(ascending=False, kind="stable").index).head(TABLE_ROWS)
@@ -200,7 +209,6 @@ def render_request_html(results: RequestResults, *, generated_at: dt.datetime | 
     kinds = excluded["reason"].str.replace(r"[0-9][0-9,.%-]*", "#", regex=True)
     reasons = [{"kind": kind, "count": f"{count:,}", "example": excluded.loc[kinds == kind, "reason"].iat[0]}
                for kind, count in kinds.value_counts().head(12).items()]
-    fe = results.firm_events
     sizes = fe.groupby("day0").size().sort_values(ascending=False, kind="stable").head(10)
     clustered = int((fe["cluster_size"] > 1).sum())
     env = Environment(
@@ -210,6 +218,7 @@ def render_request_html(results: RequestResults, *, generated_at: dt.datetime | 
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.bytecode_cache = compiled_template_cache(env)
     est = cfg.estimation_window
     context = {
         "version": results.version,
