@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from evstudy.firm_events import RequestResults
@@ -160,8 +160,8 @@ def histogram_figure(results: RequestResults) -> dict[str, Any]:
         updatemenus=[{"buttons": buttons, "x": 0, "y": 1.18, "xanchor": "left", "showactive": True}])}
 
 
-def split_movers(ordered: pd.DataFrame, cap: int = MOVERS) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The largest and smallest CARs of a list sorted by CAR, descending.
+def split_movers(ordered: pd.DataFrame | pd.Series, cap: int = MOVERS) -> tuple[Any, Any]:
+    """The largest and smallest CARs of a list sorted by CAR, descending (rows of a frame or positions).
 
     Each list holds at most ``cap`` and at most half the firm-events, so no
     firm-event is in both.
@@ -171,14 +171,12 @@ def split_movers(ordered: pd.DataFrame, cap: int = MOVERS) -> tuple[pd.DataFrame
 
 
 def _headline_rows(results: RequestResults) -> list[dict[str, Any]]:
-    tests = results.tests.set_index(["group", "window_start", "window_end", "test"])
+    columns = ["group", "window_start", "window_end", "test", "p_value"]
+    p_of = {(g, start, end, test): p for g, start, end, test, p in results.tests[columns].itertuples(index=False)}
     rows = []
     for r in results.groups.to_dict(orient="records"):
         key = (r["group"], r["window_start"], r["window_end"])
-        cells = {}
-        for test in HEADLINE_TESTS:
-            p = tests.loc[(*key, test), "p_value"] if (*key, test) in tests.index else None
-            cells[test] = _p(p)
+        cells = {test: _p(p_of.get((*key, test))) for test in HEADLINE_TESTS}
         rows.append({"group": r["group"], "window": f"[{r['window_start']:+d},{r['window_end']:+d}]".replace("+0", "0"),
                      "n": f"{r['n']:,}", "firms": f"{r['n_firms']:,}", "caar": _pct(r["caar"]), "se": _pct(r["se"]),
                      "median": _pct(r["median_car"]), "positive": f"{r['share_positive']:.0%}", "p": cells})
@@ -188,11 +186,20 @@ def _headline_rows(results: RequestResults) -> list[dict[str, Any]]:
 EVENT_COLUMNS = ["event_id", "ticker", "date", "day0", "group", "car", "t", "p_value", "overlaps", "cluster_size"]
 
 
+def _event_frame(results: RequestResults, positions: np.ndarray) -> pd.DataFrame:
+    """:data:`EVENT_COLUMNS` of the firm-events at ``positions``, with the CAR, t and p of the first window."""
+    fe = results.firm_events.iloc[positions]
+    head = {c: window_values(results, c)[positions, 0] for c in ("car", "t", "p_value")}
+    return pd.DataFrame({c: head[c] if c in head else fe[c].to_numpy() for c in EVENT_COLUMNS})
+
+
 def _event_rows(frame: pd.DataFrame) -> list[dict[str, str]]:
-    return [{"event_id": r["event_id"], "ticker": r["ticker"], "date": f"{pd.Timestamp(r['date']):%Y-%m-%d}",
-             "day0": f"{pd.Timestamp(r['day0']):%Y-%m-%d}", "group": r["group"], "car": _pct(r["car"]),
-             "t": _num(r["t"]), "p": _p(r["p_value"]), "overlaps": str(r["overlaps"]),
-             "cluster": f"{r['cluster_size']:,}"} for r in frame.to_dict(orient="records")]
+    dates, days0 = (pd.DatetimeIndex(frame[c]).strftime("%Y-%m-%d") for c in ("date", "day0"))
+    columns = [frame[c].tolist() for c in ("event_id", "ticker", "group", "car", "t", "p_value", "overlaps",
+                                             "cluster_size")]
+    return [{"event_id": e, "ticker": ticker, "date": date, "day0": day0, "group": group, "car": _pct(car),
+             "t": _num(t), "p": _p(p), "overlaps": str(overlaps), "cluster": f"{cluster:,}"}
+            for date, day0, e, ticker, group, car, t, p, overlaps, cluster in zip(dates, days0, *columns)]
 
 
 def render_request_html(results: RequestResults, *, generated_at: dt.datetime | None = None) -> str:
@@ -200,11 +207,12 @@ def render_request_html(results: RequestResults, *, generated_at: dt.datetime | 
     cfg = results.config
     head = cfg.windows[0]
     fe = results.firm_events
-    main = fe[[c for c in EVENT_COLUMNS if c in fe.columns]].assign(
-        **{c: window_values(results, c)[:, 0] for c in ("car", "t", "p_value")})[EVENT_COLUMNS]
-    ordered = main.sort_values("car", ascending=False, kind="stable")
-    top, bottom = split_movers(ordered) if len(ordered) > ALL_MOVERS else (ordered.head(0), ordered.head(0))
-    strongest = main.reindex(main["t"].abs().sort_values(ascending=False, kind="stable").index).head(TABLE_ROWS)
+    n_main = len(fe)
+    # Positions of the firm-events by CAR and by |t| in the first window, descending, ties in firm-event order:
+    # only the listed rows become frames.
+    by_car = np.argsort(-window_values(results, "car")[:, 0], kind="stable")
+    top, bottom = split_movers(pd.Series(by_car)) if n_main > ALL_MOVERS else (by_car[:0], by_car[:0])
+    strongest = _event_frame(results, np.argsort(-np.abs(window_values(results, "t")[:, 0]), kind="stable")[:TABLE_ROWS])
     excluded = results.excluded
     kinds = excluded["reason"].str.replace(r"[0-9][0-9,.%-]*", "#", regex=True)
     reasons = [{"kind": kind, "count": f"{count:,}", "example": excluded.loc[kinds == kind, "reason"].iat[0]}
@@ -213,7 +221,7 @@ def render_request_html(results: RequestResults, *, generated_at: dt.datetime | 
     clustered = int((fe["cluster_size"] > 1).sum())
     env = Environment(
         loader=FileSystemLoader(TEMPLATE_DIR),
-        autoescape=select_autoescape(default=True, default_for_string=True),
+        autoescape=True,  # every template and string; a plain bool keeps the compiled-template cache key stable
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -245,17 +253,17 @@ def render_request_html(results: RequestResults, *, generated_at: dt.datetime | 
         "tests": [{**r, "statistic": _num(r["statistic"], 3), "p_value": _p(r["p_value"]), "n": f"{r['n']:,}",
                    "window": f"[{r['window_start']:+d},{r['window_end']:+d}]".replace("+0", "0")}
                   for r in results.tests.to_dict(orient="records")],
-        "movers_all": _event_rows(ordered) if len(ordered) <= ALL_MOVERS else None,
-        "top": _event_rows(top),
-        "bottom": _event_rows(bottom),
+        "movers_all": _event_rows(_event_frame(results, by_car)) if n_main <= ALL_MOVERS else None,
+        "top": _event_rows(_event_frame(results, np.asarray(top))),
+        "bottom": _event_rows(_event_frame(results, np.asarray(bottom))),
         "table": _event_rows(strongest),
         "table_rows": f"{len(strongest):,}",
-        "table_total": f"{len(main):,}",
+        "table_total": f"{n_main:,}",
         "reasons": reasons,
         "path_json": _json(path_figure(results)),
-        "hist_json": _json(histogram_figure(results)) if len(main) >= MIN_DISTRIBUTION else None,
+        "hist_json": _json(histogram_figure(results)) if n_main >= MIN_DISTRIBUTION else None,
         "min_distribution": MIN_DISTRIBUTION,
-        "n_main": f"{len(main):,}",
+        "n_main": f"{n_main:,}",
         "notes": list(results.notes),
         "provenance": results.provenance,
         "parameters": json.dumps(cfg.to_dict(), indent=2),
