@@ -153,8 +153,7 @@ def measure_rows(
                     e = (y - m) - alpha
                 if np.isfinite(e):
                     ssr += e * e
-                    if e > 0.0:
-                        positive += 1
+                    positive += e > 0.0  # no branch: its sign is a coin toss, a mispredicted jump half the time
                 tss += (y - ybar) * (y - ybar)
             combined[i, j] = e if np.isfinite(e) else np.nan
         s2[i] = ssr / df if df > 0 else np.nan
@@ -228,9 +227,12 @@ def pooled_rank_sums(values, order, n_est_days, codes, in_pool, totals, present_
         if i < n:
             while present < width and np.isfinite(values[i, order[i, present]]):
                 present += 1
+            event_present = 0  # T of each pool: the estimation ARs present, and its event days' ARs present
+            for c in range(n_est_days, width):
+                event_present += np.isfinite(values[i, c])
             for w in range(n_windows):
-                t[w] = 0
-            for c in range(width):
+                t[w] = present - event_present
+            for c in range(n_est_days, width):
                 if np.isfinite(values[i, c]):
                     for w in range(n_windows):
                         t[w] += member[c, w]
@@ -256,10 +258,15 @@ def pooled_rank_sums(values, order, n_est_days, codes, in_pool, totals, present_
         while pos < present:
             idx = order[i, pos]
             present_count[g, idx] += 1
-            if pos + 1 == present or values[i, order[i, pos + 1]] != values[i, idx]:
-                for w in range(n_windows):  # no tie: the next rank of each pool it is in
-                    rank[w] += member[idx, w]
-                    seg[idx, w] += 2 * rank[w] * member[idx, w]
+            if pos + 1 == present or values[i, order[i, pos + 1]] != values[i, idx]:  # no tie
+                if idx < n_est_days:  # an estimation AR: the next rank in every pool
+                    for w in range(n_windows):
+                        rank[w] += 1
+                        seg[idx, w] += 2 * rank[w]
+                else:  # an event AR: the next rank of each pool it is in
+                    for w in range(n_windows):
+                        rank[w] += member[idx, w]
+                        seg[idx, w] += 2 * rank[w] * member[idx, w]
                 pos += 1
                 continue
             end = pos + 1  # a run of equal values: each pool's members share their average rank
