@@ -514,3 +514,20 @@ def test_cars_csv_neutralizes_formula_labels_and_reads_back_as_the_parquet(tmp_p
     for column in ("car", "se", "t", "p_value", "alpha", "beta", "sigma"):
         np.testing.assert_array_equal(text[column].to_numpy(), parquet[column].to_numpy())  # shortest round-trip text
     assert text["date"].tolist() == [str(d) for d in parquet["date"]]
+
+
+def test_group_statistics_computed_when_asked_ignore_later_changes_to_the_tables(tmp_path):
+    """groups/tests are computed on first use, from the run's own copy: editing firm_events first changes nothing."""
+    closes = market()
+    rows = [{"event_id": f"e{i}", "ticker": t, "date": d, "group": g} for i, (t, d, g) in enumerate(
+        [("AAA", "2024-03-13", "up"), ("BBB", "2024-03-13", "up"), ("AAA", "2024-04-05", "down"),
+         ("CCC", "2024-04-05", "down")])]
+    config, request = _request(tmp_path, rows, windows=WINDOWS)
+    reference = run_request(config, request, price_data(closes))
+    edited = run_request(config, request, price_data(closes))
+    edited.firm_events["group"] = "up"
+    edited.firm_events["df"] = 1.0
+    pd.testing.assert_frame_equal(edited.groups, reference.groups)
+    pd.testing.assert_frame_equal(edited.tests, reference.tests)
+    pd.testing.assert_frame_equal(edited.group_paths, reference.group_paths)
+    assert set(reference.groups["group"]) == {"up", "down", "(all)"}

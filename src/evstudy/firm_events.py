@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
@@ -625,6 +625,15 @@ def same_day_rbar(sums: GroupSums, n_varying: int) -> tuple[float, int]:
 
 
 @dataclass(frozen=True)
+class GroupStatistics:
+    """groups.csv, the group CAAR paths and tests.csv as frames (:data:`GROUP_COLUMNS` ...)."""
+
+    groups: pd.DataFrame
+    group_paths: pd.DataFrame
+    tests: pd.DataFrame
+
+
+@dataclass(frozen=True)
 class RequestResults:
     """Everything a request-file study computed; tables are pandas DataFrames, no I/O.
 
@@ -634,7 +643,8 @@ class RequestResults:
     from the Arrow table ``car_table`` when first asked for (at 10^5
     firm-events a 6·10^5-row frame the output files do not need);
     ``groups``, ``group_paths`` and ``tests`` the per-group CAARs, CAAR paths
-    and test battery; ``excluded`` every request row left out, with its reason.
+    and test battery, computed by ``statistics`` when one of them is first
+    asked for; ``excluded`` every request row left out, with its reason.
     """
 
     config: RequestConfig
@@ -644,12 +654,29 @@ class RequestResults:
     provenance: dict[str, Any]
     firm_events: pd.DataFrame
     car_table: pa.Table
-    groups: pd.DataFrame
-    group_paths: pd.DataFrame
-    tests: pd.DataFrame
     excluded: pd.DataFrame
+    statistics: Callable[[], GroupStatistics] = field(repr=False, compare=False)
     notes: tuple[str, ...] = ()
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def _statistics(self) -> GroupStatistics:
+        return self.statistics()
+
+    @property
+    def groups(self) -> pd.DataFrame:
+        """Per group and window: N, firms, days 0, CAAR with its SE, median CAR, share positive, clusters."""
+        return self._statistics.groups
+
+    @property
+    def group_paths(self) -> pd.DataFrame:
+        """Per group and relative day: the CAAR path from the span's first day, with its SE."""
+        return self._statistics.group_paths
+
+    @property
+    def tests(self) -> pd.DataFrame:
+        """Per group and window: the test battery (:data:`REQUEST_TESTS`)."""
+        return self._statistics.tests
 
     @cached_property
     def cars(self) -> pd.DataFrame:
@@ -737,19 +764,66 @@ def combine(
         **{c: repeated(c) for c in ("alpha", "beta", "sigma", "n_obs", "overlaps", "cluster_size", "label", "row")},
     })
 
+    empty = [name for name, member in _group_keys(table["group"].to_numpy(), groups) if not member.any()]
+    # The group statistics wait until asked for: a writer encodes cars.parquet/cars.csv in other threads meanwhile.
+    # It keeps its own copy of the columns it reads, so a notebook changing results.firm_events changes nothing.
+    columns = table[["group", "ticker", "day0", "df", "share_positive"]].copy()
+    statistics = partial(_group_statistics, config, columns, car, se, path, varies, [b.sums for b in blocks], groups)
+    notes = [
+        "returns are close-to-close from adjusted closes; each firm-event is one observation in every statistic "
+        "(a firm in several events counts once per event)",
+        "portfolio and placebo-date tests are not run on request files: their firm-events have no single shared date",
+    ]
+    if empty:
+        notes.append(f"every firm-event of group(s) {', '.join(map(repr, empty))} was excluded (see excluded.csv)")
+    overlapping = int((table["overlaps"] > 0).sum())
+    if overlapping and not config.drop_overlaps:
+        notes.append(
+            f"{overlapping:,} firm-events overlap another event of the same firm within their estimation or event "
+            f"window (column 'overlaps'); drop_overlaps = true (--drop-overlaps) excludes them"
+        )
+    clustered = int((table["cluster_size"] > 1).sum())
+    if clustered:
+        notes.append(
+            f"{clustered:,} of {n:,} firm-events share day 0 with another: their abnormal returns may be correlated; "
+            f"the clustered_* tests and the Kolari-Pynnönen tests allow for it"
+        )
+    return RequestResults(
+        config=config,
+        version=__version__,
+        request_file=request.file,
+        n_rows=request.n_rows,
+        provenance=provenance,
+        firm_events=table,
+        car_table=cars,
+        excluded=excluded,
+        statistics=statistics,
+        notes=tuple(notes),
+    )
+
+
+def _group_statistics(
+    config: RequestConfig, table: pd.DataFrame, car: np.ndarray, se: np.ndarray, path: np.ndarray,
+    varies: np.ndarray, block_sums: Sequence[dict[str, GroupSums]], groups: Sequence[str],
+) -> GroupStatistics:
+    """Per group: CAARs per window, the CAAR path and the test battery, from the firm-events and the blocks' sums.
+
+    ``table`` holds the firm-events' group, ticker, day0, df and share_positive.
+    """
+    windows = list(config.windows)
+    day0 = table["day0"].to_numpy()
     rel_days = np.arange(config.event_span.start, config.event_span.end + 1)
     selectors = window_selectors(rel_days, windows)
     scar = standardized_cars(car, se)
-    group_rows, path_rows, test_rows, empty = [], [], [], []
+    group_rows, path_rows, test_rows = [], [], []
     for name, member in _group_keys(table["group"].to_numpy(), groups):
         k = int(member.sum())
         if not k:
-            empty.append(name)
             continue
         g_car, g_scar = car[:, member], scar[:, member]
         g_df = table["df"].to_numpy()[member]
         g_day0 = day0[member]
-        sums = _sum_blocks([b.sums[name] for b in blocks if name in b.sums])
+        sums = _sum_blocks([b[name] for b in block_sums if name in b])
         rbar, pairs = same_day_rbar(sums, int(varies[member].sum()))
         sizes = pd.Series(g_day0).value_counts()
         clustered = int(sizes[sizes > 1].sum())
@@ -783,38 +857,10 @@ def combine(
                     name, windows[w].start, windows[w].end, test, REQUEST_TEST_LABELS[test], result.statistic,
                     result.p_value, result.n, result.note,
                 ))
-    notes = [
-        "returns are close-to-close from adjusted closes; each firm-event is one observation in every statistic "
-        "(a firm in several events counts once per event)",
-        "portfolio and placebo-date tests are not run on request files: their firm-events have no single shared date",
-    ]
-    if empty:
-        notes.append(f"every firm-event of group(s) {', '.join(map(repr, empty))} was excluded (see excluded.csv)")
-    overlapping = int((table["overlaps"] > 0).sum())
-    if overlapping and not config.drop_overlaps:
-        notes.append(
-            f"{overlapping:,} firm-events overlap another event of the same firm within their estimation or event "
-            f"window (column 'overlaps'); drop_overlaps = true (--drop-overlaps) excludes them"
-        )
-    clustered = int((table["cluster_size"] > 1).sum())
-    if clustered:
-        notes.append(
-            f"{clustered:,} of {n:,} firm-events share day 0 with another: their abnormal returns may be correlated; "
-            f"the clustered_* tests and the Kolari-Pynnönen tests allow for it"
-        )
-    return RequestResults(
-        config=config,
-        version=__version__,
-        request_file=request.file,
-        n_rows=request.n_rows,
-        provenance=provenance,
-        firm_events=table,
-        car_table=cars,
-        groups=pd.DataFrame(group_rows, columns=GROUP_COLUMNS),
-        group_paths=pd.DataFrame(path_rows, columns=GROUP_PATH_COLUMNS),
-        tests=pd.DataFrame(test_rows, columns=REQUEST_TEST_COLUMNS),
-        excluded=excluded,
-        notes=tuple(notes),
+    return GroupStatistics(
+        pd.DataFrame(group_rows, columns=GROUP_COLUMNS),
+        pd.DataFrame(path_rows, columns=GROUP_PATH_COLUMNS),
+        pd.DataFrame(test_rows, columns=REQUEST_TEST_COLUMNS),
     )
 
 
