@@ -202,8 +202,8 @@ def measure_rows(
 def pooled_rank_sums(values, order, n_est_days, codes, in_pool, totals, present_count):  # pragma: no cover
     """Add each row's Corrado ranks U = K / (T + 1), per window's pool, into ``totals`` (groups x windows x L+W).
 
-    ``values`` (rows x L + W): estimation ARs then event ARs, NaN where missing;
-    ``order`` sorts each row, NaN last. For window w the pool is every
+    ``values`` (rows x L + W): estimation ARs then event ARs, not finite where
+    missing; ``order`` sorts each row, the missing ARs last (as +inf or NaN). For window w the pool is every
     estimation AR and the event ARs of the days ``in_pool[w]``; ranks start at
     1, ties averaged, T the pool's ARs present. Ranks are summed as integers
     (twice the average rank) over consecutive rows sharing a group and every
