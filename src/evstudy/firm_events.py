@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from threadpoolctl import threadpool_limits
 
 from evstudy._version import __version__
 from evstudy import kernels
@@ -921,11 +920,9 @@ def run_on_closes(
     def one(positions: np.ndarray) -> BlockResult:
         return compute_block(config, placed.rows.iloc[positions], closes, groups)
 
-    # Blocks are independent and numpy releases the GIL in their sorts and array passes: two at a time
-    # use both cores of a small machine; map keeps the block order, so the results do not change.
-    # OpenBLAS would give each block's small matrix products (car_stats) a thread per core and keep
-    # them spinning between calls (~1 CPU-s at 10^5 firm-events, measured): the blocks are the parallelism.
-    with threadpool_limits(limits=1, user_api="blas"):
-        with ThreadPoolExecutor(max_workers=min(BLOCK_THREADS, os.cpu_count() or 1)) as pool:
-            blocks = list(pool.map(one, date_blocks(placed, block_size)))
-        return combine(config, request, placed, blocks, groups, provenance_of(closes, closes.days))
+    # Blocks are independent, and their compiled kernels and numpy's sorts release the GIL: two at a time use
+    # both cores of a small machine; map keeps the block order, so the results do not change. (No matrix
+    # product is left in a block or the group tests, so no BLAS thread pool wakes up to compete.)
+    with ThreadPoolExecutor(max_workers=min(BLOCK_THREADS, os.cpu_count() or 1)) as pool:
+        blocks = list(pool.map(one, date_blocks(placed, block_size)))
+    return combine(config, request, placed, blocks, groups, provenance_of(closes, closes.days))
