@@ -531,3 +531,22 @@ def test_group_statistics_computed_when_asked_ignore_later_changes_to_the_tables
     pd.testing.assert_frame_equal(edited.tests, reference.tests)
     pd.testing.assert_frame_equal(edited.group_paths, reference.group_paths)
     assert set(reference.groups["group"]) == {"up", "down", "(all)"}
+
+
+def test_compiled_kernels_are_kept_in_the_evstudy_cache_without_touching_numba_settings(tmp_path):
+    """The kernels' compiled code goes to $EVSTUDY_CACHE/numba; the process's numba settings and env stay as they were."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os, numpy as np, numba\n"
+        "from evstudy import kernels\n"
+        "z = np.zeros((1, 5))\n"
+        "kernels.unit_cluster_sums(z, 5, np.zeros(1, np.int64), np.zeros(1, np.int64), np.full(1, -1), z.copy(),"
+        " np.zeros(1))\n"
+        "assert 'NUMBA_CACHE_DIR' not in os.environ and numba.config.CACHE_DIR == ''\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    subprocess.run([sys.executable, "-c", code], check=True, env={**env, "EVSTUDY_CACHE": str(tmp_path)})
+    assert any(path.name.startswith("kernels.unit_cluster_sums") for path in (tmp_path / "numba").rglob("*.nbi"))

@@ -13,27 +13,46 @@ Sums run left to right, so results differ from numpy's pairwise and BLAS sums
 in the last bits only (see benchmarks/README.md for how much).
 
 Compiled code is kept between runs (``cache=True``) in the evstudy cache folder's
-``numba/`` (``$NUMBA_CACHE_DIR`` if set): the first run on a machine compiles
-(seconds), later runs load it. ``nogil=True``: blocks run in threads.
+``numba/`` (``$NUMBA_CACHE_DIR`` if the user set it): the first run on a machine
+compiles (seconds), later runs load it. ``nogil=True``: blocks run in threads.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
+
+import numba
+import numpy as np
 
 from evstudy.prices.locations import default_cache_dir
 
-os.environ.setdefault("NUMBA_CACHE_DIR", str(default_cache_dir() / "numba"))
+NUMBA_DIR = "numba"
 
-import numba  # noqa: E402 - after NUMBA_CACHE_DIR, which numba reads when imported
-import numpy as np  # noqa: E402
+
+def _kernel(function: Callable[..., Any]) -> Any:
+    """``numba.njit(cache=True, nogil=True)``, its compiled code kept in the evstudy cache folder.
+
+    numba picks a function's cache folder when it is decorated, from
+    ``numba.config.CACHE_DIR``; it is set for these decorations only, so
+    other numba code in the process (and child processes) keeps its own.
+    A folder that cannot be written falls back to numba's usual places.
+    """
+    saved = numba.config.CACHE_DIR
+    if not os.environ.get("NUMBA_CACHE_DIR"):
+        numba.config.CACHE_DIR = str(default_cache_dir() / NUMBA_DIR)
+    try:
+        return numba.njit(cache=True, nogil=True)(function)
+    finally:
+        numba.config.CACHE_DIR = saved
 
 MODEL_CODES = {"market": 0, "constant_mean": 1, "market_adjusted": 2}
 MODEL_PARAMS = {"market": 2, "constant_mean": 1, "market_adjusted": 0}
 SINGULAR_DET = 1e-12  # |det| of the scale-free X'X below which a design is singular (models.fit)
 
 
-@numba.njit(cache=True, nogil=True)
+@_kernel
 def _close(closes, day_cols, row, global_row, first_row):  # pragma: no cover - compiled
     """A valid close (positive, finite) of ``closes[row]`` on the calendar's ``global_row``, else NaN."""
     if global_row < 0:
@@ -44,7 +63,7 @@ def _close(closes, day_cols, row, global_row, first_row):  # pragma: no cover - 
     return np.nan
 
 
-@numba.njit(cache=True, nogil=True)
+@_kernel
 def measure_rows(
     closes, day_cols, first_row, stock_row, bench_returns, bench_of, first_close, n_est_days, event_start, model,
     selectors,
@@ -198,7 +217,7 @@ def measure_rows(
             se[w, i] = np.sqrt(s2[i] * (days + correction))
 
 
-@numba.njit(cache=True, nogil=True)
+@_kernel
 def pooled_rank_sums(values, order, n_est_days, codes, in_pool, totals, present_count):  # pragma: no cover
     """Add each row's Corrado ranks U = K / (T + 1), per window's pool, into ``totals`` (groups x windows x L+W).
 
@@ -288,7 +307,7 @@ def pooled_rank_sums(values, order, n_est_days, codes, in_pool, totals, present_
             pos = end
 
 
-@numba.njit(cache=True, nogil=True)
+@_kernel
 def unit_cluster_sums(values, n_days, rows, cluster, cluster_all, sums, varies):  # pragma: no cover - compiled
     """z_i = (e_i - mean e_i) / ||e_i - mean e_i|| over each row's valid days, added into its clusters' ``sums``.
 
