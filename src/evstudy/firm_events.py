@@ -2,10 +2,10 @@
 
 Pure computation, no I/O. Each firm-event (one row of a request file) gets
 its own day 0 on the benchmark's trading days and its own estimation and
-event windows; all of them are gathered with one fancy index into
-(firm-events x days) matrices from a (tickers x days) return matrix, fitted
-by the batched OLS of :func:`evstudy.models.fit` and measured by
-:func:`evstudy.abnormal.car_stats` — the single-event study's own formulas,
+event windows, read off a (tickers x days) close matrix. One compiled pass
+per firm-event (:mod:`evstudy.kernels`) gathers its closes, divides its
+returns, fits the model and measures its CARs with the single-event study's
+own formulas (:func:`evstudy.models.fit`, :func:`evstudy.abnormal.car_stats`),
 so a request row and ``evstudy run`` of the same firm and date agree.
 
 The work is cut into *blocks* of firm-events (contiguous request dates).
@@ -400,7 +400,7 @@ def compute_block(
     closes: CloseMatrix,
     groups: Sequence[str],
 ) -> BlockResult:
-    """Fit and measure every firm-event of ``rows`` (placed rows with global ``i0``) on ``returns``.
+    """Fit and measure every firm-event of ``rows`` (placed rows with global ``i0``) on ``closes``.
 
     Exclusions, in the single-event study's order and with its words: ticker
     or benchmark absent from the prices; a benchmark flat on too much of the
