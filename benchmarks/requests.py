@@ -4,7 +4,9 @@
 Draws request files of random firm-events from the shared market file (a
 random (ticker, date) row of the file with a 2023-01-01..2026-06-30 date,
 so any ticker with data; half the rows in group "up", half "down"; seed 9)
-and times, alternately, two child processes:
+and, after one untimed request run (a machine's first run compiles the
+engine's numba kernels into the evstudy cache; later runs load them), times,
+alternately, two child processes:
 
   read     ``python -c "import pandas as pd; pd.read_parquet(PATH)"``
   request  ``evstudy run --events FILE --prices PATH --out DIR --quiet``
@@ -102,6 +104,12 @@ def main() -> int:
     indexed = subprocess.run([sys.executable, "-c", build, str(args.prices)]).returncode == 0
     print(f"local index of {args.prices.name}: {'ready' if indexed else 'none (read from the file)'}", flush=True)
     run_process(read)  # warm the page cache
+    # The steady state from a machine's second request run on: the engine's compiled kernels (numba, kept in the
+    # evstudy cache folder's numba/) exist. The first run ever compiles them (seconds); this untimed run does it.
+    warm = work / "request-warm.csv"
+    draw_request(args.prices, 1_000, warm)
+    run_process([*evstudy, "run", "--events", str(warm), "--prices", str(args.prices), "--out", str(work / "out-warm"),
+                 "--quiet"])
     reads, walls, ratios, rss, report, cpus, cpu_ratios = [], {}, {}, {}, {}, {}, {}
     for n in sizes:
         request = work / f"request-{n}.csv"

@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "evstudy"
 STAGE = {
     "_version": 0, "errors": 0, "config": 1, "requests": 1, "tables": 1,
     "prices": 2, "calendar": 2,
-    "returns": 3, "models": 4, "abnormal": 5,
+    "returns": 3, "models": 4, "abnormal": 5, "kernels": 5,
     "diagnostics": 6, "inference": 6,
     "results": 7, "placebo": 7,
     "battery": 8, "drift": 8, "verdicts": 8,
@@ -32,13 +32,14 @@ STAGE = {
 }
 COMPUTATION = {
     "returns", "models", "abnormal", "diagnostics", "inference", "results", "placebo", "battery", "drift", "verdicts",
-    "study", "compare", "catalogue", "scan", "firm_events", "tables",
+    "study", "compare", "catalogue", "scan", "firm_events", "tables", "kernels",
 }
 PRICE_TYPES = {"evstudy.prices.base", "evstudy.prices.factors"}  # PriceData, FactorData: types, not readers
 # The deliberate exceptions, with their reason: the scan's convenience loader `scan.load_scan_prices`
 # imports the file reader lazily, and `scan.scan_market` reads the file's local index without pandas,
 # so the whole-market scan starts fast (see benchmarks/README.md).
-ALLOWED_IO = {("scan", "evstudy.prices.files"), ("scan", "evstudy.prices.dataset")}
+# The compiled request kernels keep numba's compiled code in the evstudy cache folder (prices.locations names it).
+ALLOWED_IO = {("scan", "evstudy.prices.files"), ("scan", "evstudy.prices.dataset"), ("kernels", "evstudy.prices.locations")}
 # The one deliberate late import, with its reason: a notebook user holding a StudyResults calls
 # res.write(out_dir) / res.to_html(); those two methods import the report stage when called (never at
 # import time, never from computation), so the results object stays the one thing a notebook needs.

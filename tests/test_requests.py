@@ -78,6 +78,29 @@ def test_each_request_row_equals_the_single_event_run(tmp_path):
         assert ours["day0"].iat[0] == single.timelines[0].day0
 
 
+@pytest.mark.parametrize("model", ["constant_mean", "market_adjusted"])
+def test_each_request_row_equals_the_single_event_run_of_every_model(tmp_path, model):
+    """The compiled kernel's constant-mean and market-adjusted branches: the single-event run's numbers."""
+    closes = market()
+    rows = [{"event_id": "a", "ticker": "AAA", "date": "2024-03-13"}, {"event_id": "b", "ticker": "BBB",
+                                                                       "date": "2024-04-05"}]
+    config, request = _request(tmp_path, rows, windows=WINDOWS, model=model)
+    results = run_request(config, request, price_data(closes))
+    assert results.excluded.empty
+    for row in rows:
+        single = compute_study(ad_hoc_config(event=row["date"], tickers=[row["ticker"]], model=model, windows=WINDOWS),
+                               price_data(closes))
+        ours = results.cars[results.cars["event_id"] == row["event_id"]]
+        theirs = single.cars.set_index(["window_start", "window_end"]).loc[
+            list(zip(ours["window_start"], ours["window_end"]))]
+        for column in ("car", "se", "t", "p_value"):
+            np.testing.assert_allclose(ours[column].to_numpy(), theirs[column].to_numpy(), rtol=0, atol=1e-10)
+        fit = single.fits.iloc[0]
+        np.testing.assert_allclose([ours["alpha"].iat[0], ours["sigma"].iat[0]], [fit["alpha"], fit["sigma"]],
+                                   rtol=0, atol=1e-10)
+        assert int(ours["n_obs"].iat[0]) == int(fit["n_obs"])
+
+
 def _clean_market(seed: int = 3) -> pd.DataFrame:
     """Complete data (no gaps): market model stocks with a common shock on some days."""
     rng = np.random.default_rng(seed)
@@ -491,3 +514,39 @@ def test_cars_csv_neutralizes_formula_labels_and_reads_back_as_the_parquet(tmp_p
     for column in ("car", "se", "t", "p_value", "alpha", "beta", "sigma"):
         np.testing.assert_array_equal(text[column].to_numpy(), parquet[column].to_numpy())  # shortest round-trip text
     assert text["date"].tolist() == [str(d) for d in parquet["date"]]
+
+
+def test_group_statistics_computed_when_asked_ignore_later_changes_to_the_tables(tmp_path):
+    """groups/tests are computed on first use, from the run's own copy: editing firm_events first changes nothing."""
+    closes = market()
+    rows = [{"event_id": f"e{i}", "ticker": t, "date": d, "group": g} for i, (t, d, g) in enumerate(
+        [("AAA", "2024-03-13", "up"), ("BBB", "2024-03-13", "up"), ("AAA", "2024-04-05", "down"),
+         ("CCC", "2024-04-05", "down")])]
+    config, request = _request(tmp_path, rows, windows=WINDOWS)
+    reference = run_request(config, request, price_data(closes))
+    edited = run_request(config, request, price_data(closes))
+    edited.firm_events["group"] = "up"
+    edited.firm_events["df"] = 1.0
+    pd.testing.assert_frame_equal(edited.groups, reference.groups)
+    pd.testing.assert_frame_equal(edited.tests, reference.tests)
+    pd.testing.assert_frame_equal(edited.group_paths, reference.group_paths)
+    assert set(reference.groups["group"]) == {"up", "down", "(all)"}
+
+
+def test_compiled_kernels_are_kept_in_the_evstudy_cache_without_touching_numba_settings(tmp_path):
+    """The kernels' compiled code goes to $EVSTUDY_CACHE/numba; the process's numba settings and env stay as they were."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os, numpy as np, numba\n"
+        "from evstudy import kernels\n"
+        "z = np.zeros((1, 5))\n"
+        "kernels.unit_cluster_sums(z, 5, np.zeros(1, np.int64), np.zeros(1, np.int64), np.full(1, -1), z.copy(),"
+        " np.zeros(1))\n"
+        "assert 'NUMBA_CACHE_DIR' not in os.environ and numba.config.CACHE_DIR == ''\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    subprocess.run([sys.executable, "-c", code], check=True, env={**env, "EVSTUDY_CACHE": str(tmp_path)})
+    assert any(path.name.startswith("kernels.unit_cluster_sums") for path in (tmp_path / "numba").rglob("*.nbi"))

@@ -99,3 +99,18 @@ def test_one_glitch_sized_car_does_not_stretch_the_histogram_axis():
     assert 10 <= len(edges) - 1 <= 60
     edges, below, above = robust_axis(cars)
     assert (below, above) == (0, 0) and edges[0] == cars.min() and edges[-1] == cars.max()
+
+
+def test_the_report_keeps_its_compiled_template(tmp_path, monkeypatch):
+    """The second report loads the template compiled by the first (one kept file: its cache key is stable)."""
+    import os
+    from pathlib import Path
+
+    import jinja2
+
+    compiled = []
+    original = jinja2.Environment._compile
+    monkeypatch.setattr(jinja2.Environment, "_compile", lambda self, *a: compiled.append(a[1]) or original(self, *a))
+    assert _html(tmp_path, 40) and _html(tmp_path, 40)
+    assert len(compiled) == 1
+    assert len(list((Path(os.environ["EVSTUDY_CACHE"]) / "report-templates").iterdir())) == 1

@@ -2,10 +2,10 @@
 
 Pure computation, no I/O. Each firm-event (one row of a request file) gets
 its own day 0 on the benchmark's trading days and its own estimation and
-event windows; all of them are gathered with one fancy index into
-(firm-events x days) matrices from a (tickers x days) return matrix, fitted
-by the batched OLS of :func:`evstudy.models.fit` and measured by
-:func:`evstudy.abnormal.car_stats` — the single-event study's own formulas,
+event windows, read off a (tickers x days) close matrix. One compiled pass
+per firm-event (:mod:`evstudy.kernels`) gathers its closes, divides its
+returns, fits the model and measures its CARs with the single-event study's
+own formulas (:func:`evstudy.models.fit`, :func:`evstudy.abnormal.car_stats`),
 so a request row and ``evstudy run`` of the same firm and date agree.
 
 The work is cut into *blocks* of firm-events (contiguous request dates).
@@ -25,29 +25,31 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property, partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
+import pyarrow as pa
 
 from evstudy._version import __version__
-from evstudy.abnormal import abnormal_returns, car_stats, two_sided_t_pvalue
+from evstudy import kernels
+from evstudy.abnormal import two_sided_t_pvalue
 from evstudy.config import Window
 from evstudy.diagnostics import EXACT_FIT_REASON, exact_fit, flat_benchmark_reason
 from evstudy.errors import DataSourceError, InsufficientDataError
 from evstudy.inference import (
-    TEST_LABELS, TestArrays, _explain, _finalize, _notes, average_ranks, bmp_t, cs_t, generalized_sign_from_shares, kp_bmp_t,
+    TEST_LABELS, TestArrays, _explain, _finalize, _notes, bmp_t, cs_t, generalized_sign_from_shares, kp_bmp_t,
     kp_patell_z, normal_pvalue, patell_z, standardized_cars, wilcoxon, window_selectors,
 )
-from evstudy.models import ModelFit, alpha_beta, fit
+from evstudy.models import ModelFit, alpha_beta
 from evstudy.prices.base import PriceData
 from evstudy.requests import DEFAULT_GROUP, EXCLUDED_COLUMNS, EventRequest, RequestConfig
 from evstudy.returns import (
-    GLITCH_MIN_CLOSE, GLITCH_SPIKE_FACTOR, price_glitches, trading_days, zero_share_of,
+    GLITCH_MIN_CLOSE, GLITCH_SPIKE_FACTOR, price_glitches, trading_days,
 )
 
 ALL_GROUPS = "(all)"  # the group of every firm-event, added when the request has several groups
@@ -346,127 +348,37 @@ def rank_sums(
     averaged, T_i its number of ARs in that pool (Corrado & Zivney 1992): the
     rank pool of :func:`evstudy.inference.corrado_rank`. Returns two arrays of
     shape (n_groups, windows, L + W).
-
-    Each row is sorted once. In a row without ties, an estimation AR's rank
-    in window w's pool is its rank among the estimation ARs plus the number of
-    w's event ARs below it, F_w(j), j being the number of all event ARs below
-    it: a lookup in a small (rows x W + 1) table per window. Rows sharing a
-    group and a number of estimation ARs share 1 / (T + 1), so their ranks are
-    summed as integers (several windows packed into one 64-bit word, one pass)
-    and weighted once. Rows with ties or a missing event AR (rare) are ranked
-    by :func:`evstudy.inference.average_ranks`.
     """
-    n, n_est_days = est_ar.shape
-    n_event = event_ar.shape[1]
-    width = n_est_days + n_event
+    combined = np.concatenate([est_ar, event_ar], axis=1)
+    return _pooled_rank_sums(combined, est_ar.shape[1], np.asarray(codes), n_groups, selectors)
+
+
+def _pooled_rank_sums(
+    combined: np.ndarray, n_est_days: int, codes: np.ndarray, n_groups: int, selectors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`rank_sums` of ``combined`` (rows x L + W: estimation ARs, then event ARs); may reorder its rows.
+
+    Each row is sorted once (numpy's argsort, missing ARs last); the compiled
+    :func:`evstudy.kernels.pooled_rank_sums` walks the sorted row once for
+    every window's pool. Rows sharing a group and a number of estimation ARs
+    share 1 / (T + 1), so they are made contiguous and their ranks summed as
+    integers, weighted once.
+    """
+    n, width = combined.shape
     in_pool = selectors > 0
-    n_windows = len(in_pool)
-    totals = np.zeros((n_groups, n_windows, width))
-    counts = np.zeros((n_groups, n_windows, width), dtype=np.int64)
-    pools = np.concatenate([np.ones((n_windows, n_est_days), dtype=bool), in_pool], axis=1)
-    if not n:
-        return totals, counts
-    # Rows of one group and one number of estimation ARs share the weight 1 / (T + 1): make them contiguous.
-    n_est = np.isfinite(est_ar).sum(axis=1)
-    key = codes.astype(np.int64) * (n_est_days + 1) + n_est
-    rows = np.argsort(key, kind="stable")
-    key, codes = key[rows], codes[rows]
-    combined = np.empty((n, width))
-    combined[:, :n_est_days] = est_ar[rows]
-    combined[:, n_est_days:] = event_ar[rows]
-    present = np.isfinite(combined)
-    combined[~present] = np.nan  # ±inf are no ARs either
-    for g in range(n_groups):
-        counts[g] = present[codes == g].sum(axis=0)[None, :] * pools
-    order = np.argsort(combined, axis=1)  # NaN last
-    ordered = np.take_along_axis(combined, order, axis=1)
-    exact = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1) | ~present[:, n_est_days:].all(axis=1)
-    _add_untied_rank_sums(totals, order, present.sum(axis=1), exact, key, in_pool, n_est_days)
-    if exact.any():  # rows with ties: rare in abnormal returns
-        tied_codes = codes[exact]
-        for w, pool in enumerate(pools):
-            pooled = np.where(pool[None, :], combined[exact], np.nan)
-            u = np.nan_to_num(average_ranks(pooled) / (np.isfinite(pooled).sum(axis=1, keepdims=True) + 1.0))
-            for g in range(n_groups):
-                totals[g, w] += u[tied_codes == g].sum(axis=0)
-    return totals, counts
-
-
-def _add_untied_rank_sums(
-    totals: np.ndarray, order: np.ndarray, n_present: np.ndarray, exact: np.ndarray, key: np.ndarray,
-    in_pool: np.ndarray, n_est_days: int,
-) -> None:
-    """:func:`rank_sums` of the rows not ``exact`` (no ties, every event AR present), added into ``totals``.
-
-    ``order`` sorts each row (NaN last), ``n_present`` counts its ARs, and
-    ``key`` = group * (L + 1) + estimation ARs is sorted.
-    """
-    n, width = order.shape
-    n_windows, n_event = in_pool.shape
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    groups, n_seg = key[starts] // (n_est_days + 1), (key[starts] % (n_est_days + 1)).astype(float)
-    # Per sorted position: estimation ARs at or before it (a rank among them) and event ARs before it.
-    is_est = order < n_est_days
-    below_est = np.cumsum(is_est, axis=1, dtype=np.int32)
-    below_event = np.arange(1, width + 1, dtype=np.int32)[None, :] - below_est - ~is_est
-    packed_sorted = below_est | (below_event << 16)
-    # Missing ARs (sorted last) and rows ranked exactly elsewhere: rank 0, and the zero row of the table below.
-    unused = (np.arange(width)[None, :] >= n_present[:, None]) | exact[:, None]
-    packed_sorted[unused] = (n_event + 1) << 16
-    packed = np.empty_like(packed_sorted)
-    np.put_along_axis(packed, order, packed_sorted, axis=1)
-    est_rank = packed[:, :n_est_days] & 0xFFFF
-    est_rank_sums = np.add.reduceat(est_rank if n * n_est_days < 2**31 else est_rank.astype(np.int64), starts, axis=0)
-    base = (np.arange(n, dtype=np.int64) * (n_event + 2))[:, None]
-    est_index = base + (packed[:, :n_est_days] >> 16)  # j: event ARs below (n_event + 1: unused)
-    event_q = packed[:, n_est_days:] & 0xFFFF  # estimation ARs below each event AR
-    event_m = packed[:, n_est_days:] >> 16  # event ARs below it (n_event + 1: unused)
-    event_index = base + np.minimum(event_m, n_event + 1)
-    event_order = np.argsort(event_m, axis=1)  # each row's event days, smallest AR first
-    bits = max(int(n * width).bit_length(), 1)  # a field holds a column's rank sum over the rows
-    per_word = max(64 // bits, 1)
-    size = in_pool.sum(axis=1)
-    for first in range(0, n_windows, per_word):
-        windows = range(first, min(first + per_word, n_windows))
-        shifts = np.array([bits * slot for slot in range(len(windows))], dtype=np.uint64)
-        # Window w's count in bits [shifts[w], ...) of a word; table[i, j]: w's days among row i's j smallest
-        # event ARs, for every w of the word at once (row n_event + 1: zero).
-        day_word = (in_pool[windows.start:windows.stop].astype(np.uint64) << shifts[:, None]).sum(axis=0)
-        table = np.zeros((n, n_event + 2), dtype=np.uint64)
-        np.cumsum(day_word[event_order], axis=1, out=table[:, 1:n_event + 1])
-        table = table.ravel()
-        spread = np.uint64(sum(1 << int(shift) for shift in shifts))
-        est_sums = np.add.reduceat(np.take(table, est_index), starts, axis=0)
-        event_word = np.take(table, event_index)
-        event_word += (event_q + 1).astype(np.uint64) * spread
-        event_word &= day_word * np.uint64(2**bits - 1)  # only the windows that hold the day
-        event_word[exact] = 0
-        event_sums = np.add.reduceat(event_word, starts, axis=0)
-        for slot, w in enumerate(windows):
-            mask, shift = np.uint64(2**bits - 1), shifts[slot]
-            scale = 1.0 / (n_seg + size[w] + 1.0)
-            est_part = (((est_sums >> shift) & mask).astype(np.int64) + est_rank_sums) * scale[:, None]  # exact
-            event_part = ((event_sums >> shift) & mask).astype(float) * scale[:, None]
-            for s, g in enumerate(groups):
-                totals[g, w, :n_est_days] += est_part[s]
-                totals[g, w, n_est_days:] += event_part[s]
-
-
-def _unit_residuals(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """z_i = (e_i - mean e_i) / ||e_i - mean e_i|| over each row's valid days, 0 elsewhere; and whether it varies."""
-    present = np.isfinite(resid)
-    count = present.sum(axis=1, keepdims=True)
-    filled = np.where(present, resid, 0.0)
-    mean = filled.sum(axis=1, keepdims=True) / np.maximum(count, 1)
-    squares = np.square(filled)
-    scale = np.sqrt(squares.max(axis=1, initial=0.0))  # the largest |e_i|: sqrt is monotonic
-    centred = np.subtract(filled, mean, out=filled)
-    centred[~present] = 0.0
-    norm = np.sqrt(np.square(centred, out=squares).sum(axis=1))
-    varies = (count[:, 0] >= 3) & (norm > 1e-12 * np.maximum(scale, 1e-300) * np.sqrt(np.maximum(count[:, 0], 1)))
-    np.divide(centred, np.where(varies, norm, 1.0)[:, None], out=centred)
-    centred *= varies[:, None]
-    return centred, varies.astype(float)
+    totals = np.zeros((n_groups, len(in_pool), width))
+    present = np.zeros((n_groups, width), dtype=np.int64)
+    if n:
+        # A missing AR (NaN, ±inf) becomes +inf: it sorts last, as NaN would, and numpy's vectorized argsort is
+        # faster on rows without NaN.
+        np.copyto(combined, np.inf, where=~np.isfinite(combined))
+        key = codes.astype(np.int64) * (n_est_days + 1) + np.isfinite(combined[:, :n_est_days]).sum(axis=1)
+        rows = np.argsort(key, kind="stable")
+        ordered = combined[rows]
+        kernels.pooled_rank_sums(ordered, np.argsort(ordered, axis=1), n_est_days, codes[rows].astype(np.int64),
+                                 in_pool, totals, present)
+    pools = np.concatenate([np.ones((len(in_pool), n_est_days), dtype=bool), in_pool], axis=1)
+    return totals, present[:, None, :] * pools[None, :, :]
 
 
 def _group_keys(groups: np.ndarray, names: Sequence[str]) -> list[tuple[str, np.ndarray]]:
@@ -488,7 +400,7 @@ def compute_block(
     closes: CloseMatrix,
     groups: Sequence[str],
 ) -> BlockResult:
-    """Fit and measure every firm-event of ``rows`` (placed rows with global ``i0``) on ``returns``.
+    """Fit and measure every firm-event of ``rows`` (placed rows with global ``i0``) on ``closes``.
 
     Exclusions, in the single-event study's order and with its words: ticker
     or benchmark absent from the prices; a benchmark flat on too much of the
@@ -512,111 +424,114 @@ def compute_block(
     stock_row = np.where(ok, stock_row, 0)
     bench_row = np.where(ok, bench_row, 0)
 
-    # Gather: each firm-event's closes from the day before its estimation window to its last event day,
-    # by rows of the global calendar shifted to this slice, and their returns r_t = P_t / P_{t-1} - 1
-    # (evstudy.returns.simple_returns' arithmetic: the same numbers as a return matrix would hold).
+    # One compiled pass per firm-event (evstudy.kernels.measure_rows): its closes from the day before its
+    # estimation window to its last event day, read off the calendar rows of the (tickers x days) matrix;
+    # returns r_t = P_t / P_{t-1} - 1 (evstudy.returns.simple_returns' arithmetic), the model fit, the
+    # abnormal returns and every window's CAR with its variance.
     i0 = rows["i0"].to_numpy().astype(np.int64)
-    close_global = i0[:, None] + np.arange(est.start - 1, span.end + 1)[None, :]
-    close_local = np.where(close_global < 0, -1, close_global - closes.first_row)
-    stock_close = _gather_closes(closes, stock_row, close_local)
-    # Benchmarks are few: their returns over the whole slice once (a last NaN column for days before the
-    # calendar), then each firm-event's window from that small matrix.
+    n_est_days = est.length
+    event_start = span.start - est.start
+    n_event = span.length
+    windows = list(config.windows)
+    rel_days = np.arange(span.start, span.end + 1)
+    selectors = window_selectors(rel_days, windows)
+    p = kernels.MODEL_PARAMS[config.model]
+    combined = np.empty((n, n_est_days + n_event))
+    params, xtx_inv = np.empty((n, p)), np.empty((n, p, p))
+    s2, n_obs, r2, flat, zero_share, share = (np.empty(n) for _ in range(6))
+    car, se = np.empty((len(windows), n)), np.empty((len(windows), n))
+    path = np.empty((n_event, n))
+    suspect = np.empty(n, dtype=np.bool_)
+    event_ok = np.empty(n, dtype=np.int64)
+    # Benchmarks are few: their returns over the whole slice once (NaN on its first day, which has no return).
     benchmarks, bench_of = np.unique(bench_row, return_inverse=True)
     days = np.arange(len(closes.days))
     bench_close = _gather_closes(closes, benchmarks, np.broadcast_to(days, (len(benchmarks), len(days))))
-    bench_series = np.full((len(benchmarks), len(days) + 1), np.nan)
+    bench_returns = np.full(bench_close.shape, np.nan)
     with np.errstate(invalid="ignore"):
-        stock_returns = stock_close[:, 1:] / stock_close[:, :-1]
-        stock_returns -= 1.0
-        np.divide(bench_close[:, 1:], bench_close[:, :-1], out=bench_series[:, 1:-1])
-        bench_series[:, 1:-1] -= 1.0
-    return_local = np.where(close_global[:, 1:] < 1, -1, close_local[:, 1:])  # day 0 of the data has no return
-    bench_returns = bench_series[bench_of[:, None], return_local]
-    rel_days = np.arange(span.start, span.end + 1)
-    event_cols = slice(span.start - est.start, span.end - est.start + 1)
-    stock_est, market_est = stock_returns[:, :est.length], bench_returns[:, :est.length]
-    stock_ev, market_ev = stock_returns[:, event_cols], bench_returns[:, event_cols]
+        np.divide(bench_close[:, 1:], bench_close[:, :-1], out=bench_returns[:, 1:])
+        bench_returns[:, 1:] -= 1.0
+    kernels.measure_rows(
+        np.asarray(closes.closes, dtype=float), closes.day_cols.astype(np.int64), closes.first_row,
+        stock_row.astype(np.int64), bench_returns, bench_of.astype(np.int64), i0 + (est.start - 1), n_est_days,
+        event_start,
+        kernels.MODEL_CODES[config.model], selectors, GLITCH_MIN_CLOSE, GLITCH_SPIKE_FACTOR - 1.0,
+        1.0 / GLITCH_SPIKE_FACTOR - 1.0,
+        combined, params, xtx_inv, s2, n_obs, r2, car, se, path, flat, zero_share, suspect, event_ok, share,
+    )
 
     if config.model != "constant_mean":  # as run: a beta against a benchmark that does not move is meaningless
-        flat = zero_share_of(market_est.T)
         _set(reason, flat > config.max_zero_share, lambda i: flat_benchmark_reason(
             rows["benchmark"].iat[i], flat[i], config.max_zero_share, est))
     # Glitches: closes from the day before the estimation window to the last event day, as run screens them.
     # price_glitches only for the few series with a candidate: a close under GLITCH_MIN_CLOSE or a move by
-    # GLITCH_SPIKE_FACTOR or more either way (every jump is one), read off the returns (r = P_t / P_{t-1} - 1).
-    with np.errstate(invalid="ignore"):
-        suspect = ((stock_close < GLITCH_MIN_CLOSE).any(axis=1) | (stock_returns >= GLITCH_SPIKE_FACTOR - 1.0).any(axis=1)
-                   | (stock_returns <= 1.0 / GLITCH_SPIKE_FACTOR - 1.0).any(axis=1))
-    suspects = np.flatnonzero(suspect)
-    glitches = price_glitches(stock_close[suspects].T, span.start - est.start + 1)
-    found = np.zeros(n, dtype=bool)
-    found[suspects] = glitches.found
-    position = np.cumsum(suspect) - 1  # of a suspect row among the suspects
-    _set(reason, found, lambda i: glitches.reason(position[i], _window_days(closes, close_local[i])))
+    # GLITCH_SPIKE_FACTOR or more either way (every jump is one), flagged by the kernel.
+    suspects = np.flatnonzero(suspect & ok)
+    close_global = i0[suspects, None] + np.arange(est.start - 1, span.end + 1)[None, :]
+    close_local = np.where(close_global < 0, -1, close_global - closes.first_row)
+    glitches = price_glitches(_gather_closes(closes, stock_row[suspects], close_local).T, event_start + 1)
+    for k in np.flatnonzero(glitches.found):
+        if reason[suspects[k]] == "":
+            reason[suspects[k]] = glitches.reason(k, _window_days(closes, close_local[k]))
 
-    # The fit wants (days x series): transposed views of the contiguous (series x days) matrices.
-    fitted = fit(config.model, stock_est.T, market_est.T)
-    valid = np.isfinite(stock_est) & np.isfinite(market_est)
-    zero_share = (valid & (stock_est == 0.0)).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
-    _set(reason, fitted.n < config.min_estimation_returns, lambda i: (
-        f"only {int(fitted.n[i])} valid returns in the estimation window {est.label} "
+    df = n_obs - p if config.model != "market_adjusted" else n_obs - 1
+    fitted = ModelFit(config.model, params, xtx_inv, s2, n_obs, df, r2, combined[:, :n_est_days].T)
+    _set(reason, n_obs < config.min_estimation_returns, lambda i: (
+        f"only {int(n_obs[i])} valid returns in the estimation window {est.label} "
         f"(needs {config.min_estimation_returns})"
     ))
     _set(reason, zero_share > config.max_zero_share, lambda i: (
         f"{zero_share[i]:.0%} of estimation-window returns are exactly zero (allowed: {config.max_zero_share:.0%}): "
         f"flat, halted or thinly traded"
     ))
-    fittable = np.isfinite(fitted.s2) & (fitted.s2 > 0) & np.isfinite(fitted.params).all(axis=1)
+    fittable = np.isfinite(s2) & (s2 > 0) & np.isfinite(params).all(axis=1)
     _set(reason, ~fittable, lambda i: "the model cannot be fitted: no variation in the estimation window")
-    _set(reason, ~np.isfinite(market_ev).all(axis=1), lambda i: (
+    _set(reason, (event_ok & 1) == 0, lambda i: (
         f"benchmark {rows['benchmark'].iat[i]} has no return on some day of the event window"
     ))
-    _set(reason, ~np.isfinite(stock_ev).all(axis=1), lambda i: "a missing return in the event window")
+    _set(reason, (event_ok & 2) == 0, lambda i: "a missing return in the event window")
     _set(reason, exact_fit(fitted), lambda i: EXACT_FIT_REASON)
     keep = reason == ""
 
-    sub = ModelFit(
-        fitted.model, fitted.params[keep], fitted.xtx_inv[keep], fitted.s2[keep], fitted.n[keep], fitted.df[keep],
-        fitted.r2[keep], fitted.residuals[:, keep],
-    )
-    ar = abnormal_returns(sub, stock_ev[keep].T, market_ev[keep].T, rel_days)
-    stats = car_stats(sub, ar, list(config.windows))
-    path = np.cumsum(ar.abnormal, axis=0)
-    est_ar = np.ascontiguousarray(sub.residuals.T)  # (n, L), NaN on days not used
-    event_ar = np.ascontiguousarray(ar.abnormal.T)
-    positive = (np.isfinite(est_ar) & (est_ar > 0)).sum(axis=1)
-    share = positive / np.where(sub.n > 0, sub.n, np.nan)
-    alpha, beta = alpha_beta(sub)
-    table = rows.loc[keep].reset_index(drop=True)
-    table["alpha"], table["beta"], table["sigma"] = alpha, beta, sub.sigma
-    table["n_obs"], table["df"], table["share_positive"] = sub.n.astype(np.int64), sub.df, share
+    kept = np.flatnonzero(keep)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = car[:, kept] / se[:, kept]
+    alpha, beta = alpha_beta(fitted)
+    table = rows.iloc[kept].reset_index(drop=True)
+    table["alpha"], table["beta"], table["sigma"] = alpha[kept], beta[kept], np.sqrt(s2[kept])
+    table["n_obs"], table["df"], table["share_positive"] = n_obs[kept].astype(np.int64), df[kept], share[kept]
 
-    unit, varies = _unit_residuals(est_ar)
     day0 = table["day0"].to_numpy().astype("datetime64[D]").astype(np.int64)
     if (np.diff(day0) < 0).any():
         raise ValueError("compute_block needs its rows in day-0 order, as date_blocks cuts them")
-    sums = {}
-    selectors = window_selectors(rel_days, list(config.windows))
     named = [name for name in groups if name != ALL_GROUPS]  # disjoint; (all) is their sum
     codes = pd.Index(named).get_indexer(table["group"].to_numpy())
-    rank_sum, rank_count = rank_sums(est_ar, event_ar, codes, len(named), selectors)
-    # Cluster sums per group and day 0 from the rows in (group, day 0) order: one copy of the residuals.
-    by_group = np.argsort(codes, kind="stable")
-    grouped = {"codes": codes[by_group], "day0": day0[by_group], "unit": unit[by_group]}
+    # Unit residuals summed per (group, day 0) cluster, rows added in day-0 order; (all) clusters after the groups'.
+    cluster_days, cluster_of, cluster_all, offset = {}, np.empty(len(kept), dtype=np.int64), np.full(len(kept), -1), 0
     for name in groups:
+        member = np.ones(len(kept), dtype=bool) if name == ALL_GROUPS else codes == named.index(name)
+        days, inverse = np.unique(day0[member], return_inverse=True)
+        cluster_days[name] = (offset, days)
         if name == ALL_GROUPS:
-            member_day0, member_unit = day0, unit
+            cluster_all[:] = offset + inverse
         else:
-            low, high = np.searchsorted(grouped["codes"], [named.index(name), named.index(name) + 1])
-            member_day0, member_unit = grouped["day0"][low:high], grouped["unit"][low:high]
-        days, starts = np.unique(member_day0, return_index=True)
-        cluster = np.add.reduceat(member_unit, starts, axis=0) if len(starts) else np.zeros((0, unit.shape[1]))
+            cluster_of[member] = offset + inverse
+        offset += len(days)
+    cluster = np.zeros((offset, n_est_days))
+    varies = np.empty(len(kept))
+    kernels.unit_cluster_sums(combined, n_est_days, kept, cluster_of, cluster_all, cluster, varies)
+    rank_sum, rank_count = _pooled_rank_sums(combined[kept], n_est_days, codes, len(named), selectors)
+    sums = {}
+    for name in groups:
+        first, days = cluster_days[name]
         if name == ALL_GROUPS:
-            sums[name] = GroupSums(rank_sum.sum(axis=0), rank_count.sum(axis=0), days, cluster)
+            sums[name] = GroupSums(rank_sum.sum(axis=0), rank_count.sum(axis=0), days, cluster[first:first + len(days)])
         else:
-            sums[name] = GroupSums(rank_sum[named.index(name)], rank_count[named.index(name)], days, cluster)
+            g = named.index(name)
+            sums[name] = GroupSums(rank_sum[g], rank_count[g], days, cluster[first:first + len(days)])
     return BlockResult(
-        table, stats.car, stats.se, stats.t, stats.p_value, path, varies, _excluded(rows, reason), sums,
+        table, car[:, kept], se[:, kept], t, two_sided_t_pvalue(t, df[kept][None, :]), path[:, kept], varies,
+        _excluded(rows, reason), sums,
     )
 
 
@@ -711,14 +626,26 @@ def same_day_rbar(sums: GroupSums, n_varying: int) -> tuple[float, int]:
 
 
 @dataclass(frozen=True)
+class GroupStatistics:
+    """groups.csv, the group CAAR paths and tests.csv as frames (:data:`GROUP_COLUMNS` ...)."""
+
+    groups: pd.DataFrame
+    group_paths: pd.DataFrame
+    tests: pd.DataFrame
+
+
+@dataclass(frozen=True)
 class RequestResults:
     """Everything a request-file study computed; tables are pandas DataFrames, no I/O.
 
     ``firm_events`` has one row per included firm-event (request columns, day
     0, fit, overlaps, cluster size); ``cars`` one row per firm-event and
-    window (:data:`CAR_FILE_COLUMNS`, keyed by event_id and ticker);
+    window (:data:`CAR_FILE_COLUMNS`, keyed by event_id and ticker), built
+    from the Arrow table ``car_table`` when first asked for (at 10^5
+    firm-events a 6·10^5-row frame the output files do not need);
     ``groups``, ``group_paths`` and ``tests`` the per-group CAARs, CAAR paths
-    and test battery; ``excluded`` every request row left out, with its reason.
+    and test battery, computed by ``statistics`` when one of them is first
+    asked for; ``excluded`` every request row left out, with its reason.
     """
 
     config: RequestConfig
@@ -727,13 +654,35 @@ class RequestResults:
     n_rows: int
     provenance: dict[str, Any]
     firm_events: pd.DataFrame
-    cars: pd.DataFrame
-    groups: pd.DataFrame
-    group_paths: pd.DataFrame
-    tests: pd.DataFrame
+    car_table: pa.Table
     excluded: pd.DataFrame
+    statistics: Callable[[], GroupStatistics] = field(repr=False, compare=False)
     notes: tuple[str, ...] = ()
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def _statistics(self) -> GroupStatistics:
+        return self.statistics()
+
+    @property
+    def groups(self) -> pd.DataFrame:
+        """Per group and window: N, firms, days 0, CAAR with its SE, median CAR, share positive, clusters."""
+        return self._statistics.groups
+
+    @property
+    def group_paths(self) -> pd.DataFrame:
+        """Per group and relative day: the CAAR path from the span's first day, with its SE."""
+        return self._statistics.group_paths
+
+    @property
+    def tests(self) -> pd.DataFrame:
+        """Per group and window: the test battery (:data:`REQUEST_TESTS`)."""
+        return self._statistics.tests
+
+    @cached_property
+    def cars(self) -> pd.DataFrame:
+        """``car_table`` as a DataFrame (:data:`CAR_FILE_COLUMNS`; dates as datetime64, text as str)."""
+        return self.car_table.to_pandas()
 
     def to_dict(self) -> dict[str, Any]:
         """results.json: settings, counts, groups, tests, exclusion reasons by kind, provenance (no per-row data)."""
@@ -803,29 +752,79 @@ def combine(
     table["cluster_size"] = pd.Series(day0).map(pd.Series(day0).value_counts()).to_numpy().astype(np.int64)
     n = len(table)
     nw = len(windows)
-    each = np.repeat(np.arange(n), nw)  # the firm-event of each cars row; columns taken as they are (no re-parsing)
-    cars = pd.DataFrame({
-        **{c: table[c].array.take(each) for c in ("event_id", "ticker", "date", "day0", "group", "benchmark")},
-        "window_start": np.tile([w.start for w in windows], n),
-        "window_end": np.tile([w.end for w in windows], n),
-        "car": car.T.ravel(), "se": se.T.ravel(), "t": t.T.ravel(), "p_value": p.T.ravel(),
-        **{c: table[c].array.take(each) for c in ("alpha", "beta", "sigma", "n_obs", "overlaps", "cluster_size",
-                                                  "label", "row")},
-    }, columns=CAR_FILE_COLUMNS)
+    each = pa.array(np.repeat(np.arange(n), nw))  # the firm-event of each cars row; columns taken as they are
 
+    def repeated(column: str) -> pa.Array:
+        return pa.array(table[column].array).take(each)
+
+    cars = pa.table({
+        **{c: repeated(c) for c in ("event_id", "ticker", "date", "day0", "group", "benchmark")},
+        "window_start": np.tile(np.array([w.start for w in windows], dtype=np.int64), n),
+        "window_end": np.tile(np.array([w.end for w in windows], dtype=np.int64), n),
+        "car": car.T.ravel(), "se": se.T.ravel(), "t": t.T.ravel(), "p_value": p.T.ravel(),
+        **{c: repeated(c) for c in ("alpha", "beta", "sigma", "n_obs", "overlaps", "cluster_size", "label", "row")},
+    })
+
+    empty = [name for name, member in _group_keys(table["group"].to_numpy(), groups) if not member.any()]
+    # The group statistics wait until asked for: a writer encodes cars.parquet/cars.csv in other threads meanwhile.
+    # It keeps its own copy of the columns it reads, so a notebook changing results.firm_events changes nothing.
+    columns = table[["group", "ticker", "day0", "df", "share_positive"]].copy()
+    statistics = partial(_group_statistics, config, columns, car, se, path, varies, [b.sums for b in blocks], groups)
+    notes = [
+        "returns are close-to-close from adjusted closes; each firm-event is one observation in every statistic "
+        "(a firm in several events counts once per event)",
+        "portfolio and placebo-date tests are not run on request files: their firm-events have no single shared date",
+    ]
+    if empty:
+        notes.append(f"every firm-event of group(s) {', '.join(map(repr, empty))} was excluded (see excluded.csv)")
+    overlapping = int((table["overlaps"] > 0).sum())
+    if overlapping and not config.drop_overlaps:
+        notes.append(
+            f"{overlapping:,} firm-events overlap another event of the same firm within their estimation or event "
+            f"window (column 'overlaps'); drop_overlaps = true (--drop-overlaps) excludes them"
+        )
+    clustered = int((table["cluster_size"] > 1).sum())
+    if clustered:
+        notes.append(
+            f"{clustered:,} of {n:,} firm-events share day 0 with another: their abnormal returns may be correlated; "
+            f"the clustered_* tests and the Kolari-Pynnönen tests allow for it"
+        )
+    return RequestResults(
+        config=config,
+        version=__version__,
+        request_file=request.file,
+        n_rows=request.n_rows,
+        provenance=provenance,
+        firm_events=table,
+        car_table=cars,
+        excluded=excluded,
+        statistics=statistics,
+        notes=tuple(notes),
+    )
+
+
+def _group_statistics(
+    config: RequestConfig, table: pd.DataFrame, car: np.ndarray, se: np.ndarray, path: np.ndarray,
+    varies: np.ndarray, block_sums: Sequence[dict[str, GroupSums]], groups: Sequence[str],
+) -> GroupStatistics:
+    """Per group: CAARs per window, the CAAR path and the test battery, from the firm-events and the blocks' sums.
+
+    ``table`` holds the firm-events' group, ticker, day0, df and share_positive.
+    """
+    windows = list(config.windows)
+    day0 = table["day0"].to_numpy()
     rel_days = np.arange(config.event_span.start, config.event_span.end + 1)
     selectors = window_selectors(rel_days, windows)
     scar = standardized_cars(car, se)
-    group_rows, path_rows, test_rows, empty = [], [], [], []
+    group_rows, path_rows, test_rows = [], [], []
     for name, member in _group_keys(table["group"].to_numpy(), groups):
         k = int(member.sum())
         if not k:
-            empty.append(name)
             continue
         g_car, g_scar = car[:, member], scar[:, member]
         g_df = table["df"].to_numpy()[member]
         g_day0 = day0[member]
-        sums = _sum_blocks([b.sums[name] for b in blocks if name in b.sums])
+        sums = _sum_blocks([b[name] for b in block_sums if name in b])
         rbar, pairs = same_day_rbar(sums, int(varies[member].sum()))
         sizes = pd.Series(g_day0).value_counts()
         clustered = int(sizes[sizes > 1].sum())
@@ -859,38 +858,10 @@ def combine(
                     name, windows[w].start, windows[w].end, test, REQUEST_TEST_LABELS[test], result.statistic,
                     result.p_value, result.n, result.note,
                 ))
-    notes = [
-        "returns are close-to-close from adjusted closes; each firm-event is one observation in every statistic "
-        "(a firm in several events counts once per event)",
-        "portfolio and placebo-date tests are not run on request files: their firm-events have no single shared date",
-    ]
-    if empty:
-        notes.append(f"every firm-event of group(s) {', '.join(map(repr, empty))} was excluded (see excluded.csv)")
-    overlapping = int((table["overlaps"] > 0).sum())
-    if overlapping and not config.drop_overlaps:
-        notes.append(
-            f"{overlapping:,} firm-events overlap another event of the same firm within their estimation or event "
-            f"window (column 'overlaps'); drop_overlaps = true (--drop-overlaps) excludes them"
-        )
-    clustered = int((table["cluster_size"] > 1).sum())
-    if clustered:
-        notes.append(
-            f"{clustered:,} of {n:,} firm-events share day 0 with another: their abnormal returns may be correlated; "
-            f"the clustered_* tests and the Kolari-Pynnönen tests allow for it"
-        )
-    return RequestResults(
-        config=config,
-        version=__version__,
-        request_file=request.file,
-        n_rows=request.n_rows,
-        provenance=provenance,
-        firm_events=table,
-        cars=cars,
-        groups=pd.DataFrame(group_rows, columns=GROUP_COLUMNS),
-        group_paths=pd.DataFrame(path_rows, columns=GROUP_PATH_COLUMNS),
-        tests=pd.DataFrame(test_rows, columns=REQUEST_TEST_COLUMNS),
-        excluded=excluded,
-        notes=tuple(notes),
+    return GroupStatistics(
+        pd.DataFrame(group_rows, columns=GROUP_COLUMNS),
+        pd.DataFrame(path_rows, columns=GROUP_PATH_COLUMNS),
+        pd.DataFrame(test_rows, columns=REQUEST_TEST_COLUMNS),
     )
 
 
@@ -949,11 +920,9 @@ def run_on_closes(
     def one(positions: np.ndarray) -> BlockResult:
         return compute_block(config, placed.rows.iloc[positions], closes, groups)
 
-    # Blocks are independent and numpy releases the GIL in their sorts and array passes: two at a time
-    # use both cores of a small machine; map keeps the block order, so the results do not change.
-    # OpenBLAS would give each block's small matrix products (car_stats) a thread per core and keep
-    # them spinning between calls (~1 CPU-s at 10^5 firm-events, measured): the blocks are the parallelism.
-    with threadpool_limits(limits=1, user_api="blas"):
-        with ThreadPoolExecutor(max_workers=min(BLOCK_THREADS, os.cpu_count() or 1)) as pool:
-            blocks = list(pool.map(one, date_blocks(placed, block_size)))
-        return combine(config, request, placed, blocks, groups, provenance_of(closes, closes.days))
+    # Blocks are independent, and their compiled kernels and numpy's sorts release the GIL: two at a time use
+    # both cores of a small machine; map keeps the block order, so the results do not change. (No matrix
+    # product is left in a block or the group tests, so no BLAS thread pool wakes up to compete.)
+    with ThreadPoolExecutor(max_workers=min(BLOCK_THREADS, os.cpu_count() or 1)) as pool:
+        blocks = list(pool.map(one, date_blocks(placed, block_size)))
+    return combine(config, request, placed, blocks, groups, provenance_of(closes, closes.days))

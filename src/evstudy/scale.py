@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from evstudy.errors import ConfigError
 from evstudy.firm_events import (
@@ -87,8 +86,7 @@ def run_block_slice(
             f"{prices} changed while the study ran: the benchmark {config.benchmark}'s trading days from "
             f"{first_day.date()} to {last_day.date()} differ between the scheduler and a worker"
         )
-    with threadpool_limits(limits=1, user_api="blas"):  # as run_on_closes: no spinning BLAS threads
-        return compute_block(config, rows, closes, groups)
+    return compute_block(config, rows, closes, groups)
 
 
 def _client(scheduler: str) -> Any:

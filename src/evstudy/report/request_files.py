@@ -16,14 +16,14 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from evstudy.firm_events import CAR_FILE_COLUMNS, GROUP_COLUMNS, REQUEST_TEST_COLUMNS, RequestResults
 from evstudy.report.request_html import render_request_html
-from evstudy.report.writing import neutralize_formula_cells, table_csv, write_output_set
+from evstudy.report.writing import FORMULA_LEADS, table_csv, write_output_set
 from evstudy.requests import EXCLUDED_COLUMNS
 
 REQUEST_OUTPUT_FILES = (
@@ -37,28 +37,38 @@ def request_results_json(results: RequestResults) -> str:
     return json.dumps(results.to_dict(), indent=2, allow_nan=False, ensure_ascii=False)
 
 
-def _cars_table(frame: pd.DataFrame) -> pa.Table:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    dates = [pa.field(name, pa.date32()) for name in ("date", "day0")]
-    return table.set_column(2, dates[0], table.column("date").cast(pa.date32())).set_column(
-        3, dates[1], table.column("day0").cast(pa.date32()))
+def _cars_table(results: RequestResults) -> pa.Table:
+    """cars.parquet's table: ``results.car_table`` with dates as dates, and the pandas metadata of ``results.cars``.
 
-
-def _csv_table(frame: pd.DataFrame, table: pa.Table) -> pa.Table:
-    """cars.csv's cells: cars.parquet's ``table`` of ``frame``, with formula-leading text neutralized.
-
-    Text columns that hold a cell a spreadsheet would run as a formula are
-    replaced by their neutralized cells (:func:`neutralize_formula_cells`);
-    the others are the table's columns as they are.
+    The metadata (taken from an empty frame, so the 6·10^5-row frame is never
+    built) makes ``pd.read_parquet`` give back the notebook's column types.
     """
-    text = [name for name in frame.columns if pd.api.types.is_object_dtype(frame[name].dtype)
-            or pd.api.types.is_string_dtype(frame[name].dtype)]
-    safe = neutralize_formula_cells(frame[text])
-    for name in text:
-        if safe[name].dtype == frame[name].dtype and not pd.api.types.is_object_dtype(frame[name].dtype):
-            continue  # unchanged (a changed column comes back as Python objects)
-        column = pa.array(safe[name].to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-        table = table.set_column(table.schema.get_field_index(name), name, column)
+    table = results.car_table
+    schema = pa.Schema.from_pandas(results.car_table.slice(0, 0).to_pandas(), preserve_index=False)
+    for name in ("date", "day0"):
+        index = table.schema.get_field_index(name)
+        table = table.set_column(index, pa.field(name, pa.date32()), table.column(name).cast(pa.date32()))
+    return table.replace_schema_metadata(schema.metadata)
+
+
+def _csv_table(table: pa.Table) -> pa.Table:
+    """cars.csv's cells: cars.parquet's ``table``, text cells a spreadsheet would run as a formula neutralized.
+
+    The rule of :func:`evstudy.report.writing.neutralize_formula_cells` (a leading ``'`` on a cell
+    starting with one of :data:`FORMULA_LEADS`), checked by Arrow on whole
+    columns; columns without such a cell are the table's as they are.
+    """
+    for index, field in enumerate(table.schema):
+        if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
+            continue
+        column = table.column(index)
+        risky = pc.starts_with(column, FORMULA_LEADS[0])
+        for lead in FORMULA_LEADS[1:]:
+            risky = pc.or_(risky, pc.starts_with(column, lead))
+        if pc.any(risky).as_py():
+            quote, nothing = pa.scalar("'", field.type), pa.scalar("", field.type)
+            safe = pc.if_else(risky, pc.binary_join_element_wise(quote, column, nothing), column)
+            table = table.set_column(index, field.name, safe)
     return table
 
 
@@ -88,9 +98,8 @@ def write_request_outputs(results: RequestResults, out_dir: str | os.PathLike[st
     release the GIL, in other threads while this one renders the report and
     the small files.
     """
-    frame = results.cars[CAR_FILE_COLUMNS]
-    cars = _cars_table(frame)
-    csv_table = _csv_table(frame, cars)
+    cars = _cars_table(results).select(CAR_FILE_COLUMNS)
+    csv_table = _csv_table(cars)
     step = max(-(-csv_table.num_rows // CSV_PARTS), 1)
     starts = range(0, max(csv_table.num_rows, 1), step)
     with ThreadPoolExecutor(max_workers=1 + len(starts)) as pool:

@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from evstudy.firm_events import RequestResults
 from evstudy.report.scan_html import plotly_js
+from evstudy.report.template_cache import compiled_template_cache
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 _JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
@@ -118,27 +119,34 @@ def _outside_text(below: int, above: int) -> str:
     return f"CAR ({below:,} below and {above:,} above the axis {verb} not drawn)"
 
 
+def window_values(results: RequestResults, column: str) -> np.ndarray:
+    """A numeric column of ``results.car_table`` as a (firm-events x windows) matrix.
+
+    The table's rows run firm-event by firm-event (the order of
+    ``results.firm_events``), each in the config's window order.
+    """
+    values = results.car_table.column(column).to_numpy()
+    return values.reshape(len(results.firm_events), len(results.config.windows))
+
+
 def histogram_figure(results: RequestResults) -> dict[str, Any]:
     """Binned CAR counts per window (a menu picks the window), one bar trace per group.
 
     Each window has its own robust axis (:func:`robust_axis`); its title says
     how many firm-events lie outside it.
     """
-    cars = results.cars
     windows = results.config.windows
     groups = [g for g in results.groups["group"].unique() if g != "(all)"][:MAX_GROUP_LINES]
-    # Plain arrays: selecting 10^5-row frames per window and group would copy every column each time.
-    car = cars["car"].to_numpy(dtype=float)
-    starts, ends = cars["window_start"].to_numpy(), cars["window_end"].to_numpy()
-    codes, names = pd.factorize(cars["group"])
+    # Plain arrays, (firm-events x windows): selecting 10^5-row frames per window and group would copy every column.
+    car = window_values(results, "car")
+    codes, names = pd.factorize(results.firm_events["group"])
     group_code = {name: i for i, name in enumerate(names)}
     traces, buttons, titles = [], [], []
     for w, window in enumerate(windows):
-        in_window = (starts == window.start) & (ends == window.end)
-        edges, below, above = robust_axis(car[in_window])
+        edges, below, above = robust_axis(car[:, w])
         centres = (edges[:-1] + edges[1:]) / 2
         for i, group in enumerate(groups):
-            counts, _ = np.histogram(car[in_window & (codes == group_code.get(group, -2))], edges)
+            counts, _ = np.histogram(car[codes == group_code.get(group, -2), w], edges)
             traces.append({"x": _finite(centres), "y": counts.tolist(), "type": "bar", "name": group,
                            "marker": {"color": COLORS[i % len(COLORS)]}, "opacity": 0.6, "visible": w == 0,
                            "hovertemplate": "CAR %{x:.2%}: %{y:,} firm-events<extra>" + group + "</extra>"})
@@ -152,8 +160,8 @@ def histogram_figure(results: RequestResults) -> dict[str, Any]:
         updatemenus=[{"buttons": buttons, "x": 0, "y": 1.18, "xanchor": "left", "showactive": True}])}
 
 
-def split_movers(ordered: pd.DataFrame, cap: int = MOVERS) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The largest and smallest CARs of a list sorted by CAR, descending.
+def split_movers(ordered: pd.DataFrame | pd.Series, cap: int = MOVERS) -> tuple[Any, Any]:
+    """The largest and smallest CARs of a list sorted by CAR, descending (rows of a frame or positions).
 
     Each list holds at most ``cap`` and at most half the firm-events, so no
     firm-event is in both.
@@ -163,14 +171,12 @@ def split_movers(ordered: pd.DataFrame, cap: int = MOVERS) -> tuple[pd.DataFrame
 
 
 def _headline_rows(results: RequestResults) -> list[dict[str, Any]]:
-    tests = results.tests.set_index(["group", "window_start", "window_end", "test"])
+    columns = ["group", "window_start", "window_end", "test", "p_value"]
+    p_of = {(g, start, end, test): p for g, start, end, test, p in results.tests[columns].itertuples(index=False)}
     rows = []
     for r in results.groups.to_dict(orient="records"):
         key = (r["group"], r["window_start"], r["window_end"])
-        cells = {}
-        for test in HEADLINE_TESTS:
-            p = tests.loc[(*key, test), "p_value"] if (*key, test) in tests.index else None
-            cells[test] = _p(p)
+        cells = {test: _p(p_of.get((*key, test))) for test in HEADLINE_TESTS}
         rows.append({"group": r["group"], "window": f"[{r['window_start']:+d},{r['window_end']:+d}]".replace("+0", "0"),
                      "n": f"{r['n']:,}", "firms": f"{r['n_firms']:,}", "caar": _pct(r["caar"]), "se": _pct(r["se"]),
                      "median": _pct(r["median_car"]), "positive": f"{r['share_positive']:.0%}", "p": cells})
@@ -180,36 +186,47 @@ def _headline_rows(results: RequestResults) -> list[dict[str, Any]]:
 EVENT_COLUMNS = ["event_id", "ticker", "date", "day0", "group", "car", "t", "p_value", "overlaps", "cluster_size"]
 
 
+def _event_frame(results: RequestResults, positions: np.ndarray) -> pd.DataFrame:
+    """:data:`EVENT_COLUMNS` of the firm-events at ``positions``, with the CAR, t and p of the first window."""
+    fe = results.firm_events.iloc[positions]
+    head = {c: window_values(results, c)[positions, 0] for c in ("car", "t", "p_value")}
+    return pd.DataFrame({c: head[c] if c in head else fe[c].to_numpy() for c in EVENT_COLUMNS})
+
+
 def _event_rows(frame: pd.DataFrame) -> list[dict[str, str]]:
-    return [{"event_id": r["event_id"], "ticker": r["ticker"], "date": f"{pd.Timestamp(r['date']):%Y-%m-%d}",
-             "day0": f"{pd.Timestamp(r['day0']):%Y-%m-%d}", "group": r["group"], "car": _pct(r["car"]),
-             "t": _num(r["t"]), "p": _p(r["p_value"]), "overlaps": str(r["overlaps"]),
-             "cluster": f"{r['cluster_size']:,}"} for r in frame.to_dict(orient="records")]
+    dates, days0 = (pd.DatetimeIndex(frame[c]).strftime("%Y-%m-%d") for c in ("date", "day0"))
+    columns = [frame[c].tolist() for c in ("event_id", "ticker", "group", "car", "t", "p_value", "overlaps",
+                                             "cluster_size")]
+    return [{"event_id": e, "ticker": ticker, "date": date, "day0": day0, "group": group, "car": _pct(car),
+             "t": _num(t), "p": _p(p), "overlaps": str(overlaps), "cluster": f"{cluster:,}"}
+            for date, day0, e, ticker, group, car, t, p, overlaps, cluster in zip(dates, days0, *columns)]
 
 
 def render_request_html(results: RequestResults, *, generated_at: dt.datetime | None = None) -> str:
     """The request-file report as one HTML document (plotly.js inline, no external URL)."""
     cfg = results.config
     head = cfg.windows[0]
-    cars = results.cars
-    main = cars.loc[(cars["window_start"] == head.start) & (cars["window_end"] == head.end), EVENT_COLUMNS]
-    ordered = main.sort_values("car", ascending=False, kind="stable")
-    top, bottom = split_movers(ordered) if len(ordered) > ALL_MOVERS else (ordered.head(0), ordered.head(0))
-    strongest = main.reindex(main["t"].abs().sort_values(ascending=False, kind="stable").index).head(TABLE_ROWS)
+    fe = results.firm_events
+    n_main = len(fe)
+    # Positions of the firm-events by CAR and by |t| in the first window, descending, ties in firm-event order:
+    # only the listed rows become frames.
+    by_car = np.argsort(-window_values(results, "car")[:, 0], kind="stable")
+    top, bottom = split_movers(pd.Series(by_car)) if n_main > ALL_MOVERS else (by_car[:0], by_car[:0])
+    strongest = _event_frame(results, np.argsort(-np.abs(window_values(results, "t")[:, 0]), kind="stable")[:TABLE_ROWS])
     excluded = results.excluded
     kinds = excluded["reason"].str.replace(r"[0-9][0-9,.%-]*", "#", regex=True)
     reasons = [{"kind": kind, "count": f"{count:,}", "example": excluded.loc[kinds == kind, "reason"].iat[0]}
                for kind, count in kinds.value_counts().head(12).items()]
-    fe = results.firm_events
     sizes = fe.groupby("day0").size().sort_values(ascending=False, kind="stable").head(10)
     clustered = int((fe["cluster_size"] > 1).sum())
     env = Environment(
         loader=FileSystemLoader(TEMPLATE_DIR),
-        autoescape=select_autoescape(default=True, default_for_string=True),
+        autoescape=True,  # every template and string; a plain bool keeps the compiled-template cache key stable
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.bytecode_cache = compiled_template_cache(env)
     est = cfg.estimation_window
     context = {
         "version": results.version,
@@ -236,17 +253,17 @@ def render_request_html(results: RequestResults, *, generated_at: dt.datetime | 
         "tests": [{**r, "statistic": _num(r["statistic"], 3), "p_value": _p(r["p_value"]), "n": f"{r['n']:,}",
                    "window": f"[{r['window_start']:+d},{r['window_end']:+d}]".replace("+0", "0")}
                   for r in results.tests.to_dict(orient="records")],
-        "movers_all": _event_rows(ordered) if len(ordered) <= ALL_MOVERS else None,
-        "top": _event_rows(top),
-        "bottom": _event_rows(bottom),
+        "movers_all": _event_rows(_event_frame(results, by_car)) if n_main <= ALL_MOVERS else None,
+        "top": _event_rows(_event_frame(results, np.asarray(top))),
+        "bottom": _event_rows(_event_frame(results, np.asarray(bottom))),
         "table": _event_rows(strongest),
         "table_rows": f"{len(strongest):,}",
-        "table_total": f"{len(main):,}",
+        "table_total": f"{n_main:,}",
         "reasons": reasons,
         "path_json": _json(path_figure(results)),
-        "hist_json": _json(histogram_figure(results)) if len(main) >= MIN_DISTRIBUTION else None,
+        "hist_json": _json(histogram_figure(results)) if n_main >= MIN_DISTRIBUTION else None,
         "min_distribution": MIN_DISTRIBUTION,
-        "n_main": f"{len(main):,}",
+        "n_main": f"{n_main:,}",
         "notes": list(results.notes),
         "provenance": results.provenance,
         "parameters": json.dumps(cfg.to_dict(), indent=2),
