@@ -304,7 +304,7 @@ def run(
     out_dir = out or Path("reports") / study.name
     check_output_folder(out_dir)
     _notice_replacing(out_dir, given_out=out is not None)
-    _reuse_freed_memory()
+    _reuse_freed_memory(one_arena=True)  # the rank tests of a large basket run in threads (inference.py)
     results = run_study(
         study, prices=prices, offline=offline, refresh=refresh, cache_dir=cache_dir,
         progress=sys.stderr.isatty(), strict=strict,

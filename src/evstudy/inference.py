@@ -38,8 +38,10 @@ same numbers.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -565,14 +567,25 @@ def window_selectors(rel_days: np.ndarray, windows: Sequence[Window]) -> np.ndar
     return np.array([(rel >= w.start) & (rel <= w.end) for w in windows], dtype=float)
 
 
+def _flat_positions(index: np.ndarray) -> np.ndarray:
+    """Positions in a C-ordered array of ``index``'s shape (..., T, N) of the cells [..., index[..., t, j], j].
+
+    ``np.take(values, _flat_positions(index))`` is ``np.take_along_axis(values, index, axis=-2)``, several
+    times faster (one flat gather instead of broadcast fancy indexing) and reusable across gathers.
+    """
+    *lead, rows, columns = index.shape
+    batch = np.arange(int(np.prod(lead, dtype=np.int64)), dtype=np.int64).reshape(*lead, 1, 1) * (rows * columns)
+    return batch + index * columns + np.arange(columns)
+
+
 def _subset_ranks(
     ordered: np.ndarray, inverse: np.ndarray, tied: np.ndarray, member: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Average ranks (ties averaged) of the members of a subset, from one sort of the whole set.
 
-    ``ordered`` holds the values sorted along axis -2, ``inverse`` each
-    value's position in that order (the inverse of ``np.argsort``'s
-    permutation) and ``tied`` whether each sorted value equals the one
+    ``ordered`` holds the values sorted along axis -2, ``inverse`` the flat
+    position (:func:`_flat_positions`) in that sorted array of each value in
+    its original place, and ``tied`` whether each sorted value equals the one
     before it; ``member`` (in sorted order) marks the subset. Returns the
     ranks in the original order (NaN off the subset) and each column's
     subset size, (..., 1, N). Within a run of equal values holding k
@@ -591,7 +604,7 @@ def _subset_ranks(
         rank = (before_run + 1.0 + through_run) / 2.0
     else:
         rank = through
-    ranks = np.take_along_axis(np.where(member, rank, np.nan), inverse, axis=-2)
+    ranks = np.take(np.where(member, rank, np.nan), inverse)
     return ranks, through[..., -1:, :]
 
 
@@ -624,9 +637,11 @@ def corrado_rank(est_ar: np.ndarray, event_ar: np.ndarray, selectors: np.ndarray
     length = est_ar.shape[-2]
     combined = np.concatenate([est_ar, event_ar], axis=-2)
     order = np.argsort(combined, axis=-2, kind="stable")  # sorted once; each window's pool is a subset
-    ordered = np.take_along_axis(combined, order, axis=-2)
-    inverse = np.empty_like(order)
-    np.put_along_axis(inverse, order, np.arange(order.shape[-2])[:, None], axis=-2)
+    sorted_at = _flat_positions(order)  # where each sorted value sits in the original array
+    ordered = np.take(combined, sorted_at)
+    inverse = np.empty(order.size, dtype=np.int64)  # where each original value sits in the sorted array
+    inverse[sorted_at.ravel()] = np.arange(order.size)
+    inverse = inverse.reshape(order.shape)
     tied = ordered[..., 1:, :] == ordered[..., :-1, :]
     present_sorted = np.isfinite(ordered)
     shape = (*combined.shape[:-2], n_windows)
@@ -1059,8 +1074,41 @@ class CrossSection:
         return standardized_cars(self.car, self.se)
 
 
+# From this many estimation-window residuals (series x days; ~1,000 tickers) Corrado's rank test runs in a
+# thread beside the rest of the battery: its sort and gathers release the GIL, and a thread's start-up
+# (~0.1 ms) is nothing next to its ~0.25 s at 5,000 tickers. One thread, not one per test: more threads
+# traded the GIL back and forth for no gain (benchmarks/README.md).
+THREADED_RESIDUALS = 250_000
+
+
 def cross_section_tests(data: CrossSection) -> dict[str, TestArrays]:
-    """The tests computed from the members' own CARs and residuals, each (..., windows)."""
+    """The tests computed from the members' own CARs and residuals, each (..., windows).
+
+    For a large basket (:data:`THREADED_RESIDUALS`) Corrado's test runs in a second thread
+    while this one computes the others: the same numbers, sooner on a machine with a free core.
+    """
+    corrado = (data.est_ar, data.event_ar, data.selectors)
+    if data.est_ar.size >= THREADED_RESIDUALS:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # in a copy of this context: the caller's np.errstate holds there too
+            pending = pool.submit(contextvars.copy_context().run, corrado_rank, *corrado)
+            tests = _other_cross_section_tests(data)
+            tests["corrado_rank"] = pending.result()
+    else:
+        tests = _other_cross_section_tests(data)
+        tests["corrado_rank"] = corrado_rank(*corrado)
+    return {name: tests[name] for name in CROSS_SECTION_IDS}
+
+
+CROSS_SECTION_IDS = (
+    "cs_t", "patell_z", "bmp_t", "kp_patell_z", "kp_bmp_t", "corrado_rank", "grank_t", "generalized_sign",
+    "sign_binomial", "wilcoxon", "std_portfolio_t",
+)
+"""The tests of :func:`cross_section_tests`, in its order."""
+
+
+def _other_cross_section_tests(data: CrossSection) -> dict[str, TestArrays]:
+    """:func:`cross_section_tests` but Corrado's test."""
     scar = data.scar
     df = data.df[..., None, :]
     rbar, pairs = mean_residual_correlation(data.est_ar)
@@ -1071,7 +1119,6 @@ def cross_section_tests(data: CrossSection) -> dict[str, TestArrays]:
         "bmp_t": bmp_t(scar),
         "kp_patell_z": kp_patell_z(scar, df, rbar, pairs),
         "kp_bmp_t": kp_bmp_t(scar, rbar, pairs),
-        "corrado_rank": corrado_rank(data.est_ar, data.event_ar, data.selectors),
         "grank_t": grank_t(data.car, data.se, data.est_ar, data.df),
         "generalized_sign": generalized_sign(data.car, data.est_ar),
         "sign_binomial": sign_binomial(data.car, data.est_ar),
