@@ -433,17 +433,18 @@ def kp_bmp_t(scar: np.ndarray, rbar: np.ndarray, pairs: np.ndarray) -> TestArray
 # numpy and scipy.special in place of scipy.stats, whose import costs ~0.5 CPU s of every study.
 
 
-def _row_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _row_ranks(values: np.ndarray, ties: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Average ranks along the last axis of a 2-D array, NaN omitted; also each row's ties.
 
     Returns the ranks (NaN where the value is NaN), each row's tie term
     sum_g (t_g^3 - t_g) over its groups of t_g equal values, and whether the
-    row has a tie. A run of equal values starting at sorted position f and
+    row has a tie (both None without ``ties``). A run of equal values starting at sorted position f and
     ending before e gets (f + 1 + e) / 2, the rule of ``scipy.stats.rankdata``.
     """
     rows, width = values.shape
     order = np.argsort(values, axis=-1, kind="stable")  # NaN sorts last
-    ordered = np.take_along_axis(values, order, axis=-1)
+    sorted_at = (order + (np.arange(rows, dtype=np.int64) * width)[:, None]).ravel()  # flat gathers: no fancy indices
+    ordered = np.take(values.ravel(), sorted_at).reshape(rows, width)
     valid = ~np.isnan(ordered)
     new_run = np.ones((rows, width), dtype=bool)
     new_run[:, 1:] = ordered[:, 1:] != ordered[:, :-1]  # NaN != NaN: each NaN its own run
@@ -452,10 +453,12 @@ def _row_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     run_end = np.ones((rows, width), dtype=bool)
     run_end[:, :-1] = new_run[:, 1:]
     end = np.flip(np.minimum.accumulate(np.flip(np.where(run_end, position + 1, width), -1), axis=-1), -1)
-    ranks = np.empty((rows, width))
-    np.put_along_axis(ranks, order, np.where(valid, 0.5 * (start + end + 1), np.nan), axis=-1)
+    ranks = np.empty(rows * width)
+    ranks[sorted_at] = np.where(valid, 0.5 * (start + end + 1), np.nan).ravel()
+    if not ties:
+        return ranks.reshape(rows, width), None, None
     size = np.where(new_run & valid, end - start, 0).astype(float)
-    return ranks, (size**3 - size).sum(axis=-1), (size > 1).any(axis=-1)
+    return ranks.reshape(rows, width), (size**3 - size).sum(axis=-1), (size > 1).any(axis=-1)
 
 
 def average_ranks(values: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -467,7 +470,7 @@ def average_ranks(values: np.ndarray, axis: int = -1) -> np.ndarray:
     moved = np.moveaxis(np.asarray(values, dtype=float), axis, -1)
     if moved.size == 0:
         return np.moveaxis(np.full(moved.shape, np.nan), -1, axis)
-    ranks, _, _ = _row_ranks(moved.reshape(-1, moved.shape[-1]))
+    ranks, _, _ = _row_ranks(moved.reshape(-1, moved.shape[-1]), ties=False)
     return np.moveaxis(ranks.reshape(moved.shape), -1, axis)
 
 
@@ -710,21 +713,24 @@ def grank_t(car: np.ndarray, se: np.ndarray, est_ar: np.ndarray, df: np.ndarray)
     est_rank = average_ranks(sar, axis=-2)  # (..., L, N), NaN where missing
     stat = np.full(n.shape, np.nan)
     days = np.zeros(n.shape, dtype=int)
+    valid_any = np.isfinite(sar)
     for w in range(n.shape[-1]):  # one small pass per window: windows are few
         g = gsar0[..., w, :]  # (..., N)
         member = np.isfinite(g)
-        sar_w = np.where(member[..., None, :], sar, np.nan)
-        valid = np.isfinite(sar_w)
-        below = (valid & (sar_w < g[..., None, :])).sum(axis=-2)
-        ties = (valid & (sar_w == g[..., None, :])).sum(axis=-2)
+        valid = valid_any & member[..., None, :]
+        lower = sar < g[..., None, :]
+        equal = sar == g[..., None, :]
+        below = (valid & lower).sum(axis=-2)
+        ties = (valid & equal).sum(axis=-2)
         count = valid.sum(axis=-2) + 1  # T_i
         # Adding day 0 lifts every estimation rank above it by one (by a half for a tie).
-        shift = np.where(sar_w > g[..., None, :], 1.0, np.where(sar_w == g[..., None, :], 0.5, 0.0))
-        u_est = np.where(valid, (est_rank + shift) / (count[..., None, :] + 1.0) - 0.5, np.nan)
-        u0 = np.where(member, (1.0 + below + 0.5 * ties) / (count + 1.0) - 0.5, np.nan)
-        u = np.concatenate([u_est, u0[..., None, :]], axis=-2)  # (..., L + 1, N)
-        n_t = np.isfinite(u).sum(axis=-1)
-        u_bar = np.where(np.isfinite(u), u, 0.0).sum(axis=-1) / np.where(n_t > 0, n_t, np.nan)
+        shift = np.where(lower, 0.0, np.where(equal, 0.5, 1.0))
+        u_est = np.where(valid, (est_rank + shift) / (count[..., None, :] + 1.0) - 0.5, 0.0)  # 0 where missing
+        u0 = np.where(member, (1.0 + below + 0.5 * ties) / (count + 1.0) - 0.5, 0.0)
+        # per day t (the estimation days, then day 0): the members present and the mean of their U_it
+        n_t = np.concatenate([valid.sum(axis=-1), member.sum(axis=-1)[..., None]], axis=-1)
+        u_sum = np.concatenate([u_est, u0[..., None, :]], axis=-2).sum(axis=-1)  # (..., L + 1, N): summed as one
+        u_bar = u_sum / np.where(n_t > 0, n_t, np.nan)
         n_members = member.sum(axis=-1)
         t_days = (n_t > 0).sum(axis=-1)
         s_u = np.sqrt(
