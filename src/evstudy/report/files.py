@@ -250,18 +250,23 @@ def _csv_column(column: pd.Series, date_format: str | None) -> list[str] | None:
         for position in np.flatnonzero(np.isnat(values)).tolist():
             cells[position] = ""
         return cells
-    if isinstance(dtype, pd.StringDtype) or (isinstance(dtype, np.dtype) and dtype.kind == "O"):
-        values = column.to_numpy(dtype=object, na_value=None) if isinstance(dtype, pd.StringDtype) else \
-            column.to_numpy()
-        cells = ["" if value is None else value for value in values.tolist()]
-        joined = "".join(cells) if all(type(cell) is str for cell in cells) else None
-        if joined is None or "\r" in joined or "\n" in joined:
-            return None
-        if "," in joined or '"' in joined:  # csv.QUOTE_MINIMAL, as pandas writes: quoted, inner quotes doubled
-            cells = [f'"{cell.replace(chr(34), chr(34) * 2)}"' if "," in cell or '"' in cell else cell
-                     for cell in cells]
-        return cells
+    if isinstance(dtype, pd.StringDtype):  # few distinct texts (tickers, baskets): each checked and quoted once
+        codes, uniques = pd.factorize(column)
+        texts = _csv_texts(uniques.tolist())
+        return None if texts is None else np.array([*texts, ""], dtype=object)[codes].tolist()  # -1: missing
+    if isinstance(dtype, np.dtype) and dtype.kind == "O":
+        return _csv_texts(["" if value is None else value for value in column.to_numpy().tolist()])
     return None
+
+
+def _csv_texts(cells: list[Any]) -> list[str] | None:
+    """Text cells as pandas' writer gives them, or None if one is not text or holds a line break."""
+    joined = "".join(cells) if all(type(cell) is str for cell in cells) else None
+    if joined is None or "\r" in joined or "\n" in joined:
+        return None
+    if "," in joined or '"' in joined:  # csv.QUOTE_MINIMAL, as pandas writes: quoted, inner quotes doubled
+        cells = [f'"{cell.replace(chr(34), chr(34) * 2)}"' if "," in cell or '"' in cell else cell for cell in cells]
+    return cells
 
 
 def capped_report(results: StudyResults, report: bytes, data_files: list[str], max_bytes: int) -> bytes:
