@@ -543,10 +543,15 @@ def test_a_large_basket_gets_the_same_battery_with_corrado_in_a_thread(monkeypat
     monkeypatch.setattr(inference, "THREADED_RESIDUALS", 10**12)
     alone = cross_section_tests(section)
     monkeypatch.setattr(inference, "THREADED_RESIDUALS", 0)
+    monkeypatch.setattr(inference, "_cpus", lambda: 2)
+    threads = []
+    real_pool = inference.ThreadPoolExecutor
+    monkeypatch.setattr(inference, "ThreadPoolExecutor", lambda **kw: threads.append(kw) or real_pool(**kw))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with np.errstate(all="ignore"):
             threaded = cross_section_tests(section)
+    assert threads == [{"max_workers": 1}]
     assert list(threaded) == list(alone)
     for name, test in alone.items():
         for field in ("statistic", "p_value", "n", "note"):

@@ -486,12 +486,18 @@ def test_outputs_built_in_a_forked_child_are_the_same_set(prices, tmp_path, monk
     forks = []
     real_fork = os.fork
     monkeypatch.setattr(cli_module.os, "fork", lambda: forks.append(1) or real_fork())
+    monkeypatch.setattr(cli_module.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(cli_module.os, "getloadavg", lambda: (0.2, 0.2, 0.2))
     assert study(prices, tmp_path / "here")[0] == 0
     assert not forks  # a small run builds everything here
     monkeypatch.setattr(cli_module, "_FORK_MIN_ROWS", 0)
-    monkeypatch.setattr(cli_module.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(cli_module.os, "getloadavg", lambda: (1.8, 1.0, 1.0))
+    assert study(prices, tmp_path / "busy")[0] == 0
+    assert not forks  # no idle core: everything here too
+    monkeypatch.setattr(cli_module.os, "getloadavg", lambda: (0.2, 0.2, 0.2))
     assert study(prices, tmp_path / "forked")[0] == 0
     assert forks == [1]
+    assert _without_time(snapshot(tmp_path / "busy")) == _without_time(snapshot(tmp_path / "here"))
     assert _without_time(snapshot(tmp_path / "forked")) == _without_time(snapshot(tmp_path / "here"))
     assert siblings(tmp_path / "forked") == []
 
@@ -506,6 +512,10 @@ def test_a_failing_child_costs_nothing_but_its_time(prices, tmp_path, monkeypatc
     assert study(prices, tmp_path / "here")[0] == 0
     monkeypatch.setattr(cli_module, "_FORK_MIN_ROWS", 0)
     monkeypatch.setattr(cli_module.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(cli_module.os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    forks = []
+    real_fork = os.fork
+    monkeypatch.setattr(cli_module.os, "fork", lambda: forks.append(1) or real_fork())
     parent = os.getpid()
 
     def dumps_in_parent_only(*args, **kwargs):
@@ -516,4 +526,5 @@ def test_a_failing_child_costs_nothing_but_its_time(prices, tmp_path, monkeypatc
     monkeypatch.setattr(cli_module.pickle, "dumps", dumps_in_parent_only)
     code, _, err = study(prices, tmp_path / "fallback")
     assert code == 0, err
+    assert forks == [1]
     assert _without_time(snapshot(tmp_path / "fallback")) == _without_time(snapshot(tmp_path / "here"))

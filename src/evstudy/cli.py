@@ -332,6 +332,10 @@ _FORK_MIN_ROWS = 20_000
 # What the forked child builds: about the time report.html and abnormal_returns.csv take here
 # (~0.7 and ~0.9 CPU s at 5,000 tickers, the child's side with its fork and pipe costs).
 _CHILD_BUILDS = ("results.json", "cars.csv", "tests.csv")
+# The child runs only while the 1-minute load average leaves about a core idle (as ``make -l`` decides
+# whether to start another job): on a machine busy with other work it cannot overlap, and its faults on
+# pages shared with this process cost more than it saves (benchmarks/README.md).
+_FREE_CORE_LOAD = 0.5
 
 
 def _outputs_alongside(results: Any, *, xlsx: bool) -> dict[str, Callable[[], bytes]] | None:
@@ -350,8 +354,10 @@ def _outputs_alongside(results: Any, *, xlsx: bool) -> dict[str, Callable[[], by
     from evstudy.report.files import data_file_builders
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    if not hasattr(os, "fork") or sys.platform != "linux" or cpus < 2 or len(results.abnormal_returns) < _FORK_MIN_ROWS:
+    if not hasattr(os, "fork") or sys.platform != "linux" or len(results.abnormal_returns) < _FORK_MIN_ROWS:
         return None
+    if cpus < 2 or os.getloadavg()[0] > cpus - _FREE_CORE_LOAD:
+        return None  # no core to spare: the child's copy-on-write faults (~0.3-0.5 CPU s) would only add time
     builders = {name: build for name, build in data_file_builders(results, xlsx=xlsx).items() if name in _CHILD_BUILDS}
     sys.stdout.flush()
     sys.stderr.flush()

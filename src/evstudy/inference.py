@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -1090,11 +1091,12 @@ THREADED_RESIDUALS = 250_000
 def cross_section_tests(data: CrossSection) -> dict[str, TestArrays]:
     """The tests computed from the members' own CARs and residuals, each (..., windows).
 
-    For a large basket (:data:`THREADED_RESIDUALS`) Corrado's test runs in a second thread
-    while this one computes the others: the same numbers, sooner on a machine with a free core.
+    For a large basket (:data:`THREADED_RESIDUALS`) on two CPUs or more, Corrado's test runs in a
+    second thread while this one computes the others: the same numbers, sooner on a machine with a
+    free core.
     """
     corrado = (data.est_ar, data.event_ar, data.selectors)
-    if data.est_ar.size >= THREADED_RESIDUALS:
+    if data.est_ar.size >= THREADED_RESIDUALS and _cpus() >= 2:
         with ThreadPoolExecutor(max_workers=1) as pool:
             # in a copy of this context: the caller's np.errstate holds there too
             pending = pool.submit(contextvars.copy_context().run, corrado_rank, *corrado)
@@ -1104,6 +1106,11 @@ def cross_section_tests(data: CrossSection) -> dict[str, TestArrays]:
         tests = _other_cross_section_tests(data)
         tests["corrado_rank"] = corrado_rank(*corrado)
     return {name: tests[name] for name in CROSS_SECTION_IDS}
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 CROSS_SECTION_IDS = (
