@@ -304,7 +304,7 @@ def run(
     out_dir = out or Path("reports") / study.name
     check_output_folder(out_dir)
     _notice_replacing(out_dir, given_out=out is not None)
-    _reuse_freed_memory(one_arena=True)  # the rank tests of a large basket run in threads (inference.py)
+    _reuse_freed_memory(one_arena=True)  # one arena: Corrado's test of a large basket runs in a thread (inference.py)
     results = run_study(
         study, prices=prices, offline=offline, refresh=refresh, cache_dir=cache_dir,
         progress=sys.stderr.isatty(), strict=strict,
@@ -330,7 +330,7 @@ def run(
 # process of several hundred MB) and the child's copy-on-write faults would cost more than they save.
 _FORK_MIN_ROWS = 20_000
 # What the forked child builds: about the time report.html and abnormal_returns.csv take here
-# (~0.7 and ~0.9 CPU s at 5,000 tickers, the child's side with its fork and pipe costs).
+# (~0.8 CPU s each side at 5,000 tickers, the child's with its pipe and pickle).
 _CHILD_BUILDS = ("results.json", "cars.csv", "tests.csv")
 # The child runs only while the 1-minute load average leaves about a core idle (as ``make -l`` decides
 # whether to start another job): on a machine busy with other work it cannot overlap, and its faults on
@@ -347,7 +347,7 @@ def _outputs_alongside(results: Any, *, xlsx: bool) -> dict[str, Callable[[], by
     this process still writes the whole set at once (``write_output_set``), so the output
     folder holds one complete run or the previous one. Returns, per file, a function giving its
     bytes (for ``write_outputs(built_elsewhere=...)``), or None (build everything here) for a
-    small run, one CPU, or a system without fork. If the child fails, the files are built here,
+    small run, one CPU or no idle one (:data:`_FREE_CORE_LOAD`), or a system without fork. If the child fails, the files are built here,
     so an error is raised as it would be without the child. Forking is a process-wide step, so
     only the CLI, which owns its process, takes it.
     """
