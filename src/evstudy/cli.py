@@ -347,9 +347,9 @@ def _outputs_alongside(results: Any, *, xlsx: bool) -> dict[str, Callable[[], by
     this process still writes the whole set at once (``write_output_set``), so the output
     folder holds one complete run or the previous one. Returns, per file, a function giving its
     bytes (for ``write_outputs(built_elsewhere=...)``), or None (build everything here) for a
-    small run, one CPU or no idle one (:data:`_FREE_CORE_LOAD`), or a system without fork. If the child fails, the files are built here,
-    so an error is raised as it would be without the child. Forking is a process-wide step, so
-    only the CLI, which owns its process, takes it.
+    small run, one CPU or no idle one (:data:`_FREE_CORE_LOAD`), or a system without fork. If the
+    child fails, the files are built here, so an error is raised as it would be without the child.
+    Forking is a process-wide step, so only the CLI, which owns its process, takes it.
     """
     from evstudy.report.files import data_file_builders
 

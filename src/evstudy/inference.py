@@ -730,7 +730,7 @@ def grank_t(car: np.ndarray, se: np.ndarray, est_ar: np.ndarray, df: np.ndarray)
         u0 = np.where(member, (1.0 + below + 0.5 * ties) / (count + 1.0) - 0.5, 0.0)
         # per day t (the estimation days, then day 0): the members present and the mean of their U_it
         n_t = np.concatenate([valid.sum(axis=-1), member.sum(axis=-1)[..., None]], axis=-1)
-        u_sum = np.concatenate([u_est, u0[..., None, :]], axis=-2).sum(axis=-1)  # (..., L + 1, N): summed as one
+        u_sum = np.concatenate([u_est, u0[..., None, :]], axis=-2).sum(axis=-1)  # one array: its layout sets the order
         u_bar = u_sum / np.where(n_t > 0, n_t, np.nan)
         n_members = member.sum(axis=-1)
         t_days = (n_t > 0).sum(axis=-1)

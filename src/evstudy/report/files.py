@@ -168,7 +168,9 @@ def data_file_builders(results: StudyResults, *, xlsx: bool = False) -> dict[str
         "abnormal_returns.csv": lambda: fast_table_csv(
             with_baskets(results.abnormal_returns[AR_COLUMNS], results.memberships), date_format="%Y-%m-%d"
         ).encode("utf-8"),
-        "cars.csv": lambda: fast_table_csv(with_baskets(results.cars[CAR_COLUMNS], results.memberships)).encode("utf-8"),
+        "cars.csv": lambda: fast_table_csv(
+            with_baskets(results.cars[CAR_COLUMNS], results.memberships)
+        ).encode("utf-8"),
         "tests.csv": lambda: fast_table_csv(results.tests[TEST_COLUMNS]).encode("utf-8"),
     }
     comparison = results.extras.get("comparisons")
