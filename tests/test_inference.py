@@ -524,3 +524,36 @@ def test_mean_correlation_matches_pair_by_pair_with_gaps_constants_and_absent_me
     assert mean_residual_correlation(short, min_days=30)[0] == pytest.approx(
         _naive_mean_correlation(short, 30)[0], rel=1e-12
     )
+
+
+def test_a_large_basket_gets_the_same_battery_with_corrado_in_a_thread(monkeypatch):
+    """Over THREADED_RESIDUALS, Corrado's test runs in a second thread: every array as computed in one thread,
+    batch axes, ties and gaps included, and warnings as the caller's np.errstate sets them."""
+    import warnings
+
+    import evstudy.inference as inference
+
+    rng = np.random.default_rng(7)
+    est, ev = np.round(rng.normal(size=(2, 120, 30)), 1), np.round(rng.normal(size=(2, 11, 30)), 1)
+    est[rng.random(est.shape) < 0.1] = np.nan
+    ev[rng.random(ev.shape) < 0.1] = np.nan
+    car, se = rng.normal(size=(2, 3, 30)), rng.random((2, 3, 30)) + 0.1
+    section = CrossSection(car, se, np.full((2, 30), 118.0), est, ev,
+                           window_selectors(np.arange(-5, 6), [Window(0, 0), Window(-1, 1), Window(-5, 5)]))
+    monkeypatch.setattr(inference, "THREADED_RESIDUALS", 10**12)
+    alone = cross_section_tests(section)
+    monkeypatch.setattr(inference, "THREADED_RESIDUALS", 0)
+    monkeypatch.setattr(inference, "_cpus", lambda: 2)
+    threads = []
+    real_pool = inference.ThreadPoolExecutor
+    monkeypatch.setattr(inference, "ThreadPoolExecutor", lambda **kw: threads.append(kw) or real_pool(**kw))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all="ignore"):
+            threaded = cross_section_tests(section)
+    assert threads == [{"max_workers": 1}]
+    assert list(threaded) == list(alone)
+    for name, test in alone.items():
+        for field in ("statistic", "p_value", "n", "note"):
+            assert np.array_equal(getattr(threaded[name], field), getattr(test, field),
+                                  equal_nan=field != "note"), (name, field)

@@ -465,3 +465,66 @@ def test_library_write_error_is_a_config_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(ConfigError, match="cannot create the output folder"):
         write_output_set(blocker / "sub", {"cars.csv": b"x"}, command="test")
+
+
+# --------------------------------------------------------------------------- outputs built in two processes
+
+
+def _without_time(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The files of a run, report.html and the manifest without their generation times."""
+    import re
+
+    stamp = re.compile(rb"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?")
+    return {name: stamp.sub(b"", data) if name in ("report.html", MANIFEST) else data for name, data in files.items()}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform != "linux", reason="the CLI forks on Linux only")
+def test_outputs_built_in_a_forked_child_are_the_same_set(prices, tmp_path, monkeypatch):
+    """A large run builds results.json, cars.csv and tests.csv in a forked child: the same bytes, one set."""
+    import evstudy.cli as cli_module
+
+    forks = []
+    real_fork = os.fork
+    monkeypatch.setattr(cli_module.os, "fork", lambda: forks.append(1) or real_fork())
+    monkeypatch.setattr(cli_module.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(cli_module.os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    assert study(prices, tmp_path / "here")[0] == 0
+    assert not forks  # a small run builds everything here
+    monkeypatch.setattr(cli_module, "_FORK_MIN_ROWS", 0)
+    monkeypatch.setattr(cli_module.os, "getloadavg", lambda: (1.8, 1.0, 1.0))
+    assert study(prices, tmp_path / "busy")[0] == 0
+    assert not forks  # no idle core: everything here too
+    monkeypatch.setattr(cli_module.os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    assert study(prices, tmp_path / "forked")[0] == 0
+    assert forks == [1]
+    assert _without_time(snapshot(tmp_path / "busy")) == _without_time(snapshot(tmp_path / "here"))
+    assert _without_time(snapshot(tmp_path / "forked")) == _without_time(snapshot(tmp_path / "here"))
+    assert siblings(tmp_path / "forked") == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform != "linux", reason="the CLI forks on Linux only")
+def test_a_failing_child_costs_nothing_but_its_time(prices, tmp_path, monkeypatch):
+    """If the forked child fails, this process builds its files: the same set, no error."""
+    import pickle
+
+    import evstudy.cli as cli_module
+
+    assert study(prices, tmp_path / "here")[0] == 0
+    monkeypatch.setattr(cli_module, "_FORK_MIN_ROWS", 0)
+    monkeypatch.setattr(cli_module.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(cli_module.os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    forks = []
+    real_fork = os.fork
+    monkeypatch.setattr(cli_module.os, "fork", lambda: forks.append(1) or real_fork())
+    parent = os.getpid()
+
+    def dumps_in_parent_only(*args, **kwargs):
+        if os.getpid() != parent:
+            raise MemoryError("the child ran out of memory")
+        return pickle.dumps(*args, **kwargs)
+
+    monkeypatch.setattr(cli_module.pickle, "dumps", dumps_in_parent_only)
+    code, _, err = study(prices, tmp_path / "fallback")
+    assert code == 0, err
+    assert forks == [1]
+    assert _without_time(snapshot(tmp_path / "fallback")) == _without_time(snapshot(tmp_path / "here"))

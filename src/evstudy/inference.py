@@ -38,8 +38,11 @@ same numbers.
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -431,17 +434,18 @@ def kp_bmp_t(scar: np.ndarray, rbar: np.ndarray, pairs: np.ndarray) -> TestArray
 # numpy and scipy.special in place of scipy.stats, whose import costs ~0.5 CPU s of every study.
 
 
-def _row_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _row_ranks(values: np.ndarray, ties: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Average ranks along the last axis of a 2-D array, NaN omitted; also each row's ties.
 
     Returns the ranks (NaN where the value is NaN), each row's tie term
     sum_g (t_g^3 - t_g) over its groups of t_g equal values, and whether the
-    row has a tie. A run of equal values starting at sorted position f and
+    row has a tie (both None without ``ties``). A run of equal values starting at sorted position f and
     ending before e gets (f + 1 + e) / 2, the rule of ``scipy.stats.rankdata``.
     """
     rows, width = values.shape
     order = np.argsort(values, axis=-1, kind="stable")  # NaN sorts last
-    ordered = np.take_along_axis(values, order, axis=-1)
+    sorted_at = (order + (np.arange(rows, dtype=np.int64) * width)[:, None]).ravel()  # flat gathers: no fancy indices
+    ordered = np.take(values.ravel(), sorted_at).reshape(rows, width)
     valid = ~np.isnan(ordered)
     new_run = np.ones((rows, width), dtype=bool)
     new_run[:, 1:] = ordered[:, 1:] != ordered[:, :-1]  # NaN != NaN: each NaN its own run
@@ -450,10 +454,12 @@ def _row_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     run_end = np.ones((rows, width), dtype=bool)
     run_end[:, :-1] = new_run[:, 1:]
     end = np.flip(np.minimum.accumulate(np.flip(np.where(run_end, position + 1, width), -1), axis=-1), -1)
-    ranks = np.empty((rows, width))
-    np.put_along_axis(ranks, order, np.where(valid, 0.5 * (start + end + 1), np.nan), axis=-1)
+    ranks = np.empty(rows * width)
+    ranks[sorted_at] = np.where(valid, 0.5 * (start + end + 1), np.nan).ravel()
+    if not ties:
+        return ranks.reshape(rows, width), None, None
     size = np.where(new_run & valid, end - start, 0).astype(float)
-    return ranks, (size**3 - size).sum(axis=-1), (size > 1).any(axis=-1)
+    return ranks.reshape(rows, width), (size**3 - size).sum(axis=-1), (size > 1).any(axis=-1)
 
 
 def average_ranks(values: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -465,7 +471,7 @@ def average_ranks(values: np.ndarray, axis: int = -1) -> np.ndarray:
     moved = np.moveaxis(np.asarray(values, dtype=float), axis, -1)
     if moved.size == 0:
         return np.moveaxis(np.full(moved.shape, np.nan), -1, axis)
-    ranks, _, _ = _row_ranks(moved.reshape(-1, moved.shape[-1]))
+    ranks, _, _ = _row_ranks(moved.reshape(-1, moved.shape[-1]), ties=False)
     return np.moveaxis(ranks.reshape(moved.shape), -1, axis)
 
 
@@ -565,14 +571,25 @@ def window_selectors(rel_days: np.ndarray, windows: Sequence[Window]) -> np.ndar
     return np.array([(rel >= w.start) & (rel <= w.end) for w in windows], dtype=float)
 
 
+def _flat_positions(index: np.ndarray) -> np.ndarray:
+    """Positions in a C-ordered array of ``index``'s shape (..., T, N) of the cells [..., index[..., t, j], j].
+
+    ``np.take(values, _flat_positions(index))`` is ``np.take_along_axis(values, index, axis=-2)``, several
+    times faster (one flat gather instead of broadcast fancy indexing) and reusable across gathers.
+    """
+    *lead, rows, columns = index.shape
+    batch = np.arange(int(np.prod(lead, dtype=np.int64)), dtype=np.int64).reshape(*lead, 1, 1) * (rows * columns)
+    return batch + index * columns + np.arange(columns)
+
+
 def _subset_ranks(
     ordered: np.ndarray, inverse: np.ndarray, tied: np.ndarray, member: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Average ranks (ties averaged) of the members of a subset, from one sort of the whole set.
 
-    ``ordered`` holds the values sorted along axis -2, ``inverse`` each
-    value's position in that order (the inverse of ``np.argsort``'s
-    permutation) and ``tied`` whether each sorted value equals the one
+    ``ordered`` holds the values sorted along axis -2, ``inverse`` the flat
+    position (:func:`_flat_positions`) in that sorted array of each value in
+    its original place, and ``tied`` whether each sorted value equals the one
     before it; ``member`` (in sorted order) marks the subset. Returns the
     ranks in the original order (NaN off the subset) and each column's
     subset size, (..., 1, N). Within a run of equal values holding k
@@ -591,7 +608,7 @@ def _subset_ranks(
         rank = (before_run + 1.0 + through_run) / 2.0
     else:
         rank = through
-    ranks = np.take_along_axis(np.where(member, rank, np.nan), inverse, axis=-2)
+    ranks = np.take(np.where(member, rank, np.nan), inverse)
     return ranks, through[..., -1:, :]
 
 
@@ -624,9 +641,11 @@ def corrado_rank(est_ar: np.ndarray, event_ar: np.ndarray, selectors: np.ndarray
     length = est_ar.shape[-2]
     combined = np.concatenate([est_ar, event_ar], axis=-2)
     order = np.argsort(combined, axis=-2, kind="stable")  # sorted once; each window's pool is a subset
-    ordered = np.take_along_axis(combined, order, axis=-2)
-    inverse = np.empty_like(order)
-    np.put_along_axis(inverse, order, np.arange(order.shape[-2])[:, None], axis=-2)
+    sorted_at = _flat_positions(order)  # where each sorted value sits in the original array
+    ordered = np.take(combined, sorted_at)
+    inverse = np.empty(order.size, dtype=np.int64)  # where each original value sits in the sorted array
+    inverse[sorted_at.ravel()] = np.arange(order.size)
+    inverse = inverse.reshape(order.shape)
     tied = ordered[..., 1:, :] == ordered[..., :-1, :]
     present_sorted = np.isfinite(ordered)
     shape = (*combined.shape[:-2], n_windows)
@@ -695,21 +714,24 @@ def grank_t(car: np.ndarray, se: np.ndarray, est_ar: np.ndarray, df: np.ndarray)
     est_rank = average_ranks(sar, axis=-2)  # (..., L, N), NaN where missing
     stat = np.full(n.shape, np.nan)
     days = np.zeros(n.shape, dtype=int)
+    valid_any = np.isfinite(sar)
     for w in range(n.shape[-1]):  # one small pass per window: windows are few
         g = gsar0[..., w, :]  # (..., N)
         member = np.isfinite(g)
-        sar_w = np.where(member[..., None, :], sar, np.nan)
-        valid = np.isfinite(sar_w)
-        below = (valid & (sar_w < g[..., None, :])).sum(axis=-2)
-        ties = (valid & (sar_w == g[..., None, :])).sum(axis=-2)
+        valid = valid_any & member[..., None, :]
+        lower = sar < g[..., None, :]
+        equal = sar == g[..., None, :]
+        below = (valid & lower).sum(axis=-2)
+        ties = (valid & equal).sum(axis=-2)
         count = valid.sum(axis=-2) + 1  # T_i
         # Adding day 0 lifts every estimation rank above it by one (by a half for a tie).
-        shift = np.where(sar_w > g[..., None, :], 1.0, np.where(sar_w == g[..., None, :], 0.5, 0.0))
-        u_est = np.where(valid, (est_rank + shift) / (count[..., None, :] + 1.0) - 0.5, np.nan)
-        u0 = np.where(member, (1.0 + below + 0.5 * ties) / (count + 1.0) - 0.5, np.nan)
-        u = np.concatenate([u_est, u0[..., None, :]], axis=-2)  # (..., L + 1, N)
-        n_t = np.isfinite(u).sum(axis=-1)
-        u_bar = np.where(np.isfinite(u), u, 0.0).sum(axis=-1) / np.where(n_t > 0, n_t, np.nan)
+        shift = np.where(lower, 0.0, np.where(equal, 0.5, 1.0))
+        u_est = np.where(valid, (est_rank + shift) / (count[..., None, :] + 1.0) - 0.5, 0.0)  # 0 where missing
+        u0 = np.where(member, (1.0 + below + 0.5 * ties) / (count + 1.0) - 0.5, 0.0)
+        # per day t (the estimation days, then day 0): the members present and the mean of their U_it
+        n_t = np.concatenate([valid.sum(axis=-1), member.sum(axis=-1)[..., None]], axis=-1)
+        u_sum = np.concatenate([u_est, u0[..., None, :]], axis=-2).sum(axis=-1)  # one array: its layout sets the order
+        u_bar = u_sum / np.where(n_t > 0, n_t, np.nan)
         n_members = member.sum(axis=-1)
         t_days = (n_t > 0).sum(axis=-1)
         s_u = np.sqrt(
@@ -1059,8 +1081,47 @@ class CrossSection:
         return standardized_cars(self.car, self.se)
 
 
+# From this many estimation-window residuals (series x days; ~1,000 tickers) Corrado's rank test runs in a
+# thread beside the rest of the battery: its sort and gathers release the GIL, and a thread's start-up
+# (~0.1 ms) is nothing next to its ~0.25 s at 5,000 tickers. One thread, not one per test: more threads
+# traded the GIL back and forth for no gain (benchmarks/README.md).
+THREADED_RESIDUALS = 250_000
+
+
 def cross_section_tests(data: CrossSection) -> dict[str, TestArrays]:
-    """The tests computed from the members' own CARs and residuals, each (..., windows)."""
+    """The tests computed from the members' own CARs and residuals, each (..., windows).
+
+    For a large basket (:data:`THREADED_RESIDUALS`) on two CPUs or more, Corrado's test runs in a
+    second thread while this one computes the others: the same numbers, sooner on a machine with a
+    free core.
+    """
+    corrado = (data.est_ar, data.event_ar, data.selectors)
+    if data.est_ar.size >= THREADED_RESIDUALS and _cpus() >= 2:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # in a copy of this context: the caller's np.errstate holds there too
+            pending = pool.submit(contextvars.copy_context().run, corrado_rank, *corrado)
+            tests = _other_cross_section_tests(data)
+            tests["corrado_rank"] = pending.result()
+    else:
+        tests = _other_cross_section_tests(data)
+        tests["corrado_rank"] = corrado_rank(*corrado)
+    return {name: tests[name] for name in CROSS_SECTION_IDS}
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+CROSS_SECTION_IDS = (
+    "cs_t", "patell_z", "bmp_t", "kp_patell_z", "kp_bmp_t", "corrado_rank", "grank_t", "generalized_sign",
+    "sign_binomial", "wilcoxon", "std_portfolio_t",
+)
+"""The tests of :func:`cross_section_tests`, in its order."""
+
+
+def _other_cross_section_tests(data: CrossSection) -> dict[str, TestArrays]:
+    """:func:`cross_section_tests` but Corrado's test."""
     scar = data.scar
     df = data.df[..., None, :]
     rbar, pairs = mean_residual_correlation(data.est_ar)
@@ -1071,7 +1132,6 @@ def cross_section_tests(data: CrossSection) -> dict[str, TestArrays]:
         "bmp_t": bmp_t(scar),
         "kp_patell_z": kp_patell_z(scar, df, rbar, pairs),
         "kp_bmp_t": kp_bmp_t(scar, rbar, pairs),
-        "corrado_rank": corrado_rank(data.est_ar, data.event_ar, data.selectors),
         "grank_t": grank_t(data.car, data.se, data.est_ar, data.df),
         "generalized_sign": generalized_sign(data.car, data.est_ar),
         "sign_binomial": sign_binomial(data.car, data.est_ar),

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from evstudy.report.format import joined_by
+from evstudy.report.format import joined_by, values
 from evstudy.results import EventTimeline, StudyResults
 
 if TYPE_CHECKING:
@@ -488,11 +488,13 @@ def _day0_table(results: StudyResults, event_id: str) -> pd.DataFrame:
         return table
     titles = basket_titles(results)
     pairs = members.drop_duplicates(["ticker", "basket"])
-    in_baskets = joined_by(pairs["ticker"], [titles.get(b, b) for b in pairs["basket"]], ", ")
-    others = joined_by(ar["ticker"], [f"vs {esc(b)}: {v * 100:+.2f}%" for b, v in zip(ar["benchmark"], ar["abnormal_return"])],
-                        "<br>")
+    in_baskets = joined_by(pairs["ticker"], [titles.get(b, b) for b in values(pairs["basket"])], ", ")
+    others = joined_by(ar["ticker"], [
+        f"vs {esc(b)}: {v * 100:+.2f}%" for b, v in zip(values(ar["benchmark"]), values(ar["abnormal_return"]))
+    ], "<br>")
+    tickers = values(table["ticker"])
     return table.assign(
-        baskets=[esc(in_baskets.get(t, "")) for t in table["ticker"]], others=[others.get(t, "") for t in table["ticker"]],
+        baskets=[esc(in_baskets.get(t, "")) for t in tickers], others=[others.get(t, "") for t in tickers],
     )
 
 

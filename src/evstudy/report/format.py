@@ -147,7 +147,7 @@ def records(frame: pd.DataFrame, columns: list[str] | None = None) -> list[dict[
     names = list(frame.columns) if columns is None else columns
     if not all(_plain(frame[name]) for name in names):  # nullable ints and the like: pandas' own rules
         return frame[names].to_dict("records")
-    return [dict(zip(names, values)) for values in zip(*(frame[name].tolist() for name in names))]
+    return [dict(zip(names, row)) for row in zip(*(frame[name].tolist() for name in names))]
 
 
 def _plain(column: pd.Series) -> bool:
@@ -162,14 +162,14 @@ def tuples(frame: pd.DataFrame) -> Iterator[Any]:
     string columns costs microseconds a cell; ``tolist`` converts a column at once.
     """
     row = collections.namedtuple("Pandas", [str(c) for c in frame.columns], rename=True)
-    return map(row._make, zip(*(_column_values(frame.iloc[:, k]) for k in range(frame.shape[1]))))
+    return map(row._make, zip(*(values(frame.iloc[:, k]) for k in range(frame.shape[1]))))
 
 
 def joined_by(keys: Iterable[Any], texts: Iterable[str], separator: str) -> dict[Any, str]:
     """Each key's texts joined in their order, keys in order of first appearance: ``groupby(sort=False).agg(
     separator.join)`` in one pass (pandas' per-group path costs ~50 µs a group)."""
     grouped: dict[Any, list[str]] = {}
-    for key, text in zip(keys, texts):
+    for key, text in zip(values(keys) if isinstance(keys, pd.Series) else keys, texts):
         grouped.setdefault(key, []).append(text)
     return {key: separator.join(parts) for key, parts in grouped.items()}
 
@@ -177,13 +177,15 @@ def joined_by(keys: Iterable[Any], texts: Iterable[str], separator: str) -> dict
 def keyed(frame: pd.DataFrame, keys: list[str], value: str) -> dict[tuple[Any, ...], Any]:
     """``frame.set_index(keys)[value].get(key)`` for every key as one dict: the same values (numpy scalars for
     numpy columns) on unique keys, without pandas' ~30 µs per MultiIndex lookup."""
-    return dict(zip(zip(*(_column_values(frame[k]) for k in keys)), frame[value].to_numpy()))
+    return dict(zip(zip(*(values(frame[k]) for k in keys)), frame[value].to_numpy()))
 
 
-def _column_values(column: pd.Series) -> list[Any]:
+def values(column: pd.Series) -> list[Any]:
     """A column's values as iterating it gives them: ``tolist`` for numpy and string columns (the same
-    Python objects, at once); element by element for other extension types (nullable ints give numpy ints)."""
+    Python objects, at once: iterating an Arrow-backed string column costs microseconds a cell);
+    element by element for other extension types (nullable ints give numpy ints)."""
     return column.tolist() if _plain(column) else list(column)
+
 
 
 def figure_json(figure: Any) -> Markup:

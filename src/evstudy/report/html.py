@@ -45,6 +45,7 @@ from evstudy.report.format import (
     record_verdict,
     sort_key,
     tuples,
+    values,
     verdict,
     window_words,
 )
@@ -99,7 +100,7 @@ def _event_views(results: StudyResults) -> Iterator[tuple[int, EventTimeline, St
 def _model_sentence(results: StudyResults, timeline: EventTimeline) -> str:
     cfg = results.config
     est = cfg.estimation_window
-    benches = ", ".join(dict.fromkeys(results.memberships["benchmark"]))
+    benches = ", ".join(dict.fromkeys(values(results.memberships["benchmark"])))
     dates = f"({date_words(timeline.estimation_start, False)} to {date_words(timeline.estimation_end, False)})"
     span = f"trading days {est.start:+d} to {est.end:+d} {dates}"
     if cfg.model == "market":
@@ -290,13 +291,13 @@ def _ticker_rows(view: StudyResults) -> tuple[list[dict[str, Any]], int]:
     robust = diagnostics_section.robust_cells(view, event_id, window)
     marks = diagnostics_section.flag_marks(view, event_id)
     pairs = members.drop_duplicates(["ticker", "basket"])
-    baskets = joined_by(pairs["ticker"], [titles.get(n, n) for n in pairs["basket"]], ", ")
+    baskets = joined_by(pairs["ticker"], [titles.get(n, n) for n in values(pairs["basket"])], ", ")
     ar = view.abnormal_returns
     day0 = ar[ar["rel_day"] == 0].set_index(["ticker", "benchmark"])[["return", "abnormal_return"]]
     day0 = day0.rename(columns={"return": "day0_return"})
     cars = view.cars[(view.cars["window_start"] == window.start) & (view.cars["window_end"] == window.end)]
-    ticker_rank = {t: i for i, t in enumerate(dict.fromkeys(members["ticker"]))}
-    bench_rank = {b: i for i, b in enumerate(dict.fromkeys(members["benchmark"]))}
+    ticker_rank = {t: i for i, t in enumerate(dict.fromkeys(values(members["ticker"])))}
+    bench_rank = {b: i for i, b in enumerate(dict.fromkeys(values(members["benchmark"])))}
     cars = cars.assign(_t=cars["ticker"].map(ticker_rank), _b=cars["benchmark"].map(bench_rank)).sort_values(["_t", "_b"])
     dropped = 0
     if len(cars) > STOCK_ROWS_MAX:
@@ -410,7 +411,7 @@ def _fit_rows(results: StudyResults) -> tuple[list[dict[str, Any]], int]:
     """The estimation diagnostics rows (event and ticker order); beyond FIT_ROWS_MAX the weakest fits by R²."""
     fits = results.fits[results.fits["status"] == "included"]
     event_rank = {t.event_id: i for i, t in enumerate(results.timelines)}
-    ticker_rank = {t: i for i, t in enumerate(dict.fromkeys(results.memberships["ticker"]))}
+    ticker_rank = {t: i for i, t in enumerate(dict.fromkeys(values(results.memberships["ticker"])))}
     fits = fits.assign(_e=fits["event"].map(event_rank), _t=fits["ticker"].map(ticker_rank))
     dropped = 0
     if len(fits) > FIT_ROWS_MAX:
