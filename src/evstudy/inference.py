@@ -41,7 +41,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -1138,9 +1138,3 @@ def _other_cross_section_tests(data: CrossSection) -> dict[str, TestArrays]:
         "wilcoxon": wilcoxon(data.car),
         "std_portfolio_t": std_portfolio_t(data.car, data.se, data.est_ar, data.df),
     }
-
-
-def battery_rows(tests: Mapping[str, TestArrays]) -> list[list[TestResult]]:
-    """Per window, the results in :data:`TEST_IDS` order (tests given as (windows,) arrays)."""
-    per_test = {name: tests[name].results() for name in TEST_IDS}
-    return [[per_test[name][w] for name in TEST_IDS] for w in range(len(per_test[TEST_IDS[0]]))]
