@@ -13,12 +13,11 @@ import datetime as dt
 import gc
 import logging
 import os
-import pickle
 import sys
 import traceback
 import warnings
 from collections.abc import Callable
-from functools import partial, wraps
+from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -315,8 +314,7 @@ def run(
     from evstudy.report.files import write_outputs
     from evstudy.report.terminal import summary_text
 
-    paths = write_outputs(results, out_dir, xlsx=xlsx, max_report_bytes=int(max_report_mb * 1e6),
-                          built_elsewhere=_outputs_alongside(results, xlsx=xlsx))
+    paths = write_outputs(results, out_dir, xlsx=xlsx, max_report_bytes=int(max_report_mb * 1e6))
     if not quiet:
         click.echo(summary_text(results))
         click.echo("")
@@ -324,73 +322,6 @@ def run(
             if text:
                 click.echo(text + "\n")
     _echo_written(paths, out_dir, "report.html")
-
-
-# Below this many rows of abnormal returns the outputs are built in this process: the fork (~10-30 ms in a
-# process of several hundred MB) and the child's copy-on-write faults would cost more than they save.
-_FORK_MIN_ROWS = 20_000
-# What the forked child builds: about the time report.html and abnormal_returns.csv take here
-# (~0.8 CPU s each side at 5,000 tickers, the child's with its pipe and pickle).
-_CHILD_BUILDS = ("results.json", "cars.csv", "tests.csv")
-# The child runs only while the 1-minute load average leaves about a core idle (as ``make -l`` decides
-# whether to start another job): on a machine busy with other work it cannot overlap, and its faults on
-# pages shared with this process cost more than it saves (benchmarks/README.md).
-_FREE_CORE_LOAD = 0.5
-
-
-def _outputs_alongside(results: Any, *, xlsx: bool) -> dict[str, Callable[[], bytes]] | None:
-    """Build results.json, cars.csv and tests.csv in a forked child while this process renders report.html.
-
-    Both sides are single-threaded Python (float reprs, string joins, templates), so on two
-    cores a 5,000-ticker run's outputs take about the longer side instead of the sum. The
-    child inherits the results (copy-on-write), sends the bytes back through a pipe and exits;
-    this process still writes the whole set at once (``write_output_set``), so the output
-    folder holds one complete run or the previous one. Returns, per file, a function giving its
-    bytes (for ``write_outputs(built_elsewhere=...)``), or None (build everything here) for a
-    small run, one CPU or no idle one (:data:`_FREE_CORE_LOAD`), or a system without fork. If the
-    child fails, the files are built here, so an error is raised as it would be without the child.
-    Forking is a process-wide step, so only the CLI, which owns its process, takes it.
-    """
-    from evstudy.report.files import data_file_builders
-
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    if not hasattr(os, "fork") or sys.platform != "linux" or len(results.abnormal_returns) < _FORK_MIN_ROWS:
-        return None
-    if cpus < 2 or os.getloadavg()[0] > cpus - _FREE_CORE_LOAD:
-        return None  # no core to spare: the child's copy-on-write faults (~0.3-0.5 CPU s) would only add time
-    builders = {name: build for name, build in data_file_builders(results, xlsx=xlsx).items() if name in _CHILD_BUILDS}
-    sys.stdout.flush()
-    sys.stderr.flush()
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: build, send, leave without running the parent's exit handlers
-        status = 1
-        try:
-            os.close(read_end)
-            gc.disable()  # short-lived: no collection walking (and copying) the parent's objects
-            payload = pickle.dumps({name: build() for name, build in builders.items()}, pickle.HIGHEST_PROTOCOL)
-            with os.fdopen(write_end, "wb") as pipe:
-                pipe.write(payload)
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    received: dict[str, bytes] = {}
-    collected = []
-
-    def get(name: str) -> bytes:
-        if not collected:
-            collected.append(True)
-            with os.fdopen(read_end, "rb") as pipe:
-                payload = pipe.read()
-            _, status = os.waitpid(pid, 0)
-            try:
-                received.update(pickle.loads(payload) if status == 0 else {})
-            except Exception:  # noqa: BLE001 - a cut-off payload: the files are built here instead
-                pass
-        return received[name] if name in received else builders[name]()
-
-    return {name: partial(get, name) for name in builders}
 
 
 def _run_request(

@@ -14,7 +14,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from json.encoder import encode_basestring as _encode_string  # the C encoder json.dumps uses (ensure_ascii=False)
 from pathlib import Path
 from typing import Any
@@ -160,25 +160,22 @@ def with_baskets(frame: pd.DataFrame, memberships: pd.DataFrame) -> pd.DataFrame
     return out
 
 
-def data_file_builders(results: StudyResults, *, xlsx: bool = False) -> dict[str, Callable[[], bytes]]:
-    """How to build every output of a run but report.html, name -> a function giving its bytes: results.json,
-    the CSVs (and results.xlsx). Each is independent of the others, so they can be built anywhere."""
-    builders: dict[str, Callable[[], bytes]] = {
-        "results.json": lambda: results_json(results).encode("utf-8"),
-        "abnormal_returns.csv": lambda: fast_table_csv(
+def data_files(results: StudyResults, *, xlsx: bool = False) -> dict[str, bytes]:
+    """Every output of a run but report.html, name -> bytes: results.json, the CSVs (and results.xlsx)."""
+    data = {
+        "results.json": results_json(results).encode("utf-8"),
+        "abnormal_returns.csv": fast_table_csv(
             with_baskets(results.abnormal_returns[AR_COLUMNS], results.memberships), date_format="%Y-%m-%d"
         ).encode("utf-8"),
-        "cars.csv": lambda: fast_table_csv(
-            with_baskets(results.cars[CAR_COLUMNS], results.memberships)
-        ).encode("utf-8"),
-        "tests.csv": lambda: fast_table_csv(results.tests[TEST_COLUMNS]).encode("utf-8"),
+        "cars.csv": fast_table_csv(with_baskets(results.cars[CAR_COLUMNS], results.memberships)).encode("utf-8"),
+        "tests.csv": fast_table_csv(results.tests[TEST_COLUMNS]).encode("utf-8"),
     }
     comparison = results.extras.get("comparisons")
     if comparison is not None:  # multi-basket studies: the pairwise basket comparison
-        builders["comparisons.csv"] = lambda: table_csv(comparison.pairs[COMPARISON_COLUMNS]).encode("utf-8")
+        data["comparisons.csv"] = table_csv(comparison.pairs[COMPARISON_COLUMNS]).encode("utf-8")
     if xlsx:
-        builders["results.xlsx"] = lambda: xlsx_workbook(result_tables(results))
-    return builders
+        data["results.xlsx"] = xlsx_workbook(result_tables(results))
+    return data
 
 
 def write_outputs(
@@ -189,23 +186,15 @@ def write_outputs(
     command: str = "run",
     xlsx: bool = False,
     extra: Mapping[str, bytes] | None = None,
-    built_elsewhere: Mapping[str, Callable[[], bytes]] | None = None,
 ) -> dict[str, Path]:
     """Write every output file into ``out_dir`` as one set (replacing an earlier run's); return their paths.
 
     With ``xlsx``, also results.xlsx: the same tables in one workbook (:func:`xlsx_workbook`);
     ``extra`` adds files of the command's own (compare's compare.html) to the same set.
-    ``built_elsewhere`` maps names of :func:`data_file_builders` to functions giving the same
-    bytes, called once report.html and the other files are built here (the CLI builds them in a
-    second process meanwhile).
     """
-    builders = data_file_builders(results, xlsx=xlsx)
-    elsewhere = {name: get for name, get in (built_elsewhere or {}).items() if name in builders}
-    report = render_html(results).encode("utf-8")
-    own = {name: build() for name, build in builders.items() if name not in elsewhere}
-    data = {name: own[name] if name in own else elsewhere[name]() for name in builders}
+    data = data_files(results, xlsx=xlsx)
     data.update(extra or {})
-    data["report.html"] = capped_report(results, report, sorted(data), max_report_bytes)
+    data["report.html"] = capped_report(results, render_html(results).encode("utf-8"), sorted(data), max_report_bytes)
     return write_output_set(out_dir, data, command=command)
 
 
