@@ -42,6 +42,15 @@ def _request(tmp_path, rows: list[dict], name: str = "request.csv", **settings) 
     return config, read_request(path, config)
 
 
+def _cars_equal_the_single_run(results, event_id: str, single) -> pd.DataFrame:
+    """Assert one firm-event's CAR rows equal the single-event run's to 1e-10; return its rows."""
+    ours = results.cars[results.cars["event_id"] == event_id]
+    theirs = single.cars.set_index(["window_start", "window_end"]).loc[list(zip(ours["window_start"], ours["window_end"]))]
+    for column in ("car", "se", "t", "p_value"):
+        np.testing.assert_allclose(ours[column].to_numpy(), theirs[column].to_numpy(), rtol=0, atol=1e-10)
+    return ours
+
+
 def _long_parquet(closes: pd.DataFrame, path) -> str:
     long = closes.rename_axis("date").reset_index().melt(id_vars="date", var_name="ticker", value_name="close")
     long.dropna(subset=["close"]).to_parquet(path, index=False)
@@ -67,11 +76,7 @@ def test_each_request_row_equals_the_single_event_run(tmp_path):
         event = row["date"] + (f":{row['timing']}" if row["timing"] else "")
         single = compute_study(ad_hoc_config(event=event, tickers=[row["ticker"]], benchmark=row["benchmark"] or "SPY",
                                              windows=WINDOWS), price_data(closes))
-        ours = results.cars[results.cars["event_id"] == row["event_id"]]
-        theirs = single.cars.set_index(["window_start", "window_end"]).loc[
-            list(zip(ours["window_start"], ours["window_end"]))]
-        for column in ("car", "se", "t", "p_value"):
-            np.testing.assert_allclose(ours[column].to_numpy(), theirs[column].to_numpy(), rtol=0, atol=1e-10)
+        ours = _cars_equal_the_single_run(results, row["event_id"], single)
         fit = single.fits.iloc[0]
         assert abs(ours["alpha"].iat[0] - fit["alpha"]) < 1e-10 and abs(ours["beta"].iat[0] - fit["beta"]) < 1e-10
         assert int(ours["n_obs"].iat[0]) == int(fit["n_obs"])
@@ -90,11 +95,7 @@ def test_each_request_row_equals_the_single_event_run_of_every_model(tmp_path, m
     for row in rows:
         single = compute_study(ad_hoc_config(event=row["date"], tickers=[row["ticker"]], model=model, windows=WINDOWS),
                                price_data(closes))
-        ours = results.cars[results.cars["event_id"] == row["event_id"]]
-        theirs = single.cars.set_index(["window_start", "window_end"]).loc[
-            list(zip(ours["window_start"], ours["window_end"]))]
-        for column in ("car", "se", "t", "p_value"):
-            np.testing.assert_allclose(ours[column].to_numpy(), theirs[column].to_numpy(), rtol=0, atol=1e-10)
+        ours = _cars_equal_the_single_run(results, row["event_id"], single)
         fit = single.fits.iloc[0]
         np.testing.assert_allclose([ours["alpha"].iat[0], ours["sigma"].iat[0]], [fit["alpha"], fit["sigma"]],
                                    rtol=0, atol=1e-10)
