@@ -388,7 +388,7 @@ def estimation_hygiene(
     how = [("break" if accepted[i] else h) for i, h in enumerate(how)]
     trimmed = np.array([h != "" for h in how], dtype=bool)
     active_row = np.where(trimmed, first_row, np.where(breaks.significant, breaks.start, 0))
-    active = fit(model, _cut(y, active_row), x)
+    active = fit(model, _cut(y, active_row), x) if active_row.any() else full  # nothing cut: the same fit
     fitted = _choose(trimmed, active, full)
     used_stock = _cut(stock, first_row)
     used_diag = diagnose(fitted.residuals, used_stock) if trimmed.any() else full_diag
@@ -463,7 +463,7 @@ def flag_table(
         day = stamps[row] if row is not None and 0 <= row < len(stamps) else no_date
         rows.append((event_id, tickers[i], benchmarks[i], flag, detail, day))
 
-    for i in range(len(tickers)):  # builds text only for the few flagged series
+    for i in _flagged(hyg, need).tolist():  # builds text only for the few flagged series
         scopes = [("", hyg.full_diag, hyg.full)]
         if trimmed[i]:
             start = dates[hyg.first_row[i]].date() if hyg.first_row[i] < len(dates) else "after the window"
@@ -502,6 +502,14 @@ def flag_table(
         **{name: np.array(values, dtype=object) for name, values in zip(DIAGNOSTIC_COLUMNS[:-1], columns)},
         "date": np.array(columns[-1], dtype="datetime64[ns]"),
     })
+
+
+def _flagged(hyg: Hygiene, need: int) -> np.ndarray:
+    """The series :func:`flag_table` writes a row for (any flag of the full window; trimmed series), in order."""
+    diag = hyg.full_diag
+    any_flag = (hyg.trimmed | (hyg.full.n < need) | diag.variance.significant | diag.mean.significant
+                | (diag.zero_run >= FLAT_RUN_DAYS) | diag.outliers.any(axis=0))
+    return np.flatnonzero(any_flag)
 
 
 def _car_rows(
