@@ -93,9 +93,12 @@ class _PanelArrays:
         """(days x tickers) returns, as ``panel.returns[tickers].to_numpy()``."""
         return _select(self.returns, [self.return_column[t] for t in tickers])
 
-    def stock_closes(self, tickers: list[str]) -> np.ndarray:
-        """(days x tickers) closes, as ``panel.closes[tickers].to_numpy()``."""
-        return _select(self.closes, [self.close_column[t] for t in tickers])
+    def stock_closes(self, tickers: list[str], rows: slice = slice(None)) -> np.ndarray:
+        """(days x tickers) closes on ``rows``, as ``panel.closes[tickers].to_numpy()[rows]``.
+
+        Only those rows are gathered: a ticker's column is scattered across the wide panel.
+        """
+        return _select(self.closes[rows], [self.close_column[t] for t in tickers])
 
 
 def _select(matrix: np.ndarray, positions: list[int]) -> np.ndarray:
@@ -365,7 +368,7 @@ def _study_event(
     )
     reasons = [t if t and not r.startswith("no prices") else r for t, r in zip(trim_reasons(config, hyg), reasons)]
     window_rows = slice(est_rows.start - 1, ev_rows.stop)  # glitches: from the close before the estimation window
-    reasons = screen_reasons(reasons, arrays.stock_closes(series.tickers)[window_rows], days[window_rows],
+    reasons = screen_reasons(reasons, arrays.stock_closes(series.tickers, window_rows), days[window_rows],
                              ev_rows.start - window_rows.start, fitted)
     keep = np.array([r == "" for r in reasons], dtype=bool)
     if not keep.any():
@@ -442,9 +445,12 @@ def _study_event(
 
     price_rows = slice(i0 + span.start - 1, i0 + span.end + 1)
     shown = list(dict.fromkeys([*series.tickers, *series.markets, *filter(None, series.sectors)]))
-    shown_closes = arrays.stock_closes(shown)
-    window_closes = shown_closes[price_rows]
-    base = shown_closes[i0 - 1]
+    # only the window's closes and day -1's (the base of the rebased prices); day 0 on the panel's first row
+    # takes its base from the panel's last row ([-1]), as before
+    first, stop = (min(price_rows.start, i0 - 1), price_rows.stop) if i0 >= 1 else (0, None)
+    shown_closes = arrays.stock_closes(shown, slice(first, stop))
+    window_closes = shown_closes[price_rows.start - first:price_rows.stop - first]
+    base = shown_closes[i0 - 1 - first]
     rebased = window_closes / np.where(base > 0, base, np.nan) * 100.0
     price_rel = np.arange(span.start - 1, span.end + 1)
     prices = Rows.of(PRICE_COLUMNS, len(shown) * len(price_rel), {
