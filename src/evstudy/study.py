@@ -84,7 +84,8 @@ class _PanelArrays:
         closes = panel.closes.to_numpy(dtype=float)
         return cls(
             panel.returns.to_numpy(dtype=float), closes,
-            {t: i for i, t in enumerate(panel.returns.columns)}, {t: i for i, t in enumerate(panel.closes.columns)},
+            {t: i for i, t in enumerate(panel.returns.columns.tolist())},
+            {t: i for i, t in enumerate(panel.closes.columns.tolist())},
             frozenset(panel.closes.columns[np.isnan(closes).all(axis=0)]),
             dict(zip(panel.invalid_prices.index, panel.invalid_prices.to_numpy())),
         )
@@ -233,10 +234,16 @@ def _exclusion_reasons(
 ) -> list[str]:
     """Why each series cannot be used ("" when it can), checked in a fixed order."""
     est = config.estimation_window
+    with np.errstate(invalid="ignore"):  # the checks below, at once: most series pass every one
+        usable = ~(fitted.n < config.min_estimation_returns) & ~(zero_share > config.max_zero_share) & np.isfinite(
+            fitted.s2) & (fitted.s2 > 0) & np.isfinite(fitted.params).all(axis=1) & (
+            np.isfinite(market_event).all(axis=0)) & np.isfinite(stock_event).all(axis=0)
     reasons = []
-    for k, ticker in enumerate(series.tickers):
+    for k, (ticker, passes) in enumerate(zip(series.tickers, usable.tolist())):
         bench = series.benchmarks[k]
-        if ticker in missing or ticker in never_priced:
+        if passes and ticker not in missing and ticker not in never_priced:
+            reasons.append("")
+        elif ticker in missing or ticker in never_priced:
             reasons.append(f"no prices: {missing[ticker]}" if missing.get(ticker) else "no prices in the data source")
         elif fitted.n[k] < config.min_estimation_returns:
             reasons.append(
