@@ -27,7 +27,6 @@ from evstudy.diagnostics import (
 )
 from evstudy.drift import pre_event_drift
 from evstudy.errors import CalendarError, ConfigError, DataSourceError, DownloadError, InsufficientDataError
-from evstudy.inference import TestResult, cross_sectional_t
 from evstudy.models import ModelFit, ModelInputs, alpha_beta, model_inputs
 from evstudy.placebo import lookback_offset
 from evstudy.prices.base import PriceData
@@ -278,9 +277,10 @@ def _basket_tables(
     paths: CarStats,
     rel_days: np.ndarray,
 ) -> tuple[list[tuple], list[tuple]]:
-    """Per basket x benchmark: CAAR and cross-sectional t per window, and the CAAR path.
+    """Per basket x benchmark: CAAR and its standard error per window, and the CAAR path.
 
-    ``included`` holds the (tickers, benchmarks) of the columns of ``stats`` and ``paths``.
+    ``included`` holds the (tickers, benchmarks) of the columns of ``stats`` and ``paths``. The
+    cross-sectional t of each row is the battery's ``cs_t`` (:func:`_with_cs_t`), not computed twice.
     """
     column = {key: i for i, key in enumerate(zip(*included))}
     basket_rows, path_rows = [], []
@@ -289,15 +289,12 @@ def _basket_tables(
         cols = [column[key] for key in keys if key in column]
         n = len(cols)
         cars = stats.car[:, cols]
-        results: list[TestResult] = cross_sectional_t(cars) if n else [
-            TestResult("cs_t", None, None, 0, "every ticker of the basket was excluded")
-        ] * len(windows)
         # each window's mean row by row: numpy sums a lone row in another order than a row of a matrix
         caars = [float(row.mean()) for row in cars] if n else [np.nan] * len(windows)
         ses = [float(row.std(ddof=1) / np.sqrt(n)) for row in cars] if n > 1 else [np.nan] * len(windows)
         basket_rows.extend(
-            (event.id, basket, bench, window.start, window.end, n, caar, se, res.statistic, res.p_value, res.note)
-            for window, caar, se, res in zip(windows, caars, ses, results)
+            (event.id, basket, bench, window.start, window.end, n, caar, se)
+            for window, caar, se in zip(windows, caars, ses)
         )
         if n:
             path = paths.car[:, cols]
@@ -307,6 +304,18 @@ def _basket_tables(
                 for day, mean, se in zip(rel_days.tolist(), [float(row.mean()) for row in path], path_se.tolist())
             )
     return basket_rows, path_rows
+
+
+def _with_cs_t(basket_rows: list[tuple], test_rows: list[tuple]) -> list[tuple]:
+    """One event's basket rows with the cross-sectional t, its p and note from the battery's ``cs_t`` rows.
+
+    Both list the event's baskets in membership order, window by window; the battery's ``cs_t`` is
+    :func:`evstudy.inference.cs_t` of the same CARs, so each value is the one a second call would give.
+    """
+    cs = [(row[6], row[7], row[9]) for row in test_rows if row[5] == "cs_t"]
+    if len(cs) != len(basket_rows):
+        raise AssertionError(f"{len(basket_rows)} basket rows but {len(cs)} cs_t rows from the battery")
+    return [(*row, *test) for row, test in zip(basket_rows, cs)]
 
 
 def _long_table(
@@ -555,6 +564,7 @@ def compute_study(config: StudyConfig, data: PriceData, factors: FactorData | No
              for position, event in enumerate(config.events)]
     for part, (test_rows, placebo) in zip(parts, battery_tables(config, [p.pop("battery") for p in parts])):
         part["tests"], part["placebo"] = test_rows, placebo
+        part["baskets"] = _with_cs_t(part["baskets"], test_rows)
     row_columns = {"baskets": CS_BASKET_COLUMNS, "basket_paths": BASKET_PATH_COLUMNS, "tests": BATTERY_COLUMNS,
                    "memberships": MEMBER_COLUMNS}
     table_columns = {
