@@ -22,8 +22,8 @@ from evstudy.battery import EventArrays, battery_tables, blocked_rows, member_gr
 from evstudy.calendar import day_zero_row, locate_day_zero, session_offset
 from evstudy.config import EventSpec, StudyConfig
 from evstudy.diagnostics import (
-    EventWindowInputs, bhar_table, check_benchmarks_trade, comparison_table, estimation_hygiene, flag_table,
-    parameter_table, robustness_table, screen_reasons, trim_reasons,
+    BreakTest, EventWindowInputs, Hygiene, WindowDiagnostics, bhar_table, check_benchmarks_trade, comparison_table,
+    estimation_hygiene, flag_table, parameter_table, robustness_table, screen_reasons, trim_reasons,
 )
 from evstudy.drift import pre_event_drift
 from evstudy.errors import CalendarError, ConfigError, DataSourceError, DownloadError, InsufficientDataError
@@ -39,6 +39,8 @@ from evstudy.results import (
 from evstudy.returns import ReturnPanel, simple_returns, trading_days
 from evstudy.tables import Rows, stack as stack_rows
 from evstudy.verdicts import headline_verdicts
+
+HYGIENE_BATCH = 32  # events whose estimation-window hygiene runs in one call (their arrays held at once)
 
 # The basket table before the verdicts are added (evstudy.verdicts fills the rest of BASKET_COLUMNS).
 CS_BASKET_COLUMNS = ["event", "basket", "benchmark", "window_start", "window_end", "n", "caar", "se", "cs_t", "cs_p",
@@ -342,22 +344,35 @@ def _long_table(
     }, repeat_text=True)
 
 
-def _study_event(
-    config: StudyConfig, event: EventSpec, data: PriceData, panel: ReturnPanel, factors: FactorData | None,
-    arrays: _PanelArrays, position: int, blocked: list[int],
-) -> dict[str, object]:
-    """One event's results and timeline; its tables as :class:`~evstudy.tables.Rows`, row tuples or frames
-    (``compute_study`` stacks every event's into one frame per table), and under "battery" its baskets
-    prepared for the test battery, which ``compute_study`` runs for every event at once. ``position`` is
-    the event's place in the config, ``blocked`` the rows of every event's day 0 and confounder."""
-    days = panel.returns.index
+@dataclass(frozen=True)
+class _EventInputs:
+    """One event's day 0, series and model arrays: what its estimation-window hygiene and the rest start from."""
+
+    event: EventSpec
+    i0: int
+    announced: str
+    timing: str
+    mapping: str
+    series: Series
+    members: list[tuple[str, str, str, str]]
+    est_rows: slice
+    ev_rows: slice
+    inputs: ModelInputs
+    stock_all: np.ndarray
+    market_all: np.ndarray
+    model_notes: list[str]
+
+
+def _event_inputs(
+    config: StudyConfig, event: EventSpec, days: pd.DatetimeIndex, arrays: _PanelArrays, factors: FactorData | None,
+) -> _EventInputs:
+    """Place the event's day 0, list its series and gather their model arrays; raise typed errors on unusable input."""
     i0, announced, timing, mapping = _locate(days, event, config)
     span, est = config.event_span, config.estimation_window
     series, members = _series_and_members(config, event)
 
     est_rows = slice(max(i0 + est.start, 1), i0 + est.end + 1)
     ev_rows = slice(i0 + span.start, i0 + span.end + 1)
-    rel_days = np.arange(span.start, span.end + 1)
     if config.model not in ("constant_mean", "factor"):
         indexes = [b for b in dict.fromkeys([*series.markets, *series.sectors]) if b in arrays.return_column]
         check_benchmarks_trade(arrays.stock_returns(indexes)[est_rows], indexes, config.max_zero_share,
@@ -365,9 +380,99 @@ def _study_event(
     inputs, stock_all, market_all, model_notes = _model_inputs(
         config, days, arrays, series, factors, event, est_rows, ev_rows
     )
-    hyg = estimation_hygiene(
-        config, series.tickers, inputs.y[est_rows], inputs.x[est_rows], stock_all[est_rows], days[est_rows]
+    return _EventInputs(event, i0, announced, timing, mapping, series, members, est_rows, ev_rows, inputs, stock_all,
+                        market_all, model_notes)
+
+
+def _fit_columns(fitted: ModelFit, cols: slice) -> ModelFit:
+    """The series ``cols`` of a fit, laid out as a fit of those series alone (residuals row-major)."""
+    return ModelFit(fitted.model, fitted.params[cols], fitted.xtx_inv[cols], fitted.s2[cols], fitted.n[cols],
+                    fitted.df[cols], fitted.r2[cols], np.ascontiguousarray(fitted.residuals[:, cols]))
+
+
+def _diagnostics_columns(diag: WindowDiagnostics, cols: slice) -> WindowDiagnostics:
+    def breaks(test: BreakTest) -> BreakTest:
+        return BreakTest(test.statistic[cols], test.start[cols], test.before[cols], test.after[cols])
+
+    return WindowDiagnostics(diag.n[cols], breaks(diag.variance), breaks(diag.mean), diag.zero_run[cols],
+                             diag.zero_run_start[cols], diag.center[cols], diag.scale[cols],
+                             np.ascontiguousarray(diag.outliers[:, cols]))
+
+
+def _hygiene_columns(hyg: Hygiene, cols: slice, dates: pd.DatetimeIndex) -> Hygiene:
+    """One event's :class:`~evstudy.diagnostics.Hygiene` from that of several events' series side by side."""
+    full = _fit_columns(hyg.full, cols)
+    full_diag = _diagnostics_columns(hyg.full_diag, cols)
+    return Hygiene(
+        hyg.tickers[cols], full, _fit_columns(hyg.fitted, cols),
+        full if hyg.active is hyg.full else _fit_columns(hyg.active, cols), full_diag,
+        full_diag if hyg.used_diag is hyg.full_diag else _diagnostics_columns(hyg.used_diag, cols),
+        hyg.first_row[cols], hyg.active_row[cols], hyg.how[cols], hyg.compare[cols],
+        np.ascontiguousarray(hyg.used_stock[:, cols]), dates,
     )
+
+
+def _hygienes(config: StudyConfig, days: pd.DatetimeIndex, prepared: list[_EventInputs]) -> list[Hygiene]:
+    """:func:`~evstudy.diagnostics.estimation_hygiene` of each event, for events of one window shape in one call.
+
+    Every fit, break test and robust scale is column by column, and the events' series side by side
+    are laid out as each event's alone (row-major, so each column sums in row order), so each event's
+    values are the same, bit for bit; an event of one series, whose lone column numpy would sum
+    pairwise, runs alone. One call instead of one per event saves ~0.4 ms an event of numpy call
+    overhead. ``active_from`` dates are placed on each event's own dates: with any, one call per event.
+    """
+    def alone(item: _EventInputs) -> Hygiene:
+        rows = item.est_rows
+        return estimation_hygiene(config, item.series.tickers, item.inputs.y[rows], item.inputs.x[rows],
+                                  item.stock_all[rows], days[rows])
+
+    if config.active_from or len(prepared) < 2:
+        return [alone(item) for item in prepared]
+    shapes: dict[tuple, list[int]] = {}
+    out: list[Hygiene | None] = [None] * len(prepared)
+    for i, item in enumerate(prepared):
+        rows = item.est_rows
+        if len(item.series) < 2:  # numpy sums a lone column pairwise, a column of a matrix in row order
+            out[i] = alone(item)
+            continue
+        shapes.setdefault((rows.stop - rows.start, item.inputs.x.shape[2:]), []).append(i)
+    for members in shapes.values():
+        if len(members) == 1:
+            out[members[0]] = alone(prepared[members[0]])
+            continue
+        group = [prepared[i] for i in members]
+        batched = estimation_hygiene(
+            config, [t for item in group for t in item.series.tickers],
+            np.concatenate([item.inputs.y[item.est_rows] for item in group], axis=1),
+            np.concatenate([item.inputs.x[item.est_rows] for item in group], axis=1),
+            np.concatenate([item.stock_all[item.est_rows] for item in group], axis=1),
+            days[group[0].est_rows],  # read for active_from only, which takes the per-event path above
+        )
+        start = 0
+        for i, item in zip(members, group):
+            cols = slice(start, start + len(item.series))
+            out[i] = _hygiene_columns(batched, cols, days[item.est_rows])
+            start = cols.stop
+    return out  # type: ignore[return-value]
+
+
+def _study_event(
+    config: StudyConfig, prepared: _EventInputs, hyg: Hygiene, data: PriceData, panel: ReturnPanel,
+    factors: FactorData | None, arrays: _PanelArrays, position: int, blocked: list[int],
+) -> dict[str, object]:
+    """One event's results and timeline; its tables as :class:`~evstudy.tables.Rows`, row tuples or frames
+    (``compute_study`` stacks every event's into one frame per table), and under "battery" its baskets
+    prepared for the test battery, which ``compute_study`` runs for every event at once. ``prepared`` and
+    ``hyg`` are the event's inputs and estimation-window hygiene, ``position`` its place in the config,
+    ``blocked`` the rows of every event's day 0 and confounder."""
+    days = panel.returns.index
+    event, i0, series, members = prepared.event, prepared.i0, prepared.series, prepared.members
+    announced, timing, mapping = prepared.announced, prepared.timing, prepared.mapping
+    est_rows, ev_rows = prepared.est_rows, prepared.ev_rows
+    inputs, stock_all, market_all = prepared.inputs, prepared.stock_all, prepared.market_all
+    model_notes = prepared.model_notes
+    span = config.event_span
+    rel_days = np.arange(span.start, span.end + 1)
     fitted = hyg.fitted
 
     valid = np.isfinite(hyg.used_stock) & np.isfinite(_regressors_present(inputs.x[est_rows]))
@@ -560,8 +665,21 @@ def compute_study(config: StudyConfig, data: PriceData, factors: FactorData | No
     panel = simple_returns(closes, days)
     arrays = _PanelArrays.of(panel)
     blocked = blocked_rows(config, panel.returns.index) if config.placebo_dates else []
-    parts = [_study_event(config, event, data, panel, factors, arrays, position, blocked)
-             for position, event in enumerate(config.events)]
+    parts = []
+    index = panel.returns.index  # the study's trading days, as each event reads them
+    for first in range(0, len(config.events), HYGIENE_BATCH):
+        prepared: list[_EventInputs] = []
+        failure: Exception | None = None
+        for event in config.events[first:first + HYGIENE_BATCH]:
+            try:
+                prepared.append(_event_inputs(config, event, index, arrays, factors))
+            except Exception as error:  # raised after the events before it, as event by event would
+                failure = error
+                break
+        for offset, (item, hyg) in enumerate(zip(prepared, _hygienes(config, index, prepared))):
+            parts.append(_study_event(config, item, hyg, data, panel, factors, arrays, first + offset, blocked))
+        if failure is not None:
+            raise failure
     for part, (test_rows, placebo) in zip(parts, battery_tables(config, [p.pop("battery") for p in parts])):
         part["tests"], part["placebo"] = test_rows, placebo
         part["baskets"] = _with_cs_t(part["baskets"], test_rows)
