@@ -1,8 +1,8 @@
-"""The estimation-window hygiene run for several events at once equals the hygiene of each event alone.
+"""The estimation-window hygiene and glitch screen run for several events at once equal each event's alone.
 
 Independent side: the same study with ``study.HYGIENE_BATCH = 1``, so every
-event's :func:`evstudy.diagnostics.estimation_hygiene` sees only its own series,
-as before batching. Every results frame must be equal exactly (not to a
+event's :func:`evstudy.diagnostics.estimation_hygiene` and
+:func:`evstudy.returns.price_glitches` see only its own series, as before batching. Every results frame must be equal exactly (not to a
 tolerance), with flagged, trimmed, excluded and lone series in the mix.
 """
 
@@ -34,6 +34,7 @@ def _world(accept_breaks: bool, extra_events: list[dict] | None = None):
         returns[f"S{k:02d}"] = 0.0002 + (0.5 + 0.1 * k) * market + rng.normal(0, 0.01, N_DAYS)
     returns["S04"][450:] *= 4.0  # a variance break inside e2's estimation window
     returns["S07"][420] += 0.4  # an outlier in e3's
+    returns["S01"][400] = 5.5  # a glitch: the close jumps 6.5-fold before e1's event window
     closes = closes_from_returns(returns, dates)
     closes.loc[dates[380:392], "S08"] = np.nan  # a gap in e3's estimation window
     events = [
@@ -60,9 +61,20 @@ def test_batched_hygiene_equals_the_hygiene_of_each_event_alone(monkeypatch, acc
         widths.append(len(tickers))
         return hygiene(config, tickers, *args)
 
+    screened = []
+    glitches = study.price_glitches
+
+    def counted_glitches(closes, jump_rows):
+        screened.append(closes.shape[1])
+        return glitches(closes, jump_rows)
+
     monkeypatch.setattr(study, "estimation_hygiene", counted)
+    monkeypatch.setattr(study, "price_glitches", counted_glitches)
     batched = compute_study(config, data)
     assert sorted(widths) == [1, 9]  # e1-e3 in one call, the lone stock of e4 alone
+    assert screened == [10]  # every event's closes screened for glitches at once
+    reasons = batched.fits.set_index(["event", "ticker"])["reason"]
+    assert reasons[("e1", "S01")].startswith("price glitch")
     assert (batched.diagnostics["flag"] == "variance_break").any()
     assert not batched.fit_comparison.empty
 
@@ -70,6 +82,7 @@ def test_batched_hygiene_equals_the_hygiene_of_each_event_alone(monkeypatch, acc
     monkeypatch.setattr(study, "HYGIENE_BATCH", 1)
     alone = compute_study(config, data)
     assert sorted(widths) == [1, 3, 3, 3]
+    assert sorted(screened[1:]) == [1, 3, 3, 3]
     for name in FRAMES:
         pd.testing.assert_frame_equal(getattr(batched, name), getattr(alone, name), check_exact=True, obj=name)
 

@@ -39,7 +39,7 @@ from evstudy.abnormal import AbnormalReturns, abnormal_returns, buy_and_hold, ca
 from evstudy.config import StudyConfig, Window
 from evstudy.errors import InsufficientDataError
 from evstudy.models import EXACT_FIT_SIGMA, ModelFit, alpha_beta, exact_fit, fit, param_names  # noqa: F401
-from evstudy.returns import nan_median, price_glitches, zero_share_of  # noqa: F401 - nan_median: tests import it here
+from evstudy.returns import Glitches, nan_median, price_glitches, zero_share_of  # noqa: F401 - nan_median: tests import it here
 from evstudy.tables import Rows
 
 BREAK_CRITICAL_5PCT = 1.358  # 5% quantile of sup|Brownian bridge| (Inclán & Tiao 1994, Table 1)
@@ -69,7 +69,8 @@ EXACT_FIT_REASON = (
 
 
 def screen_reasons(
-    reasons: list[str], closes: np.ndarray, dates: pd.DatetimeIndex, jump_rows: int, fitted: ModelFit
+    reasons: list[str], closes: np.ndarray, dates: pd.DatetimeIndex, jump_rows: int, fitted: ModelFit,
+    glitches: Glitches | None = None,
 ) -> list[str]:
     """Add the glitch and exact-fit screens to a study's exclusion reasons (one per series).
 
@@ -79,9 +80,10 @@ def screen_reasons(
     the cause), except that a series without prices stays "no prices"; an
     exact fit is named where nothing else excluded the series. The scan
     applies the same two screens (:func:`evstudy.returns.price_glitches`,
-    :func:`exact_fit`).
+    :func:`exact_fit`). ``glitches``: :func:`~evstudy.returns.price_glitches` of ``closes`` if the
+    caller has it already (a catalogue screens several events' closes in one call).
     """
-    glitches = price_glitches(closes, jump_rows)
+    glitches = price_glitches(closes, jump_rows) if glitches is None else glitches
     exact = exact_fit(fitted)
     out = []
     for k, reason in enumerate(reasons):  # string choice per series; the screens above are vectorized

@@ -36,7 +36,7 @@ from evstudy.results import (
     DIAGNOSTIC_COLUMNS, DRIFT_COLUMNS, FIT_COLUMNS, FIT_COMPARISON_COLUMNS, MEMBER_COLUMNS, PARAMETER_COLUMNS,
     PLACEBO_COLUMNS, PRICE_COLUMNS, ROBUSTNESS_COLUMNS, TEST_COLUMNS, EventTimeline, StudyResults,
 )
-from evstudy.returns import ReturnPanel, simple_returns, trading_days
+from evstudy.returns import Glitches, ReturnPanel, price_glitches, simple_returns, trading_days
 from evstudy.tables import Rows, stack as stack_rows
 from evstudy.verdicts import headline_verdicts
 
@@ -361,6 +361,8 @@ class _EventInputs:
     stock_all: np.ndarray
     market_all: np.ndarray
     model_notes: list[str]
+    window_rows: slice  # the glitch screen's rows: the close before the estimation window to the last event day
+    window_closes: np.ndarray  # (rows x series) closes on them
 
 
 def _event_inputs(
@@ -380,8 +382,9 @@ def _event_inputs(
     inputs, stock_all, market_all, model_notes = _model_inputs(
         config, days, arrays, series, factors, event, est_rows, ev_rows
     )
+    window_rows = slice(est_rows.start - 1, ev_rows.stop)  # glitches: from the close before the estimation window
     return _EventInputs(event, i0, announced, timing, mapping, series, members, est_rows, ev_rows, inputs, stock_all,
-                        market_all, model_notes)
+                        market_all, model_notes, window_rows, arrays.stock_closes(series.tickers, window_rows))
 
 
 def _fit_columns(fitted: ModelFit, cols: slice) -> ModelFit:
@@ -410,6 +413,26 @@ def _hygiene_columns(hyg: Hygiene, cols: slice, dates: pd.DatetimeIndex) -> Hygi
         hyg.first_row[cols], hyg.active_row[cols], hyg.how[cols], hyg.compare[cols],
         np.ascontiguousarray(hyg.used_stock[:, cols]), dates,
     )
+
+
+def _glitches(prepared: list[_EventInputs]) -> list[Glitches]:
+    """:func:`~evstudy.returns.price_glitches` of each event's window closes, events of one window shape in one call.
+
+    Every rule is column by column (the robust scale a median per column), so each event's
+    glitches are those of its own closes alone.
+    """
+    shapes: dict[tuple, list[int]] = {}
+    for i, item in enumerate(prepared):
+        shapes.setdefault((item.window_closes.shape[0], item.ev_rows.start - item.window_rows.start), []).append(i)
+    out: list[Glitches | None] = [None] * len(prepared)
+    for (_, jump_rows), members in shapes.items():
+        found = price_glitches(np.concatenate([prepared[i].window_closes for i in members], axis=1), jump_rows)
+        start = 0
+        for i in members:
+            cols = slice(start, start + prepared[i].window_closes.shape[1])
+            out[i] = Glitches(found.kind[cols], found.row[cols], found.before[cols], found.after[cols])
+            start = cols.stop
+    return out  # type: ignore[return-value]
 
 
 def _hygienes(config: StudyConfig, days: pd.DatetimeIndex, prepared: list[_EventInputs]) -> list[Hygiene]:
@@ -457,13 +480,14 @@ def _hygienes(config: StudyConfig, days: pd.DatetimeIndex, prepared: list[_Event
 
 
 def _study_event(
-    config: StudyConfig, prepared: _EventInputs, hyg: Hygiene, data: PriceData, panel: ReturnPanel,
-    factors: FactorData | None, arrays: _PanelArrays, position: int, blocked: list[int],
+    config: StudyConfig, prepared: _EventInputs, hyg: Hygiene, glitches: Glitches, data: PriceData,
+    panel: ReturnPanel, factors: FactorData | None, arrays: _PanelArrays, position: int, blocked: list[int],
 ) -> dict[str, object]:
     """One event's results and timeline; its tables as :class:`~evstudy.tables.Rows`, row tuples or frames
     (``compute_study`` stacks every event's into one frame per table), and under "battery" its baskets
-    prepared for the test battery, which ``compute_study`` runs for every event at once. ``prepared`` and
-    ``hyg`` are the event's inputs and estimation-window hygiene, ``position`` its place in the config,
+    prepared for the test battery, which ``compute_study`` runs for every event at once. ``prepared``,
+    ``hyg`` and ``glitches`` are the event's inputs, estimation-window hygiene and price glitches
+    (found for several events at once), ``position`` its place in the config,
     ``blocked`` the rows of every event's day 0 and confounder."""
     days = panel.returns.index
     event, i0, series, members = prepared.event, prepared.i0, prepared.series, prepared.members
@@ -488,9 +512,9 @@ def _study_event(
         {t: data.missing_reasons.get(t, "") for t in data.missing}, never_priced,
     )
     reasons = [t if t and not r.startswith("no prices") else r for t, r in zip(trim_reasons(config, hyg), reasons)]
-    window_rows = slice(est_rows.start - 1, ev_rows.stop)  # glitches: from the close before the estimation window
-    reasons = screen_reasons(reasons, arrays.stock_closes(series.tickers, window_rows), days[window_rows],
-                             ev_rows.start - window_rows.start, fitted)
+    window_rows = prepared.window_rows
+    reasons = screen_reasons(reasons, prepared.window_closes, days[window_rows], ev_rows.start - window_rows.start,
+                             fitted, glitches)
     keep = np.array([r == "" for r in reasons], dtype=bool)
     if not keep.any():
         summary = "; ".join(f"{t}: {r}" for t, r in zip(series.tickers, reasons) if r)
@@ -676,8 +700,10 @@ def compute_study(config: StudyConfig, data: PriceData, factors: FactorData | No
             except Exception as error:  # raised after the events before it, as event by event would
                 failure = error
                 break
-        for offset, (item, hyg) in enumerate(zip(prepared, _hygienes(config, index, prepared))):
-            parts.append(_study_event(config, item, hyg, data, panel, factors, arrays, first + offset, blocked))
+        screened = zip(prepared, _hygienes(config, index, prepared), _glitches(prepared))
+        for offset, (item, hyg, glitches) in enumerate(screened):
+            parts.append(_study_event(config, item, hyg, glitches, data, panel, factors, arrays, first + offset,
+                                      blocked))
         if failure is not None:
             raise failure
     for part, (test_rows, placebo) in zip(parts, battery_tables(config, [p.pop("battery") for p in parts])):
