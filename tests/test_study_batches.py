@@ -87,6 +87,24 @@ def test_batched_hygiene_equals_the_hygiene_of_each_event_alone(monkeypatch, acc
         pd.testing.assert_frame_equal(getattr(batched, name), getattr(alone, name), check_exact=True, obj=name)
 
 
+def test_a_block_of_events_stops_at_its_series_cap(monkeypatch):
+    """Events are held together only up to HYGIENE_SERIES series: e1 + e2 (6), then e3 + e4."""
+    config, data, _ = _world(False)
+    widths = []
+    hygiene = study.estimation_hygiene
+
+    def counted(config, tickers, *args):
+        widths.append(len(tickers))
+        return hygiene(config, tickers, *args)
+
+    monkeypatch.setattr(study, "estimation_hygiene", counted)
+    monkeypatch.setattr(study, "HYGIENE_SERIES", 6)
+    capped = compute_study(config, data)
+    assert sorted(widths) == [1, 3, 6]  # the second block: e3's three series, and e4's lone one alone
+    monkeypatch.setattr(study, "HYGIENE_SERIES", 1024)
+    pd.testing.assert_frame_equal(capped.fits, compute_study(config, data).fits, check_exact=True)
+
+
 def test_an_event_that_fails_early_is_reported_after_the_events_before_it():
     """e5 lies beyond the data (refused while its inputs are gathered); e2's error, found later per event, comes first."""
     config, data, dates = _world(False, [{"id": "e5", "date": "2026-06-01", "tickers": ["S10"]}])

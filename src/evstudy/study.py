@@ -41,6 +41,7 @@ from evstudy.tables import Rows, stack as stack_rows
 from evstudy.verdicts import headline_verdicts
 
 HYGIENE_BATCH = 32  # events whose estimation-window hygiene runs in one call (their arrays held at once)
+HYGIENE_SERIES = 1024  # and no more events once their series reach this many (a big event is a block alone)
 
 # The basket table before the verdicts are added (evstudy.verdicts fills the rest of BASKET_COLUMNS).
 CS_BASKET_COLUMNS = ["event", "basket", "benchmark", "window_start", "window_end", "n", "caar", "se", "cs_t", "cs_p",
@@ -691,21 +692,26 @@ def compute_study(config: StudyConfig, data: PriceData, factors: FactorData | No
     blocked = blocked_rows(config, panel.returns.index) if config.placebo_dates else []
     parts = []
     index = panel.returns.index  # the study's trading days, as each event reads them
-    for first in range(0, len(config.events), HYGIENE_BATCH):
+    position = 0
+    while position < len(config.events):  # blocks of events whose arrays are held together
         prepared: list[_EventInputs] = []
         failure: Exception | None = None
-        for event in config.events[first:first + HYGIENE_BATCH]:
+        held = 0
+        while position + len(prepared) < len(config.events) and len(prepared) < HYGIENE_BATCH and (
+                held < HYGIENE_SERIES):
             try:
-                prepared.append(_event_inputs(config, event, index, arrays, factors))
+                prepared.append(_event_inputs(config, config.events[position + len(prepared)], index, arrays, factors))
             except Exception as error:  # raised after the events before it, as event by event would
                 failure = error
                 break
+            held += len(prepared[-1].series)
         screened = zip(prepared, _hygienes(config, index, prepared), _glitches(prepared))
         for offset, (item, hyg, glitches) in enumerate(screened):
-            parts.append(_study_event(config, item, hyg, glitches, data, panel, factors, arrays, first + offset,
+            parts.append(_study_event(config, item, hyg, glitches, data, panel, factors, arrays, position + offset,
                                       blocked))
         if failure is not None:
             raise failure
+        position += len(prepared)
     for part, (test_rows, placebo) in zip(parts, battery_tables(config, [p.pop("battery") for p in parts])):
         part["tests"], part["placebo"] = test_rows, placebo
         part["baskets"] = _with_cs_t(part["baskets"], test_rows)
