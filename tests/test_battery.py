@@ -2,7 +2,8 @@
 
 Independent side: the same study with :func:`evstudy.battery.battery_tables`
 called once per event, so every basket goes through
-:func:`evstudy.inference.cross_section_tests` alone, unstacked.
+:func:`evstudy.inference.cross_section_tests` alone, unstacked (and the portfolio t
+stacks only that event's baskets).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 import evstudy.battery as battery
 import evstudy.study as study
 from evstudy.config import config_from_dict
-from evstudy.inference import cross_section_tests
+from evstudy.inference import cross_section_tests, portfolio_t
 from evstudy.study import compute_study
 
 from helpers import closes_from_returns, nyse_dates, price_data
@@ -58,9 +59,17 @@ def test_batched_battery_equals_the_battery_of_each_event_alone(catalogue_world,
         return cross_section_tests(section)
 
     monkeypatch.setattr(battery, "cross_section_tests", counted)
+    portfolios = []
+
+    def counted_portfolio(model, basket_est, *args):
+        portfolios.append(basket_est.shape[1])
+        return portfolio_t(model, basket_est, *args)
+
+    monkeypatch.setattr(battery, "portfolio_t", counted_portfolio)
     batched = compute_study(config, data)
     # the three 3-stock baskets stacked (in blocks of at most `batch`), the lone 2-stock basket unstacked
     assert sorted(calls) == stacked
+    assert portfolios == [4]  # every event's basket in one portfolio fit
 
     calls.clear()
     monkeypatch.setattr(study, "battery_tables",
@@ -74,9 +83,10 @@ def test_batched_battery_equals_the_battery_of_each_event_alone(catalogue_world,
     for column in ("statistic", "p_value"):
         x, y = a[column].to_numpy(float), b[column].to_numpy(float)
         assert np.array_equal(np.isnan(x), np.isnan(y))
-        # summation order of stacked arrays: Corrado's rank statistic may differ in its last bits
+        # summation order of stacked arrays: Corrado's rank statistic and the portfolio t (every event's
+        # baskets in one fit) may differ in their last bits
         np.testing.assert_allclose(x, y, rtol=1e-12, atol=0)
-        exact = a["test"].to_numpy() != "corrado_rank"
+        exact = ~np.isin(a["test"].to_numpy(), ["corrado_rank", "portfolio_t"])
         assert np.array_equal(x[exact], y[exact], equal_nan=True)
     pd.testing.assert_frame_equal(batched.placebo, alone.placebo)
     # each event's rows stay its own: e2's planted +8% is its day-0 CAAR, not another event's

@@ -3,8 +3,8 @@
 The study engine hands over, event by event, what it already computed for the
 included series (fits with their estimation residuals, event-span ARs, CARs
 with MacKinlay standard errors) and the return panels; :func:`prepare_event`
-runs the portfolio test and the event's placebo draws for each basket, then
-:func:`battery_tables` runs :func:`evstudy.inference.cross_section_tests` once
+runs the event's placebo draws for each basket, then :func:`battery_tables`
+runs the portfolio test and :func:`evstudy.inference.cross_section_tests` once
 for every event's baskets of one shape (a catalogue's 200 baskets of 20 stocks
 in one call, not 200) and the placebo-date tests, and returns per event the
 rows of ``results.tests`` plus the placebo distributions (``results.placebo``).
@@ -21,9 +21,9 @@ import pandas as pd
 
 from evstudy.abnormal import AbnormalReturns, CarStats
 from evstudy.calendar import locate_day_zero
-from evstudy.config import EventSpec, StudyConfig
+from evstudy.config import EventSpec, StudyConfig, Window
 from evstudy.inference import (
-    TEST_IDS, CrossSection, TestArrays, TestResult, cross_section_tests, equal_weighted, placebo_test,
+    TEST_IDS, CrossSection, TestResult, cross_section_tests, equal_weighted, placebo_test,
     portfolio_t, undefined, window_selectors,
 )
 from evstudy.models import ModelFit
@@ -115,13 +115,24 @@ def _event_placebo(
 BATCH_BASKETS = 32  # baskets of one shape whose cross-sectional tests run in one call
 
 
+@dataclass(frozen=True)
+class _PortfolioInputs:
+    """One basket's equal-weighted return and its regressors (:func:`~evstudy.inference.portfolio_t`'s columns)."""
+
+    basket_est: np.ndarray  # (L,)
+    market_est: np.ndarray  # (L, 1 [, q])
+    basket_event: np.ndarray  # (W,)
+    market_event: np.ndarray  # (W, 1 [, q])
+    rel_days: np.ndarray
+
+
 @dataclass
 class BasketBattery:
     """One basket x benchmark of one event on its way through the battery.
 
-    :func:`prepare_event` fills in the tests computed per basket (portfolio t) and the placebo
-    distribution; :func:`battery_tables` adds the cross-sectional tests, run for every event's
-    baskets of one shape in one batched call, then the placebo tests (which compare with the BMP t).
+    :func:`prepare_event` fills in the placebo distribution and the portfolio's inputs;
+    :func:`battery_tables` adds the portfolio t and the cross-sectional tests, each run for every
+    event's baskets of one shape in one batched call, then the placebo tests (which compare with the BMP t).
     """
 
     event_id: str
@@ -134,12 +145,13 @@ class BasketBattery:
     placebo: BasketPlacebo | None
     placebo_context: str  # where the draws came from and how many were dropped
     placebo_rows: Rows | None
+    portfolio: _PortfolioInputs | None = None  # None: every ticker of the basket was excluded
 
 
 def prepare_event(
     config: StudyConfig, data: EventArrays, members: Sequence[tuple[str, str, str, str]]
 ) -> list[BasketBattery]:
-    """One event's baskets with their portfolio t and placebo distributions (one placebo pass per event)."""
+    """One event's baskets with their placebo distributions (one placebo pass per event) and portfolio inputs."""
     windows = config.windows
     n_windows = len(windows)
     column = {key: i for i, key in enumerate(zip(*data.included))}
@@ -168,15 +180,11 @@ def prepare_event(
             car, data.cars.se[:, cols], data.fitted.df[cols], data.fitted.residuals[:, cols],
             data.abnormal.abnormal[:, cols], selectors,
         )
-        portfolio = portfolio_t(
-            config.model,
-            equal_weighted(stock_est[:, cols])[:, None], reg_est[:, cols[:1]],
-            equal_weighted(stock_ev[:, cols])[:, None], reg_ev[:, cols[:1]],
-            data.abnormal.rel_days, windows, np.array([n]),
+        portfolio = _PortfolioInputs(
+            equal_weighted(stock_est[:, cols]), reg_est[:, cols[:1]], equal_weighted(stock_ev[:, cols]),
+            reg_ev[:, cols[:1]], data.abnormal.rel_days,
         )
-        results = {"portfolio_t": TestArrays(
-            "portfolio_t", portfolio.statistic[0], portfolio.p_value[0], portfolio.n[0], portfolio.note[0]
-        ).results()}
+        results: dict[str, list[TestResult]] = {}
         dist, rows, context = None, None, ""
         if dists is None:
             for name in ("placebo_caar", "placebo_bmp"):
@@ -201,9 +209,37 @@ def prepare_event(
                 "bmp": dist.bmp.ravel(),
             }, repeat_text=True)
         baskets.append(BasketBattery(
-            data.event.id, basket, bench, n, section, car.mean(axis=1), results, dist, context, rows
+            data.event.id, basket, bench, n, section, car.mean(axis=1), results, dist, context, rows, portfolio
         ))
     return baskets
+
+
+def _portfolio_results(model: str, windows: Sequence[Window], baskets: list[BasketBattery]) -> None:
+    """Add :func:`~evstudy.inference.portfolio_t` to each basket's results, one call per shape of inputs.
+
+    Each basket is a column of the fit (the test is column by column), so every event's baskets of one
+    estimation-window length go through one fit instead of one fit each; the column sums of a stacked
+    matrix add in another order than those of a lone column, so a statistic may differ from the
+    basket-by-basket one in its last bits (at most a few 1e-15, relative; tests/test_battery.py).
+    """
+    shapes: dict[tuple, list[BasketBattery]] = {}
+    for b in baskets:
+        inputs = b.portfolio
+        assert inputs is not None
+        key = (inputs.market_est.shape, inputs.market_event.shape, tuple(inputs.rel_days.tolist()))
+        shapes.setdefault(key, []).append(b)
+    for group in shapes.values():
+        parts = [b.portfolio for b in group]
+        portfolio = portfolio_t(
+            model,  # type: ignore[arg-type]
+            np.column_stack([p.basket_est for p in parts]), np.concatenate([p.market_est for p in parts], axis=1),
+            np.column_stack([p.basket_event for p in parts]), np.concatenate([p.market_event for p in parts], axis=1),
+            parts[0].rel_days, windows, np.array([b.n for b in group]),
+        )
+        cells = portfolio.results()  # (baskets x windows), basket-major
+        n_windows = len(windows)
+        for position, b in enumerate(group):
+            b.results["portfolio_t"] = cells[position * n_windows:(position + 1) * n_windows]
 
 
 @dataclass(frozen=True)
@@ -257,6 +293,7 @@ def battery_tables(config: StudyConfig, events: list[list[BasketBattery]]) -> li
     """
     windows = config.windows
     tested = [b for baskets in events for b in baskets if b.section is not None]
+    _portfolio_results(config.model, windows, tested)
     for basket, cross in zip(tested, _cross_section_results([b.section for b in tested if b.section is not None])):
         basket.results.update(cross.results)
         if basket.placebo is not None:

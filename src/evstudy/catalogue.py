@@ -319,13 +319,13 @@ def catalogue(results: StudyResults) -> Catalogue:
         part = cars[(cars["stack"] == stack) & (cars["benchmark"] == bench)]
         if part.empty:
             continue
-        order = list(dict.fromkeys(zip(part["event"], part["ticker"])))  # events in config order
+        order = list(dict.fromkeys(zip(part["event"].tolist(), part["ticker"].tolist())))  # events in config order
         car = part.pivot(index=["event", "ticker"], columns=["window_start", "window_end"], values="car")
         car = car.loc[order, windows]
         se = part.pivot(index=["event", "ticker"], columns=["window_start", "window_end"], values="se")
         se = se.loc[order, windows]
         matrix = car.to_numpy().T  # (windows x stocks)
-        event_ids = list(dict.fromkeys(car.index.get_level_values("event")))
+        event_ids = list(dict.fromkeys(car.index.get_level_values("event").tolist()))
         per_event = car.groupby(level="event", sort=False).mean().loc[event_ids].to_numpy().T
         n = matrix.shape[1]
         caar = matrix.mean(axis=1)

@@ -39,7 +39,7 @@ from evstudy.abnormal import AbnormalReturns, abnormal_returns, buy_and_hold, ca
 from evstudy.config import StudyConfig, Window
 from evstudy.errors import InsufficientDataError
 from evstudy.models import EXACT_FIT_SIGMA, ModelFit, alpha_beta, exact_fit, fit, param_names  # noqa: F401
-from evstudy.returns import nan_median, price_glitches, zero_share_of  # noqa: F401 - nan_median: tests import it here
+from evstudy.returns import Glitches, nan_median, price_glitches, zero_share_of  # noqa: F401 - nan_median: tests import it here
 from evstudy.tables import Rows
 
 BREAK_CRITICAL_5PCT = 1.358  # 5% quantile of sup|Brownian bridge| (Inclán & Tiao 1994, Table 1)
@@ -69,7 +69,8 @@ EXACT_FIT_REASON = (
 
 
 def screen_reasons(
-    reasons: list[str], closes: np.ndarray, dates: pd.DatetimeIndex, jump_rows: int, fitted: ModelFit
+    reasons: list[str], closes: np.ndarray, dates: pd.DatetimeIndex, jump_rows: int, fitted: ModelFit,
+    glitches: Glitches | None = None,
 ) -> list[str]:
     """Add the glitch and exact-fit screens to a study's exclusion reasons (one per series).
 
@@ -79,9 +80,10 @@ def screen_reasons(
     the cause), except that a series without prices stays "no prices"; an
     exact fit is named where nothing else excluded the series. The scan
     applies the same two screens (:func:`evstudy.returns.price_glitches`,
-    :func:`exact_fit`).
+    :func:`exact_fit`). ``glitches``: :func:`~evstudy.returns.price_glitches` of ``closes`` if the
+    caller has it already (a catalogue screens several events' closes in one call).
     """
-    glitches = price_glitches(closes, jump_rows)
+    glitches = price_glitches(closes, jump_rows) if glitches is None else glitches
     exact = exact_fit(fitted)
     out = []
     for k, reason in enumerate(reasons):  # string choice per series; the screens above are vectorized
@@ -388,7 +390,7 @@ def estimation_hygiene(
     how = [("break" if accepted[i] else h) for i, h in enumerate(how)]
     trimmed = np.array([h != "" for h in how], dtype=bool)
     active_row = np.where(trimmed, first_row, np.where(breaks.significant, breaks.start, 0))
-    active = fit(model, _cut(y, active_row), x)
+    active = fit(model, _cut(y, active_row), x) if active_row.any() else full  # nothing cut: the same fit
     fitted = _choose(trimmed, active, full)
     used_stock = _cut(stock, first_row)
     used_diag = diagnose(fitted.residuals, used_stock) if trimmed.any() else full_diag
@@ -463,7 +465,7 @@ def flag_table(
         day = stamps[row] if row is not None and 0 <= row < len(stamps) else no_date
         rows.append((event_id, tickers[i], benchmarks[i], flag, detail, day))
 
-    for i in range(len(tickers)):  # builds text only for the few flagged series
+    for i in _flagged(hyg, need).tolist():  # builds text only for the few flagged series
         scopes = [("", hyg.full_diag, hyg.full)]
         if trimmed[i]:
             start = dates[hyg.first_row[i]].date() if hyg.first_row[i] < len(dates) else "after the window"
@@ -502,6 +504,14 @@ def flag_table(
         **{name: np.array(values, dtype=object) for name, values in zip(DIAGNOSTIC_COLUMNS[:-1], columns)},
         "date": np.array(columns[-1], dtype="datetime64[ns]"),
     })
+
+
+def _flagged(hyg: Hygiene, need: int) -> np.ndarray:
+    """The series :func:`flag_table` writes a row for (any flag of the full window; trimmed series), in order."""
+    diag = hyg.full_diag
+    any_flag = (hyg.trimmed | (hyg.full.n < need) | diag.variance.significant | diag.mean.significant
+                | (diag.zero_run >= FLAT_RUN_DAYS) | diag.outliers.any(axis=0))
+    return np.flatnonzero(any_flag)
 
 
 def _car_rows(

@@ -379,19 +379,24 @@ def _placebo_cells(
     # (exact integer sums either way); with many, each chunk's counts alone, not every chunk's moments held
     single = moments(chunks[0][0]) if len(chunks) == 1 else None
     rows = np.arange(n_draws)
+    window_sums = None  # one chunk: every draw's window sums, found once for the count rules and the fits
     if car_draws is not None:
         counted = np.zeros((n_draws, n_series), dtype=bool)
         for pairs, series, local in chunks:
+            d = cell_rows(series, slice(None))
             if single is not None:
-                prefix = single[0][:, [0, single[1].zero]]
+                prefix, layout = single
+                est = _sums(prefix, d + estimation.start, d + estimation.end + 1, local)
+                span_n = _sums(prefix, d + span.start, d + span.end + 1, local, slice(0, 1))[0]
+                window_sums = (est, span_n)
+                n, zeros = est[0], est[layout.zero]
             else:
                 y = stock[:, u_stock[pairs]]
                 x = regressors[:, u_reg[pairs]]
                 valid = np.isfinite(y) & (np.isfinite(x) if x.ndim == 2 else np.isfinite(x).all(axis=-1))
                 prefix = _prefix(np.stack([valid, valid & (y == 0.0)], axis=1).astype(float))
-            d = cell_rows(series, slice(None))
-            n, zeros = _sums(prefix, d + estimation.start, d + estimation.end + 1, local)
-            span_n = _sums(prefix, d + span.start, d + span.end + 1, local, slice(0, 1))[0]
+                n, zeros = _sums(prefix, d + estimation.start, d + estimation.end + 1, local)
+                span_n = _sums(prefix, d + span.start, d + span.end + 1, local, slice(0, 1))[0]
             counted[:, series] = (n >= min_returns) & (zeros / np.maximum(n, 1) <= max_zero_share) & (
                 span_n == span_days)
         rows = np.asarray(car_draws(counted), dtype=np.int64)
@@ -407,8 +412,11 @@ def _placebo_cells(
         for begin in range(0, n_draws, step):
             block = slice(begin, begin + step)
             d = cell_rows(series, block)
-            est = _sums(prefix, d + estimation.start, d + estimation.end + 1, local)
-            span_n = _sums(prefix, d + span.start, d + span.end + 1, local, slice(0, 1))[0]
+            if window_sums is not None and begin == 0 and step >= n_draws:
+                est, span_n = window_sums
+            else:
+                est = _sums(prefix, d + estimation.start, d + estimation.end + 1, local)
+                span_n = _sums(prefix, d + span.start, d + span.end + 1, local, slice(0, 1))[0]
             fits = _fit(est, span_n, layout, span_days, min_returns, max_zero_share)
             usable[block, series] = fits.usable
             wanted = car_row[block] >= 0

@@ -329,6 +329,6 @@ def headline_verdicts(
         rows.append((test, HEADLINE_LABELS[test], stat, p, words, significant, reason, note))
     record = pd.DataFrame(rows, columns=[*VERDICT_COLUMNS, "note"], index=baskets.index)
     out = pd.concat([baskets.drop(columns=["note"]), record], axis=1)
-    keys = zip(tests["event"], tests["basket"], tests["benchmark"], tests["window_start"], tests["window_end"],
-               tests["test"])
+    keys = zip(*(tests[name].tolist() for name in ("event", "basket", "benchmark", "window_start", "window_end",
+                                                    "test")))  # lists: iterating Arrow-backed columns is per cell
     return out, tests.assign(headline=[key in chosen for key in keys])
