@@ -15,7 +15,7 @@ import pandas as pd
 from evstudy.config import Window
 from evstudy.firm_events import run_request
 from evstudy.report.request_html import (
-    ALL_MOVERS, MIN_DISTRIBUTION, bin_positions, render_request_html, robust_axis, split_movers,
+    ALL_MOVERS, MIN_DISTRIBUTION, render_request_html, robust_axis, split_movers,
 )
 from evstudy.requests import RequestConfig, read_request
 
@@ -114,15 +114,3 @@ def test_the_report_keeps_its_compiled_template(tmp_path, monkeypatch):
     assert _html(tmp_path, 40) and _html(tmp_path, 40)
     assert len(compiled) == 1
     assert len(list((Path(os.environ["EVSTUDY_CACHE"]) / "report-templates").iterdir())) == 1
-
-
-def test_bin_positions_count_as_np_histogram_does():
-    """Edges closed on the left, the last bin on both sides; values outside the edges or NaN are in no bin."""
-    rng = np.random.default_rng(5)
-    for size in (0, 1, 50, 2_000):
-        values = rng.standard_t(2, size) * 0.03
-        values[rng.random(size) < 0.05] = np.nan
-        edges = np.linspace(-0.04, 0.05, 23)
-        values[:4] = edges[[0, -1, 5, 0]][:len(values[:4])]
-        counts = np.bincount(bin_positions(values, edges), minlength=len(edges))[:len(edges) - 1]
-        np.testing.assert_array_equal(counts, np.histogram(values, edges)[0])

@@ -129,18 +129,6 @@ def window_values(results: RequestResults, column: str) -> np.ndarray:
     return values.reshape(len(results.firm_events), len(results.config.windows))
 
 
-def bin_positions(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Each value's histogram bin among increasing ``edges``, ``len(edges) - 1`` for a value outside them (or NaN).
-
-    ``np.histogram(values, edges)``'s rule (bins closed on the left, the last
-    also on the right), found by one ``searchsorted`` of the values instead of
-    a sort of each group's values, so a (firm-events x windows) matrix is binned
-    once per window for every group.
-    """
-    outside = len(edges) - 1
-    bins = np.minimum(np.searchsorted(edges, values, side="right") - 1, outside - 1)
-    return np.where((values >= edges[0]) & (values <= edges[-1]), bins, outside)
-
 def histogram_figure(results: RequestResults) -> dict[str, Any]:
     """Binned CAR counts per window (a menu picks the window), one bar trace per group.
 
@@ -157,9 +145,8 @@ def histogram_figure(results: RequestResults) -> dict[str, Any]:
     for w, window in enumerate(windows):
         edges, below, above = robust_axis(car[:, w])
         centres = (edges[:-1] + edges[1:]) / 2
-        bins = bin_positions(car[:, w], edges)
         for i, group in enumerate(groups):
-            counts = np.bincount(bins[codes == group_code.get(group, -2)], minlength=len(edges))[:len(edges) - 1]
+            counts, _ = np.histogram(car[codes == group_code.get(group, -2), w], edges)
             traces.append({"x": _finite(centres), "y": counts.tolist(), "type": "bar", "name": group,
                            "marker": {"color": COLORS[i % len(COLORS)]}, "opacity": 0.6, "visible": w == 0,
                            "hovertemplate": "CAR %{x:.2%}: %{y:,} firm-events<extra>" + group + "</extra>"})
