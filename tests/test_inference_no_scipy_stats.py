@@ -69,6 +69,22 @@ def test_signed_rank_pvalue_equals_scipy_wilcoxon_in_every_regime(width):
         np.testing.assert_array_equal(signed_rank_pvalue(x), _scipy_wilcoxon_rows(x))
 
 
+
+def test_signed_rank_pvalue_equals_scipy_on_wide_rows_with_ties_infinities_and_tiny_values():
+    """The integer-key sort (bits of |x|, sign in the low bit) ranks inf, subnormal and tied values as rankdata does."""
+    rng = np.random.default_rng(11)
+    x = np.round(rng.standard_normal((12, 300)) * 4) / 4 + rng.uniform(-0.3, 0.3, size=(12, 1))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    x[:, :3] = [np.inf, -np.inf, 5e-324]
+    x[1, 3:9] = [-5e-324, 5e-324, -1e-310, 1e-310, np.inf, 0.0]
+    with_inf = [stats.wilcoxon(row[~np.isnan(row) & (row != 0)], zero_method="wilcox").pvalue for row in x]
+    np.testing.assert_array_equal(signed_rank_pvalue(x), with_inf)
+    result = wilcoxon(np.where(np.isfinite(x), x, np.nan))
+    kept = np.where(np.isfinite(x) & (x != 0), x, np.nan)
+    ranks = stats.rankdata(np.abs(kept), axis=-1, nan_policy="omit")
+    np.testing.assert_array_equal(result.statistic, np.where(kept > 0, ranks, 0.0).sum(axis=-1))
+    np.testing.assert_array_equal(result.p_value, _scipy_wilcoxon_rows(kept))
+
 def test_signed_rank_pvalue_keeps_the_batch_shape_and_all_zero_rows_are_nan():
     x = np.zeros((2, 3, 4))
     x[0, 1] = [0.5, -0.2, 0.3, 0.1]

@@ -828,10 +828,11 @@ def _group_statistics(
         rbar, pairs = same_day_rbar(sums, int(varies[member].sum()))
         sizes = pd.Series(g_day0).value_counts()
         clustered = int(sizes[sizes > 1].sum())
+        firms = int(table["ticker"][member].nunique())
         for w, window in enumerate(windows):
             values = g_car[w]
             group_rows.append((
-                name, window.start, window.end, k, int(table["ticker"][member].nunique()), len(sizes),
+                name, window.start, window.end, k, firms, len(sizes),
                 float(values.mean()), float(values.std(ddof=1) / np.sqrt(k)) if k > 1 else np.nan,
                 float(np.median(values)), float((values > 0).mean()), clustered, int(sizes.max()),
             ))

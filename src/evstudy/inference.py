@@ -443,7 +443,7 @@ def _row_ranks(values: np.ndarray, ties: bool = True) -> tuple[np.ndarray, np.nd
     ending before e gets (f + 1 + e) / 2, the rule of ``scipy.stats.rankdata``.
     """
     rows, width = values.shape
-    order = np.argsort(values, axis=-1, kind="stable")  # NaN sorts last
+    order = np.argsort(values, axis=-1)  # NaN sorts last; the order within ties does not change an average rank
     sorted_at = (order + (np.arange(rows, dtype=np.int64) * width)[:, None]).ravel()  # flat gathers: no fancy indices
     ordered = np.take(values.ravel(), sorted_at).reshape(rows, width)
     valid = ~np.isnan(ordered)
@@ -536,10 +536,42 @@ def signed_rank_pvalue(x: np.ndarray) -> np.ndarray:
     if values.shape[-1] == 0:
         return np.full(values.shape[:-1], np.nan)
     rows = values.reshape(-1, values.shape[-1])
-    d = np.where(rows == 0, np.nan, rows)
-    ranks, tie_term, tied = _row_ranks(np.abs(d))
-    count = (~np.isnan(d)).sum(axis=-1)
-    w_plus = np.where(d > 0, ranks, 0.0).sum(axis=-1)
+    _, p = _signed_rank(np.where(rows == 0, np.nan, rows))
+    return p.reshape(values.shape[:-1])
+
+
+_MISSING_KEY = np.uint64(np.iinfo(np.uint64).max)
+
+
+def _signed_rank(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """W+ and the two-sided p of :func:`signed_rank_pvalue` for each row of a 2-D ``d`` with zeros already NaN.
+
+    One sort per row, of integer keys: the bits of |d| (which order as the
+    values do, |d| being non-negative) shifted left one place, the low bit
+    set for a positive value, NaN last. Equal |d| form a run whose average
+    rank (f + 1 + e) / 2 is ``scipy.stats.rankdata``'s; W+ adds the ranks at
+    the keys with the low bit set. Ranks are half-integers and W+ < 2^52, so
+    every sum is exact, in any order.
+    """
+    width = d.shape[-1]
+    missing = np.isnan(d)
+    keys = (np.abs(d).view(np.uint64) << np.uint64(1)) | (d > 0).astype(np.uint64)
+    keys[missing] = _MISSING_KEY
+    keys.sort(axis=-1)
+    magnitude = keys >> np.uint64(1)
+    valid = keys != _MISSING_KEY
+    new_run = np.ones(keys.shape, dtype=bool)
+    new_run[:, 1:] = magnitude[:, 1:] != magnitude[:, :-1]
+    position = np.arange(width)
+    start = np.maximum.accumulate(np.where(new_run, position, 0), axis=-1)
+    run_end = np.ones(keys.shape, dtype=bool)
+    run_end[:, :-1] = new_run[:, 1:]
+    end = np.flip(np.minimum.accumulate(np.flip(np.where(run_end, position + 1, width), -1), axis=-1), -1)
+    positive = valid & ((keys & np.uint64(1)) == 1)
+    w_plus = np.where(positive, 0.5 * (start + end + 1), 0.0).sum(axis=-1)
+    size = np.where(new_run & valid, end - start, 0).astype(float)
+    tie_term, tied = (size**3 - size).sum(axis=-1), (size > 1).any(axis=-1)
+    count = valid.sum(axis=-1)
     c = count.astype(float)
     se = np.sqrt((c * (c + 1.0) * (2.0 * c + 1.0) - tie_term / 2) / 24)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -551,15 +583,18 @@ def signed_rank_pvalue(x: np.ndarray) -> np.ndarray:
         at = exact & (count == n)
         w = w_plus[at]
         p[at] = np.minimum(1.0, 2 * np.minimum(upper[np.floor(w).astype(int)], lower[np.ceil(w).astype(int)]))
-    for row in np.flatnonzero((count >= 1) & (count <= 13) & tied):
-        n = int(count[row])
-        flips = (np.arange(2**n)[:, None] >> np.arange(n)) & 1  # every sign pattern of the n ranks
-        null = flips @ ranks[row][~np.isnan(d[row])]
-        w = w_plus[row]
-        gamma = abs(np.finfo(float).eps * 100 * w)  # scipy.stats.permutation_test's tolerance
-        share = min(np.count_nonzero(null <= w + gamma), np.count_nonzero(null >= w - gamma)) / 2**n
-        p[row] = min(1.0, 2 * share)
-    return p.reshape(values.shape[:-1])
+    permuted = np.flatnonzero((count >= 1) & (count <= 13) & tied)
+    if len(permuted):
+        ranks, _, _ = _row_ranks(np.abs(d[permuted]), ties=False)
+        for i, row in enumerate(permuted):
+            n = int(count[row])
+            flips = (np.arange(2**n)[:, None] >> np.arange(n)) & 1  # every sign pattern of the n ranks
+            null = flips @ ranks[i][~missing[row]]
+            w = w_plus[row]
+            gamma = abs(np.finfo(float).eps * 100 * w)  # scipy.stats.permutation_test's tolerance
+            share = min(np.count_nonzero(null <= w + gamma), np.count_nonzero(null >= w - gamma)) / 2**n
+            p[row] = min(1.0, 2 * share)
+    return w_plus, p
 
 
 # --------------------------------------------------------------------------- rank and sign tests
@@ -849,9 +884,11 @@ def wilcoxon(cars: np.ndarray) -> TestArrays:
     present = np.isfinite(cars)
     nonzero = present & (cars != 0)
     count = nonzero.sum(axis=-1)
-    ranks = average_ranks(np.where(nonzero, np.abs(cars), np.nan), axis=-1)
-    w_plus = np.where(nonzero & (cars > 0), ranks, 0.0).sum(axis=-1)
-    p = signed_rank_pvalue(np.where(nonzero, cars, np.nan))
+    if cars.shape[-1]:
+        w_plus, p = _signed_rank(np.where(nonzero, cars, np.nan).reshape(-1, cars.shape[-1]))
+        w_plus, p = w_plus.reshape(count.shape), p.reshape(count.shape)
+    else:
+        w_plus, p = np.zeros(count.shape), np.full(count.shape, np.nan)
     ok = count >= 1
     note = _notes(count.shape)
     _explain(note, present.sum(axis=-1) < 1, "no ticker in the basket")
