@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import evstudy.report.files as files
+from evstudy.compare import COMPARISON_COLUMNS
 from evstudy.report.files import ArrowCsv, csv_sources, data_files, write_outputs
 from evstudy.report.writing import table_csv
 from evstudy.results import AR_COLUMNS, CAR_COLUMNS, TEST_COLUMNS
@@ -123,10 +124,12 @@ def test_the_jpm_studys_csvs_read_back_as_its_frames(market_parquet, tmp_path):
 
     results = evstudy.run_study("configs/jpm-sri-2025.toml", prices=market_parquet)
     data = data_files(results)
+    assert "comparisons.csv" in data
     for name, frame, columns in [
         ("abnormal_returns.csv", results.abnormal_returns, AR_COLUMNS),
         ("cars.csv", results.cars, CAR_COLUMNS),
         ("tests.csv", results.tests, TEST_COLUMNS),
+        ("comparisons.csv", results.extras["comparisons"].pairs, COMPARISON_COLUMNS),
     ]:
         assert isinstance(csv_sources(results)[name], ArrowCsv)
         read = pd.read_csv(io.BytesIO(data[name]), keep_default_na=False, na_values=[""])
