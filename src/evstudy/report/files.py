@@ -14,6 +14,7 @@ import json
 import math
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
 from json.encoder import encode_basestring as _encode_string  # the C encoder json.dumps uses (ensure_ascii=False)
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from markupsafe import escape
 
 from evstudy.compare import COMPARISON_COLUMNS
@@ -162,20 +165,35 @@ def with_baskets(frame: pd.DataFrame, memberships: pd.DataFrame) -> pd.DataFrame
 
 def data_files(results: StudyResults, *, xlsx: bool = False) -> dict[str, bytes]:
     """Every output of a run but report.html, name -> bytes: results.json, the CSVs (and results.xlsx)."""
-    data = {
-        "results.json": results_json(results).encode("utf-8"),
-        "abnormal_returns.csv": fast_table_csv(
-            with_baskets(results.abnormal_returns[AR_COLUMNS], results.memberships), date_format="%Y-%m-%d"
-        ).encode("utf-8"),
-        "cars.csv": fast_table_csv(with_baskets(results.cars[CAR_COLUMNS], results.memberships)).encode("utf-8"),
-        "tests.csv": fast_table_csv(results.tests[TEST_COLUMNS]).encode("utf-8"),
-    }
-    comparison = results.extras.get("comparisons")
-    if comparison is not None:  # multi-basket studies: the pairwise basket comparison
-        data["comparisons.csv"] = table_csv(comparison.pairs[COMPARISON_COLUMNS]).encode("utf-8")
+    data = {"results.json": results_json(results).encode("utf-8"), **_encoded(csv_sources(results))}
     if xlsx:
         data["results.xlsx"] = xlsx_workbook(result_tables(results))
     return data
+
+
+def csv_sources(results: StudyResults) -> dict[str, ArrowCsv | bytes]:
+    """The run's CSVs, name -> its :class:`ArrowCsv` still to encode (or the bytes pandas wrote for a table Arrow
+    cannot): abnormal_returns.csv, cars.csv, tests.csv (+ comparisons.csv for multi-basket studies)."""
+    tables: dict[str, tuple[pd.DataFrame, str | None]] = {
+        "abnormal_returns.csv": (with_baskets(results.abnormal_returns[AR_COLUMNS], results.memberships), "%Y-%m-%d"),
+        "cars.csv": (with_baskets(results.cars[CAR_COLUMNS], results.memberships), None),
+        "tests.csv": (results.tests[TEST_COLUMNS], None),
+    }
+    comparison = results.extras.get("comparisons")
+    if comparison is not None:  # multi-basket studies: the pairwise basket comparison
+        tables["comparisons.csv"] = (comparison.pairs[COMPARISON_COLUMNS], None)
+    return {name: _csv_source(frame, date_format) for name, (frame, date_format) in tables.items()}
+
+
+def _csv_source(frame: pd.DataFrame, date_format: str | None) -> ArrowCsv | bytes:
+    source = ArrowCsv.of(frame, date_format=date_format)
+    if source is not None:
+        return source
+    return (table_csv(frame, date_format=date_format) if date_format else table_csv(frame)).encode("utf-8")
+
+
+def _encoded(sources: Mapping[str, ArrowCsv | bytes]) -> dict[str, bytes]:
+    return {name: source.encode() if isinstance(source, ArrowCsv) else source for name, source in sources.items()}
 
 
 def write_outputs(
@@ -191,73 +209,103 @@ def write_outputs(
 
     With ``xlsx``, also results.xlsx: the same tables in one workbook (:func:`xlsx_workbook`);
     ``extra`` adds files of the command's own (compare's compare.html) to the same set.
+    The CSVs are encoded by Arrow (which releases the GIL) in another thread while this one
+    builds results.json and report.html; an error there is raised here, before anything is written.
     """
-    data = data_files(results, xlsx=xlsx)
+    sources = csv_sources(results)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        csvs = pool.submit(_encoded, sources)
+        data = {"results.json": results_json(results).encode("utf-8")}
+        report = render_html(results).encode("utf-8")
+        if xlsx:
+            data["results.xlsx"] = xlsx_workbook(result_tables(results))
+        data.update(csvs.result())
     data.update(extra or {})
-    data["report.html"] = capped_report(results, render_html(results).encode("utf-8"), sorted(data), max_report_bytes)
+    data["report.html"] = capped_report(results, report, sorted(data), max_report_bytes)
     return write_output_set(out_dir, data, command=command)
 
 
 _CSV_SPECIAL = (",", '"', "\r", "\n")
+_QUOTE, _COMMA = "\x1e", "\x1f"  # stand-ins Arrow's unquoted writer accepts, swapped for '"' and ',' after encoding
 
 
-def fast_table_csv(frame: pd.DataFrame, *, date_format: str | None = None) -> str:
-    """:func:`~evstudy.report.writing.table_csv` of ``frame``: the same text, column by column for plain tables.
+class ArrowCsv:
+    """A table's CSV cells as an Arrow table, encoded by :meth:`encode` (Arrow's C++ writer, which releases the GIL).
 
-    pandas formats each float with NumPy's ``astype(str)`` (~1 µs a value: 0.5 s for the 315,000 of a
-    5,000-ticker abnormal_returns.csv); ``float.__repr__`` gives the same digits several times faster.
-    Only tables whose every column is float64, int64, bool, text without a line break (a comma or
-    a quote is quoted as pandas quotes it), or (with ``date_format="%Y-%m-%d"``) datetime64 are
-    written here; any other goes to pandas, as do empty and one-column tables.
+    The text is :func:`~evstudy.report.writing.table_csv`'s — formula cells neutralized, a
+    header line, no index, text quoted only where it holds a comma or a quote (inner quotes
+    doubled), a missing value an empty cell, booleans ``True``/``False``, dates
+    ``YYYY-MM-DD`` — except that a float is written as Arrow writes it: the shortest digits that
+    read back as the same double, in places spelled otherwise than Python's ``repr``
+    (``1e-7``, ``0.00006879433969241049``, ``1``, ``-0`` where Python writes ``1e-07``,
+    ``6.879433969241049e-05``, ``1.0``, ``-0.0``): the same value, bit for bit, when read back. Built in the calling thread (pandas holds the GIL); :meth:`encode`
+    may then run in another while this one works.
     """
-    safe = neutralize_formula_cells(frame)
-    if len(safe) and safe.shape[1] > 1 and not any(
-        not isinstance(name, str) or any(ch in name for ch in _CSV_SPECIAL) for name in safe.columns
-    ):
-        columns = [_csv_column(safe.iloc[:, i], date_format) for i in range(safe.shape[1])]
-        if all(column is not None for column in columns):
-            lines = [",".join(safe.columns), *map(",".join, zip(*columns))]
-            return os.linesep.join(lines) + os.linesep
-    return table_csv(frame, date_format=date_format) if date_format else table_csv(frame)
+
+    def __init__(self, table: pa.Table, header: str, quoted: bool) -> None:
+        self.table, self.header, self.quoted = table, header, quoted
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, *, date_format: str | None = None) -> ArrowCsv | None:
+        """``frame``'s cells, or None if a column is not plain (float64, int64, bool, text without a line
+        break, datetime64 with ``date_format="%Y-%m-%d"``), a name needs quoting, or the table is empty
+        or of one column (pandas quotes a row of one empty cell): pandas writes those."""
+        safe = neutralize_formula_cells(frame)
+        if not len(safe) or safe.shape[1] < 2 or any(not isinstance(name, str) or any(ch in name for ch in (*_CSV_SPECIAL, _QUOTE, _COMMA))
+               for name in safe.columns):
+            return None
+        columns, quoted = [], False
+        for i in range(safe.shape[1]):
+            cells = _arrow_column(safe.iloc[:, i], date_format)
+            if cells is None:
+                return None
+            array, needs_quotes = cells
+            columns.append(array)
+            quoted = quoted or needs_quotes
+        table = pa.Table.from_arrays(columns, names=[f"c{i}" for i in range(len(columns))])
+        return cls(table, ",".join(safe.columns) + os.linesep, quoted)
+
+    def encode(self) -> bytes:
+        """The CSV bytes (header line first)."""
+        out = io.BytesIO()
+        out.write(self.header.encode("utf-8"))
+        options = pa_csv.WriteOptions(
+            include_header=False, quoting_style="none", eol=os.linesep, delimiter=_COMMA if self.quoted else ","
+        )
+        pa_csv.write_csv(self.table, out, options)
+        text = out.getvalue()
+        if self.quoted:
+            text = text.replace(_COMMA.encode(), b",").replace(_QUOTE.encode(), b'"')
+        return text
 
 
-def _csv_column(column: pd.Series, date_format: str | None) -> list[str] | None:
-    """One column's CSV cells as pandas' writer gives them (missing values empty), or None if not a plain column."""
+def _arrow_column(column: pd.Series, date_format: str | None) -> tuple[pa.Array, bool] | None:
+    """One column's cells for :class:`ArrowCsv` and whether a text cell is quoted; None if not a plain column."""
     dtype = column.dtype
     if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize == 8:
-        values = column.to_numpy()
-        cells = json.dumps(values.tolist())[1:-1].split(", ")  # json writes finite floats with float.__repr__
-        for position in np.flatnonzero(~np.isfinite(values)).tolist():
-            value = values[position]
-            cells[position] = "" if np.isnan(value) else ("inf" if value > 0 else "-inf")
-        return cells
+        return pa.array(column.to_numpy(), from_pandas=True), False  # NaN: null, an empty cell
     if isinstance(dtype, np.dtype) and dtype.kind in "iu":
-        return list(map(str, column.to_numpy().tolist()))
+        return pa.array(column.to_numpy()), False
     if isinstance(dtype, np.dtype) and dtype.kind == "b":
-        return list(map(str, column.to_numpy().tolist()))
+        return pa.array(np.array(["False", "True"])[column.to_numpy().astype(np.intp)]), False
     if isinstance(dtype, np.dtype) and dtype.kind == "M" and date_format == "%Y-%m-%d":
         values = column.to_numpy()
-        cells = np.datetime_as_string(values.astype("datetime64[D]"), unit="D").tolist()
-        for position in np.flatnonzero(np.isnat(values)).tolist():
-            cells[position] = ""
-        return cells
-    if isinstance(dtype, pd.StringDtype):  # few distinct texts (tickers, baskets): each checked and quoted once
-        codes, uniques = pd.factorize(column)
-        texts = _csv_texts(uniques.tolist())
-        return None if texts is None else np.array([*texts, ""], dtype=object)[codes].tolist()  # -1: missing
-    if isinstance(dtype, np.dtype) and dtype.kind == "O":
-        return _csv_texts(["" if value is None else value for value in column.to_numpy().tolist()])
+        return pa.array(values.astype("datetime64[D]"), type=pa.date32(), mask=np.isnat(values)), False
+    if isinstance(dtype, pd.StringDtype) or (isinstance(dtype, np.dtype) and dtype.kind == "O"):
+        codes, uniques = pd.factorize(column)  # few distinct texts (tickers, baskets): each checked and quoted once
+        texts = uniques.tolist()
+        if not all(type(text) is str for text in texts):
+            return None
+        joined = "".join(texts)
+        if any(ch in joined for ch in ("\r", "\n", _QUOTE, _COMMA)):
+            return None
+        quoted = "," in joined or '"' in joined
+        if quoted:  # csv.QUOTE_MINIMAL, as pandas writes: quoted, inner quotes doubled
+            quote = _QUOTE  # the delimiter is then the stand-in, so a comma inside a cell is plain text to Arrow
+            texts = [quote + text.replace('"', quote * 2) + quote if "," in text or '"' in text else text for text in texts]
+        indices = pa.array(codes, mask=codes < 0)  # -1: missing, an empty cell
+        return pa.array(texts, type=pa.string()).take(indices), quoted
     return None
-
-
-def _csv_texts(cells: list[Any]) -> list[str] | None:
-    """Text cells as pandas' writer gives them, or None if one is not text or holds a line break."""
-    joined = "".join(cells) if all(type(cell) is str for cell in cells) else None
-    if joined is None or "\r" in joined or "\n" in joined:
-        return None
-    if "," in joined or '"' in joined:  # csv.QUOTE_MINIMAL, as pandas writes: quoted, inner quotes doubled
-        cells = [f'"{cell.replace(chr(34), chr(34) * 2)}"' if "," in cell or '"' in cell else cell for cell in cells]
-    return cells
 
 
 def capped_report(results: StudyResults, report: bytes, data_files: list[str], max_bytes: int) -> bytes:
