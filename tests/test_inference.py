@@ -328,7 +328,7 @@ def test_one_ticker_basket_gives_reasons_not_nan(results):
     assert undefined.loc[undefined["test"] == "placebo_bmp", "note"].iloc[0].startswith("placebo tests switched off")
     defined = t[t["statistic"].notna()]
     assert np.isfinite(defined[["statistic", "p_value"]].to_numpy(dtype=float)).all()
-    assert "NaN" not in results_json(results)  # allow_nan=False would raise on any NaN
+    assert b"NaN" not in results_json(results)  # allow_nan=False would raise on any NaN
 
 
 # --------------------------------------------------------------------------- undefined cases, directly
