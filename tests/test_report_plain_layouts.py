@@ -133,7 +133,7 @@ def test_figure_json_writes_what_plotly_io_writes():
         {"data": [], "layout": {"x": 1e300, "y": -0.0, "z": 5e-324}},
     ]
     for spec in specs:
-        expected = pio.json.to_json_plotly({**spec, "config": PLOT_CONFIG}).translate(_JSON_ESCAPES)
+        expected = pio.json.to_json_plotly({**spec, "config": PLOT_CONFIG}, engine="json").translate(_JSON_ESCAPES)
         assert str(figure_json(spec)) == expected
 
 
