@@ -20,10 +20,10 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats
 
-from evstudy.abnormal import abnormal_returns, car_stats
+from evstudy.abnormal import abnormal_returns, car_paths, car_stats
 from evstudy.config import Window, config_from_dict
 from evstudy.inference import (
-    TEST_IDS, CrossSection, bmp_t, corrado_rank, cross_section_tests, cs_t, equal_weighted, generalized_sign, kp_bmp_t,
+    TEST_IDS, CrossSection, bmp_t, bmp_t_statistic, corrado_rank, cross_section_tests, cs_t, equal_weighted, generalized_sign, kp_bmp_t,
     MIN_COMMON_DAYS, mean_residual_correlation, patell_z, portfolio_t, sign_binomial, wilcoxon, window_selectors,
 )
 from evstudy.models import fit
@@ -557,3 +557,35 @@ def test_a_large_basket_gets_the_same_battery_with_corrado_in_a_thread(monkeypat
         for field in ("statistic", "p_value", "n", "note"):
             assert np.array_equal(getattr(threaded[name], field), getattr(test, field),
                                   equal_nan=field != "note"), (name, field)
+
+
+def test_bmp_t_statistic_is_bmp_t_statistic_bit_for_bit():
+    """The placebo's statistic-only BMP t: the same doubles as bmp_t's, NaN in the same cells (a lone member,
+    equal values, a NaN or inf member, overflow), so the placebo's distribution is unchanged."""
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        shape = (int(rng.integers(3, 30)), int(rng.integers(1, 7)), int(rng.integers(1, 25)))
+        x = rng.standard_normal(shape) * 10 ** rng.uniform(-20, 300)
+        cut = rng.random(shape)
+        x[cut < 0.1] = np.nan
+        x[(cut > 0.1) & (cut < 0.12)] = np.inf
+        x[0] = 1.5  # zero spread
+        x[1] = np.nan  # no members
+        x[2, :, 1:] = np.nan  # one member
+        with np.errstate(all="ignore"):
+            expected, got = bmp_t(x).statistic, bmp_t_statistic(x)
+        assert np.array_equal(np.isnan(expected), np.isnan(got))
+        assert expected.tobytes() == np.where(np.isnan(got), expected, got).tobytes()
+
+
+def test_car_paths_are_car_stats_of_the_growing_windows():
+    """car_paths (no t or p) gives car_stats' CAR and SE for windows [first day, day], bit for bit."""
+    rng = np.random.default_rng(5)
+    market = rng.normal(0.0004, 0.01, (261, 8))
+    stock = 0.0002 + 1.1 * market + 0.02 * rng.normal(size=market.shape)
+    rel = np.arange(-10, 11)
+    fitted = fit("market", stock[:240], market[:240])
+    ar = abnormal_returns(fitted, stock[240:], market[240:], rel)
+    paths = car_paths(fitted, ar)
+    full = car_stats(fitted, ar, [Window(-10, int(day)) for day in rel])
+    assert paths.car.tobytes() == full.car.tobytes() and paths.se.tobytes() == full.se.tobytes()

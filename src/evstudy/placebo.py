@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from evstudy.config import ModelName, Window
-from evstudy.inference import bmp_t, standardized_cars
+from evstudy.inference import bmp_t_statistic, standardized_cars
 from evstudy.models import design
 
 PLACEBO_LOOKBACK = 504  # two years of trading days before the estimation window
@@ -500,7 +500,7 @@ def basket_placebo(series: SeriesPlacebo, columns: np.ndarray) -> BasketPlacebo:
     car = series.car[..., columns]
     complete = np.isfinite(car).all(axis=-1)
     caar = np.where(complete, car.mean(axis=-1), np.nan)
-    bmp = np.where(complete, bmp_t(series.scar[..., columns]).statistic, np.nan)
+    bmp = np.where(complete, bmp_t_statistic(series.scar[..., columns]), np.nan)
     return BasketPlacebo(caar, bmp, np.isfinite(car[:, 0]).sum(axis=-1), len(columns))
 
 
@@ -543,6 +543,6 @@ def basket_placebos(
         complete = usable[rows][:, cols].all(axis=1)
         if complete.any():
             caar[rows[complete]] = car[complete][..., cols].mean(axis=-1)
-            bmp[rows[complete]] = bmp_t(scar[complete][..., cols]).statistic
+            bmp[rows[complete]] = bmp_t_statistic(scar[complete][..., cols])
         out.append(BasketPlacebo(caar, bmp, usable[:, cols].sum(axis=-1), len(cols)))
     return out

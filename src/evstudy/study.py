@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from evstudy._version import __version__
-from evstudy.abnormal import CarStats, abnormal_returns, car_paths, car_stats
+from evstudy.abnormal import CarPath, CarStats, abnormal_returns, car_paths, car_stats
 from evstudy.battery import EventArrays, battery_tables, blocked_rows, member_groups, prepare_event
 from evstudy.calendar import day_zero_row, locate_day_zero, session_offset
 from evstudy.config import EventSpec, StudyConfig
@@ -277,7 +277,7 @@ def _basket_tables(
     members: list[tuple[str, str, str, str]],
     included: tuple[np.ndarray, np.ndarray],
     stats: CarStats,
-    paths: CarStats,
+    paths: CarPath,
     rel_days: np.ndarray,
 ) -> tuple[list[tuple], list[tuple]]:
     """Per basket x benchmark: CAAR and its standard error per window, and the CAAR path.
