@@ -51,16 +51,23 @@ def _world(accept_breaks: bool, extra_events: list[dict] | None = None):
     return config, price_data(closes), dates
 
 
-@pytest.mark.parametrize("accept_breaks", [False, True])
-def test_batched_hygiene_equals_the_hygiene_of_each_event_alone(monkeypatch, accept_breaks):
-    config, data, _ = _world(accept_breaks)
-    widths = []
+def _count_hygiene_widths(monkeypatch) -> list[int]:
+    """Record how many series each ``estimation_hygiene`` call gets (one call per block of events)."""
+    widths: list[int] = []
     hygiene = study.estimation_hygiene
 
     def counted(config, tickers, *args):
         widths.append(len(tickers))
         return hygiene(config, tickers, *args)
 
+    monkeypatch.setattr(study, "estimation_hygiene", counted)
+    return widths
+
+
+@pytest.mark.parametrize("accept_breaks", [False, True])
+def test_batched_hygiene_equals_the_hygiene_of_each_event_alone(monkeypatch, accept_breaks):
+    config, data, _ = _world(accept_breaks)
+    widths = _count_hygiene_widths(monkeypatch)
     screened = []
     glitches = study.price_glitches
 
@@ -68,7 +75,6 @@ def test_batched_hygiene_equals_the_hygiene_of_each_event_alone(monkeypatch, acc
         screened.append(closes.shape[1])
         return glitches(closes, jump_rows)
 
-    monkeypatch.setattr(study, "estimation_hygiene", counted)
     monkeypatch.setattr(study, "price_glitches", counted_glitches)
     batched = compute_study(config, data)
     assert sorted(widths) == [1, 9]  # e1-e3 in one call, the lone stock of e4 alone
@@ -90,14 +96,7 @@ def test_batched_hygiene_equals_the_hygiene_of_each_event_alone(monkeypatch, acc
 def test_a_block_of_events_stops_at_its_series_cap(monkeypatch):
     """Events are held together only up to HYGIENE_SERIES series: e1 + e2 (6), then e3 + e4."""
     config, data, _ = _world(False)
-    widths = []
-    hygiene = study.estimation_hygiene
-
-    def counted(config, tickers, *args):
-        widths.append(len(tickers))
-        return hygiene(config, tickers, *args)
-
-    monkeypatch.setattr(study, "estimation_hygiene", counted)
+    widths = _count_hygiene_widths(monkeypatch)
     monkeypatch.setattr(study, "HYGIENE_SERIES", 6)
     capped = compute_study(config, data)
     assert sorted(widths) == [1, 3, 6]  # the second block: e3's three series, and e4's lone one alone
