@@ -45,7 +45,7 @@ from evstudy.inference import (
     TEST_LABELS, TestArrays, _explain, _finalize, _notes, bmp_t, cs_t, generalized_sign_from_shares, kp_bmp_t,
     kp_patell_z, normal_pvalue, patell_z, standardized_cars, wilcoxon, window_selectors,
 )
-from evstudy.models import ModelFit, alpha_beta
+from evstudy.models import ModelFit, alpha_beta, param_names
 from evstudy.prices.base import PriceData
 from evstudy.requests import DEFAULT_GROUP, EXCLUDED_COLUMNS, EventRequest, RequestConfig
 from evstudy.returns import (
@@ -435,7 +435,7 @@ def compute_block(
     windows = list(config.windows)
     rel_days = np.arange(span.start, span.end + 1)
     selectors = window_selectors(rel_days, windows)
-    p = kernels.MODEL_PARAMS[config.model]
+    p = len(param_names(config.model))
     combined = np.empty((n, n_est_days + n_event))
     params, xtx_inv = np.empty((n, p)), np.empty((n, p, p))
     s2, n_obs, r2, flat, zero_share, share = (np.empty(n) for _ in range(6))

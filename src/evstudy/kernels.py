@@ -48,7 +48,6 @@ def _kernel(function: Callable[..., Any]) -> Any:
         numba.config.CACHE_DIR = saved
 
 MODEL_CODES = {"market": 0, "constant_mean": 1, "market_adjusted": 2}
-MODEL_PARAMS = {"market": 2, "constant_mean": 1, "market_adjusted": 0}
 SINGULAR_DET = 1e-12  # |det| of the scale-free X'X below which a design is singular (models.fit)
 
 
