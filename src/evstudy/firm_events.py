@@ -248,6 +248,14 @@ class CloseMatrix:
     first_row: int = 0
 
 
+def _no_calendar(benchmark: str, location: str) -> DataSourceError:
+    """The error of a benchmark without prices: it has no trading days to be the request's calendar."""
+    return DataSourceError(
+        f"benchmark {benchmark} has no prices in {location}: its trading days are the request's calendar; "
+        f"choose a benchmark the source holds (e.g. SPY)"
+    )
+
+
 def close_matrix(
     tickers: Sequence[str] | pd.Index,
     dates: pd.DatetimeIndex,
@@ -264,10 +272,7 @@ def close_matrix(
     bench = np.asarray(closes[position], dtype=float) if position >= 0 else np.full(len(dates), np.nan)
     valid = np.isfinite(bench) & (bench > 0)
     if not valid.any():
-        raise DataSourceError(
-            f"benchmark {benchmark} has no prices in {location}: its trading days are the request's calendar; "
-            f"choose a benchmark the source holds (e.g. SPY)"
-        )
+        raise _no_calendar(benchmark, location)
     days = pd.DatetimeIndex(dates[valid], name="date")
     return CloseMatrix(days, tickers, closes, np.flatnonzero(valid), source, location, first_row)
 
@@ -897,10 +902,7 @@ def provenance_of(data: PriceData | CloseMatrix, days: pd.DatetimeIndex) -> dict
 def calendar_days(data: PriceData, benchmark: str) -> pd.DatetimeIndex:
     """The benchmark's trading days in ``data``: the calendar of every firm-event's windows."""
     if benchmark not in data.closes.columns or not np.isfinite(data.closes[benchmark].to_numpy()).any():
-        raise DataSourceError(
-            f"benchmark {benchmark} has no prices in {data.location}: its trading days are the request's calendar; "
-            f"choose a benchmark the source holds (e.g. SPY)"
-        )
+        raise _no_calendar(benchmark, data.location)
     return trading_days(data.closes, benchmark)
 
 
