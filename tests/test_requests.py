@@ -551,3 +551,16 @@ def test_compiled_kernels_are_kept_in_the_evstudy_cache_without_touching_numba_s
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     subprocess.run([sys.executable, "-c", code], check=True, env={**env, "EVSTUDY_CACHE": str(tmp_path)})
     assert any(path.name.startswith("kernels.unit_cluster_sums") for path in (tmp_path / "numba").rglob("*.nbi"))
+
+
+def test_a_benchmark_with_only_zero_closes_is_no_calendar_on_either_path():
+    """The scheduler's calendar (calendar_days) and one machine's (close_matrix) refuse the same benchmark alike."""
+    from evstudy.errors import DataSourceError
+    from evstudy.firm_events import calendar_days, close_matrix_of
+
+    closes = market()
+    closes["SPY"] = 0.0
+    data = price_data(closes)
+    for calendar in (calendar_days, close_matrix_of):
+        with pytest.raises(DataSourceError, match="benchmark SPY has no prices in .*choose a benchmark"):
+            calendar(data, "SPY")

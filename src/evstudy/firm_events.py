@@ -901,9 +901,10 @@ def provenance_of(data: PriceData | CloseMatrix, days: pd.DatetimeIndex) -> dict
 
 def calendar_days(data: PriceData, benchmark: str) -> pd.DatetimeIndex:
     """The benchmark's trading days in ``data``: the calendar of every firm-event's windows."""
-    if benchmark not in data.closes.columns or not np.isfinite(data.closes[benchmark].to_numpy()).any():
+    days = trading_days(data.closes, benchmark) if benchmark in data.closes.columns else pd.DatetimeIndex([])
+    if days.empty:  # no valid (positive, finite) close: the same rule and error as close_matrix
         raise _no_calendar(benchmark, data.location)
-    return trading_days(data.closes, benchmark)
+    return days
 
 
 def run_request(
