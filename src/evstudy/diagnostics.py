@@ -38,7 +38,7 @@ import pandas as pd
 from evstudy.abnormal import AbnormalReturns, abnormal_returns, buy_and_hold, car_stats
 from evstudy.config import StudyConfig, Window
 from evstudy.errors import InsufficientDataError
-from evstudy.models import EXACT_FIT_SIGMA, ModelFit, alpha_beta, exact_fit, fit, param_names  # noqa: F401
+from evstudy.models import ModelFit, alpha_beta, exact_fit, fit, param_names
 from evstudy.returns import Glitches, nan_median, price_glitches, zero_share_of  # noqa: F401 - nan_median: tests import it here
 from evstudy.tables import Rows
 

@@ -213,11 +213,6 @@ def cs_t(cars: np.ndarray) -> TestArrays:
     return _mean_t(cars, "cs_t", "CARs")
 
 
-def cross_sectional_t(cars: np.ndarray) -> list[TestResult]:
-    """:func:`cs_t` per window for a (windows x N) array, as :class:`TestResult` objects."""
-    return cs_t(cars).results()
-
-
 def standardized_cars(car: np.ndarray, se: np.ndarray) -> np.ndarray:
     """SCAR_i = CAR_i / S_CAR_i, S_CAR the MacKinlay (1997, eq. 10-11) standard error with estimation error."""
     return car / np.where(se > 0, se, np.nan)

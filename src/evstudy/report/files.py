@@ -145,7 +145,7 @@ def _csv_source(frame: pd.DataFrame, date_format: str | None) -> ArrowCsv | byte
     source = ArrowCsv.of(frame, date_format=date_format)
     if source is not None:
         return source
-    return (table_csv(frame, date_format=date_format) if date_format else table_csv(frame)).encode("utf-8")
+    return table_csv(frame, date_format=date_format).encode("utf-8")  # None: pandas' default
 
 
 def _encoded(sources: Mapping[str, ArrowCsv | bytes]) -> dict[str, bytes]:
