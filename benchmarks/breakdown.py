@@ -110,7 +110,7 @@ def study_phases(config_path: Path, prices: Path) -> None:
     from evstudy.study import compute_study
 
     _mark("import evstudy's study modules")
-    from evstudy.report.files import ArrowCsv, csv_sources, results_json
+    from evstudy.report.files import csv_sources, encode_csvs, results_json
     from evstudy.report.html import render_html
 
     _mark("import evstudy's report modules")
@@ -124,9 +124,7 @@ def study_phases(config_path: Path, prices: Path) -> None:
     _mark("catalogue, drift and basket comparison")
     results_json(results)
     _mark("results.json text")
-    for source in csv_sources(results).values():  # as `run` writes them (there, encoded in a thread)
-        if isinstance(source, ArrowCsv):
-            source.encode()
+    encode_csvs(csv_sources(results))  # as `run` writes them (there, encoded in a thread)
     _mark("the CSV texts")
     render_html(results)
     _mark("report.html text")

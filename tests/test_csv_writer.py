@@ -13,7 +13,7 @@ import pytest
 
 import evstudy.report.files as files
 from evstudy.compare import COMPARISON_COLUMNS
-from evstudy.report.files import ArrowCsv, csv_sources, data_files, write_outputs
+from evstudy.report.files import ArrowCsv, csv_sources, encode_csvs, write_outputs
 from evstudy.report.writing import table_csv
 from evstudy.results import AR_COLUMNS, CAR_COLUMNS, TEST_COLUMNS
 
@@ -39,7 +39,7 @@ def bits(value: float) -> bytes:
 
 
 def encoded(frame: pd.DataFrame, date_format: str | None = None) -> bytes:
-    return files._encoded({"x": files._csv_source(frame, date_format)})["x"]
+    return files.encode_csvs({"x": files._csv_source(frame, date_format)})["x"]
 
 
 def rows(text: str) -> list[list[str]]:
@@ -123,7 +123,7 @@ def test_the_jpm_studys_csvs_read_back_as_its_frames(market_parquet, tmp_path):
     import evstudy
 
     results = evstudy.run_study("configs/jpm-sri-2025.toml", prices=market_parquet)
-    data = data_files(results)
+    data = encode_csvs(csv_sources(results))
     assert "comparisons.csv" in data
     for name, frame, columns in [
         ("abnormal_returns.csv", results.abnormal_returns, AR_COLUMNS),

@@ -119,14 +119,6 @@ def with_baskets(frame: pd.DataFrame, memberships: pd.DataFrame) -> pd.DataFrame
     return out
 
 
-def data_files(results: StudyResults, *, xlsx: bool = False) -> dict[str, bytes]:
-    """Every output of a run but report.html, name -> bytes: results.json, the CSVs (and results.xlsx)."""
-    data = {"results.json": results_json(results), **_encoded(csv_sources(results))}
-    if xlsx:
-        data["results.xlsx"] = xlsx_workbook(result_tables(results))
-    return data
-
-
 def csv_sources(results: StudyResults) -> dict[str, ArrowCsv | bytes]:
     """The run's CSVs, name -> its :class:`ArrowCsv` still to encode (or the bytes pandas wrote for a table Arrow
     cannot): abnormal_returns.csv, cars.csv, tests.csv (+ comparisons.csv for multi-basket studies)."""
@@ -148,7 +140,8 @@ def _csv_source(frame: pd.DataFrame, date_format: str | None) -> ArrowCsv | byte
     return table_csv(frame, date_format=date_format).encode("utf-8")  # None: pandas' default
 
 
-def _encoded(sources: Mapping[str, ArrowCsv | bytes]) -> dict[str, bytes]:
+def encode_csvs(sources: Mapping[str, ArrowCsv | bytes]) -> dict[str, bytes]:
+    """The bytes of every CSV of :func:`csv_sources` (Arrow encodes; pandas' text is already bytes)."""
     return {name: source.encode() if isinstance(source, ArrowCsv) else source for name, source in sources.items()}
 
 
@@ -170,7 +163,7 @@ def write_outputs(
     """
     sources = csv_sources(results)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        csvs = pool.submit(_encoded, sources)
+        csvs = pool.submit(encode_csvs, sources)
         data = {"results.json": results_json(results)}
         report = render_html(results).encode("utf-8")
         if xlsx:
