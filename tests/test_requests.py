@@ -517,6 +517,26 @@ def test_cars_csv_neutralizes_formula_labels_and_reads_back_as_the_parquet(tmp_p
     assert text["date"].tolist() == [str(d) for d in parquet["date"]]
 
 
+def test_cars_parquet_keeps_dictionaries_for_repeating_columns_only_and_reads_back_the_table(tmp_path):
+    import pyarrow as pa
+
+    from evstudy.report.request_files import _cars_table, _parquet
+
+    closes = market()
+    config, request = _request(tmp_path, [{"event_id": f"e{i}", "ticker": t, "date": "2024-03-13"}
+                                          for i, t in enumerate(("AAA", "BBB", "CCC"))], windows=WINDOWS)
+    table = _cars_table(run_request(config, request, price_data(closes)))
+    written = pq.ParquetFile(pa.BufferReader(_parquet(table)))
+    assert written.read().equals(table)
+    chunks = written.metadata.row_group(0)
+    dictionary = {chunks.column(i).path_in_schema: chunks.column(i).has_dictionary_page
+                  for i in range(chunks.num_columns)}
+    floats = {f.name for f in table.schema if pa.types.is_floating(f.type)}
+    assert floats == {"car", "se", "t", "p_value", "alpha", "beta", "sigma"}
+    assert not any(dictionary[name] for name in floats)
+    assert all(dictionary[name] for name in dictionary if name not in floats)
+
+
 def test_group_statistics_computed_when_asked_ignore_later_changes_to_the_tables(tmp_path):
     """groups/tests are computed on first use, from the run's own copy: editing firm_events first changes nothing."""
     closes = market()
