@@ -479,19 +479,23 @@ def test_a_request_answered_from_the_price_index_view_equals_the_direct_read(tmp
     assert len(direct.cars) == 6 * len(WINDOWS) and direct.excluded["ticker"].tolist() == ["NOPE"]
 
 
-def test_cars_csv_holds_one_header_and_a_row_per_firm_event_and_window(tmp_path):
+def test_cars_csv_formatted_in_slices_is_the_one_pass_file(tmp_path, monkeypatch):
+    import evstudy.report.request_files as request_files
+
     closes = market()
     prices = _long_parquet(closes, tmp_path / "prices.parquet")
     rows = [{"event_id": f"e{i}", "ticker": t, "date": d, "label": "=1+1" if i == 2 else f"row {i}"}
             for i, (t, d) in enumerate([("AAA", "2024-03-13"), ("BBB", "2024-03-13"), ("CCC", "2024-04-05")])]
     request = tmp_path / "events.csv"
     pd.DataFrame(rows).to_csv(request, index=False)
-    out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["run", "--events", str(request), "--prices", prices, "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    written = (out / "cars.csv").read_bytes()
-    assert written.count(b"\n") == 1 + 3 * 6 and written.count(b'"event_id"') == 1
-    assert written.count(b"'=1+1") == 6
+    written = {}
+    for parts in (1, 4):
+        monkeypatch.setattr(request_files, "CSV_PARTS", parts)
+        out = tmp_path / f"out{parts}"
+        result = CliRunner().invoke(cli, ["run", "--events", str(request), "--prices", prices, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        written[parts] = (out / "cars.csv").read_bytes()
+    assert written[4] == written[1] and written[1].count(b"\n") == 1 + 3 * 6
 
 
 def test_cars_csv_neutralizes_formula_labels_and_reads_back_as_the_parquet(tmp_path):

@@ -36,7 +36,7 @@ import shutil
 import signal
 import stat
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -116,9 +116,12 @@ def check_output_folder(out_dir: str | os.PathLike[str]) -> None:
 
 
 def write_output_set(
-    out_dir: str | os.PathLike[str], contents: Mapping[str, bytes], *, command: str
+    out_dir: str | os.PathLike[str], contents: Mapping[str, bytes | Sequence[bytes]], *, command: str
 ) -> dict[str, Path]:
     """Replace ``out_dir`` by a folder holding exactly ``contents`` (name -> bytes), as one set.
+
+    A file may be given as a sequence of parts, written one after the other
+    (a large file encoded in slices is then never copied into one buffer).
 
     Returns the final path of each file. A folder that cannot be used (a file
     or device, not writable, holding files evstudy did not write, the current
@@ -253,9 +256,10 @@ def _unique_sibling(target: Path, kind: str) -> Path:
     return target.parent / f".{target.name}.{kind}-{secrets.token_hex(6)}"
 
 
-def _write_file(path: Path, data: bytes) -> None:
+def _write_file(path: Path, data: bytes | Sequence[bytes]) -> None:
     with open(path, "xb") as stream:
-        stream.write(data)
+        for part in (data,) if isinstance(data, (bytes, bytearray, memoryview)) else data:
+            stream.write(part)
         stream.flush()
         os.fsync(stream.fileno())  # a full disk can surface only here (delayed allocation, NFS)
 
