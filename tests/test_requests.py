@@ -537,6 +537,20 @@ def test_cars_parquet_keeps_dictionaries_for_repeating_columns_only_and_reads_ba
     assert all(dictionary[name] for name in dictionary if name not in floats)
 
 
+def test_cars_built_block_by_block_do_not_depend_on_the_block_size(tmp_path):
+    closes = market()
+    rows = [{"event_id": f"e{i}", "ticker": t, "date": d, "label": f"row {i}"}
+            for i, (t, d) in enumerate([("AAA", "2024-03-13"), ("NOPE", "2024-03-14"), ("BBB", "2024-03-13"),
+                                        ("CCC", "2024-04-05"), ("QQQ", "2024-04-08")])]
+    config, request = _request(tmp_path, rows, windows=WINDOWS)
+    whole = run_request(config, request, price_data(closes))
+    single = run_request(config, request, price_data(closes), block_size=1)  # some blocks keep no firm-event
+    assert single.excluded["ticker"].tolist() == ["NOPE"] and single.car_table.num_rows == 4 * len(WINDOWS)
+    assert single.car_table.column_names == whole.car_table.column_names
+    assert single.car_table.equals(whole.car_table)
+    assert single.cars["cluster_size"].tolist() == [2] * 6 + [1] * 6
+
+
 def test_group_statistics_computed_when_asked_ignore_later_changes_to_the_tables(tmp_path):
     """groups/tests are computed on first use, from the run's own copy: editing firm_events first changes nothing."""
     closes = market()

@@ -332,10 +332,9 @@ class BlockResult:
     """What a block of firm-events computed: per-firm-event numbers, exclusions, per-group sums."""
 
     table: pd.DataFrame  # included firm-events: request columns, day0, alpha, beta, sigma, n_obs, df, share_positive
+    cars: pa.Table  # their rows of cars.parquet (one per firm-event and window), all columns but cluster_size
     car: np.ndarray  # (windows, n)
     se: np.ndarray
-    t: np.ndarray
-    p_value: np.ndarray
     path: np.ndarray  # (W, n) CAR from the span's first day through each day
     unit_norm: np.ndarray  # (n,) 1 where the residuals vary (they enter r̄), else 0
     excluded: pd.DataFrame
@@ -534,10 +533,32 @@ def compute_block(
         else:
             g = named.index(name)
             sums[name] = GroupSums(rank_sum[g], rank_count[g], days, cluster[first:first + len(days)])
-    return BlockResult(
-        table, car[:, kept], se[:, kept], t, two_sided_t_pvalue(t, df[kept][None, :]), path[:, kept], varies,
-        _excluded(rows, reason), sums,
-    )
+    car, se = car[:, kept], se[:, kept]
+    cars = _car_rows(table, windows, car, se, t, two_sided_t_pvalue(t, df[kept][None, :]))
+    return BlockResult(table, cars, car, se, path[:, kept], varies, _excluded(rows, reason), sums)
+
+
+def _car_rows(
+    table: pd.DataFrame, windows: Sequence[Window], car: np.ndarray, se: np.ndarray, t: np.ndarray, p: np.ndarray
+) -> pa.Table:
+    """Rows of cars.parquet for the firm-events of ``table``: one per firm-event and window, firm-event by
+    firm-event, :data:`CAR_FILE_COLUMNS` but cluster_size (which needs every block: :func:`combine` adds it).
+
+    Built in the block's thread, by Arrow ``take`` (which releases the GIL) of the columns as they are.
+    """
+    n, nw = len(table), len(windows)
+    each = pa.array(np.repeat(np.arange(n), nw))
+
+    def repeated(column: str) -> pa.Array:
+        return pa.array(table[column].array).take(each)
+
+    return pa.table({
+        **{c: repeated(c) for c in ("event_id", "ticker", "date", "day0", "group", "benchmark")},
+        "window_start": np.tile(np.array([w.start for w in windows], dtype=np.int64), n),
+        "window_end": np.tile(np.array([w.end for w in windows], dtype=np.int64), n),
+        "car": car.T.ravel(), "se": se.T.ravel(), "t": t.T.ravel(), "p_value": p.T.ravel(),
+        **{c: repeated(c) for c in ("alpha", "beta", "sigma", "n_obs", "overlaps", "label", "row")},
+    })
 
 
 # --------------------------------------------------------------------------- group statistics
@@ -738,12 +759,11 @@ def combine(
     windows = list(config.windows)
     if blocks:
         table = pd.concat([b.table for b in blocks], ignore_index=True)
-        car, se, t, p, path = (np.concatenate([getattr(b, k) for b in blocks], axis=-1)
-                               for k in ("car", "se", "t", "p_value", "path"))
+        car, se, path = (np.concatenate([getattr(b, k) for b in blocks], axis=-1) for k in ("car", "se", "path"))
         varies = np.concatenate([b.unit_norm for b in blocks])
     else:
         table = placed.rows.iloc[:0].copy()
-        car = se = t = p = np.empty((len(windows), 0))
+        car = se = np.empty((len(windows), 0))
         path = np.empty((config.event_span.length, 0))
         varies = np.empty(0)
     excluded = pd.concat([placed.excluded, *(b.excluded for b in blocks)], ignore_index=True)
@@ -756,19 +776,10 @@ def combine(
     day0 = table["day0"].to_numpy()
     table["cluster_size"] = pd.Series(day0).map(pd.Series(day0).value_counts()).to_numpy().astype(np.int64)
     n = len(table)
-    nw = len(windows)
-    each = pa.array(np.repeat(np.arange(n), nw))  # the firm-event of each cars row; columns taken as they are
-
-    def repeated(column: str) -> pa.Array:
-        return pa.array(table[column].array).take(each)
-
-    cars = pa.table({
-        **{c: repeated(c) for c in ("event_id", "ticker", "date", "day0", "group", "benchmark")},
-        "window_start": np.tile(np.array([w.start for w in windows], dtype=np.int64), n),
-        "window_end": np.tile(np.array([w.end for w in windows], dtype=np.int64), n),
-        "car": car.T.ravel(), "se": se.T.ravel(), "t": t.T.ravel(), "p_value": p.T.ravel(),
-        **{c: repeated(c) for c in ("alpha", "beta", "sigma", "n_obs", "overlaps", "cluster_size", "label", "row")},
-    })
+    cars = pa.concat_tables([b.cars for b in blocks]).add_column(  # the blocks' rows, in block order
+        CAR_FILE_COLUMNS.index("cluster_size"), "cluster_size",
+        pa.array(np.repeat(table["cluster_size"].to_numpy(), len(windows))),
+    )
 
     empty = [name for name, member in _group_keys(table["group"].to_numpy(), groups) if not member.any()]
     # The group statistics wait until asked for: a writer encodes cars.parquet/cars.csv in other threads meanwhile.
