@@ -234,6 +234,28 @@ def test_a_malformed_request_file_is_one_clear_error(tmp_path):
         RequestConfig(events_file=str(path), model="two_index")
 
 
+@pytest.mark.parametrize("text, by_arrow", [
+    ("\ufeffevent_id,ticker,date,group\ne1,aaa,2024-03-13,up\n\ne2, BBB ,2024-03-14,\n", True),  # BOM, blank line
+    ('event_id,ticker,date,label\r\ne1,AAA,2024-03-13,"a ""q""\nb"\r\ne2,NA,2024-03-14,nan', True),  # quotes, NA words
+    ("event_id,ticker,date\n", True),  # no data row
+    ("event_id,ticker,date,label\ne1,AAA,2024-03-13\ne2,BBB,2024-03-14,x\n", False),  # a short row: pandas pads it
+    ("event_id,ticker,date,date\ne1,AAA,2024-03-13,2024-03-14\n", False),  # a repeated column: pandas renames it
+])
+def test_a_request_csv_reads_as_pandas_reads_it(tmp_path, text, by_arrow):
+    from evstudy.requests import _read_plain_csv, _read_table
+
+    path = tmp_path / "r.csv"
+    path.write_text(text, encoding="utf-8")
+    expected = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    expected.columns = [c.strip().lower() for c in expected.columns]
+    if "date.1" in expected.columns:
+        with pytest.raises(ConfigError, match="unknown column 'date.1'"):
+            _read_table(path)
+    else:
+        pd.testing.assert_frame_equal(_read_table(path), expected)
+    assert (_read_plain_csv(path) is not None) == by_arrow  # Arrow reads the rectangular files, pandas the others
+
+
 def test_rank_sums_average_ties_like_scipy():
     rng = np.random.default_rng(5)
     values = rng.standard_normal((40, 30))
