@@ -354,32 +354,35 @@ def rank_sums(
     shape (n_groups, windows, L + W).
     """
     combined = np.concatenate([est_ar, event_ar], axis=1)
-    return _pooled_rank_sums(combined, est_ar.shape[1], np.asarray(codes), n_groups, selectors)
+    return _pooled_rank_sums(combined, np.arange(len(combined)), est_ar.shape[1], np.asarray(codes), n_groups,
+                             selectors)
 
 
 def _pooled_rank_sums(
-    combined: np.ndarray, n_est_days: int, codes: np.ndarray, n_groups: int, selectors: np.ndarray
+    combined: np.ndarray, rows: np.ndarray, n_est_days: int, codes: np.ndarray, n_groups: int, selectors: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`rank_sums` of ``combined`` (rows x L + W: estimation ARs, then event ARs); may reorder its rows.
+    """:func:`rank_sums` of the rows ``rows`` of ``combined`` (estimation ARs, then event ARs; left unchanged).
 
-    Each row is sorted once (numpy's argsort, missing ARs last); the compiled
+    ``codes`` gives the group of each of ``rows``. Each row is sorted once
+    (numpy's argsort, missing ARs last); the compiled
     :func:`evstudy.kernels.pooled_rank_sums` walks the sorted row once for
     every window's pool. Rows sharing a group and a number of estimation ARs
-    share 1 / (T + 1), so they are made contiguous and their ranks summed as
-    integers, weighted once.
+    share 1 / (T + 1), so they are made contiguous (one gathered copy) and
+    their ranks summed as integers, weighted once.
     """
-    n, width = combined.shape
+    width = combined.shape[1]
     in_pool = selectors > 0
     totals = np.zeros((n_groups, len(in_pool), width))
     present = np.zeros((n_groups, width), dtype=np.int64)
-    if n:
+    if len(rows):
+        present_est = np.isfinite(combined[:, :n_est_days]).sum(axis=1)[rows]
+        key = codes.astype(np.int64) * (n_est_days + 1) + present_est
+        order = np.argsort(key, kind="stable")
+        ordered = combined[rows[order]]
         # A missing AR (NaN, ±inf) becomes +inf: it sorts last, as NaN would, and numpy's vectorized argsort is
         # faster on rows without NaN.
-        np.copyto(combined, np.inf, where=~np.isfinite(combined))
-        key = codes.astype(np.int64) * (n_est_days + 1) + np.isfinite(combined[:, :n_est_days]).sum(axis=1)
-        rows = np.argsort(key, kind="stable")
-        ordered = combined[rows]
-        kernels.pooled_rank_sums(ordered, np.argsort(ordered, axis=1), n_est_days, codes[rows].astype(np.int64),
+        np.copyto(ordered, np.inf, where=~np.isfinite(ordered))
+        kernels.pooled_rank_sums(ordered, np.argsort(ordered, axis=1), n_est_days, codes[order].astype(np.int64),
                                  in_pool, totals, present)
     pools = np.concatenate([np.ones((len(in_pool), n_est_days), dtype=bool), in_pool], axis=1)
     return totals, present[:, None, :] * pools[None, :, :]
@@ -524,7 +527,7 @@ def compute_block(
     cluster = np.zeros((offset, n_est_days))
     varies = np.empty(len(kept))
     kernels.unit_cluster_sums(combined, n_est_days, kept, cluster_of, cluster_all, cluster, varies)
-    rank_sum, rank_count = _pooled_rank_sums(combined[kept], n_est_days, codes, len(named), selectors)
+    rank_sum, rank_count = _pooled_rank_sums(combined, kept, n_est_days, codes, len(named), selectors)
     sums = {}
     for name in groups:
         first, days = cluster_days[name]
