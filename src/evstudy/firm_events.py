@@ -305,10 +305,9 @@ def _gather_closes(closes: CloseMatrix, ticker_rows: np.ndarray, local_rows: np.
     return values
 
 
-def _window_days(closes: CloseMatrix, local_rows: np.ndarray) -> pd.DatetimeIndex:
-    """The days of one firm-event's gathered rows (NaT where a row points before the calendar)."""
-    stamps = np.append(closes.days.to_numpy(), np.datetime64("NaT", "ns"))
-    return pd.DatetimeIndex(stamps[local_rows])
+def _calendar_stamps(closes: CloseMatrix) -> np.ndarray:
+    """The calendar's days and a final NaT, so that a gathered row of -1 (before the calendar) reads NaT."""
+    return np.append(closes.days.to_numpy(), np.datetime64("NaT", "ns"))
 
 
 @dataclass(frozen=True)
@@ -477,9 +476,11 @@ def compute_block(
     close_global = i0[suspects, None] + np.arange(est.start - 1, span.end + 1)[None, :]
     close_local = np.where(close_global < 0, -1, close_global - closes.first_row)
     glitches = price_glitches(_gather_closes(closes, stock_row[suspects], close_local).T, event_start + 1)
-    for k in np.flatnonzero(glitches.found):
+    found = np.flatnonzero(glitches.found)
+    stamps = _calendar_stamps(closes) if len(found) else None
+    for k in found:
         if reason[suspects[k]] == "":
-            reason[suspects[k]] = glitches.reason(k, _window_days(closes, close_local[k]))
+            reason[suspects[k]] = glitches.reason(k, pd.DatetimeIndex(stamps[close_local[k]]))
 
     df = n_obs - p if config.model != "market_adjusted" else n_obs - 1
     fitted = ModelFit(config.model, params, xtx_inv, s2, n_obs, df, r2, combined[:, :n_est_days].T)
