@@ -72,18 +72,41 @@ def _csv_table(table: pa.Table) -> pa.Table:
     return table
 
 
-def _csv_part(cars: pa.Table, header: bool) -> bytes:
+class _Chunks:
+    """A write-only file that keeps what is written as a list of bytes (one per Arrow batch, ~200 KB).
+
+    A 60 MB ``io.BytesIO`` is one fresh memory map, every page of it a page
+    fault (~15,000 per slice of cars.csv at 10^5 firm-events); chunks this size
+    come from the heap, where the CLI keeps the blocks' freed memory for reuse.
+    """
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _csv_part(cars: pa.Table, header: bool) -> list[bytes]:
     """Rows of cars.csv from rows of cars.parquet's ``cars``, by Arrow's C++ writer (pandas' to_csv formats
-    ~6 M cells in Python).
+    ~6 M cells in Python), as consecutive chunks of the file.
 
     Text cells are neutralized (:func:`_csv_table`); numbers are written in
     their shortest round-trip form, missing ones as empty cells, dates as
     YYYY-MM-DD: the cells a spreadsheet or ``pd.read_csv`` reads back as the
     same values.
     """
-    out = io.BytesIO()
+    out = _Chunks()
     pa_csv.write_csv(_csv_table(cars), out, pa_csv.WriteOptions(quoting_style="needed", include_header=header))
-    return out.getvalue()  # BytesIO hands its buffer over without a copy
+    return out.parts
 
 
 def _parquet(table: pa.Table) -> bytes:
@@ -123,7 +146,7 @@ def write_request_outputs(results: RequestResults, out_dir: str | os.PathLike[st
             "results.json": request_results_json(results).encode("utf-8"),
             "report.html": render_request_html(results).encode("utf-8"),
         }
-        contents = {"cars.parquet": parquet.result(), "cars.csv": [part.result() for part in csv], **small}
+        contents = {"cars.parquet": parquet.result(), "cars.csv": [chunk for part in csv for chunk in part.result()], **small}
     return write_output_set(out_dir, contents, command="run")
 
 
