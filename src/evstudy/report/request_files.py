@@ -146,7 +146,8 @@ def write_request_outputs(results: RequestResults, out_dir: str | os.PathLike[st
             "results.json": request_results_json(results).encode("utf-8"),
             "report.html": render_request_html(results).encode("utf-8"),
         }
-        contents = {"cars.parquet": parquet.result(), "cars.csv": [chunk for part in csv for chunk in part.result()], **small}
+        chunks = [chunk for part in csv for chunk in part.result()]
+        contents = {"cars.parquet": parquet.result(), "cars.csv": chunks, **small}
     return write_output_set(out_dir, contents, command="run")
 
 
