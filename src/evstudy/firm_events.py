@@ -780,7 +780,9 @@ def combine(
     day0 = table["day0"].to_numpy()
     table["cluster_size"] = pd.Series(day0).map(pd.Series(day0).value_counts()).to_numpy().astype(np.int64)
     n = len(table)
-    cars = pa.concat_tables([b.cars for b in blocks]).add_column(  # the blocks' rows, in block order
+    # The blocks' rows, in block order. A block left with no firm-event is skipped: with pandas 2's object
+    # columns its empty text columns have Arrow's null type, which the other blocks' tables do not share.
+    cars = pa.concat_tables([b.cars for b in blocks if b.cars.num_rows]).add_column(
         CAR_FILE_COLUMNS.index("cluster_size"), "cluster_size",
         pa.array(np.repeat(table["cluster_size"].to_numpy(), len(windows))),
     )
