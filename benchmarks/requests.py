@@ -146,6 +146,15 @@ def main() -> int:
         beyond = {n: statistics.median(walls[n]) - read_median for n in sizes}
         print(f"time beyond the read: {', '.join(f'{n:,}: {b:.2f} s' for n, b in beyond.items())}; "
               f"10^5 / 5*10^4 = {beyond[100_000] / beyond[50_000]:.2f} (target <= 2)")
+        # The literal target exceeds 2 for a perfectly linear process whose fixed costs are below the read's
+        # (t(n) - read has a negative intercept); the marginal cost per firm-event shows linearity itself.
+        wall, cpu = ({n: statistics.median(v[n]) for n in sizes} for v in (walls, cpus))
+        marginal = [(f"{a:,}->{b:,}", (wall[b] - wall[a]) / (b - a) * 1e6, (cpu[b] - cpu[a]) / (b - a) * 1e6)
+                    for a, b in zip(sizes, sizes[1:])]
+        print("marginal cost per firm-event (medians): "
+              + "; ".join(f"{span}: {w:.1f} us wall, {c:.1f} us CPU" for span, w, c in marginal)
+              + f"; fixed part (wall intercept at 0) {wall[sizes[0]] - marginal[0][1] * sizes[0] / 1e6:.2f} s "
+              f"against the read's {read_median:.2f} s")
         if beyond[100_000] > 2 * beyond[50_000]:
             failed.append("doubling the firm-events more than doubled the time beyond the read")
     for line in failed:
