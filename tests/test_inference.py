@@ -464,11 +464,15 @@ def test_standardized_portfolio_t_holds_its_size_under_event_induced_variance():
     assert rates["patell_z"] > 0.12 and rates["portfolio_t"] > 0.12, rates  # the tests without the term do not hold
 
 
-def test_corrado_rank_with_ties_and_gaps_by_hand():
+@pytest.mark.parametrize("coarse", ["every series", "one series of one basket"])
+def test_corrado_rank_with_ties_and_gaps_by_hand(coarse):
     """Coarse (tied) ARs and missing days: per window and series, scipy's rankdata over the estimation days plus
-    the window's days, with ties averaged, as the one-sort subset ranks must reproduce."""
+    the window's days, with ties averaged, as the one-sort subset ranks must reproduce (also when only some
+    series tie, which get the tie rule while the others keep their running counts)."""
     rng = np.random.default_rng(13)
-    est, ev = np.round(rng.normal(size=(3, 60, 4)), 0), np.round(rng.normal(size=(3, 9, 4)), 0)
+    est, ev = rng.normal(size=(3, 60, 4)), rng.normal(size=(3, 9, 4))
+    tied = (slice(None), slice(None), slice(None)) if coarse == "every series" else (1, slice(None), 2)
+    est[tied], ev[tied] = np.round(est[tied], 0), np.round(ev[tied], 0)
     est[rng.random(est.shape) < 0.1] = np.nan
     ev[rng.random(ev.shape) < 0.1] = np.nan
     rel = np.arange(-4, 5)
