@@ -72,7 +72,8 @@ def test_json_bytes_indent_as_json_dumps_where_the_numbers_are_spelled_alike():
     {"t": [{"x": np.int64(3)}]}, {"t": ["text", -math.inf]}, {"t": (1, (2, math.nan))}, {"t": {"u": math.nan}},
     {"t": [np.float64("nan")]}, {(1, 2): 3}, {"t": [{1.5}]},
     {"t": [{"name": "a", "x": 1.0, "n": 2, "ok": True}, {"name": "b", "x": math.nan, "n": None, "ok": False}]},
-    {"t": [{"name": "a", "x": [1.0, math.inf]}]}, {"t": ["a", 1.7976931348623157e308, 1.7976931348623157e308, math.nan]},
+    {"t": [{"name": "a", "x": [1.0, math.inf]}]},
+    {"t": ["a", 1.7976931348623157e308, 1.7976931348623157e308, math.nan]},
 ])
 def test_json_bytes_refuse_what_json_dumps_refuses_with_its_message(value):
     with pytest.raises((ValueError, TypeError)) as expected:

@@ -362,7 +362,7 @@ def _placebo_cells(
         stock, regressors = stock[:stop], regressors[:stop]
 
     pair_key = stock_cols * (regressors.shape[1] + 1) + regressor_cols
-    if len(pair_key) and (np.diff(pair_key) > 0).all():  # each pair once, in order (series k on column k): as unique gives
+    if len(pair_key) and (np.diff(pair_key) > 0).all():  # each pair once, in order (series k on column k)
         unique_key, first = pair_key, np.arange(len(pair_key))
         pair_of = first
     else:

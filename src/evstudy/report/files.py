@@ -50,7 +50,7 @@ def results_json(results: StudyResults) -> bytes:
 
 @dataclass(frozen=True)
 class FrameTable:
-    """A table for :func:`json_bytes`, written as :func:`~evstudy.results.records` of ``frame`` (built when written)."""
+    """A table for :func:`json_bytes`, written as :func:`~evstudy.results.records` of ``frame``, built when written."""
 
     frame: pd.DataFrame
 
