@@ -48,6 +48,20 @@ def catalogue_world():
     return config, price_data(closes)
 
 
+def test_blocked_rows_are_sorted_once_each_whatever_the_order_of_events_and_confounders(catalogue_world):
+    """Events listed late-first, a confounder on another event's day 0 and one between: each row once, in order."""
+    config, data = catalogue_world
+    days = data.closes.index
+    events = [
+        {"id": "late", "date": days[640].date().isoformat(), "tickers": ["S09"],
+         "confounders": [{"date": days[520].date().isoformat(), "label": "on e1's day"},
+                         {"date": days[580].date().isoformat(), "label": "between"}]},
+        {"id": "early", "date": days[520].date().isoformat(), "tickers": ["S00"]},
+    ]
+    shuffled = config_from_dict({"name": "order", "benchmark": "MKT", "placebo_dates": 40, "events": events})
+    assert battery.blocked_rows(shuffled, days) == [520, 580, 640]
+
+
 @pytest.mark.parametrize("batch, stacked", [(32, [(3, 2), (3, 3, 3)]), (2, [(1, 3, 3), (2, 3, 3), (3, 2)])])
 def test_batched_battery_equals_the_battery_of_each_event_alone(catalogue_world, monkeypatch, batch, stacked):
     config, data = catalogue_world

@@ -24,7 +24,8 @@ from evstudy.abnormal import abnormal_returns, car_paths, car_stats
 from evstudy.config import Window, config_from_dict
 from evstudy.inference import (
     TEST_IDS, CrossSection, bmp_t, bmp_t_statistic, corrado_rank, cross_section_tests, cs_t, equal_weighted, generalized_sign, kp_bmp_t,
-    MIN_COMMON_DAYS, mean_residual_correlation, patell_z, portfolio_t, sign_binomial, wilcoxon, window_selectors,
+    MIN_COMMON_DAYS, grank_t, mean_residual_correlation, patell_z, portfolio_t, sign_binomial, wilcoxon,
+    window_selectors,
 )
 from evstudy.models import fit
 from evstudy.report.files import results_json
@@ -464,11 +465,15 @@ def test_standardized_portfolio_t_holds_its_size_under_event_induced_variance():
     assert rates["patell_z"] > 0.12 and rates["portfolio_t"] > 0.12, rates  # the tests without the term do not hold
 
 
-def test_corrado_rank_with_ties_and_gaps_by_hand():
+@pytest.mark.parametrize("coarse", ["every series", "one series of one basket"])
+def test_corrado_rank_with_ties_and_gaps_by_hand(coarse):
     """Coarse (tied) ARs and missing days: per window and series, scipy's rankdata over the estimation days plus
-    the window's days, with ties averaged, as the one-sort subset ranks must reproduce."""
+    the window's days, with ties averaged, as the one-sort subset ranks must reproduce (also when only some
+    series tie, which get the tie rule while the others keep their running counts)."""
     rng = np.random.default_rng(13)
-    est, ev = np.round(rng.normal(size=(3, 60, 4)), 0), np.round(rng.normal(size=(3, 9, 4)), 0)
+    est, ev = rng.normal(size=(3, 60, 4)), rng.normal(size=(3, 9, 4))
+    tied = (slice(None), slice(None), slice(None)) if coarse == "every series" else (1, slice(None), 2)
+    est[tied], ev[tied] = np.round(est[tied], 0), np.round(ev[tied], 0)
     est[rng.random(est.shape) < 0.1] = np.nan
     ev[rng.random(ev.shape) < 0.1] = np.nan
     rel = np.arange(-4, 5)
@@ -487,6 +492,41 @@ def test_corrado_rank_with_ties_and_gaps_by_hand():
             window_u = u_bar[len(est[b]):]
             t = np.sqrt(np.isfinite(window_u).sum()) * (np.nanmean(window_u) - 0.5) / s_u
             assert result.statistic[b, w] == pytest.approx(t, rel=1e-12)
+
+
+def test_grank_with_day_zero_ties_and_members_missing_in_one_window_by_hand():
+    """GRANK-T per window and basket from scipy's rankdata: standardized ARs rounded so that a window's GSAR ties
+    estimation-day ones (the half-rank shift), and a member whose CAR is missing in one window only."""
+    rng = np.random.default_rng(17)
+    est = rng.normal(size=(2, 50, 5))
+    est[rng.random(est.shape) < 0.08] = np.nan
+    df = np.isfinite(est).sum(axis=-2) - 2.0
+    scale = np.sqrt(np.nansum(est**2, axis=-2) / df)
+    sar = np.round(est / scale[..., None, :], 0)  # coarse: ties among the estimation days and with day 0
+    est = sar * scale[..., None, :]
+    se = rng.uniform(0.5, 2.0, size=(2, 3, 5))
+    car = rng.normal(size=(2, 3, 5))
+    car[1, 1, 3] = np.nan  # member 3 of basket 1 missing in window 1 only
+    scar = car / se
+    sd = np.nanstd(scar, axis=-1, ddof=1)[..., None]
+    car = np.where(np.isfinite(car), np.round(scar / sd, 0) * sd * se, np.nan)  # each GSAR a whole number: ties
+    result = grank_t(car, se, est, df)
+    for b in range(2):
+        for w in range(3):
+            s = car[b, w] / se[b, w]
+            gsar0 = s / np.nanstd(s, ddof=1)
+            members = np.flatnonzero(np.isfinite(gsar0))
+            u = np.full((est.shape[1] + 1, 5), np.nan)
+            for i in members:
+                pool = np.append(est[b, :, i] / scale[b, i], gsar0[i])
+                ok = np.isfinite(pool)
+                u[ok, i] = stats.rankdata(pool[ok]) / (ok.sum() + 1) - 0.5
+            n_t = np.isfinite(u).sum(axis=1)
+            u_bar = np.array([np.nanmean(row) if np.isfinite(row).any() else np.nan for row in u])
+            days = (n_t > 0).sum()
+            s_u = np.sqrt(np.nansum(n_t / len(members) * u_bar**2) / days)
+            z = u_bar[-1] / s_u
+            assert result.statistic[b, w] == pytest.approx(z * np.sqrt((days - 2) / (days - 1 - z**2)), rel=1e-12)
 
 
 def _naive_mean_correlation(x: np.ndarray, min_days: int) -> tuple[float, int]:

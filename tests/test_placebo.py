@@ -158,6 +158,8 @@ def test_candidate_days_and_draws():
     assert not np.isin(np.arange(1490, 1511), rows).any() and not np.isin(np.arange(1590, 1611), rows).any()
     assert len(rows) == (2000 - 21) - (2000 - 250 - PLACEBO_LOOKBACK) + 1 - 2 * 21
     assert np.isin(1489, rows) and np.isin(1511, rows)
+    for unsorted in ([1600, 1500], [1600, 1500, 1600]):  # in any order, repeated: the same pool
+        assert np.array_equal(candidate_days(2000, est, span, blocked=unsorted), rows)
     early = candidate_days(300, est, span, blocked=[])  # the data start cuts the lookback: event spans must fit
     assert early.min() == 1 - span.start and early.max() == 300 - 21
     first = draw_days(rows, 500, np.random.default_rng(np.random.SeedSequence(1, spawn_key=(0,))))

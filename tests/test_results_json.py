@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evstudy.report.files import json_bytes, results_json
-from evstudy.results import _clean, column_table, records
+from evstudy.report.files import FrameTable, json_bytes, results_json
+from evstudy.results import _clean, cleans_to_finite, column_table, records
 
 
 def _stdlib(value):
@@ -71,6 +71,9 @@ def test_json_bytes_indent_as_json_dumps_where_the_numbers_are_spelled_alike():
     {"t": [{"x": 1.0}, {"x": math.nan}]}, {"t": [1.0, math.inf]}, {"t": -math.inf}, {"t": [{"x": object()}]},
     {"t": [{"x": np.int64(3)}]}, {"t": ["text", -math.inf]}, {"t": (1, (2, math.nan))}, {"t": {"u": math.nan}},
     {"t": [np.float64("nan")]}, {(1, 2): 3}, {"t": [{1.5}]},
+    {"t": [{"name": "a", "x": 1.0, "n": 2, "ok": True}, {"name": "b", "x": math.nan, "n": None, "ok": False}]},
+    {"t": [{"name": "a", "x": [1.0, math.inf]}]},
+    {"t": ["a", 1.7976931348623157e308, 1.7976931348623157e308, math.nan]},
 ])
 def test_json_bytes_refuse_what_json_dumps_refuses_with_its_message(value):
     with pytest.raises((ValueError, TypeError)) as expected:
@@ -135,3 +138,25 @@ def test_the_jpm_studys_results_json_loads_as_json_dumps_of_its_dict(market_parq
     written = results_json(results)
     _assert_same_content(json.loads(_stdlib(results.to_dict())), json.loads(written))
     assert written.count(b"\n") == _stdlib(results.to_dict()).count("\n")  # one value a line, as json indents
+
+
+@pytest.mark.parametrize("frame", [
+    pd.DataFrame({"x": [math.nan, math.inf, 0.5], "n": [1, 2, 3], "s": pd.Series(["a", None, "b"], dtype="str"),
+                  "d": pd.to_datetime(["2025-10-13 00:00", None, "2025-10-14 09:30"]), "b": [True, False, True]}),
+    pd.DataFrame({"x": [1.5, 2.5], "lists": [[1.0, 2.0], None]}),
+    pd.DataFrame({"a": [1.5, 2.0]}).iloc[:0],
+])
+def test_a_frame_table_is_written_as_the_column_table_of_its_frame(frame):
+    assert json_bytes({"t": FrameTable(frame)}) == json_bytes({"t": column_table(frame)})
+    _assert_loads_as_stdlib({"t": FrameTable(frame)}, table_as={"t": records(frame)})
+
+
+def test_only_columns_of_python_objects_can_hold_a_nan_after_cleaning():
+    typed = pd.DataFrame({"x": [math.nan, -math.inf], "s": pd.Series(["a", None], dtype="str"), "n": [1, 2],
+                          "d": pd.to_datetime(["2025-10-13", None]), "b": [True, False]})
+    assert cleans_to_finite(typed) and column_table(typed).finite
+    nested = pd.DataFrame({"x": [1.0, 2.0], "lists": [[1.0, math.nan], None]})
+    assert not cleans_to_finite(nested) and not column_table(nested).finite
+    for table in (FrameTable(nested), column_table(nested)):  # the NaN inside a cell's list is refused, as json does
+        with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+            json_bytes({"t": table})

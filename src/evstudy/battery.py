@@ -71,14 +71,15 @@ def member_groups(members: Sequence[tuple[str, str, str, str]]) -> dict[tuple[st
 
 
 def blocked_rows(config: StudyConfig, days: pd.DatetimeIndex) -> list[int]:
-    """Rows of every event's day 0 and every confounder (the first session on or after its date).
+    """Rows of every event's day 0 and every confounder (the first session on or after its date), sorted, each once.
 
-    Found once per study and handed to every event (:class:`EventArrays`), not once per event (E²).
+    Found once per study and handed to every event (:class:`EventArrays`), not once per event (E²);
+    sorted here, so :func:`~evstudy.placebo.candidate_days` need not sort them for each event.
     """
     dates = [locate_day_zero(event).day0 for event in config.events]
     dates += [pd.Timestamp(c.date) for event in config.events for c in event.confounders]
     rows = days.searchsorted(pd.DatetimeIndex(dates))
-    return rows[rows < len(days)].tolist()
+    return np.unique(rows[rows < len(days)]).tolist()
 
 
 def _event_placebo(

@@ -55,7 +55,9 @@ def candidate_days(
     """
     rows = np.arange(day0 + estimation.start - lookback, day0 + span.start - span.end)
     rows = rows[rows + span.start >= 1]
-    blocked_rows = np.unique(np.asarray(blocked, dtype=int))  # sorted, each once
+    blocked_rows = np.asarray(blocked, dtype=int)
+    if not (np.diff(blocked_rows) > 0).all():  # sorted, each once (a catalogue passes them so: no sort per event)
+        blocked_rows = np.unique(blocked_rows)
     if blocked_rows.size:
         first = np.searchsorted(blocked_rows, rows + span.start, side="left")
         last = np.searchsorted(blocked_rows, rows + span.end, side="right")
@@ -360,7 +362,11 @@ def _placebo_cells(
         stock, regressors = stock[:stop], regressors[:stop]
 
     pair_key = stock_cols * (regressors.shape[1] + 1) + regressor_cols
-    unique_key, first, pair_of = np.unique(pair_key, return_index=True, return_inverse=True)
+    if len(pair_key) and (np.diff(pair_key) > 0).all():  # each pair once, in order (series k on column k)
+        unique_key, first = pair_key, np.arange(len(pair_key))
+        pair_of = first
+    else:
+        unique_key, first, pair_of = np.unique(pair_key, return_index=True, return_inverse=True)
     u_stock, u_reg = stock_cols[first], regressor_cols[first]
     chunks = []
     for start in range(0, len(unique_key), chunk):

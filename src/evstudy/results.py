@@ -192,11 +192,16 @@ _records_of = records  # to_dict's default, under a name its ``table`` argument'
 
 @dataclass(frozen=True)
 class ColumnTable:
-    """A table's JSON-ready values column by column: :func:`records` without a dict per row (for fast writers)."""
+    """A table's JSON-ready values column by column: :func:`records` without a dict per row (for fast writers).
+
+    ``finite``: no value anywhere in ``columns`` can be NaN or ±inf (every column is of a type whose
+    cleaning turns those into None; a column of other Python objects may hold them inside lists).
+    """
 
     names: list[Any]
     columns: list[list[Any]]
     rows: int
+    finite: bool = False
 
     def records(self) -> list[dict[str, Any]]:
         """The row dicts :func:`records` gives for the same frame."""
@@ -208,7 +213,14 @@ class ColumnTable:
 def column_table(frame: pd.DataFrame) -> ColumnTable:
     """``frame``'s JSON-ready columns (each as :func:`records` cleans it), for writers that need no row dicts."""
     return ColumnTable(list(frame.columns), [_clean_column(frame.iloc[:, i]) for i in range(frame.shape[1])],
-                       len(frame))
+                       len(frame), cleans_to_finite(frame))
+
+
+def cleans_to_finite(frame: pd.DataFrame) -> bool:
+    """Whether :func:`records` of ``frame`` is free of NaN and ±inf by its columns' types alone: numbers, dates
+    and text come out finite or None; only a column of other Python objects (lists, dicts) may hold them."""
+    return all(isinstance(dtype, pd.StringDtype) or (isinstance(dtype, np.dtype) and dtype.kind in "biufM")
+               for dtype in frame.dtypes)
 
 
 def _clean_column(column: pd.Series) -> list[Any]:

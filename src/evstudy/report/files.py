@@ -16,6 +16,7 @@ import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +31,33 @@ from evstudy.compare import COMPARISON_COLUMNS
 from evstudy.report.html import render_html
 from evstudy.report.terminal import summary_text
 from evstudy.report.writing import neutralize_formula_cells, table_csv, write_output_set
-from evstudy.results import AR_COLUMNS, CAR_COLUMNS, TEST_COLUMNS, ColumnTable, StudyResults, column_table
+from evstudy.results import (
+    AR_COLUMNS, CAR_COLUMNS, TEST_COLUMNS, ColumnTable, StudyResults, cleans_to_finite, column_table,
+)
 
 OUTPUT_FILES = ("report.html", "results.json", "abnormal_returns.csv", "cars.csv", "tests.csv")
 MAX_REPORT_MB = 50
 
 
 def results_json(results: StudyResults) -> bytes:
-    """results.json as written (UTF-8); refuses NaN/inf so none can leak into the contract."""
-    return json_bytes(results.to_dict(table=column_table))
+    """results.json as written (UTF-8); refuses NaN/inf so none can leak into the contract.
+
+    Each table's JSON-ready columns and row dicts are built when the encoder reaches it (:class:`FrameTable`),
+    so one table's are held at a time, not every table's (~50 MB of Python objects at 200 events).
+    """
+    return json_bytes(results.to_dict(table=FrameTable))
+
+
+@dataclass(frozen=True)
+class FrameTable:
+    """A table for :func:`json_bytes`, written as :func:`~evstudy.results.records` of ``frame``, built when written."""
+
+    frame: pd.DataFrame
 
 
 def json_bytes(value: Any) -> bytes:
     """``value`` as JSON indented by 2 (UTF-8), encoded by orjson; a :class:`~evstudy.results.ColumnTable`
-    is written as the row dicts it stands for.
+    or :class:`FrameTable` is written as the row dicts it stands for.
 
     Loads back to what ``json.dumps(value, indent=2, allow_nan=False, ensure_ascii=False)`` loads to: the
     same keys in the same order, every float bit for bit (orjson spells it in its shortest round-trip
@@ -66,40 +80,49 @@ def _stdlib_json(value: Any) -> bytes:
 
 
 def _records(value: Any) -> list[dict[str, Any]]:
-    """A ColumnTable's row dicts, for the encoders' ``default``; anything else refused with json's message."""
+    """A ColumnTable's or FrameTable's row dicts, for the encoders' ``default``; anything else refused with json's
+    message."""
     if isinstance(value, ColumnTable):
         return value.records()
+    if isinstance(value, FrameTable):
+        return column_table(value.frame).records()
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _all_finite(value: Any) -> bool:
-    """False if a float anywhere in ``value`` (dicts, lists, tuples, ColumnTable columns) is NaN or ±inf.
+    """False if a float anywhere in ``value`` (dicts, lists, tuples, ColumnTable columns, FrameTables) is NaN
+    or ±inf.
 
-    A column of numbers is finite when its sum is (None, 0 and False left out), so a list is looked at value
-    by value only when it mixes floats with other things (text, nested values) or its sum is not finite
-    (a NaN or inf, or finite values that overflow together)."""
+    The floats of a list (or of a dict's values) are finite when their sum is, so its values are looked at
+    one by one only when some are nested values or other types, or the sum is not finite (a NaN or inf, or
+    finite values that overflow together). A table whose columns' types clean every NaN to None
+    (:func:`~evstudy.results.cleans_to_finite`) is not looked into."""
     if isinstance(value, float):
         return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(map(_all_finite, value.values()))
     if isinstance(value, ColumnTable):
-        return all(map(_all_finite, value.columns))
-    if isinstance(value, (list, tuple)):
-        kinds = set(map(type, value))
-        if kinds <= _NO_FLOATS:
-            return True
-        if kinds <= _NUMBERS:
-            try:
-                if math.isfinite(sum(filter(None, value))):
-                    return True
-            except OverflowError:  # an int beyond a float's range
-                pass
-        return all(map(_all_finite, value))
-    return True
+        return value.finite or all(map(_all_finite, value.columns))
+    if isinstance(value, FrameTable):
+        return cleans_to_finite(value.frame) or _all_finite(column_table(value.frame))
+    if isinstance(value, dict):
+        value = list(value.values())
+    elif not isinstance(value, (list, tuple)):
+        return True
+    kinds = set(map(type, value))
+    if kinds <= _NO_FLOATS:
+        return True
+    if kinds <= _PLAIN:
+        numbers = value if kinds <= _NUMBERS else [v for v in value if type(v) is float]
+        try:
+            if math.isfinite(sum(filter(None, numbers))):
+                return True
+        except OverflowError:  # an int beyond a float's range
+            pass
+    return all(map(_all_finite, value))
 
 
 _NO_FLOATS = {str, int, bool, type(None)}
 _NUMBERS = {float, int, bool, type(None)}
+_PLAIN = {float, str, int, bool, type(None)}
 
 
 def with_baskets(frame: pd.DataFrame, memberships: pd.DataFrame) -> pd.DataFrame:
