@@ -122,6 +122,37 @@ def test_two_concurrent_fetches_of_different_spans_leave_the_union(tmp_path, att
     assert not list((tmp_path / "cache" / "yahoo").glob("*.tmp"))
 
 
+def test_a_read_while_another_process_replaces_the_file_sees_one_whole_file(tmp_path):
+    """A writer's os.replace during a read gives the old file or the new one, never a corrupt mix.
+
+    Read by path, pyarrow took the file's bytes from two versions ("Page was smaller than expected"): the
+    reader called a good file corrupt, and a concurrent `evstudy fetch` said it could not write a ticker
+    it had written.
+    """
+    import threading
+
+    cache = PriceCache(tmp_path / "cache")
+    closes = market()["AAA"].dropna()
+    entries = [CacheEntry(closes.iloc[:n], closes.index[0].date(), closes.index[n - 1].date()) for n in (20, 200)]
+    cache.write("AAA", entries[0], merge=False)
+    stop = threading.Event()
+
+    def replace_again_and_again() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            cache.write("AAA", entries[i % 2], merge=False)
+
+    writer = threading.Thread(target=replace_again_and_again)
+    writer.start()
+    try:
+        lengths = {len(cache.read("AAA").closes) for _ in range(300)}
+    finally:
+        stop.set()
+        writer.join()
+    assert lengths <= {20, 200}
+
+
 def test_a_hole_between_two_cached_spans_is_fetched_whole_and_nothing_else(fake, tmp_path):
     cache = PriceCache(tmp_path)
     for span in (JAN, JUN):  # as two racing fetches leave it

@@ -180,7 +180,11 @@ class PriceCache:
         if not path.exists():
             return None
         try:
-            table = pq.read_table(path)
+            # From one open file: given the path, pyarrow can take the footer and the pages from two versions
+            # when a writer replaces the file meanwhile, and a whole file would read as a corrupt one. Arrow's
+            # own file, not a Python one: its reader threads would call back into Python.
+            with pa.OSFile(str(path)) as stream:
+                table = pq.read_table(stream)
         except (OSError, pa.ArrowException, ValueError) as exc:
             raise CorruptCacheError(f"not a readable Parquet file ({exc})") from exc
         return _entry_from_table(table, ticker)
