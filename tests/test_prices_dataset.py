@@ -88,6 +88,43 @@ def test_load_all_notes_match_the_file(tmp_path):
     pd.testing.assert_frame_equal(first.closes, second.closes, check_exact=True)
 
 
+def test_an_index_replaced_while_it_is_opened_is_read_from_one_version(tmp_path, monkeypatch):
+    """Header, size and matrix come from one open file: another process replacing the index meanwhile (the
+    same file rewritten, its index rebuilt) cannot pair this header with that matrix, which would be closes
+    of another version under this version's tickers and days: numbers silently wrong."""
+    cache = Path(os.environ["EVSTUDY_CACHE"])
+    path = long_file(tmp_path / "long.parquet", seed=1, gaps=False)
+    original, stat = path.read_bytes(), path.stat()
+    for _ in range(2):
+        FileSource(path).load(["T01"], D(2024, 1, 1), D(2024, 6, 1))
+    [index_file] = index_files(cache)
+    first = index_file.read_bytes()
+    expected = np.array(dataset.open_index(path).closes)
+    long_file(path, seed=2, gaps=False)  # same tickers and days, other closes: an index of the same shape
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    for _ in range(2):
+        FileSource(path).load(["T01"], D(2024, 1, 1), D(2024, 6, 1))
+    second = index_file.read_bytes()
+    assert len(second) == len(first) and second != first
+    path.write_bytes(original)  # back to the first version, and its index
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    index_file.write_bytes(first)
+
+    real_loads = dataset.json.loads
+
+    def header_then_replaced(text, *args, **kwargs):  # the other process's rename, right after the header
+        replacement = index_file.with_suffix(".other")
+        replacement.write_bytes(second)
+        os.replace(replacement, index_file)
+        monkeypatch.setattr(dataset.json, "loads", real_loads)
+        return real_loads(text, *args, **kwargs)
+
+    monkeypatch.setattr(dataset.json, "loads", header_then_replaced)
+    index = dataset.open_index(path)
+    assert index is not None
+    np.testing.assert_array_equal(np.array(index.closes), expected)
+
+
 def test_a_changed_file_is_never_answered_from_the_old_index(tmp_path):
     path = long_file(tmp_path / "long.parquet", seed=1)
     for _ in range(2):

@@ -88,18 +88,19 @@ def open_index(source: Path, cache_dir: Path | None = None) -> PriceIndex | None
         source = source.resolve()
         identity = _identity(source)
         index_file, _ = _paths(source, cache_dir)
+        # Header, size and matrix from one open file: another process may replace the index meanwhile.
         with index_file.open("rb") as handle:
             if handle.read(len(_MAGIC)) != _MAGIC:
                 return None
             length = int.from_bytes(handle.read(8), "little")
             header = json.loads(handle.read(length))
-        if header.get("format") != _FORMAT or header.get("identity") != identity:
-            return None
-        tickers, days = tuple(header["tickers"]), np.asarray(header["days"], dtype=np.int64)
-        offset = header["offset"]
-        if index_file.stat().st_size != offset + len(tickers) * len(days) * 8:
-            return None
-        closes = np.memmap(index_file, dtype=np.float64, mode="r", offset=offset, shape=(len(tickers), len(days)))
+            if header.get("format") != _FORMAT or header.get("identity") != identity:
+                return None
+            tickers, days = tuple(header["tickers"]), np.asarray(header["days"], dtype=np.int64)
+            offset = header["offset"]
+            if os.fstat(handle.fileno()).st_size != offset + len(tickers) * len(days) * 8:
+                return None
+            closes = np.memmap(handle, dtype=np.float64, mode="r", offset=offset, shape=(len(tickers), len(days)))
         return PriceIndex(tickers, days, closes, bool(header["nan_rows"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
