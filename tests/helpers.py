@@ -61,6 +61,24 @@ def closes_from_returns(
     return pd.DataFrame(cols, index=pd.DatetimeIndex(dates, name="date"))
 
 
+def market_model_returns(rng: np.random.Generator, n_days: int, first_beta: float, stocks: int = 12
+                         ) -> dict[str, np.ndarray]:
+    """Returns of a benchmark "MKT" and ``stocks`` market-model stocks S00, S01, ... with betas first_beta,
+    first_beta + 0.1, ..., alpha 0.0002 and idiosyncratic sd 0.01 (drawn in that order from ``rng``)."""
+    market = rng.normal(0.0004, 0.01, n_days)
+    returns = {"MKT": market}
+    for k in range(stocks):
+        returns[f"S{k:02d}"] = 0.0002 + (first_beta + 0.1 * k) * market + rng.normal(0, 0.01, n_days)
+    return returns
+
+
+def four_events(dates: pd.DatetimeIndex, last_tickers: Sequence[str]) -> list[dict]:
+    """Events e1-e3 at sessions 520/560/600 with 3-stock baskets of S00-S08, and e4 at 640 with ``last_tickers``."""
+    baskets = [["S00", "S01", "S02"], ["S03", "S04", "S05"], ["S06", "S07", "S08"], list(last_tickers)]
+    return [{"id": f"e{i + 1}", "date": dates[row].date().isoformat(), "tickers": tickers}
+            for i, (row, tickers) in enumerate(zip((520, 560, 600, 640), baskets))]
+
+
 def simple_returns_reference(closes: pd.DataFrame) -> pd.DataFrame:
     """Independent simple returns: P_t / P_{t-1} - 1 with pandas, gaps never filled."""
     clean = closes.where(closes > 0)

@@ -18,7 +18,7 @@ from evstudy.config import config_from_dict
 from evstudy.inference import cross_section_tests, portfolio_t
 from evstudy.study import compute_study
 
-from helpers import closes_from_returns, nyse_dates, price_data
+from helpers import closes_from_returns, four_events, market_model_returns, nyse_dates, price_data
 
 N_DAYS = 700
 
@@ -28,19 +28,11 @@ def catalogue_world():
     """A market-model world of 12 stocks; four events, three with 3-stock baskets, one with 2 (another shape)."""
     rng = np.random.default_rng(2026)
     dates = nyse_dates(N_DAYS, start="2022-01-03")
-    market = rng.normal(0.0004, 0.01, N_DAYS)
-    returns = {"MKT": market}
-    for k in range(12):
-        returns[f"S{k:02d}"] = 0.0002 + (0.6 + 0.1 * k) * market + rng.normal(0, 0.01, N_DAYS)
+    returns = market_model_returns(rng, N_DAYS, first_beta=0.6)
     returns["S05"][560] += 0.08  # an effect in event e2
     closes = closes_from_returns(returns, dates)
     closes.loc[dates[400:405], "S07"] = np.nan  # a gap in e3's estimation window
-    events = [
-        {"id": "e1", "date": dates[520].date().isoformat(), "tickers": ["S00", "S01", "S02"]},
-        {"id": "e2", "date": dates[560].date().isoformat(), "tickers": ["S03", "S04", "S05"]},
-        {"id": "e3", "date": dates[600].date().isoformat(), "tickers": ["S06", "S07", "S08"]},
-        {"id": "e4", "date": dates[640].date().isoformat(), "tickers": ["S09", "S10"]},
-    ]
+    events = four_events(dates, ["S09", "S10"])
     config = config_from_dict({
         "name": "battery", "benchmark": "MKT", "placebo_dates": 40, "windows": [[0, 0], [-1, 1], [0, 5]],
         "events": events,

@@ -17,7 +17,7 @@ from evstudy.config import config_from_dict
 from evstudy.errors import InsufficientDataError
 from evstudy.study import compute_study
 
-from helpers import closes_from_returns, nyse_dates, price_data
+from helpers import closes_from_returns, four_events, market_model_returns, nyse_dates, price_data
 
 N_DAYS = 700
 FRAMES = ("fits", "abnormal_returns", "cars", "car_paths", "baskets", "basket_paths", "tests", "diagnostics",
@@ -28,22 +28,13 @@ def _world(accept_breaks: bool, extra_events: list[dict] | None = None):
     """Four events: three 3-stock baskets (one stock with a variance break, one with an outlier) and one lone stock."""
     rng = np.random.default_rng(9)
     dates = nyse_dates(N_DAYS, start="2022-01-03")
-    market = rng.normal(0.0004, 0.01, N_DAYS)
-    returns = {"MKT": market}
-    for k in range(12):
-        returns[f"S{k:02d}"] = 0.0002 + (0.5 + 0.1 * k) * market + rng.normal(0, 0.01, N_DAYS)
+    returns = market_model_returns(rng, N_DAYS, first_beta=0.5)
     returns["S04"][450:] *= 4.0  # a variance break inside e2's estimation window
     returns["S07"][420] += 0.4  # an outlier in e3's
     returns["S01"][400] = 5.5  # a glitch: the close jumps 6.5-fold before e1's event window
     closes = closes_from_returns(returns, dates)
     closes.loc[dates[380:392], "S08"] = np.nan  # a gap in e3's estimation window
-    events = [
-        {"id": "e1", "date": dates[520].date().isoformat(), "tickers": ["S00", "S01", "S02"]},
-        {"id": "e2", "date": dates[560].date().isoformat(), "tickers": ["S03", "S04", "S05"]},
-        {"id": "e3", "date": dates[600].date().isoformat(), "tickers": ["S06", "S07", "S08"]},
-        {"id": "e4", "date": dates[640].date().isoformat(), "tickers": ["S09"]},
-        *(extra_events or []),
-    ]
+    events = [*four_events(dates, ["S09"]), *(extra_events or [])]
     config = config_from_dict({
         "name": "batches", "benchmark": "MKT", "placebo_dates": 30, "windows": [[0, 0], [-1, 1], [0, 5]],
         "accept_breaks": accept_breaks, "events": events,
