@@ -26,6 +26,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from evstudy.models import SINGULAR_DET  # models.fit's rule, compiled in as a constant
 from evstudy.prices.locations import default_cache_dir
 
 NUMBA_DIR = "numba"
@@ -48,7 +49,6 @@ def _kernel(function: Callable[..., Any]) -> Any:
         numba.config.CACHE_DIR = saved
 
 MODEL_CODES = {"market": 0, "constant_mean": 1, "market_adjusted": 2}
-SINGULAR_DET = 1e-12  # |det| of the scale-free X'X below which a design is singular (models.fit)
 
 
 @_kernel

@@ -26,6 +26,8 @@ PARAM_NAMES: dict[str, tuple[str, ...]] = {
     "dimson": ("alpha", "beta_lag", "beta_0", "beta_lead"),
 }
 
+SINGULAR_DET = 1e-12  # |det| of the scale-free X'X below which a design is singular (fit; kernels.measure_rows)
+
 
 def param_names(model: ModelName, factor_names: tuple[str, ...] = ()) -> tuple[str, ...]:
     """Names of ``model``'s coefficients in the order of :attr:`ModelFit.params`."""
@@ -133,7 +135,7 @@ def fit(model: ModelName, stock: np.ndarray, market: np.ndarray) -> ModelFit:
     # such as decimal factor returns are not mistaken for a singular design.
     scale = np.sqrt(np.einsum("kpp->kp", xtx))
     scaled = xtx / np.where(scale > 0, scale, 1.0)[:, :, None] / np.where(scale > 0, scale, 1.0)[:, None, :]
-    det_ok = (scale > 0).all(axis=1) & (np.abs(np.linalg.det(scaled)) > 1e-12)
+    det_ok = (scale > 0).all(axis=1) & (np.abs(np.linalg.det(scaled)) > SINGULAR_DET)
     safe = np.where(det_ok[:, None, None], xtx, np.eye(p))
     xtx_inv = np.linalg.inv(safe)
     params = np.einsum("kpq,kq->kp", xtx_inv, xty)
