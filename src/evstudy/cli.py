@@ -612,8 +612,9 @@ def _reuse_freed_memory(one_arena: bool = False) -> None:
     mmap, and every one of its pages faults in anew (~13,000 faults, ~0.07 CPU s
     of a ~0.75 s scan, benchmarks/README.md). Blocks up to 32 MB now come from the
     heap, which is never trimmed while the (short-lived) process runs. A request
-    file's blocks run in two threads: ``one_arena`` has them allocate from the main
-    heap too, so the next block's ~10 MB arrays land in pages already mapped
+    file's blocks run in two threads, and a study's Corrado test of a large basket
+    in a second one: ``one_arena`` has those threads allocate from the main heap
+    too, so the next block's ~10 MB arrays land in pages already mapped
     (~110,000 fewer faults, ~0.6 of ~5.3 CPU s at 10^5 firm-events). Process-wide
     settings, so only the CLI, which owns its process, makes them; a notebook
     calling the library keeps its own. Not glibc: nothing to do.
