@@ -108,6 +108,9 @@ def test_the_report_keeps_its_compiled_template(tmp_path, monkeypatch):
 
     import jinja2
 
+    from evstudy.report import sections
+
+    sections._report_environment.cache_clear()  # built afresh under this test's EVSTUDY_CACHE
     compiled = []
     original = jinja2.Environment._compile
     monkeypatch.setattr(jinja2.Environment, "_compile", lambda self, *a: compiled.append(a[1]) or original(self, *a))

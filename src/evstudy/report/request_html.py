@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from evstudy.firm_events import RequestResults
 from evstudy.report.scan_html import plotly_js
-from evstudy.report.template_cache import compiled_template_cache
+from evstudy.report.sections import report_template
 
-TEMPLATE_DIR = Path(__file__).with_name("templates")
 _JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 COLORS = ("#2563eb", "#dc2626", "#059669", "#7c3aed", "#d97706", "#0891b2", "#db2777", "#65a30d")
@@ -219,14 +216,6 @@ def render_request_html(results: RequestResults, *, generated_at: dt.datetime | 
                for kind, count in kinds.value_counts().head(12).items()]
     sizes = fe.groupby("day0").size().sort_values(ascending=False, kind="stable").head(10)
     clustered = int((fe["cluster_size"] > 1).sum())
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATE_DIR),
-        autoescape=True,  # every template and string; a plain bool keeps the compiled-template cache key stable
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.bytecode_cache = compiled_template_cache(env)
     est = cfg.estimation_window
     context = {
         "version": results.version,
@@ -269,4 +258,4 @@ def render_request_html(results: RequestResults, *, generated_at: dt.datetime | 
         "parameters": json.dumps(cfg.to_dict(), indent=2),
         "plotly_js": Markup(plotly_js().replace("</script", "<\\/script")),
     }
-    return env.get_template("request.html.j2").render(**context)
+    return report_template("request.html.j2").render(**context)
