@@ -427,3 +427,21 @@ def test_ticker_absent_from_source_is_excluded(market):
     res = compute_study(cfg, PriceData(closes, "files", "synthetic", missing=("ZZZ",)))
     row = _fit(res, "ZZZ")
     assert row["status"] == "excluded" and "no prices" in row["reason"]
+
+
+def test_rebased_prices_have_no_base_when_day_0_is_the_first_session():
+    """Rebased = close / day -1's close x 100; with day 0 on the data's first session there is no day -1, so
+    rebased is missing (it was divided by the data's last close: a number for the report's chart that is wrong)."""
+    from helpers import market_model_returns
+
+    dates = nyse_dates(400, start="2022-01-03")
+    closes = closes_from_returns(market_model_returns(np.random.default_rng(1), 400, first_beta=0.6), dates)
+    config = config_from_dict({
+        "name": "first-day", "benchmark": "MKT", "estimation_window": [-300, 150], "windows": [[160, 162]],
+        "ar_span": [160, 162], "drift_window": [-3, -1],
+        "events": [{"id": "e", "date": dates[0].date().isoformat(), "tickers": ["S00"]}],
+    })
+    prices = compute_study(config, price_data(closes)).prices
+    assert len(prices) and prices["rebased"].isna().all()
+    s00 = prices[prices["ticker"] == "S00"]
+    assert_allclose(s00["close"].to_numpy(), closes["S00"].iloc[159:163].to_numpy())

@@ -591,12 +591,11 @@ def _study_event(
 
     price_rows = slice(i0 + span.start - 1, i0 + span.end + 1)
     shown = list(dict.fromkeys([*series.tickers, *series.markets, *filter(None, series.sectors)]))
-    # only the window's closes and day -1's (the base of the rebased prices); day 0 on the panel's first row
-    # takes its base from the panel's last row ([-1]), as before
-    first, stop = (min(price_rows.start, i0 - 1), price_rows.stop) if i0 >= 1 else (0, None)
-    shown_closes = arrays.stock_closes(shown, slice(first, stop))
+    # only the window's closes and day -1's, the base of the rebased prices (none when day 0 is the first row)
+    first = min(price_rows.start, i0 - 1) if i0 >= 1 else price_rows.start
+    shown_closes = arrays.stock_closes(shown, slice(first, price_rows.stop))
     window_closes = shown_closes[price_rows.start - first:price_rows.stop - first]
-    base = shown_closes[i0 - 1 - first]
+    base = shown_closes[i0 - 1 - first] if i0 >= 1 else np.full(len(shown), np.nan)
     rebased = window_closes / np.where(base > 0, base, np.nan) * 100.0
     price_rel = np.arange(span.start - 1, span.end + 1)
     prices = Rows.of(PRICE_COLUMNS, len(shown) * len(price_rel), {
