@@ -385,24 +385,31 @@ def _placebo_cells(
     # (exact integer sums either way); with many, each chunk's counts alone, not every chunk's moments held
     single = moments(chunks[0][0]) if len(chunks) == 1 else None
     rows = np.arange(n_draws)
-    window_sums = None  # one chunk: every draw's window sums, found once for the count rules and the fits
+
+    def block_step(series: np.ndarray) -> int:  # draws per block of the fits, at most BLOCK_CELLS cells
+        return max(1, BLOCK_CELLS // max(len(series), 1))
+
+    # One chunk whose fits take every draw in one block: every draw's window sums, found once for the count
+    # rules and the fits. Otherwise the count rules gather their two terms only.
+    window_sums = None
     if car_draws is not None:
         counted = np.zeros((n_draws, n_series), dtype=bool)
         for pairs, series, local in chunks:
             d = cell_rows(series, slice(None))
+            reuse = single is not None and block_step(series) >= n_draws
             if single is not None:
-                prefix, layout = single
-                est = _sums(prefix, d + estimation.start, d + estimation.end + 1, local)
-                span_n = _sums(prefix, d + span.start, d + span.end + 1, local, slice(0, 1))[0]
-                window_sums = (est, span_n)
-                n, zeros = est[0], est[layout.zero]
+                full, layout = single
+                prefix, zero_term = (full, layout.zero) if reuse else (full[:, [0, layout.zero]], 1)
             else:
                 y = stock[:, u_stock[pairs]]
                 x = regressors[:, u_reg[pairs]]
                 valid = np.isfinite(y) & (np.isfinite(x) if x.ndim == 2 else np.isfinite(x).all(axis=-1))
-                prefix = _prefix(np.stack([valid, valid & (y == 0.0)], axis=1).astype(float))
-                n, zeros = _sums(prefix, d + estimation.start, d + estimation.end + 1, local)
-                span_n = _sums(prefix, d + span.start, d + span.end + 1, local, slice(0, 1))[0]
+                prefix, zero_term = _prefix(np.stack([valid, valid & (y == 0.0)], axis=1).astype(float)), 1
+            est = _sums(prefix, d + estimation.start, d + estimation.end + 1, local)
+            span_n = _sums(prefix, d + span.start, d + span.end + 1, local, slice(0, 1))[0]
+            if reuse:
+                window_sums = (est, span_n)
+            n, zeros = est[0], est[zero_term]
             counted[:, series] = (n >= min_returns) & (zeros / np.maximum(n, 1) <= max_zero_share) & (
                 span_n == span_days)
         rows = np.asarray(car_draws(counted), dtype=np.int64)
@@ -414,11 +421,11 @@ def _placebo_cells(
     se = np.full_like(car, np.nan)
     for pairs, series, local in chunks:
         prefix, layout = single if single is not None else moments(pairs)
-        step = max(1, BLOCK_CELLS // max(len(series), 1))
+        step = block_step(series)
         for begin in range(0, n_draws, step):
             block = slice(begin, begin + step)
             d = cell_rows(series, block)
-            if window_sums is not None and begin == 0 and step >= n_draws:
+            if window_sums is not None:  # one chunk, one block: the count rules' sums
                 est, span_n = window_sums
             else:
                 est = _sums(prefix, d + estimation.start, d + estimation.end + 1, local)
