@@ -448,32 +448,34 @@ def kp_bmp_t(scar: np.ndarray, rbar: np.ndarray, pairs: np.ndarray) -> TestArray
 # numpy and scipy.special in place of scipy.stats, whose import costs ~0.5 CPU s of every study.
 
 
-def _row_ranks(values: np.ndarray, ties: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Average ranks along the last axis of a 2-D array, NaN omitted; also each row's ties.
+def _run_bounds(new_run: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For rows of sorted values, ``new_run`` marking each run's first position: the sorted position f where
+    each position's run of equal values starts and the position e where it ends (exclusive), per row."""
+    width = new_run.shape[-1]
+    position = np.arange(width)
+    start = np.maximum.accumulate(np.where(new_run, position, 0), axis=-1)
+    run_end = np.ones(new_run.shape, dtype=bool)
+    run_end[:, :-1] = new_run[:, 1:]
+    end = np.flip(np.minimum.accumulate(np.flip(np.where(run_end, position + 1, width), -1), axis=-1), -1)
+    return start, end
 
-    Returns the ranks (NaN where the value is NaN), each row's tie term
-    sum_g (t_g^3 - t_g) over its groups of t_g equal values, and whether the
-    row has a tie (both None without ``ties``). A run of equal values starting at sorted position f and
-    ending before e gets (f + 1 + e) / 2, the rule of ``scipy.stats.rankdata``.
+
+def _row_ranks(values: np.ndarray) -> np.ndarray:
+    """Average ranks along the last axis of a 2-D array, NaN omitted (and left NaN).
+
+    A run of equal values starting at sorted position f and ending before e
+    gets (f + 1 + e) / 2, the rule of ``scipy.stats.rankdata``.
     """
     rows, width = values.shape
     order = np.argsort(values, axis=-1)  # NaN sorts last; the order within ties does not change an average rank
     sorted_at = (order + (np.arange(rows, dtype=np.int64) * width)[:, None]).ravel()  # flat gathers: no fancy indices
     ordered = np.take(values.ravel(), sorted_at).reshape(rows, width)
-    valid = ~np.isnan(ordered)
     new_run = np.ones((rows, width), dtype=bool)
     new_run[:, 1:] = ordered[:, 1:] != ordered[:, :-1]  # NaN != NaN: each NaN its own run
-    position = np.arange(width)
-    start = np.maximum.accumulate(np.where(new_run, position, 0), axis=-1)
-    run_end = np.ones((rows, width), dtype=bool)
-    run_end[:, :-1] = new_run[:, 1:]
-    end = np.flip(np.minimum.accumulate(np.flip(np.where(run_end, position + 1, width), -1), axis=-1), -1)
+    start, end = _run_bounds(new_run)
     ranks = np.empty(rows * width)
-    ranks[sorted_at] = np.where(valid, 0.5 * (start + end + 1), np.nan).ravel()
-    if not ties:
-        return ranks.reshape(rows, width), None, None
-    size = np.where(new_run & valid, end - start, 0).astype(float)
-    return ranks.reshape(rows, width), (size**3 - size).sum(axis=-1), (size > 1).any(axis=-1)
+    ranks[sorted_at] = np.where(~np.isnan(ordered), 0.5 * (start + end + 1), np.nan).ravel()
+    return ranks.reshape(rows, width)
 
 
 def average_ranks(values: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -485,7 +487,7 @@ def average_ranks(values: np.ndarray, axis: int = -1) -> np.ndarray:
     moved = np.moveaxis(np.asarray(values, dtype=float), axis, -1)
     if moved.size == 0:
         return np.moveaxis(np.full(moved.shape, np.nan), -1, axis)
-    ranks, _, _ = _row_ranks(moved.reshape(-1, moved.shape[-1]), ties=False)
+    ranks = _row_ranks(moved.reshape(-1, moved.shape[-1]))
     return np.moveaxis(ranks.reshape(moved.shape), -1, axis)
 
 
@@ -567,7 +569,6 @@ def _signed_rank(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     the keys with the low bit set. Ranks are half-integers and W+ < 2^52, so
     every sum is exact, in any order.
     """
-    width = d.shape[-1]
     missing = np.isnan(d)
     keys = (np.abs(d).view(np.uint64) << np.uint64(1)) | (d > 0).astype(np.uint64)
     keys[missing] = _MISSING_KEY
@@ -576,11 +577,7 @@ def _signed_rank(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     valid = keys != _MISSING_KEY
     new_run = np.ones(keys.shape, dtype=bool)
     new_run[:, 1:] = magnitude[:, 1:] != magnitude[:, :-1]
-    position = np.arange(width)
-    start = np.maximum.accumulate(np.where(new_run, position, 0), axis=-1)
-    run_end = np.ones(keys.shape, dtype=bool)
-    run_end[:, :-1] = new_run[:, 1:]
-    end = np.flip(np.minimum.accumulate(np.flip(np.where(run_end, position + 1, width), -1), axis=-1), -1)
+    start, end = _run_bounds(new_run)
     positive = valid & ((keys & np.uint64(1)) == 1)
     w_plus = np.where(positive, 0.5 * (start + end + 1), 0.0).sum(axis=-1)
     size = np.where(new_run & valid, end - start, 0).astype(float)
@@ -599,7 +596,7 @@ def _signed_rank(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p[at] = np.minimum(1.0, 2 * np.minimum(upper[np.floor(w).astype(int)], lower[np.ceil(w).astype(int)]))
     permuted = np.flatnonzero((count >= 1) & (count <= 13) & tied)
     if len(permuted):
-        ranks, _, _ = _row_ranks(np.abs(d[permuted]), ties=False)
+        ranks = _row_ranks(np.abs(d[permuted]))
         for i, row in enumerate(permuted):
             n = int(count[row])
             flips = (np.arange(2**n)[:, None] >> np.arange(n)) & 1  # every sign pattern of the n ranks
