@@ -39,7 +39,7 @@ from evstudy.abnormal import AbnormalReturns, abnormal_returns, buy_and_hold, ca
 from evstudy.config import StudyConfig, Window
 from evstudy.errors import InsufficientDataError
 from evstudy.models import ModelFit, alpha_beta, exact_fit, fit, param_names
-from evstudy.returns import Glitches, nan_median, price_glitches, zero_share_of  # noqa: F401 - nan_median: tests import it here
+from evstudy.returns import Glitches, nan_median, zero_share_of  # noqa: F401 - nan_median: tests import it here
 from evstudy.tables import Rows
 
 BREAK_CRITICAL_5PCT = 1.358  # 5% quantile of sup|Brownian bridge| (Inclán & Tiao 1994, Table 1)
@@ -68,22 +68,16 @@ EXACT_FIT_REASON = (
 # --------------------------------------------------------------------------- screens
 
 
-def screen_reasons(
-    reasons: list[str], closes: np.ndarray, dates: pd.DatetimeIndex, jump_rows: int, fitted: ModelFit,
-    glitches: Glitches | None = None,
-) -> list[str]:
+def screen_reasons(reasons: list[str], glitches: Glitches, dates: pd.DatetimeIndex, fitted: ModelFit) -> list[str]:
     """Add the glitch and exact-fit screens to a study's exclusion reasons (one per series).
 
-    ``closes`` (days x series, invalid closes NaN) run from the day before the
-    estimation window to the last event day, ``jump_rows`` rows of them
-    before the event span. A glitch is named ahead of any other reason (it is
-    the cause), except that a series without prices stays "no prices"; an
-    exact fit is named where nothing else excluded the series. The scan
-    applies the same two screens (:func:`evstudy.returns.price_glitches`,
-    :func:`exact_fit`). ``glitches``: :func:`~evstudy.returns.price_glitches` of ``closes`` if the
-    caller has it already (a catalogue screens several events' closes in one call).
+    ``glitches``: :func:`~evstudy.returns.price_glitches` of the series' closes
+    (a catalogue screens several events' closes in one call), whose rows are
+    ``dates``. A glitch is named ahead of any other reason (it is the cause),
+    except that a series without prices stays "no prices"; an exact fit is
+    named where nothing else excluded the series. The scan applies the same two
+    screens (:func:`evstudy.returns.price_glitches`, :func:`exact_fit`).
     """
-    glitches = price_glitches(closes, jump_rows) if glitches is None else glitches
     exact = exact_fit(fitted)
     out = []
     for k, reason in enumerate(reasons):  # string choice per series; the screens above are vectorized

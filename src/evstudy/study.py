@@ -514,8 +514,7 @@ def _study_event(
     )
     reasons = [t if t and not r.startswith("no prices") else r for t, r in zip(trim_reasons(config, hyg), reasons)]
     window_rows = prepared.window_rows
-    reasons = screen_reasons(reasons, prepared.window_closes, days[window_rows], ev_rows.start - window_rows.start,
-                             fitted, glitches)
+    reasons = screen_reasons(reasons, glitches, days[window_rows], fitted)
     keep = np.array([r == "" for r in reasons], dtype=bool)
     if not keep.any():
         summary = "; ".join(f"{t}: {r}" for t, r in zip(series.tickers, reasons) if r)
