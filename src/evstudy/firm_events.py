@@ -502,8 +502,9 @@ def compute_block(
     keep = reason == ""
 
     kept = np.flatnonzero(keep)
+    car, se = car[:, kept], se[:, kept]
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = car[:, kept] / se[:, kept]
+        t = car / se
     alpha, beta = alpha_beta(fitted)
     table = rows.iloc[kept].reset_index(drop=True)
     table["alpha"], table["beta"], table["sigma"] = alpha[kept], beta[kept], np.sqrt(s2[kept])
@@ -537,7 +538,6 @@ def compute_block(
         else:
             g = named.index(name)
             sums[name] = GroupSums(rank_sum[g], rank_count[g], days, cluster[first:first + len(days)])
-    car, se = car[:, kept], se[:, kept]
     cars = _car_rows(table, windows, car, se, t, two_sided_t_pvalue(t, df[kept][None, :]))
     return BlockResult(table, cars, car, se, path[:, kept], varies, _excluded(rows, reason), sums)
 
