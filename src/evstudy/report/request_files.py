@@ -17,13 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from evstudy.firm_events import CAR_FILE_COLUMNS, GROUP_COLUMNS, REQUEST_TEST_COLUMNS, RequestResults
 from evstudy.report.request_html import render_request_html
-from evstudy.report.writing import FORMULA_LEADS, table_csv, write_output_set
+from evstudy.report.writing import neutralize_formula_columns, table_csv, write_output_set
 from evstudy.requests import EXCLUDED_COLUMNS
 
 REQUEST_OUTPUT_FILES = (
@@ -49,27 +48,6 @@ def _cars_table(results: RequestResults) -> pa.Table:
         index = table.schema.get_field_index(name)
         table = table.set_column(index, pa.field(name, pa.date32()), table.column(name).cast(pa.date32()))
     return table.replace_schema_metadata(schema.metadata)
-
-
-def _csv_table(table: pa.Table) -> pa.Table:
-    """cars.csv's cells: cars.parquet's ``table``, text cells a spreadsheet would run as a formula neutralized.
-
-    The rule of :func:`evstudy.report.writing.neutralize_formula_cells` (a leading ``'`` on a cell
-    starting with one of :data:`FORMULA_LEADS`), checked by Arrow on whole
-    columns; columns without such a cell are the table's as they are.
-    """
-    for index, field in enumerate(table.schema):
-        if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
-            continue
-        column = table.column(index)
-        risky = pc.starts_with(column, FORMULA_LEADS[0])
-        for lead in FORMULA_LEADS[1:]:
-            risky = pc.or_(risky, pc.starts_with(column, lead))
-        if pc.any(risky).as_py():
-            quote, nothing = pa.scalar("'", field.type), pa.scalar("", field.type)
-            safe = pc.if_else(risky, pc.binary_join_element_wise(quote, column, nothing), column)
-            table = table.set_column(index, field.name, safe)
-    return table
 
 
 class _Chunks:
@@ -99,13 +77,13 @@ def _csv_part(cars: pa.Table, header: bool) -> list[bytes]:
     """Rows of cars.csv from rows of cars.parquet's ``cars``, by Arrow's C++ writer (pandas' to_csv formats
     ~6 M cells in Python), as consecutive chunks of the file.
 
-    Text cells are neutralized (:func:`_csv_table`); numbers are written in
+    Text cells are neutralized (:func:`~evstudy.report.writing.neutralize_formula_columns`); numbers are written in
     their shortest round-trip form, missing ones as empty cells, dates as
     YYYY-MM-DD: the cells a spreadsheet or ``pd.read_csv`` reads back as the
     same values.
     """
     out = _Chunks()
-    pa_csv.write_csv(_csv_table(cars), out, pa_csv.WriteOptions(quoting_style="needed", include_header=header))
+    pa_csv.write_csv(neutralize_formula_columns(cars), out, pa_csv.WriteOptions(quoting_style="needed", include_header=header))
     return out.parts
 
 

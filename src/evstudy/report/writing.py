@@ -45,6 +45,7 @@ from evstudy.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd  # imported where a frame is written: the scan writes its set without pandas
+    import pyarrow as pa
 
 MANIFEST = ".evstudy-outputs.json"
 # Every file name any evstudy command writes: a folder holding only these is an earlier run's
@@ -96,6 +97,28 @@ def neutralize_formula_cells(frame: pd.DataFrame) -> pd.DataFrame:
     if not changed:
         return frame
     return frame.assign(**changed)
+
+
+def neutralize_formula_columns(table: pa.Table) -> pa.Table:
+    """:func:`neutralize_formula_cells` for an Arrow table, checked by Arrow on whole columns (no Python per cell).
+
+    Columns without a risky cell are the table's as they are.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for index, field in enumerate(table.schema):
+        if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
+            continue
+        column = table.column(index)
+        risky = pc.starts_with(column, FORMULA_LEADS[0])
+        for lead in FORMULA_LEADS[1:]:
+            risky = pc.or_(risky, pc.starts_with(column, lead))
+        if pc.any(risky).as_py():
+            quote, nothing = pa.scalar("'", field.type), pa.scalar("", field.type)
+            safe = pc.if_else(risky, pc.binary_join_element_wise(quote, column, nothing), column)
+            table = table.set_column(index, field.name, safe)
+    return table
 
 
 def table_csv(frame: pd.DataFrame, **to_csv: object) -> str:
