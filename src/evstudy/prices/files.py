@@ -386,8 +386,8 @@ def _frame(wide: _Wide, columns: list[str]) -> pd.DataFrame:
     """
     has_data = ~np.isnan(wide.values).all(axis=1)
     values, days = wide.values, wide.days
-    if not has_data.all():
-        values, days = values[has_data], days[has_data]
+    if not has_data.all():  # rows dropped through the transpose: the kept rows come out column-major, one copy
+        values, days = values.T.compress(has_data, axis=1).T, days[has_data]
     index = pd.DatetimeIndex(days.astype("datetime64[D]").astype("datetime64[ns]"), name="date")
     return pd.DataFrame(np.asfortranarray(values), index=index, columns=columns, copy=False)
 
