@@ -528,11 +528,6 @@ def _car_rows(
     })
 
 
-def _subset(fitted: ModelFit, cols: np.ndarray) -> ModelFit:
-    return ModelFit(fitted.model, fitted.params[cols], fitted.xtx_inv[cols], fitted.s2[cols], fitted.n[cols],
-                    fitted.df[cols], fitted.r2[cols], fitted.residuals[:, cols])
-
-
 def robustness_windows(config: StudyConfig) -> list[Window]:
     """Day 0 and every event window: what the market-adjusted robustness table covers."""
     return list(dict.fromkeys([Window(0, 0), *config.windows]))
@@ -567,7 +562,7 @@ def comparison_table(
     dates = hyg.dates
     for label, fitted, first in (("full window", hyg.full, np.zeros(len(tickers), dtype=int)),
                                  ("active part", hyg.active, hyg.active_row)):  # two fits, not a loop over series
-        sub = _subset(fitted, cols)
+        sub = fitted.series(cols)
         ar = abnormal_returns(sub, ev.stock[:, cols], ev.x[:, cols], ev.rel_days, offset=ev.offset[:, cols])
         alpha, beta = alpha_beta(sub)
         used = hyg.trimmed[cols] == (label == "active part")

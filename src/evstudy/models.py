@@ -77,6 +77,13 @@ class ModelFit:
     def sigma(self) -> np.ndarray:
         return np.sqrt(self.s2)
 
+    def series(self, cols: slice | np.ndarray, contiguous: bool = False) -> ModelFit:
+        """The fit of the series ``cols`` (positions or a mask) alone; ``contiguous``: residuals row-major,
+        laid out as a fit of those series would lay them out (so later sums over them run in its order)."""
+        residuals = self.residuals[:, cols]
+        return ModelFit(self.model, self.params[cols], self.xtx_inv[cols], self.s2[cols], self.n[cols],
+                        self.df[cols], self.r2[cols], np.ascontiguousarray(residuals) if contiguous else residuals)
+
 
 def _moments_one_regressor(
     model: ModelName, n: np.ndarray, m: np.ndarray, y: np.ndarray

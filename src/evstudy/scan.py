@@ -433,13 +433,6 @@ def _last_valid(values: np.ndarray) -> np.ndarray:
     return np.where(valid[row, cols], values[row, cols], np.nan)
 
 
-def _subset(fitted: ModelFit, keep: np.ndarray) -> ModelFit:
-    return ModelFit(
-        fitted.model, fitted.params[keep], fitted.xtx_inv[keep], fitted.s2[keep], fitted.n[keep],
-        fitted.df[keep], fitted.r2[keep], fitted.residuals[:, keep],
-    )
-
-
 def run_scan(config: ScanConfig, data: PriceData) -> ScanResults:
     """Scan every ticker of ``data`` around ``config.event``; rank by day-0 AR.
 
@@ -671,7 +664,7 @@ def _screen(
     market_est = np.broadcast_to(market[est, None], (est.stop - est.start, len(picked)))
     fitted = fit(config.model, stock_est[:, picked], market_est)
     if len(cand) == 1:
-        fitted = _subset(fitted, np.array([True, False]))
+        fitted = fitted.series(np.array([True, False]))
     fittable = np.isfinite(fitted.s2) & (fitted.s2 > 0) & np.isfinite(fitted.params).all(axis=1)
     fittable &= ~exact_fit(fitted)
     dropped_by[cand[~fittable]] = FILTER_CODE["unfittable"]
@@ -679,7 +672,7 @@ def _screen(
     gap = ~np.isfinite(stock_ev).all(axis=0)
     dropped_by[cand[fittable & gap]] = FILTER_CODE["event_gap"]
     keep = fittable & ~gap
-    return _Block(dropped_by, zero_share, close_before, start + cand[keep], _subset(fitted, keep), stock_ev[:, keep])
+    return _Block(dropped_by, zero_share, close_before, start + cand[keep], fitted.series(keep), stock_ev[:, keep])
 
 
 def _provenance(data: PriceData) -> dict[str, Any]:

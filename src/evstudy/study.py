@@ -388,12 +388,6 @@ def _event_inputs(
                         market_all, model_notes, window_rows, arrays.stock_closes(series.tickers, window_rows))
 
 
-def _fit_columns(fitted: ModelFit, cols: slice) -> ModelFit:
-    """The series ``cols`` of a fit, laid out as a fit of those series alone (residuals row-major)."""
-    return ModelFit(fitted.model, fitted.params[cols], fitted.xtx_inv[cols], fitted.s2[cols], fitted.n[cols],
-                    fitted.df[cols], fitted.r2[cols], np.ascontiguousarray(fitted.residuals[:, cols]))
-
-
 def _diagnostics_columns(diag: WindowDiagnostics, cols: slice) -> WindowDiagnostics:
     def breaks(test: BreakTest) -> BreakTest:
         return BreakTest(test.statistic[cols], test.start[cols], test.before[cols], test.after[cols])
@@ -405,11 +399,11 @@ def _diagnostics_columns(diag: WindowDiagnostics, cols: slice) -> WindowDiagnost
 
 def _hygiene_columns(hyg: Hygiene, cols: slice, dates: pd.DatetimeIndex) -> Hygiene:
     """One event's :class:`~evstudy.diagnostics.Hygiene` from that of several events' series side by side."""
-    full = _fit_columns(hyg.full, cols)
+    full = hyg.full.series(cols, contiguous=True)
     full_diag = _diagnostics_columns(hyg.full_diag, cols)
     return Hygiene(
-        hyg.tickers[cols], full, _fit_columns(hyg.fitted, cols),
-        full if hyg.active is hyg.full else _fit_columns(hyg.active, cols), full_diag,
+        hyg.tickers[cols], full, hyg.fitted.series(cols, contiguous=True),
+        full if hyg.active is hyg.full else hyg.active.series(cols, contiguous=True), full_diag,
         full_diag if hyg.used_diag is hyg.full_diag else _diagnostics_columns(hyg.used_diag, cols),
         hyg.first_row[cols], hyg.active_row[cols], hyg.how[cols], hyg.compare[cols],
         np.ascontiguousarray(hyg.used_stock[:, cols]), dates,
@@ -544,7 +538,7 @@ def _study_event(
         "reason": np.array(reasons, dtype=object),
     }, repeat_text=True)
 
-    sub = _subset_fit(fitted, keep)
+    sub = fitted.series(keep)
     ar = abnormal_returns(sub, stock_ev[:, keep], x_ev[:, keep], rel_days, offset=inputs.offset[ev_rows][:, keep])
     stats = car_stats(sub, ar, list(config.windows))
     paths = car_paths(sub, ar)
@@ -666,13 +660,6 @@ def _estimation_starts(est_dates: pd.DatetimeIndex, first_row: np.ndarray) -> np
         return pd.NaT
     dates = np.asarray(est_dates)
     return np.where(first_row < len(dates), dates[np.minimum(first_row, len(dates) - 1)], np.datetime64("NaT"))
-
-
-def _subset_fit(fitted: ModelFit, keep: np.ndarray) -> ModelFit:
-    return ModelFit(
-        fitted.model, fitted.params[keep], fitted.xtx_inv[keep], fitted.s2[keep], fitted.n[keep],
-        fitted.df[keep], fitted.r2[keep], fitted.residuals[:, keep],
-    )
 
 
 def compute_study(config: StudyConfig, data: PriceData, factors: FactorData | None = None) -> StudyResults:
