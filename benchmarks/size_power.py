@@ -61,11 +61,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from evstudy.abnormal import abnormal_returns, car_stats  # noqa: E402
+from evstudy.abnormal import abnormal_returns, car_stats, window_selectors  # noqa: E402
 from evstudy.config import Window  # noqa: E402
 from evstudy.inference import (  # noqa: E402
     TEST_IDS, TEST_LABELS, CrossSection, cross_section_tests, equal_weighted, placebo_test, portfolio_t,
-    window_selectors,
 )
 from evstudy.models import fit  # noqa: E402
 from evstudy.placebo import SeriesPlacebo, basket_placebo, candidate_days, series_placebo  # noqa: E402

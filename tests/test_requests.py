@@ -21,12 +21,13 @@ from scipy import stats
 from scipy.stats import rankdata
 
 from evstudy.cli import cli
+from evstudy.abnormal import window_selectors
 from evstudy.config import Window, ad_hoc_config, load_config
 from evstudy.errors import ConfigError, InsufficientDataError
 from evstudy.firm_events import (
     GroupSums, corrado_from_sums, rank_sums, run_request,
 )
-from evstudy.inference import corrado_rank, generalized_sign, generalized_sign_from_shares, window_selectors
+from evstudy.inference import corrado_rank, generalized_sign, generalized_sign_from_shares
 from evstudy.requests import RequestConfig, read_request
 from evstudy.study import compute_study
 

@@ -13,6 +13,7 @@ model's residual degrees of freedom (L1 - 2 for the market model).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,11 +94,16 @@ def car_stats(fitted: ModelFit, ar: AbnormalReturns, windows: list[Window]) -> C
     return CarStats(car, se, t, two_sided_t_pvalue(t, fitted.df[None, :]), days)
 
 
+def window_selectors(rel_days: np.ndarray, windows: Sequence[Window]) -> np.ndarray:
+    """(windows x event days) 0/1 matrix: which event-span days each window sums (one pass for all windows)."""
+    rel = np.asarray(rel_days)
+    starts, ends = np.array([[w.start, w.end] for w in windows], dtype=np.int64).reshape(-1, 2).T
+    return ((rel >= starts[:, None]) & (rel <= ends[:, None])).astype(float)
+
+
 def _car_se(fitted: ModelFit, ar: AbnormalReturns, windows: list[Window]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CAR, its standard error (MacKinlay 1997, eq. 10-11) and the day count L2, per (window, series)."""
-    rel = ar.rel_days
-    starts, ends = np.array([[w.start, w.end] for w in windows], dtype=np.int64).reshape(-1, 2).T
-    selector = ((rel >= starts[:, None]) & (rel <= ends[:, None])).astype(float)  # (nw, W), one pass for all windows
+    selector = window_selectors(ar.rel_days, windows)
     car = selector @ ar.abnormal
     days = selector.sum(axis=1)
     X = design(fitted.model, ar.market)
@@ -137,8 +143,7 @@ def buy_and_hold(ar: AbnormalReturns, windows: list[Window]) -> BuyAndHold:
     is given: BHARs are skewed, and their t-tests are misspecified (Lyon,
     Barber & Tsai 1999, JF 54(1)).
     """
-    rel = ar.rel_days
-    selector = np.array([(rel >= w.start) & (rel <= w.end) for w in windows], dtype=bool)[:, :, None]  # (nw, W, 1)
+    selector = window_selectors(ar.rel_days, windows).astype(bool)[:, :, None]  # (nw, W, 1)
     grown = np.where(selector, 1.0 + ar.actual[None], 1.0).prod(axis=1) - 1.0
     normal = np.where(selector, 1.0 + ar.expected[None], 1.0).prod(axis=1) - 1.0
     return BuyAndHold(grown, normal, grown - normal)

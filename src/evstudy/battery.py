@@ -19,12 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from evstudy.abnormal import AbnormalReturns, CarStats
+from evstudy.abnormal import AbnormalReturns, CarStats, window_selectors
 from evstudy.calendar import locate_day_zero
 from evstudy.config import EventSpec, StudyConfig, Window
 from evstudy.inference import (
     TEST_IDS, CrossSection, TestResult, cross_section_tests, equal_weighted, placebo_test,
-    portfolio_t, undefined, window_selectors,
+    portfolio_t, undefined,
 )
 from evstudy.models import ModelFit
 from evstudy.placebo import PLACEBO_LOOKBACK, BasketPlacebo, basket_placebos, candidate_days, draw_days

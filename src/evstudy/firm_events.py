@@ -37,13 +37,13 @@ import pyarrow as pa
 
 from evstudy._version import __version__
 from evstudy import kernels
-from evstudy.abnormal import two_sided_t_pvalue
+from evstudy.abnormal import two_sided_t_pvalue, window_selectors
 from evstudy.config import Window
 from evstudy.diagnostics import EXACT_FIT_REASON, exact_fit, flat_benchmark_reason
 from evstudy.errors import DataSourceError, InsufficientDataError
 from evstudy.inference import (
     TEST_LABELS, TestArrays, _explain, _finalize, _notes, bmp_t, cs_t, generalized_sign_from_shares, kp_bmp_t,
-    kp_patell_z, normal_pvalue, patell_z, standardized_cars, wilcoxon, window_selectors,
+    kp_patell_z, normal_pvalue, patell_z, standardized_cars, wilcoxon,
 )
 from evstudy.models import ModelFit, alpha_beta, param_names
 from evstudy.prices.base import PriceData

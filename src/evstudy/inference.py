@@ -611,12 +611,6 @@ def _signed_rank(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- rank and sign tests
 
 
-def window_selectors(rel_days: np.ndarray, windows: Sequence[Window]) -> np.ndarray:
-    """(windows x event days) 0/1 matrix: which event-span days each window sums."""
-    rel = np.asarray(rel_days)
-    return np.array([(rel >= w.start) & (rel <= w.end) for w in windows], dtype=float)
-
-
 def _flat_positions(index: np.ndarray) -> np.ndarray:
     """Positions in a C-ordered array of ``index``'s shape (..., T, N) of the cells [..., index[..., t, j], j].
 
@@ -676,7 +670,7 @@ def corrado_rank(est_ar: np.ndarray, event_ar: np.ndarray, selectors: np.ndarray
     Notes
     -----
     Shapes: ``est_ar`` (..., L, N) and ``event_ar`` (..., W, N), NaN where
-    missing; ``selectors`` (windows x W) from :func:`window_selectors`.
+    missing; ``selectors`` (windows x W) from :func:`~evstudy.abnormal.window_selectors`.
     Returns (..., windows). For each window separately, each series' ARs
     over the estimation window and THAT window's days (the rank pool of R's
     estudy2, so a window's statistic does not depend on which other windows
@@ -1134,7 +1128,7 @@ class CrossSection:
     The last axis is the members (NaN = absent). ``car`` and ``se`` are
     (..., windows, N); ``df`` (..., N); ``est_ar`` the estimation-window
     residuals (..., L, N); ``event_ar`` the event-span ARs (..., W, N);
-    ``selectors`` (windows x W) from :func:`window_selectors`.
+    ``selectors`` (windows x W) from :func:`~evstudy.abnormal.window_selectors`.
     """
 
     car: np.ndarray
