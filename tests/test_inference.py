@@ -20,12 +20,11 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats
 
-from evstudy.abnormal import abnormal_returns, car_paths, car_stats
+from evstudy.abnormal import abnormal_returns, car_paths, car_stats, window_selectors
 from evstudy.config import Window, config_from_dict
 from evstudy.inference import (
     TEST_IDS, CrossSection, bmp_t, bmp_t_statistic, corrado_rank, cross_section_tests, cs_t, equal_weighted, generalized_sign, kp_bmp_t,
     MIN_COMMON_DAYS, grank_t, mean_residual_correlation, patell_z, portfolio_t, sign_binomial, wilcoxon,
-    window_selectors,
 )
 from evstudy.models import fit
 from evstudy.report.files import results_json
