@@ -1167,19 +1167,12 @@ def cross_section_tests(data: CrossSection) -> dict[str, TestArrays]:
     else:
         tests = _other_cross_section_tests(data)
         tests["corrado_rank"] = corrado_rank(*corrado)
-    return {name: tests[name] for name in CROSS_SECTION_IDS}
+    return {name: tests[name] for name in TEST_IDS if name in tests}  # in the battery's order
 
 
 def _cpus() -> int:
     """The CPUs this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-CROSS_SECTION_IDS = (
-    "cs_t", "patell_z", "bmp_t", "kp_patell_z", "kp_bmp_t", "corrado_rank", "grank_t", "generalized_sign",
-    "sign_binomial", "wilcoxon", "std_portfolio_t",
-)
-"""The tests of :func:`cross_section_tests`, in its order."""
 
 
 def _other_cross_section_tests(data: CrossSection) -> dict[str, TestArrays]:
