@@ -190,13 +190,6 @@ def _mean_t_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return n, sd, scale, mean / np.where(sd > 0, sd, np.nan) * np.sqrt(n)
 
 
-def _mean_t_statistic(x: np.ndarray) -> np.ndarray:
-    """:func:`_mean_t`'s statistic alone, NaN in the same cells (fewer than 2 values, zero spread, not finite:
-    a finite t has a finite p), without the p-value and the notes it does not need."""
-    n, sd, scale, t = _mean_t_parts(x)
-    return np.where((n < 2) | _zero_spread(sd, scale) | ~np.isfinite(t), np.nan, t)
-
-
 # --------------------------------------------------------------------------- parametric tests
 
 
@@ -266,8 +259,10 @@ def bmp_t(scar: np.ndarray) -> TestArrays:
 def bmp_t_statistic(scar: np.ndarray) -> np.ndarray:
     """:func:`bmp_t`'s statistic alone, bit for bit and NaN in the same cells: for the placebo, which draws
     ~300 pseudo-days an event and keeps no p-value or note (their Student-t CDF and text cost a
-    200-event catalogue ~0.08 CPU s; benchmarks/README.md, catalogue, tenth round)."""
-    return _mean_t_statistic(scar)
+    200-event catalogue ~0.08 CPU s; benchmarks/README.md, catalogue, tenth round). NaN where :func:`_mean_t`
+    gives none: fewer than 2 values, zero spread, not finite (a finite t has a finite p)."""
+    n, sd, scale, t = _mean_t_parts(scar)
+    return np.where((n < 2) | _zero_spread(sd, scale) | ~np.isfinite(t), np.nan, t)
 
 
 def mean_residual_correlation(
