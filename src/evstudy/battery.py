@@ -295,7 +295,7 @@ def battery_tables(config: StudyConfig, events: list[list[BasketBattery]]) -> li
     windows = config.windows
     tested = [b for baskets in events for b in baskets if b.section is not None]
     _portfolio_results(config.model, windows, tested)
-    for basket, cross in zip(tested, _cross_section_results([b.section for b in tested if b.section is not None])):
+    for basket, cross in zip(tested, _cross_section_results([b.section for b in tested])):
         basket.results.update(cross.results)
         if basket.placebo is not None:
             dist = basket.placebo
