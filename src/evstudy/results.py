@@ -110,8 +110,8 @@ class StudyResults:
     def to_dict(self, *, table: Callable[[pd.DataFrame], Any] | None = None) -> dict[str, Any]:
         """A JSON-ready dict (NaN becomes null) with parameters, provenance and every table.
 
-        Tables are lists of row dicts (:func:`records`); a writer may pass ``table=column_table`` to get
-        each as a :class:`ColumnTable` instead (the same values, no dict per row).
+        Tables are lists of row dicts (:func:`records`); a writer may pass ``table`` to get each frame in
+        another form standing for the same rows (results.json's writer builds them as it encodes).
         """
         records = table or _records_of
         return {
@@ -192,16 +192,11 @@ _records_of = records  # to_dict's default, under a name its ``table`` argument'
 
 @dataclass(frozen=True)
 class ColumnTable:
-    """A table's JSON-ready values column by column: :func:`records` without a dict per row (for fast writers).
-
-    ``finite``: no value anywhere in ``columns`` can be NaN or ±inf (every column is of a type whose
-    cleaning turns those into None; a column of other Python objects may hold them inside lists).
-    """
+    """A table's JSON-ready values column by column: :func:`records` without a dict per row (for fast writers)."""
 
     names: list[Any]
     columns: list[list[Any]]
     rows: int
-    finite: bool = False
 
     def records(self) -> list[dict[str, Any]]:
         """The row dicts :func:`records` gives for the same frame."""
@@ -213,7 +208,7 @@ class ColumnTable:
 def column_table(frame: pd.DataFrame) -> ColumnTable:
     """``frame``'s JSON-ready columns (each as :func:`records` cleans it), for writers that need no row dicts."""
     return ColumnTable(list(frame.columns), [_clean_column(frame.iloc[:, i]) for i in range(frame.shape[1])],
-                       len(frame), cleans_to_finite(frame))
+                       len(frame))
 
 
 def cleans_to_finite(frame: pd.DataFrame) -> bool:

@@ -100,7 +100,7 @@ def _all_finite(value: Any) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
     if isinstance(value, ColumnTable):
-        return value.finite or all(map(_all_finite, value.columns))
+        return all(map(_all_finite, value.columns))
     if isinstance(value, FrameTable):
         return cleans_to_finite(value.frame) or _all_finite(column_table(value.frame))
     if isinstance(value, dict):
