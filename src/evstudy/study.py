@@ -236,38 +236,37 @@ def _exclusion_reasons(
 ) -> list[str]:
     """Why each series cannot be used ("" when it can), checked in a fixed order."""
     est = config.estimation_window
-    with np.errstate(invalid="ignore"):  # the checks below, at once: most series pass every one
-        usable = ~(fitted.n < config.min_estimation_returns) & ~(zero_share > config.max_zero_share) & np.isfinite(
-            fitted.s2) & (fitted.s2 > 0) & np.isfinite(fitted.params).all(axis=1) & (
-            np.isfinite(market_event).all(axis=0)) & np.isfinite(stock_event).all(axis=0)
-    reasons = []
-    for k, (ticker, passes) in enumerate(zip(series.tickers, usable.tolist())):
-        bench = series.benchmarks[k]
-        if passes and ticker not in missing and ticker not in never_priced:
-            reasons.append("")
-        elif ticker in missing or ticker in never_priced:
-            reasons.append(f"no prices: {missing[ticker]}" if missing.get(ticker) else "no prices in the data source")
-        elif fitted.n[k] < config.min_estimation_returns:
-            reasons.append(
+    with np.errstate(invalid="ignore"):  # each rule once, for every series: most pass them all
+        too_few = fitted.n < config.min_estimation_returns
+        too_flat = zero_share > config.max_zero_share
+        unfitted = ~(np.isfinite(fitted.s2) & (fitted.s2 > 0) & np.isfinite(fitted.params).all(axis=1))
+    bench_gap = ~np.isfinite(market_event).all(axis=0)
+    stock_gap = ~np.isfinite(stock_event).all(axis=0)
+    unpriced = np.array([t in missing or t in never_priced for t in series.tickers], dtype=bool)
+    reasons = [""] * len(series.tickers)
+    for k in np.flatnonzero(unpriced | too_few | too_flat | unfitted | bench_gap | stock_gap).tolist():
+        ticker, bench = series.tickers[k], series.benchmarks[k]
+        if unpriced[k]:
+            reasons[k] = f"no prices: {missing[ticker]}" if missing.get(ticker) else "no prices in the data source"
+        elif too_few[k]:
+            reasons[k] = (
                 f"only {int(fitted.n[k])} valid returns in the estimation window {est.label} "
                 f"(needs {config.min_estimation_returns})"
             )
-        elif zero_share[k] > config.max_zero_share:
-            reasons.append(
+        elif too_flat[k]:
+            reasons[k] = (
                 f"{zero_share[k]:.0%} of estimation-window returns are exactly zero (allowed: "
                 f"{config.max_zero_share:.0%}): flat, halted or thinly traded"
             )
-        elif not (np.isfinite(fitted.s2[k]) and fitted.s2[k] > 0 and np.all(np.isfinite(fitted.params[k]))):
-            reasons.append("the model cannot be fitted: no variation in the estimation window")
-        elif not np.all(np.isfinite(market_event[:, k])):
+        elif unfitted[k]:
+            reasons[k] = "the model cannot be fitted: no variation in the estimation window"
+        elif bench_gap[k]:
             gaps = [f"{event_dates[i].date()} (day {_day(rel_days[i])})" for i in np.flatnonzero(~np.isfinite(market_event[:, k]))]
-            reasons.append(f"benchmark {bench} has no return on {', '.join(gaps[:3])} in the event window")
-        elif not np.all(np.isfinite(stock_event[:, k])):
+            reasons[k] = f"benchmark {bench} has no return on {', '.join(gaps[:3])} in the event window"
+        else:
             gaps = [f"{event_dates[i].date()} (day {_day(rel_days[i])})" for i in np.flatnonzero(~np.isfinite(stock_event[:, k]))]
             more = f" and {len(gaps) - 3} more" if len(gaps) > 3 else ""
-            reasons.append(f"no return on {', '.join(gaps[:3])}{more} in the event window")
-        else:
-            reasons.append("")
+            reasons[k] = f"no return on {', '.join(gaps[:3])}{more} in the event window"
     return reasons
 
 
