@@ -126,8 +126,9 @@ def window_values(results: RequestResults, column: str) -> np.ndarray:
     return values.reshape(len(results.firm_events), len(results.config.windows))
 
 
-def histogram_figure(results: RequestResults) -> dict[str, Any]:
-    """Binned CAR counts per window (a menu picks the window), one bar trace per group.
+def histogram_figure(results: RequestResults, car: np.ndarray) -> dict[str, Any]:
+    """Binned CAR counts per window (a menu picks the window), one bar trace per group; ``car`` is
+    :func:`window_values` of "car".
 
     Each window has its own robust axis (:func:`robust_axis`); its title says
     how many firm-events lie outside it.
@@ -135,7 +136,6 @@ def histogram_figure(results: RequestResults) -> dict[str, Any]:
     windows = results.config.windows
     groups = [g for g in results.groups["group"].unique() if g != "(all)"][:MAX_GROUP_LINES]
     # Plain arrays, (firm-events x windows): selecting 10^5-row frames per window and group would copy every column.
-    car = window_values(results, "car")
     codes, names = pd.factorize(results.firm_events["group"])
     group_code = {name: i for i, name in enumerate(names)}
     traces, buttons, titles = [], [], []
@@ -183,10 +183,11 @@ def _headline_rows(results: RequestResults) -> list[dict[str, Any]]:
 EVENT_COLUMNS = ["event_id", "ticker", "date", "day0", "group", "car", "t", "p_value", "overlaps", "cluster_size"]
 
 
-def _event_frame(results: RequestResults, positions: np.ndarray) -> pd.DataFrame:
-    """:data:`EVENT_COLUMNS` of the firm-events at ``positions``, with the CAR, t and p of the first window."""
+def _event_frame(results: RequestResults, values: dict[str, np.ndarray], positions: np.ndarray) -> pd.DataFrame:
+    """:data:`EVENT_COLUMNS` of the firm-events at ``positions``, with the CAR, t and p of the first window
+    (``values``: :func:`window_values` of each)."""
     fe = results.firm_events.iloc[positions]
-    head = {c: window_values(results, c)[positions, 0] for c in ("car", "t", "p_value")}
+    head = {c: values[c][positions, 0] for c in ("car", "t", "p_value")}
     return pd.DataFrame({c: head[c] if c in head else fe[c].to_numpy() for c in EVENT_COLUMNS})
 
 
@@ -207,9 +208,10 @@ def render_request_html(results: RequestResults, *, generated_at: dt.datetime | 
     n_main = len(fe)
     # Positions of the firm-events by CAR and by |t| in the first window, descending, ties in firm-event order:
     # only the listed rows become frames.
-    by_car = np.argsort(-window_values(results, "car")[:, 0], kind="stable")
+    values = {c: window_values(results, c) for c in ("car", "t", "p_value")}  # each column copied out once
+    by_car = np.argsort(-values["car"][:, 0], kind="stable")
     top, bottom = split_movers(pd.Series(by_car)) if n_main > ALL_MOVERS else (by_car[:0], by_car[:0])
-    strongest = _event_frame(results, np.argsort(-np.abs(window_values(results, "t")[:, 0]), kind="stable")[:TABLE_ROWS])
+    strongest = _event_frame(results, values, np.argsort(-np.abs(values["t"][:, 0]), kind="stable")[:TABLE_ROWS])
     excluded = results.excluded
     kinds = excluded["reason"].str.replace(r"[0-9][0-9,.%-]*", "#", regex=True)
     reasons = [{"kind": kind, "count": f"{count:,}", "example": excluded.loc[kinds == kind, "reason"].iat[0]}
@@ -242,15 +244,15 @@ def render_request_html(results: RequestResults, *, generated_at: dt.datetime | 
         "tests": [{**r, "statistic": _num(r["statistic"], 3), "p_value": _p(r["p_value"]), "n": f"{r['n']:,}",
                    "window": f"[{r['window_start']:+d},{r['window_end']:+d}]".replace("+0", "0")}
                   for r in results.tests.to_dict(orient="records")],
-        "movers_all": _event_rows(_event_frame(results, by_car)) if n_main <= ALL_MOVERS else None,
-        "top": _event_rows(_event_frame(results, np.asarray(top))),
-        "bottom": _event_rows(_event_frame(results, np.asarray(bottom))),
+        "movers_all": _event_rows(_event_frame(results, values, by_car)) if n_main <= ALL_MOVERS else None,
+        "top": _event_rows(_event_frame(results, values, np.asarray(top))),
+        "bottom": _event_rows(_event_frame(results, values, np.asarray(bottom))),
         "table": _event_rows(strongest),
         "table_rows": f"{len(strongest):,}",
         "table_total": f"{n_main:,}",
         "reasons": reasons,
         "path_json": _json(path_figure(results)),
-        "hist_json": _json(histogram_figure(results)) if n_main >= MIN_DISTRIBUTION else None,
+        "hist_json": _json(histogram_figure(results, values["car"])) if n_main >= MIN_DISTRIBUTION else None,
         "min_distribution": MIN_DISTRIBUTION,
         "n_main": f"{n_main:,}",
         "notes": list(results.notes),
